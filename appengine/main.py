@@ -1,0 +1,95 @@
+"""The recorder's Flask application factory: `/socket` for Vonage audio and `/healthz`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from flask import Flask, jsonify
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from shared.logs import configure_logging
+from shared.services import Services, build_services
+from shared.settings import Settings
+from shared.streams import StreamClosed, StreamContext, run_stream
+
+__all__ = ["create_app", "production_app"]
+
+log = logging.getLogger(__name__)
+
+# The largest 20 ms frame is 960 bytes (24 kHz); a frame far past that is not audio.
+MAX_FRAME_BYTES = 64 * 1024
+
+
+class _VonageSocket:
+    """flask-sock's socket, with a disconnect raised as StreamClosed so the recorder sees it."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    def receive(self, timeout: float | None = None) -> str | bytes | None:
+        try:
+            message: str | bytes | None = self.ws.receive(timeout=timeout)
+        except ConnectionClosed as err:
+            raise StreamClosed(str(err)) from err
+        if message is None and not self.ws.connected:
+            raise StreamClosed("connection dropped")
+        return message
+
+    def close(self, reason: int, message: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            self.ws.close(reason=reason, message=message)
+
+
+def _stop_on_sigterm(stopping: threading.Event) -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, handle)
+
+
+def create_app(
+    settings: Settings | None = None, services: Services | None = None, handle_sigterm: bool = False
+) -> Flask:
+    """The recorder app; tests pass their own settings and services."""
+    settings = settings or Settings.from_env(os.environ)
+    services = services or build_services(settings)
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_FRAME_BYTES}
+    context = StreamContext(services.store, settings.stream_token_secret, settings.upload_chunk_bytes)
+    app.extensions["tapedeck.streams"] = context
+    if handle_sigterm:
+        # On SIGTERM every open stream closes and finishes its WAV before the worker exits.
+        _stop_on_sigterm(context.stopping)
+    sock = Sock(app)
+
+    @sock.route("/socket")
+    def socket(ws: Any) -> None:
+        run_stream(_VonageSocket(ws), context)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return jsonify({"status": "stopping" if context.stopping.is_set() else "ok"})
+
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def http_error(err: Any) -> Any:
+        return jsonify({"error": err.description}), err.code
+
+    return app
+
+
+def production_app() -> Flask:
+    """The app gunicorn serves: settings from the environment, streams closed on SIGTERM."""
+    return create_app(handle_sigterm=True)

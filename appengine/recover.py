@@ -1,0 +1,38 @@
+"""`python -m appengine.recover`: turn the parts of streams that died into WAVs.
+
+Run it on a schedule (or by hand after a crash); a stream still receiving audio is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from shared.logs import configure_logging
+from shared.recording import recover_recordings
+from shared.services import build_services
+from shared.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m appengine.recover", description=__doc__)
+    parser.add_argument(
+        "--min-age",
+        type=float,
+        default=120.0,
+        help="seconds since a stream's last part before it counts as abandoned (default 120)",
+    )
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(os.environ)
+    configure_logging(settings.log_level)
+    recovered = recover_recordings(build_services(settings).store, time.time(), args.min_age)
+    for summary in recovered:
+        sys.stdout.write(f"recovered {summary.object_key}: {summary.bytes} bytes, {summary.duration:.2f} s\n")
+    sys.stdout.write(f"{len(recovered)} recording(s) recovered\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

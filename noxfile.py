@@ -1,0 +1,77 @@
+"""tapedeck's sessions: `nox -s serve` runs it locally, `nox -s tests` checks it."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "tests"]
+
+FUNCTIONS = "functions/requirements.txt"
+RECORDER = "appengine/requirements.txt"
+STANDIN = "shared/standin/requirements.txt"
+TESTS = "tests/requirements.txt"
+
+
+def _local_urls(port: str) -> dict[str, str]:
+    """PUBLIC_URL and RECORDER_URL for a local run on `port`, unless already set."""
+    return {
+        "PUBLIC_URL": os.environ.get("PUBLIC_URL", f"http://localhost:{port}"),
+        "RECORDER_URL": os.environ.get("RECORDER_URL", f"ws://localhost:{port}/socket"),
+    }
+
+
+@nox.session
+def serve(session: nox.Session) -> None:
+    """Run every function and the recorder on PORT (default 8080), on embedded defaults."""
+    session.install("-r", FUNCTIONS, "-r", RECORDER)
+    port = os.environ.get("PORT", "8080")
+    env = {"PORT": port, **_local_urls(port)}
+    session.log(f"tapedeck on http://localhost:{port}: /answer, /event, /socket, /healthz")
+    session.log("Storage: ./data (LOCAL_STORAGE_DIR). In another terminal, place a call:")
+    session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav")
+    session.run(
+        "gunicorn",
+        "--worker-class",
+        "gevent",
+        "--workers",
+        "1",
+        "--bind",
+        f"0.0.0.0:{port}",
+        "--graceful-timeout",
+        "20",
+        "appengine.devserver:create_dev_app()",
+        env=env,
+    )
+
+
+@nox.session
+def call(session: nox.Session) -> None:
+    """Place a simulated inbound call against `nox -s serve`: `nox -s call -- --audio f.wav`."""
+    session.install("-r", STANDIN)
+    port = os.environ.get("PORT", "8080")
+    session.run("python", "-m", "shared.standin", "call", *session.posargs, env=_local_urls(port))
+
+
+@nox.session
+def recover(session: nox.Session) -> None:
+    """Assemble WAVs from streams whose recorder died; safe to run on a schedule."""
+    session.install("-r", RECORDER)
+    session.run("python", "-m", "appengine.recover", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite: unit, storage contract (local and emulator) and end to end."""
+    session.install("-r", TESTS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the tree, mypy --strict over shared/."""
+    session.install("-r", TESTS, "ruff==0.17.6", "mypy==2.4.1")
+    session.run("ruff", "check", ".")
+    session.run("mypy")

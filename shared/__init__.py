@@ -1,0 +1,1 @@
+"""tapedeck's common code: settings, the pure core, use cases, ports and adapters."""

@@ -1,0 +1,1 @@
+"""Adapters for tapedeck's ports; each imports its SDK only when first used."""

@@ -1,0 +1,86 @@
+"""BlobStore on a Cloud Storage bucket."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from shared.adapters.keys import check_key
+from shared.errors import PreconditionFailed
+from shared.ports import Blob, BlobInfo
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+
+__all__ = ["GcsBlobStore"]
+
+# One compose request takes at most 32 sources.
+_COMPOSE_LIMIT = 32
+
+
+class GcsBlobStore:
+    """Objects in one bucket. The client is built on first use unless one is injected."""
+
+    def __init__(self, bucket: str, client: storage.Client | None = None) -> None:
+        self.bucket_name = bucket
+        self._client = client
+        self._bucket: Any = None
+
+    @property
+    def bucket(self) -> Any:
+        if self._bucket is None:
+            if self._client is None:
+                from google.cloud import storage
+
+                self._client = storage.Client()
+            self._bucket = self._client.bucket(self.bucket_name)
+        return self._bucket
+
+    def read(self, key: str) -> Blob | None:
+        from google.api_core.exceptions import NotFound
+
+        blob = self.bucket.blob(check_key(key))
+        try:
+            data = blob.download_as_bytes()
+        except NotFound:
+            return None
+        return Blob(data, int(blob.generation or 0))
+
+    def write(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        if_generation_match: int | None = None,
+    ) -> int:
+        from google.api_core.exceptions import PreconditionFailed as GcsPreconditionFailed
+
+        blob = self.bucket.blob(check_key(key))
+        try:
+            blob.upload_from_string(data, content_type=content_type, if_generation_match=if_generation_match)
+        except GcsPreconditionFailed as err:
+            raise PreconditionFailed(f"{key} changed since it was read") from err
+        return int(blob.generation or 0)
+
+    def delete(self, key: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.bucket.blob(check_key(key)).delete()
+
+    def list(self, prefix: str) -> list[BlobInfo]:
+        blobs = self.bucket.client.list_blobs(self.bucket, prefix=prefix)
+        found = [BlobInfo(b.name, int(b.size or 0), b.updated.timestamp() if b.updated else 0.0) for b in blobs]
+        return sorted(found, key=lambda info: info.key)
+
+    def compose(self, key: str, sources: Sequence[str], content_type: str) -> None:
+        dest = self.bucket.blob(check_key(key))
+        dest.content_type = content_type
+        pending = [self.bucket.blob(check_key(s)) for s in sources]
+        dest.compose(pending[:_COMPOSE_LIMIT])
+        pending = pending[_COMPOSE_LIMIT:]
+        # Past 32 sources, fold the rest in: each round composes the object so far with 31 more.
+        while pending:
+            dest.compose([dest, *pending[: _COMPOSE_LIMIT - 1]])
+            pending = pending[_COMPOSE_LIMIT - 1 :]

@@ -1,0 +1,126 @@
+"""BlobStore on a local folder: the embedded default."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from shared.adapters.keys import check_key
+from shared.errors import PreconditionFailed
+from shared.ports import Blob, BlobInfo
+
+__all__ = ["LocalBlobStore"]
+
+_COPY_CHUNK = 1024 * 1024
+
+
+def _generation(data: bytes) -> int:
+    # Content-addressed: a conditional write compares what the writer saw with what is there now.
+    return int.from_bytes(hashlib.sha256(data).digest()[:7], "big") | 1
+
+
+class LocalBlobStore:
+    """Objects as files under `root`; writes are atomic renames made under a per-object lock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    @contextmanager
+    def _locked(self, path: Path) -> Iterator[None]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{path.name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _replace(self, path: Path, chunks: Iterator[bytes]) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def read(self, key: str) -> Blob | None:
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return Blob(data, _generation(data))
+
+    def write(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        if_generation_match: int | None = None,
+    ) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if if_generation_match is None:
+            self._replace(path, iter((data,)))
+            return _generation(data)
+        with self._locked(path):
+            current = self.read(key)
+            found = current.generation if current else 0
+            if found != if_generation_match:
+                raise PreconditionFailed(f"{key} is at generation {found}, not {if_generation_match}")
+            self._replace(path, iter((data,)))
+        return _generation(data)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        # Folders are only a local view of key prefixes: drop the ones this leaves empty.
+        for folder in path.parents:
+            if folder == self.root or self.root not in folder.parents:
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+    def list(self, prefix: str) -> list[BlobInfo]:
+        base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        if not base.is_dir():
+            return []
+        found = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if name.startswith("."):
+                    continue
+                path = Path(dirpath, name)
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    stat = path.stat()
+                    found.append(BlobInfo(key, stat.st_size, stat.st_mtime))
+        return sorted(found, key=lambda info: info.key)
+
+    def compose(self, key: str, sources: Sequence[str], content_type: str) -> None:
+        paths = [self._path(source) for source in sources]
+
+        def chunks() -> Iterator[bytes]:
+            for source in paths:
+                with open(source, "rb") as part:
+                    while chunk := part.read(_COPY_CHUNK):
+                        yield chunk
+
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._replace(path, chunks())

@@ -1,0 +1,55 @@
+"""One error base for tapedeck, each subclass carrying the HTTP status it maps to."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "Conflict",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "TapedeckError",
+    "Unauthorized",
+]
+
+
+class TapedeckError(Exception):
+    """Base of every error tapedeck raises on purpose; `status` is its HTTP status."""
+
+    status = 500
+
+
+class ConfigError(TapedeckError):
+    """A setting is missing or malformed; raised at start-up."""
+
+
+class BadRequest(TapedeckError):
+    status = 400
+
+
+class Unauthorized(TapedeckError):
+    status = 401
+
+
+class NotFound(TapedeckError):
+    status = 404
+
+
+class MethodNotAllowed(TapedeckError):
+    status = 405
+
+
+class Conflict(TapedeckError):
+    status = 409
+
+
+class PreconditionFailed(TapedeckError):
+    """A conditional write lost the race: the object changed since it was read."""
+
+    status = 412
+
+
+class PayloadTooLarge(TapedeckError):
+    status = 413

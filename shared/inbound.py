@@ -1,0 +1,58 @@
+"""Use cases of an inbound call: answering it, and keeping its status events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from shared import ncco
+from shared.calls import CALL_DOCUMENT, call_key, new_call, record_status
+from shared.documents import update_json
+from shared.ports import BlobStore
+from shared.settings import Settings
+from shared.tokens import mint_stream_token
+from shared.webhooks import parse_call_event, parse_inbound_call
+
+__all__ = ["answer_call", "record_call_event"]
+
+log = logging.getLogger(__name__)
+
+
+def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> list[ncco.Action]:
+    """The NCCO for an inbound call: greeting, then the audio streamed to the recorder."""
+    call = parse_inbound_call(params)
+    token = mint_stream_token(settings.stream_token_secret, call.conversation_uuid, now, settings.stream_token_ttl)
+    log.info("answering", extra={"call": call.conversation_uuid, "flow": "stream"})
+    return ncco.stream_answer(
+        call,
+        greeting=settings.greeting,
+        recorder_url=settings.recorder_url,
+        sample_rate=settings.stream_rate,
+        token=token,
+        event_url=f"{settings.public_url}/event",
+    )
+
+
+def record_call_event(store: BlobStore, params: Mapping[str, Any]) -> bool:
+    """Add a status event to call.json; a duplicate changes nothing. Returns whether it was new."""
+    event = parse_call_event(params)
+    added = False
+
+    def change(call: dict[str, Any]) -> None:
+        nonlocal added
+        added = record_status(
+            call,
+            status=event.status,
+            timestamp=event.timestamp,
+            uuid=event.uuid or None,
+            from_=event.from_ or None,
+            to=event.to or None,
+            direction=event.direction or None,
+            details=event.details,
+        )
+
+    key = call_key(event.conversation_uuid, CALL_DOCUMENT)
+    update_json(store, key, change, lambda: new_call(event.conversation_uuid))
+    log.info("call event", extra={"call": event.conversation_uuid, "status": event.status, "duplicate": not added})
+    return added

@@ -1,0 +1,66 @@
+"""NCCO builders: pure functions from a call and settings to Vonage actions."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from shared.webhooks import InboundCall
+
+__all__ = ["HEADERS_LIMIT", "connect_websocket", "stream_answer", "talk"]
+
+Action = dict[str, Any]
+# Vonage caps a websocket endpoint's headers at 512 bytes in all.
+HEADERS_LIMIT = 512
+# Connect's `from` must be a 7-15 digit number; otherwise let Vonage pick one of the app's.
+_CALLER_ID = re.compile(r"^[1-9]\d{6,14}$")
+
+
+def talk(text: str, *, barge_in: bool = False, language: str | None = None) -> Action:
+    action: Action = {"action": "talk", "text": text}
+    if barge_in:
+        action["bargeIn"] = True
+    if language:
+        action["language"] = language
+    return action
+
+
+def connect_websocket(call: InboundCall, *, uri: str, sample_rate: int, token: str, event_url: str) -> Action:
+    """Connect the call's audio to the recorder, with the call's ids and a stream token."""
+    headers = {
+        "conversation_uuid": call.conversation_uuid,
+        "uuid": call.uuid,
+        "from": call.from_[:32],
+        "to": call.to[:32],
+        "token": token,
+    }
+    size = sum(len(k) + len(v) for k, v in headers.items())
+    if size > HEADERS_LIMIT:
+        raise ValueError(f"websocket headers are {size} bytes, over Vonage's {HEADERS_LIMIT}")
+    action: Action = {
+        "action": "connect",
+        "endpoint": [
+            {
+                "type": "websocket",
+                "uri": uri,
+                "content-type": f"audio/l16;rate={sample_rate}",
+                "headers": headers,
+            }
+        ],
+        "eventUrl": [event_url],
+    }
+    if _CALLER_ID.match(call.to):
+        action["from"] = call.to
+    else:
+        action["randomFromNumber"] = True
+    return action
+
+
+def stream_answer(
+    call: InboundCall, *, greeting: str, recorder_url: str, sample_rate: int, token: str, event_url: str
+) -> list[Action]:
+    """Greet the caller, then stream the call's audio to the recorder."""
+    return [
+        talk(greeting),
+        connect_websocket(call, uri=recorder_url, sample_rate=sample_rate, token=token, event_url=event_url),
+    ]

@@ -1,0 +1,106 @@
+"""The one typed settings object, and the only reader of the environment."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from shared.errors import ConfigError
+
+__all__ = ["STREAM_RATES", "Settings"]
+
+STREAM_RATES = (8000, 16000, 24000)
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Cloud Storage needs resumable chunks in multiples of 256 KiB; parts of the same size keep one rule.
+_CHUNK_UNIT = 256 * 1024
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything tapedeck reads from the environment, validated once at start-up."""
+
+    storage: str = "local"
+    local_storage_dir: Path = Path("./data")
+    gcs_bucket: str | None = None
+    public_url: str = "http://localhost:8080"
+    recorder_url: str = "ws://localhost:8080/socket"
+    stream_rate: int = 16000
+    greeting: str = "Hello. This call is recorded."
+    vonage_signature_secret: str | None = None
+    stream_token_secret: str = field(default="", repr=False)
+    stream_token_ttl: int = 300
+    upload_chunk_bytes: int = _CHUNK_UNIT
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read and check every variable; a bad or missing one raises ConfigError naming it."""
+        storage = _choice(env, "STORAGE", ("local", "gcs"), "local")
+        bucket = env.get("GCS_BUCKET") or None
+        if storage == "gcs" and not bucket:
+            raise ConfigError("GCS_BUCKET is required when STORAGE=gcs")
+        token_secret = env.get("STREAM_TOKEN_SECRET", "")
+        if not token_secret:
+            if storage == "gcs":
+                raise ConfigError("STREAM_TOKEN_SECRET is required when STORAGE=gcs")
+            # One local process both mints and checks tokens, so a per-process secret is enough.
+            token_secret = secrets.token_urlsafe(32)
+            log.warning("STREAM_TOKEN_SECRET is not set; using a random secret for this process")
+        chunk = _integer(env, "UPLOAD_CHUNK_BYTES", _CHUNK_UNIT)
+        if chunk <= 0 or chunk % _CHUNK_UNIT:
+            raise ConfigError(f"UPLOAD_CHUNK_BYTES must be a positive multiple of {_CHUNK_UNIT}, got {chunk}")
+        ttl = _integer(env, "STREAM_TOKEN_TTL", 300)
+        if not 10 <= ttl <= 3600:
+            raise ConfigError(f"STREAM_TOKEN_TTL must be between 10 and 3600 seconds, got {ttl}")
+        rate = _integer(env, "STREAM_RATE", 16000)
+        if rate not in STREAM_RATES:
+            raise ConfigError(f"STREAM_RATE must be one of {STREAM_RATES}, got {rate}")
+        greeting = env.get("GREETING", cls.greeting)
+        if not 0 < len(greeting) <= 1500:
+            raise ConfigError("GREETING must be 1 to 1500 characters (Vonage's talk limit)")
+        return cls(
+            storage=storage,
+            local_storage_dir=Path(env.get("LOCAL_STORAGE_DIR") or "./data"),
+            gcs_bucket=bucket,
+            public_url=_url(env, "PUBLIC_URL", ("http", "https"), cls.public_url).rstrip("/"),
+            recorder_url=_url(env, "RECORDER_URL", ("ws", "wss"), cls.recorder_url),
+            stream_rate=rate,
+            greeting=greeting,
+            vonage_signature_secret=env.get("VONAGE_SIGNATURE_SECRET") or None,
+            stream_token_secret=token_secret,
+            stream_token_ttl=ttl,
+            upload_chunk_bytes=chunk,
+            log_level=_choice(env, "LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True),
+        )
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str, upper: bool = False) -> str:
+    value = env.get(name) or default
+    value = value.upper() if upper else value.lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {env.get(name)!r}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as err:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from err
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL, got {value!r}")
+    return value

@@ -1,0 +1,34 @@
+"""Short-lived HMAC tokens that bind a websocket stream to one conversation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from shared.errors import Unauthorized
+
+__all__ = ["mint_stream_token", "verify_stream_token"]
+
+
+def _mac(secret: str, conversation_uuid: str, expires: int) -> str:
+    digest = hmac.new(secret.encode(), f"{conversation_uuid}.{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def mint_stream_token(secret: str, conversation_uuid: str, now: float, ttl: int) -> str:
+    """A token `<expiry>.<mac>` valid for `ttl` seconds, for this conversation only."""
+    expires = int(now) + ttl
+    return f"{expires}.{_mac(secret, conversation_uuid, expires)}"
+
+
+def verify_stream_token(secret: str, conversation_uuid: str, token: str, now: float) -> None:
+    """Raise Unauthorized unless `token` was minted for this conversation and has not expired."""
+    expires_text, _, mac = token.partition(".")
+    if not expires_text.isdigit() or not mac:
+        raise Unauthorized("malformed stream token")
+    expires = int(expires_text)
+    if not hmac.compare_digest(mac, _mac(secret, conversation_uuid, expires)):
+        raise Unauthorized("stream token does not match this conversation")
+    if now > expires:
+        raise Unauthorized("stream token has expired")

@@ -1,0 +1,91 @@
+"""The HTTP boundary shared by the functions and the recorder: reading webhooks, answering errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import flask
+from werkzeug.exceptions import HTTPException
+
+from shared.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, TapedeckError
+from shared.signatures import verify_webhook
+
+__all__ = ["MAX_BODY_BYTES", "guarded", "read_webhook"]
+
+log = logging.getLogger(__name__)
+
+# Vonage webhooks are a few hundred bytes; anything near this is not one.
+MAX_BODY_BYTES = 64 * 1024
+
+Handler = Callable[[flask.Request], Any]
+
+
+def _error(status: int, message: str) -> flask.Response:
+    response = flask.jsonify({"error": message})
+    response.status_code = status
+    return response
+
+
+def guarded(methods: tuple[str, ...]) -> Callable[[Handler], Handler]:
+    """Allow only `methods`, and turn every error into a JSON answer without a stack trace."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def run(request: flask.Request) -> Any:
+            try:
+                if request.method not in methods:
+                    raise MethodNotAllowed(f"use {' or '.join(methods)}")
+                return handler(request)
+            except TapedeckError as err:
+                if err.status >= 500:
+                    log.error("request failed", extra={"path": request.path, "error": str(err)})
+                    return _error(err.status, "internal error")
+                log.info("request refused", extra={"path": request.path, "status": err.status, "error": str(err)})
+                return _error(err.status, str(err))
+            except HTTPException as err:
+                return _error(err.code or 400, err.description or err.name)
+            except Exception:
+                log.exception("unexpected error", extra={"path": request.path})
+                return _error(500, "internal error")
+
+        return run
+
+    return wrap
+
+
+def read_webhook(request: flask.Request, signature_secret: str | None, now: float) -> dict[str, Any]:
+    """The webhook's fields, from the query (GET) or a JSON or form body (POST).
+
+    With a signature secret, the request must carry Vonage's signed JWT for this body.
+    """
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
+    body = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
+    if signature_secret:
+        verify_webhook(request.headers.get("Authorization"), body, signature_secret, now)
+    params: dict[str, Any] = dict(request.args)
+    if request.method == "GET" or not body:
+        return params
+    if request.mimetype == "application/x-www-form-urlencoded":
+        from urllib.parse import parse_qsl
+
+        try:
+            params.update(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=True))
+        except (UnicodeDecodeError, ValueError) as err:
+            raise BadRequest("malformed form body") from err
+        return params
+    import json
+
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise BadRequest("body is not valid JSON") from err
+    if not isinstance(payload, dict):
+        raise BadRequest("body must be a JSON object")
+    params.update(payload)
+    return params
