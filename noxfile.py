@@ -63,6 +63,12 @@ def recover(session: nox.Session) -> None:
 
 
 @nox.session
+def deploy(session: nox.Session) -> None:
+    """Stage functions/ + shared/ and the recorder, then run (or with --dry-run print) the gcloud commands."""
+    session.run("python", "-m", "shared.deploy", *session.posargs)
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite: unit, storage contract (local and emulator) and end to end."""
     session.install("-r", TESTS)

@@ -39,13 +39,22 @@ class GcsBlobStore:
 
     def read(self, key: str) -> Blob | None:
         from google.api_core.exceptions import NotFound
+        from google.api_core.exceptions import PreconditionFailed as GcsPreconditionFailed
 
-        blob = self.bucket.blob(check_key(key))
-        try:
-            data = blob.download_as_bytes()
-        except NotFound:
-            return None
-        return Blob(data, int(blob.generation or 0))
+        # Metadata first, then the bytes of exactly that generation, so the pair is consistent.
+        for _ in range(5):
+            blob = self.bucket.get_blob(check_key(key))
+            if blob is None:
+                return None
+            generation = int(blob.generation or 0)
+            try:
+                data = blob.download_as_bytes(if_generation_match=generation)
+            except NotFound:
+                return None
+            except GcsPreconditionFailed:
+                continue
+            return Blob(data, generation)
+        raise PreconditionFailed(f"{key} kept changing while being read")
 
     def write(
         self,
@@ -75,12 +84,17 @@ class GcsBlobStore:
         return sorted(found, key=lambda info: info.key)
 
     def compose(self, key: str, sources: Sequence[str], content_type: str) -> None:
-        dest = self.bucket.blob(check_key(key))
-        dest.content_type = content_type
+        check_key(key)
         pending = [self.bucket.blob(check_key(s)) for s in sources]
-        dest.compose(pending[:_COMPOSE_LIMIT])
+        self._compose_once(key, pending[:_COMPOSE_LIMIT], content_type)
         pending = pending[_COMPOSE_LIMIT:]
         # Past 32 sources, fold the rest in: each round composes the object so far with 31 more.
         while pending:
-            dest.compose([dest, *pending[: _COMPOSE_LIMIT - 1]])
+            self._compose_once(key, [self.bucket.blob(key), *pending[: _COMPOSE_LIMIT - 1]], content_type)
             pending = pending[_COMPOSE_LIMIT - 1 :]
+
+    def _compose_once(self, key: str, sources: Sequence[Any], content_type: str) -> None:
+        # A fresh destination each round: one that carries the previous round's checksum is refused.
+        dest = self.bucket.blob(key)
+        dest.content_type = content_type
+        dest.compose(sources)

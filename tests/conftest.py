@@ -1,0 +1,69 @@
+"""Fixtures: settings, stores on a local folder and on the storage emulator, the running servers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared.adapters.gcs_blob_store import GcsBlobStore
+from shared.adapters.local_blob_store import LocalBlobStore
+from shared.ports import BlobStore
+from tests.servers import free_port, running, storage_emulator_command
+
+DATA = Path(__file__).parent / "data"
+SECRET = "test-signature-secret"
+TOKEN_SECRET = "test-stream-token-secret"
+
+
+@dataclass(frozen=True)
+class Emulator:
+    url: str
+    bucket: str
+
+
+@pytest.fixture(scope="session")
+def storage_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """gcp-storage-emulator as a real server on loopback, shared by the session."""
+    port = free_port()
+    bucket = "tapedeck-test"
+    log = tmp_path_factory.mktemp("emulator") / "emulator.log"
+    url = f"http://127.0.0.1:{port}"
+    with running(storage_emulator_command(port, bucket), {}, url, log):
+        yield Emulator(url, bucket)
+
+
+@pytest.fixture
+def emulator_env(storage_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_emulator.url)
+    return storage_emulator
+
+
+def gcs_client(emulator: Emulator):  # type: ignore[no-untyped-def]
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(
+        project="tapedeck-test",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": emulator.url},
+    )
+
+
+def fresh_bucket(emulator: Emulator) -> str:
+    """A new, empty bucket on the emulator, so tests never see each other's objects."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    gcs_client(emulator).create_bucket(name)
+    return name
+
+
+@pytest.fixture(params=["local", "gcs"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    """The same store contract, run against each adapter."""
+    if request.param == "local":
+        return LocalBlobStore(tmp_path / "store")
+    emulator: Emulator = request.getfixturevalue("storage_emulator")
+    return GcsBlobStore(fresh_bucket(emulator), gcs_client(emulator))
