@@ -7,12 +7,13 @@ import os
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["tests"]
 
 FUNCTIONS = "functions/requirements.txt"
 RECORDER = "appengine/requirements.txt"
 STANDIN = "shared/standin/requirements.txt"
 TESTS = "tests/requirements.txt"
+LINTERS = ("ruff==0.17.6", "mypy==2.4.1")
 
 
 def _local_urls(port: str) -> dict[str, str]:
@@ -70,14 +71,20 @@ def deploy(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite: unit, storage contract (local and emulator) and end to end."""
-    session.install("-r", TESTS)
+    """Everything CI checks: ruff, mypy --strict, then unit, storage contract and end-to-end tests."""
+    session.install("-r", TESTS, *LINTERS)
+    _lint(session)
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the tree, mypy --strict over shared/."""
-    session.install("-r", TESTS, "ruff==0.17.6", "mypy==2.4.1")
+    """ruff over the tree, mypy --strict over shared/ (also part of `tests`)."""
+    session.install("-r", TESTS, *LINTERS)
+    _lint(session)
+
+
+def _lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
     session.run("mypy")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import re
 import shlex
@@ -108,10 +109,29 @@ def stage_functions(root: Path, out: Path) -> Path:
     return target
 
 
-def stage_recorder(root: Path, out: Path) -> Path:
+def recorder_app_yaml(app_yaml: str, env: Mapping[str, str]) -> str:
+    """app.yaml with its closing `env_variables` block holding `env` over the file's own values.
+
+    App Engine has no deploy-time flag for variables, so the staged copy carries them; the
+    recorder needs the same STREAM_TOKEN_SECRET as the functions to accept their streams.
+    """
+    head, marker, block = app_yaml.partition("env_variables:")
+    if not marker:
+        head, block = app_yaml.rstrip("\n") + "\n", ""
+    values: dict[str, str] = {}
+    for line in block.splitlines():
+        name, sep, value = line.strip().partition(":")
+        if sep and not name.startswith("#"):
+            values[name.strip()] = value.strip()
+    values |= {name: json.dumps(value) for name, value in env.items()}
+    return head + "env_variables:\n" + "".join(f"  {name}: {value}\n" for name, value in values.items())
+
+
+def stage_recorder(root: Path, out: Path, env: Mapping[str, str] | None = None) -> Path:
     """Copy app.yaml, appengine/ and shared/ into `out/appengine`, with requirements.txt at its root."""
     target = _fresh_dir(out / "appengine", root)
-    shutil.copy2(root / "app.yaml", target / "app.yaml")
+    app_yaml = (root / "app.yaml").read_text(encoding="utf-8")
+    (target / "app.yaml").write_text(recorder_app_yaml(app_yaml, env or {}), encoding="utf-8")
     shutil.copytree(root / "appengine", target / "appengine", ignore=_CACHES)
     shutil.copy2(root / "appengine" / "requirements.txt", target / "requirements.txt")
     _copy_shared(root, target)
@@ -250,7 +270,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     out = args.out if args.out is not None else root / "build"
     try:
         functions_dir = stage_functions(root, out)
-        recorder_dir = stage_recorder(root, out)
+        recorder_dir = stage_recorder(root, out, {k: v for k, v in env.items() if k != "LOCAL_STORAGE_DIR"})
         names = entry_points((root / "functions" / "main.py").read_text(encoding="utf-8"))
 
         def build(values: Mapping[str, str]) -> list[list[str]]:

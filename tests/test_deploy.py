@@ -319,3 +319,14 @@ def test_staged_bundle_answers_a_call_from_a_fresh_venv(tmp_path: Path) -> None:
     assert isinstance(ncco, list)
     assert [action["action"] for action in ncco] == ["talk", "connect"]
     assert ncco[1]["endpoint"][0]["uri"] == RECORDER_URL
+
+
+def test_the_staged_app_yaml_carries_the_recorder_settings() -> None:
+    from shared.deploy import recorder_app_yaml
+
+    source = "runtime: python\nenv: flex\nenv_variables:\n  # set at deploy time\n  STORAGE: gcs\n"
+    staged = recorder_app_yaml(source, {"GCS_BUCKET": "calls", "STREAM_TOKEN_SECRET": 'a"b: c'})
+    assert staged == (
+        "runtime: python\nenv: flex\nenv_variables:\n"
+        '  STORAGE: gcs\n  GCS_BUCKET: "calls"\n  STREAM_TOKEN_SECRET: "a\\"b: c"\n'
+    )
