@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["Blob", "BlobInfo", "BlobStore"]
+__all__ = ["Blob", "BlobInfo", "BlobStore", "Messenger", "TextMessage", "Transcriber", "Transcript", "TranscriptionJob"]
 
 
 @dataclass(frozen=True)
@@ -55,4 +55,55 @@ class BlobStore(Protocol):
 
     def compose(self, key: str, sources: Sequence[str], content_type: str) -> None:
         """Write `key` as the concatenation of `sources`, which are left in place."""
+        ...
+
+
+@dataclass(frozen=True)
+class TranscriptionJob:
+    """One recording to transcribe. `name` is deterministic, so a retried start is recognised."""
+
+    name: str
+    audio_key: str  # the stored audio, in the BlobStore
+    media_format: str  # "wav" or "mp3"
+    language: str  # BCP-47, e.g. "en-US"
+    channels: int = 1
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A finished job: its plain text, and the engine's own document when it has one."""
+
+    job_name: str
+    status: str  # "completed" or "failed"
+    text: str
+    document: dict[str, Any] | None = None
+    failure: str | None = None
+
+
+class Transcriber(Protocol):
+    """Speech to text: pocketsphinx offline, Amazon Transcribe, or Google Speech-to-Text."""
+
+    def start(self, job: TranscriptionJob) -> Transcript | None:
+        """Begin the job. Engines that finish in-process return the transcript; cloud
+        engines return None and their result is fetched with `collect` once notified.
+        Starting a job that is already running is not an error."""
+        ...
+
+    def collect(self, job_name: str) -> Transcript:
+        """The result of a finished job, after the engine said it changed state."""
+        ...
+
+
+@dataclass(frozen=True)
+class TextMessage:
+    to: str  # E.164 without '+'
+    sender: str
+    text: str
+
+
+class Messenger(Protocol):
+    """Sends a text message: Vonage SMS, or an outbox in storage."""
+
+    def send(self, message: TextMessage, key: str) -> str:
+        """Send once and return the provider's message id; `key` names this message for idempotency."""
         ...

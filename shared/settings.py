@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,8 +16,6 @@ STREAM_RATES = (8000, 16000, 24000)
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Cloud Storage needs resumable chunks in multiples of 256 KiB; parts of the same size keep one rule.
 _CHUNK_UNIT = 256 * 1024
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +34,7 @@ class Settings:
     stream_token_ttl: int = 300
     upload_chunk_bytes: int = _CHUNK_UNIT
     log_level: str = "INFO"
+    stream_token_secret_generated: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -51,7 +49,6 @@ class Settings:
                 raise ConfigError("STREAM_TOKEN_SECRET is required when STORAGE=gcs")
             # One local process both mints and checks tokens, so a per-process secret is enough.
             token_secret = secrets.token_urlsafe(32)
-            log.warning("STREAM_TOKEN_SECRET is not set; using a random secret for this process")
         chunk = _integer(env, "UPLOAD_CHUNK_BYTES", _CHUNK_UNIT)
         if chunk <= 0 or chunk % _CHUNK_UNIT:
             raise ConfigError(f"UPLOAD_CHUNK_BYTES must be a positive multiple of {_CHUNK_UNIT}, got {chunk}")
@@ -74,6 +71,7 @@ class Settings:
             greeting=greeting,
             vonage_signature_secret=env.get("VONAGE_SIGNATURE_SECRET") or None,
             stream_token_secret=token_secret,
+            stream_token_secret_generated=not env.get("STREAM_TOKEN_SECRET"),
             stream_token_ttl=ttl,
             upload_chunk_bytes=chunk,
             log_level=_choice(env, "LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True),
