@@ -16,23 +16,31 @@ TESTS = "tests/requirements.txt"
 LINTERS = ("ruff==0.17.6", "mypy==2.4.1")
 
 
-def _local_urls(port: str) -> dict[str, str]:
-    """PUBLIC_URL and RECORDER_URL for a local run on `port`, unless already set."""
-    return {
-        "PUBLIC_URL": os.environ.get("PUBLIC_URL", f"http://localhost:{port}"),
-        "RECORDER_URL": os.environ.get("RECORDER_URL", f"ws://localhost:{port}/socket"),
+def _local_env(port: str) -> dict[str, str]:
+    """Settings for a local run on `port`; anything already set in the environment wins."""
+    defaults = {
+        "PUBLIC_URL": f"http://localhost:{port}",
+        "RECORDER_URL": f"ws://localhost:{port}/socket",
+        # The Vonage stand-in serves recordings here, checking a dev application key.
+        "VONAGE_API_HOST": "127.0.0.1:8091",
+        "VONAGE_APPLICATION_ID": "standin-application",
+        "VONAGE_PRIVATE_KEY": "data/.standin/application.pem",
+        "ROUTES_FILE": "data/routes.yaml",
     }
+    return {name: os.environ.get(name, value) for name, value in defaults.items()}
 
 
 @nox.session
 def serve(session: nox.Session) -> None:
     """Run every function and the recorder on PORT (default 8080), on embedded defaults."""
-    session.install("-r", FUNCTIONS, "-r", RECORDER)
+    session.install("-r", FUNCTIONS, "-r", RECORDER, "-r", STANDIN)
     port = os.environ.get("PORT", "8080")
-    env = {"PORT": port, **_local_urls(port)}
+    env = {"PORT": port, **_local_env(port)}
+    session.run("python", "-m", "shared.standin", "setup", "data")
     session.log(f"tapedeck on http://localhost:{port}: /answer, /event, /socket, /healthz")
     session.log("Storage: ./data (LOCAL_STORAGE_DIR). In another terminal, place a call:")
-    session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav")
+    session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav                   (recorded stream)")
+    session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav --to 447700900001 (voicemail page)")
     session.run(
         "gunicorn",
         "--worker-class",
@@ -51,9 +59,9 @@ def serve(session: nox.Session) -> None:
 @nox.session
 def call(session: nox.Session) -> None:
     """Place a simulated inbound call against `nox -s serve`: `nox -s call -- --audio f.wav`."""
-    session.install("-r", STANDIN)
+    session.install("-r", FUNCTIONS, "-r", STANDIN)
     port = os.environ.get("PORT", "8080")
-    session.run("python", "-m", "shared.standin", "call", *session.posargs, env=_local_urls(port))
+    session.run("python", "-m", "shared.standin", "call", *session.posargs, env=_local_env(port))
 
 
 @nox.session
@@ -88,3 +96,10 @@ def _lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+@nox.session(name="aws-setup")
+def aws_setup(session: nox.Session) -> None:
+    """Create or update the AWS side of transcription (bucket, EventBridge connection, destination, rule)."""
+    session.install("boto3==1.43.11")
+    session.run("python", "-m", "shared.aws_setup", *session.posargs)

@@ -6,6 +6,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "Conflict",
+    "Gone",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
@@ -43,6 +44,10 @@ class MethodNotAllowed(TapedeckError):
 
 class Conflict(TapedeckError):
     status = 409
+
+
+class Gone(TapedeckError):
+    status = 410
 
 
 class PreconditionFailed(TapedeckError):

@@ -20,10 +20,21 @@ log = logging.getLogger(__name__)
 
 
 def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> list[ncco.Action]:
-    """The NCCO for an inbound call: greeting, then the audio streamed to the recorder."""
+    """The NCCO for an inbound call, by the called number's route: stream or voicemail."""
     call = parse_inbound_call(params)
+    route = settings.routes.for_number(call.to)
+    log.info("answering", extra={"call": call.conversation_uuid, "flow": route.flow})
+    if route.flow == "voicemail":
+        from shared.voicemail import recording_event_url
+
+        return ncco.voicemail_answer(
+            call,
+            owner=route.owner,
+            language=route.language,
+            max_seconds=route.max_seconds,
+            recording_url=recording_event_url(settings, call.conversation_uuid, call.from_, call.to),
+        )
     token = mint_stream_token(settings.stream_token_secret, call.conversation_uuid, now, settings.stream_token_ttl)
-    log.info("answering", extra={"call": call.conversation_uuid, "flow": "stream"})
     return ncco.stream_answer(
         call,
         greeting=settings.greeting,

@@ -7,7 +7,7 @@ from typing import Any
 
 from shared.webhooks import InboundCall
 
-__all__ = ["HEADERS_LIMIT", "connect_websocket", "stream_answer", "talk"]
+__all__ = ["HEADERS_LIMIT", "connect_websocket", "stream_answer", "talk", "voicemail_answer"]
 
 Action = dict[str, Any]
 # Vonage caps a websocket endpoint's headers at 512 bytes in all.
@@ -63,4 +63,28 @@ def stream_answer(
     return [
         talk(greeting),
         connect_websocket(call, uri=recorder_url, sample_rate=sample_rate, token=token, event_url=event_url),
+    ]
+
+
+def voicemail_answer(
+    call: InboundCall, *, owner: str, language: str, max_seconds: int, recording_url: str
+) -> list[Action]:
+    """Greet in the owner's name, record after a beep until silence, '#' or the limit, then thank."""
+    who = owner or "this number"
+    return [
+        talk(
+            f"You have reached {who}. Please leave a message after the tone, then hang up or press hash.",
+            language=language,
+        ),
+        {
+            "action": "record",
+            "format": "mp3",
+            "endOnSilence": 3,
+            "endOnKey": "#",
+            "beepStart": True,
+            "timeOut": max_seconds,
+            "eventUrl": [recording_url],
+            "eventMethod": "POST",
+        },
+        talk("Thank you for your message. Goodbye.", language=language),
     ]

@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Blob", "BlobInfo", "BlobStore", "Messenger", "TextMessage", "Transcriber", "Transcript", "TranscriptionJob"]
+__all__ = [
+    "Blob",
+    "BlobInfo",
+    "BlobStore",
+    "Messenger",
+    "Recordings",
+    "TextMessage",
+    "Transcriber",
+    "Transcript",
+    "TranscriptionJob",
+]
 
 
 @dataclass(frozen=True)
@@ -107,3 +117,9 @@ class Messenger(Protocol):
     def send(self, message: TextMessage, key: str) -> str:
         """Send once and return the provider's message id; `key` names this message for idempotency."""
         ...
+
+
+class Recordings(Protocol):
+    """Fetches a call recording from Vonage with the application's credentials."""
+
+    def download(self, url: str) -> bytes: ...

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import os
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from shared.logs import configure_logging
-from shared.ports import BlobStore
+from shared.ports import BlobStore, Messenger, Recordings, Transcriber
 from shared.settings import Settings
 
 __all__ = ["Services", "build_services", "services_from_env"]
@@ -15,8 +16,14 @@ __all__ = ["Services", "build_services", "services_from_env"]
 
 @dataclass
 class Services:
+    """What the use cases run against. Adapters (and their SDKs) are built when first asked for."""
+
     settings: Settings
     _store: BlobStore | None = field(default=None, repr=False)
+    _transcriber: Transcriber | None = field(default=None, repr=False)
+    _messenger: Messenger | None = field(default=None, repr=False)
+    _recordings: Recordings | None = field(default=None, repr=False)
+    _background: Executor | None = field(default=None, repr=False)
 
     @property
     def store(self) -> BlobStore:
@@ -31,6 +38,63 @@ class Services:
 
                 self._store = LocalBlobStore(self.settings.local_storage_dir)
         return self._store
+
+    @property
+    def transcriber(self) -> Transcriber:
+        if self._transcriber is None:
+            if self.settings.transcriber == "aws":
+                from shared.adapters.aws_transcriber import AwsTranscriber
+                from shared.voicemail import JOB_PREFIX
+
+                assert self.settings.transcribe_bucket
+                self._transcriber = AwsTranscriber(
+                    self.store, self.settings.transcribe_bucket, self.settings.aws_region, job_prefix=JOB_PREFIX
+                )
+            elif self.settings.transcriber == "google":
+                from shared.adapters.google_transcriber import GoogleTranscriber
+
+                bucket = self.settings.gcs_bucket if self.settings.storage == "gcs" else None
+                self._transcriber = GoogleTranscriber(self.store, bucket)
+            else:
+                from shared.adapters.pocketsphinx_transcriber import PocketsphinxTranscriber
+
+                self._transcriber = PocketsphinxTranscriber(self.store)
+        return self._transcriber
+
+    @property
+    def messenger(self) -> Messenger:
+        if self._messenger is None:
+            if self.settings.messenger == "vonage":
+                from shared.adapters.vonage_messenger import VonageMessenger
+
+                assert self.settings.vonage_api_key and self.settings.vonage_api_secret
+                self._messenger = VonageMessenger(
+                    self.settings.vonage_api_key, self.settings.vonage_api_secret, self.settings.vonage_rest_host
+                )
+            else:
+                from shared.adapters.outbox_messenger import OutboxMessenger
+
+                self._messenger = OutboxMessenger(self.store)
+        return self._messenger
+
+    @property
+    def recordings(self) -> Recordings:
+        if self._recordings is None:
+            from shared.adapters.vonage_recordings import VonageRecordings
+
+            settings = self.settings
+            assert settings.vonage_application_id and settings.vonage_private_key
+            self._recordings = VonageRecordings(
+                settings.vonage_application_id, settings.vonage_private_key, settings.vonage_api_host
+            )
+        return self._recordings
+
+    @property
+    def background(self) -> Executor:
+        """Work that outlives a webhook's answer, such as an in-process transcription."""
+        if self._background is None:
+            self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tapedeck")
+        return self._background
 
 
 def build_services(settings: Settings, store: BlobStore | None = None) -> Services:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
+from shared.routes import FLOWS, Routes, load_routes
 
 __all__ = ["STREAM_RATES", "Settings"]
 
@@ -35,6 +38,21 @@ class Settings:
     upload_chunk_bytes: int = _CHUNK_UNIT
     log_level: str = "INFO"
     stream_token_secret_generated: bool = False
+    routes: Routes = field(default_factory=Routes)
+    transcriber: str = "offline"
+    messenger: str = "outbox"
+    vonage_application_id: str | None = None
+    vonage_private_key: str | None = field(default=None, repr=False)
+    vonage_api_key: str | None = None
+    vonage_api_secret: str | None = field(default=None, repr=False)
+    vonage_api_host: str = "api.nexmo.com"
+    vonage_rest_host: str = "rest.nexmo.com"
+    sms_from: str = "tapedeck"
+    transcribe_bucket: str | None = None
+    aws_region: str = "us-east-1"
+    transcription_api_key: str | None = field(default=None, repr=False)
+    signed_url_ttl: int = 900
+    link_ttl_days: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -61,7 +79,41 @@ class Settings:
         greeting = env.get("GREETING", cls.greeting)
         if not 0 < len(greeting) <= 1500:
             raise ConfigError("GREETING must be 1 to 1500 characters (Vonage's talk limit)")
+        vonage = _vonage_settings(env)
+        routes = load_routes(
+            Path(env["ROUTES_FILE"]) if env.get("ROUTES_FILE") else None,
+            _choice(env, "DEFAULT_FLOW", FLOWS, "stream"),
+        )
+        uses_voicemail = routes.default_flow == "voicemail" or any(
+            r.flow == "voicemail" for r in routes.by_number.values()
+        )
+        if uses_voicemail and not (vonage["vonage_application_id"] and vonage["vonage_private_key"]):
+            raise ConfigError("VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY are required to fetch voicemail recordings")
+        transcriber = _choice(env, "TRANSCRIBER", ("offline", "aws", "google"), "offline")
+        if transcriber == "aws":
+            for name in ("TRANSCRIBE_BUCKET", "TRANSCRIPTION_API_KEY"):
+                if not env.get(name):
+                    raise ConfigError(f"{name} is required when TRANSCRIBER=aws")
+        messenger = _choice(env, "MESSENGER", ("outbox", "vonage"), "outbox")
+        if messenger == "vonage" and not (vonage["vonage_api_key"] and vonage["vonage_api_secret"]):
+            raise ConfigError("VONAGE_API_KEY and VONAGE_API_SECRET are required when MESSENGER=vonage")
+        signed_url_ttl = _integer(env, "SIGNED_URL_TTL", 900)
+        if not 60 <= signed_url_ttl <= 7 * 24 * 3600:
+            raise ConfigError("SIGNED_URL_TTL must be from 60 seconds to 7 days (Cloud Storage's limit)")
+        link_ttl_days = _integer(env, "LINK_TTL_DAYS", 30)
+        if not 1 <= link_ttl_days <= 3650:
+            raise ConfigError("LINK_TTL_DAYS must be from 1 to 3650")
         return cls(
+            routes=routes,
+            transcriber=transcriber,
+            messenger=messenger,
+            transcribe_bucket=env.get("TRANSCRIBE_BUCKET") or None,
+            aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            transcription_api_key=env.get("TRANSCRIPTION_API_KEY") or None,
+            signed_url_ttl=signed_url_ttl,
+            link_ttl_days=link_ttl_days,
+            sms_from=env.get("SMS_FROM") or "tapedeck",
+            **vonage,
             storage=storage,
             local_storage_dir=Path(env.get("LOCAL_STORAGE_DIR") or "./data"),
             gcs_bucket=bucket,
@@ -76,6 +128,29 @@ class Settings:
             upload_chunk_bytes=chunk,
             log_level=_choice(env, "LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True),
         )
+
+
+def _vonage_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    key = env.get("VONAGE_PRIVATE_KEY") or None
+    if key and "-----BEGIN" not in key:
+        # A path to a PEM file; read now so a missing file fails at start-up.
+        try:
+            key = Path(key).read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"VONAGE_PRIVATE_KEY {key} cannot be read: {err.strerror}") from err
+    hosts = {}
+    for name, default in (("VONAGE_API_HOST", "api.nexmo.com"), ("VONAGE_REST_HOST", "rest.nexmo.com")):
+        host = env.get(name) or default
+        if not re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", host):
+            raise ConfigError(f"{name} must be a host[:port], got {host!r}")
+        hosts[name.lower()] = host
+    return {
+        "vonage_application_id": env.get("VONAGE_APPLICATION_ID") or None,
+        "vonage_private_key": key,
+        "vonage_api_key": env.get("VONAGE_API_KEY") or None,
+        "vonage_api_secret": env.get("VONAGE_API_SECRET") or None,
+        **hosts,
+    }
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str, upper: bool = False) -> str:

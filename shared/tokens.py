@@ -8,7 +8,7 @@ import hmac
 
 from shared.errors import Unauthorized
 
-__all__ = ["mint_stream_token", "verify_stream_token"]
+__all__ = ["mint_stream_token", "sign_caller", "verify_caller", "verify_stream_token"]
 
 
 def _mac(secret: str, conversation_uuid: str, expires: int) -> str:
@@ -32,3 +32,17 @@ def verify_stream_token(secret: str, conversation_uuid: str, token: str, now: fl
         raise Unauthorized("stream token does not match this conversation")
     if now > expires:
         raise Unauthorized("stream token has expired")
+
+
+def sign_caller(secret: str, conversation_uuid: str, caller: str) -> str:
+    """An HMAC over the caller's number, carried in the record eventUrl next to it.
+
+    Vonage signs a webhook's body, not its query string, so the number needs its own seal.
+    """
+    digest = hmac.new(secret.encode(), f"caller:{conversation_uuid}:{caller}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def verify_caller(secret: str, conversation_uuid: str, caller: str, signature: str) -> None:
+    if not hmac.compare_digest(signature, sign_caller(secret, conversation_uuid, caller)):
+        raise Unauthorized("caller number does not match its signature")

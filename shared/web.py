@@ -13,12 +13,22 @@ from werkzeug.exceptions import HTTPException
 from shared.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, TapedeckError
 from shared.signatures import verify_webhook
 
-__all__ = ["MAX_BODY_BYTES", "guarded", "read_webhook"]
+__all__ = [
+    "API_KEY_HEADER",
+    "MAX_BODY_BYTES",
+    "check_api_key",
+    "guarded",
+    "read_transcription_event",
+    "read_webhook",
+    "serve_object",
+]
 
 log = logging.getLogger(__name__)
 
 # Vonage webhooks are a few hundred bytes; anything near this is not one.
 MAX_BODY_BYTES = 64 * 1024
+# The header EventBridge's API-destination connection carries (see shared/aws_setup.py).
+API_KEY_HEADER = "X-Tapedeck-Key"
 
 Handler = Callable[[flask.Request], Any]
 
@@ -89,3 +99,37 @@ def read_webhook(request: flask.Request, signature_secret: str | None, now: floa
         raise BadRequest("body must be a JSON object")
     params.update(payload)
     return params
+
+
+def check_api_key(request: flask.Request, expected: str | None) -> None:
+    """The API-key header EventBridge's connection sends; anything else is refused with 401."""
+    import hmac
+
+    from shared.errors import Unauthorized
+
+    given = request.headers.get(API_KEY_HEADER, "")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized(f"missing or wrong {API_KEY_HEADER}")
+
+
+def read_transcription_event(event: dict[str, Any]) -> str:
+    """The job name of an EventBridge "Transcribe Job State Change" event."""
+    detail = event.get("detail")
+    name = detail.get("TranscriptionJobName") if isinstance(detail, dict) else None
+    if event.get("source") != "aws.transcribe" or not isinstance(name, str) or not name:
+        raise BadRequest("not a Transcribe Job State Change event")
+    return name
+
+
+def serve_object(store: Any, key: str, ttl_seconds: int) -> Any:
+    """Redirect to a fresh signed URL where the store can sign; otherwise send the bytes."""
+    signer = getattr(store, "signed_url", None)
+    if signer is not None:
+        return flask.redirect(signer(key, ttl_seconds), code=302)
+    blob = store.read(key)
+    if blob is None:
+        from shared.errors import NotFound
+
+        raise NotFound("the audio is no longer stored")
+    mimetype = "audio/wav" if key.endswith(".wav") else "audio/mpeg"
+    return flask.Response(blob.data, mimetype=mimetype, headers={"Cache-Control": "private, no-store"})

@@ -83,6 +83,29 @@ class GcsBlobStore:
         found = [BlobInfo(b.name, int(b.size or 0), b.updated.timestamp() if b.updated else 0.0) for b in blobs]
         return sorted(found, key=lambda info: info.key)
 
+    def signed_url(self, key: str, ttl_seconds: int) -> str:
+        """A V4 signed GET URL. On managed runtimes the credentials hold only a token, so
+        signing goes through IAM signBlob (the service account needs Token Creator on itself)."""
+        from datetime import timedelta
+
+        blob = self.bucket.blob(check_key(key))
+        expiration = timedelta(seconds=ttl_seconds)
+        credentials = self.bucket.client._credentials
+        if hasattr(credentials, "signer"):
+            return str(blob.generate_signed_url(version="v4", expiration=expiration, method="GET"))
+        import google.auth.transport.requests
+
+        credentials.refresh(google.auth.transport.requests.Request())
+        return str(
+            blob.generate_signed_url(
+                version="v4",
+                expiration=expiration,
+                method="GET",
+                service_account_email=credentials.service_account_email,
+                access_token=credentials.token,
+            )
+        )
+
     def compose(self, key: str, sources: Sequence[str], content_type: str) -> None:
         check_key(key)
         pending = [self.bucket.blob(check_key(s)) for s in sources]

@@ -1,15 +1,76 @@
-"""Command line of the Vonage stand-in: `python -m shared.standin call --audio file.wav`."""
+"""Command line of the Vonage stand-in.
+
+python -m shared.standin call --audio file.wav [--to N] [--from N] [--fast] [--dtmf 5@1.0]
+python -m shared.standin setup data      # dev application key and demo routes, once
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
+from typing import TextIO
 
 from shared.logs import configure_logging
+from shared.services import build_services
 from shared.settings import Settings
-from shared.standin.calls import DtmfPress, VonageStandin
+from shared.standin.api import StandinApi, make_application_key, public_key_of
+from shared.standin.calls import CallReport, DtmfPress, VonageStandin
+
+DEMO_ROUTES = """\
+# Demo mailboxes for the local platform (ROUTES_FILE). Numbers not listed get DEFAULT_FLOW.
+"447700900001":
+  flow: voicemail
+  owner: Sam
+  recipients: ["447700900111"]
+  language: en-US
+  max_seconds: 120
+"""
+_PAGE_WAIT = 60.0
+
+
+def setup(folder: Path, out: TextIO) -> None:
+    """Create the stand-in application key and the demo routes file if they are missing."""
+    make_application_key(folder / ".standin" / "application.pem")
+    routes = folder / "routes.yaml"
+    if not routes.exists():
+        routes.parent.mkdir(parents=True, exist_ok=True)
+        routes.write_text(DEMO_ROUTES, encoding="utf-8")
+    out.write(f"stand-in application key: {folder / '.standin' / 'application.pem'}\nroutes: {routes}\n")
+
+
+def _print_report(report: CallReport, out: TextIO) -> None:
+    out.write(f"conversation {report.conversation_uuid}\n")
+    for text in report.talks:
+        out.write(f"  talk: {text}\n")
+    if report.frames_sent:
+        seconds = report.frames_sent * 0.02
+        out.write(f"  streamed {report.bytes_sent} bytes in {report.frames_sent} frames ({seconds:.2f} s of audio)\n")
+        out.write(f"  socket closed by {report.closed_by}\n")
+    if report.recording_uuid:
+        out.write(f"  recorded {report.recording_bytes} bytes, ended by {report.recording_ended_by}\n")
+    out.write(f"  webhooks: {', '.join(f'{k} {v}' for k, v in report.event_statuses.items())}\n")
+
+
+def _print_pages(settings: Settings, api: StandinApi, report: CallReport, out: TextIO) -> None:
+    """Wait for the voicemail's page to come out, from the outbox or the stand-in's SMS API."""
+    store = build_services(settings).store
+    deadline = time.monotonic() + _PAGE_WAIT
+    while time.monotonic() < deadline:
+        pages = [
+            blob.data.decode()
+            for info in store.list(f"outbox/{report.recording_uuid}")
+            if (blob := store.read(info.key)) is not None
+        ]
+        pages += [str(sms) for sms in api.sms]
+        if pages:
+            for page in pages:
+                out.write(f"  page:\n{page}\n")
+            return
+        time.sleep(0.2)
+    out.write(f"  no page within {_PAGE_WAIT:.0f} s\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,39 +79,46 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     call = commands.add_parser("call", help="place a simulated inbound call")
     call.add_argument("--audio", type=Path, required=True, help="WAV file the caller 'says'")
-    call.add_argument("--from", dest="from_", default="447700900123", help="caller number")
+    call.add_argument("--from", dest="from_", default="447700900123", help="caller number ('' for withheld)")
     call.add_argument("--to", default="447700900000", help="the tapedeck number called")
     call.add_argument("--fast", action="store_true", help="send audio as fast as possible, not in real time")
     call.add_argument("--dtmf", default="", help="keypresses as digit@second, e.g. 5@1.0,#@2.5")
+    call.add_argument("--webhook-copies", type=int, default=1, help="deliver each recording webhook this often")
     call.add_argument("--answer-url", default=f"{settings.public_url}/answer")
     call.add_argument("--event-url", default=f"{settings.public_url}/event")
+    prepare = commands.add_parser("setup", help="create the dev application key and demo routes")
+    prepare.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
     configure_logging("WARNING")
-    standin = VonageStandin(settings.vonage_signature_secret)
+    if args.command == "setup":
+        setup(args.folder, sys.stdout)
+        return 0
+    key = settings.vonage_private_key
+    api = StandinApi(public_key_of(key.encode()) if key else None)
+    host, _, port = settings.vonage_api_host.partition(":")
     try:
-        report = standin.inbound_call(
-            args.answer_url,
-            args.event_url,
-            args.audio,
-            from_=args.from_,
-            to=args.to,
-            fast=args.fast,
-            dtmf=DtmfPress.parse_list(args.dtmf),
-        )
+        with api.serving(host, int(port or 0)) as base:
+            standin = VonageStandin(
+                settings.vonage_signature_secret, api=api, api_base=base, webhook_copies=args.webhook_copies
+            )
+            report = standin.inbound_call(
+                args.answer_url,
+                args.event_url,
+                args.audio,
+                from_=args.from_,
+                to=args.to,
+                fast=args.fast,
+                dtmf=DtmfPress.parse_list(args.dtmf),
+            )
+            _print_report(report, sys.stdout)
+            if report.recording_uuid:
+                _print_pages(settings, api, report, sys.stdout)
     except (OSError, ValueError) as err:
         sys.stderr.write(f"call failed: {err}\n")
         return 1
-    out = sys.stdout
-    out.write(f"conversation {report.conversation_uuid}\n")
-    for text in report.talks:
-        out.write(f"  talk: {text}\n")
-    seconds = report.frames_sent * 0.02
-    out.write(f"  streamed {report.bytes_sent} bytes in {report.frames_sent} frames ({seconds:.2f} s of audio)\n")
-    out.write(f"  socket closed by {report.closed_by}\n")
-    out.write(f"  webhooks: {', '.join(f'{k} {v}' for k, v in report.event_statuses.items())}\n")
     if settings.storage == "local":
         folder = settings.local_storage_dir / "calls" / report.conversation_uuid
-        out.write(f"  stored in {folder}/ (audio.wav, call.json)\n")
+        sys.stdout.write(f"  stored in {folder}/\n")
     return 0
 
 

@@ -18,12 +18,17 @@ from websockets.sync.client import ClientConnection, connect
 
 from shared.recording import iso
 from shared.signatures import sign_webhook
+from shared.standin.api import StandinApi
 from shared.standin.audio import FRAME_SECONDS, frame_bytes, frames, load_pcm
 from shared.streams import parse_content_type
+from shared.wav import parse_wav, wav_header
 
 __all__ = ["CallReport", "DtmfPress", "VonageStandin"]
 
 log = logging.getLogger(__name__)
+
+# A 20 ms frame whose loudest sample is below this counts as silence for endOnSilence.
+_SILENCE_PEAK = 300
 
 
 @dataclass(frozen=True)
@@ -59,14 +64,28 @@ class CallReport:
     closed_by: str | None = None
     close_code: int | None = None
     event_statuses: dict[str, int] = field(default_factory=dict)
+    recording_uuid: str | None = None
+    recording_bytes: int = 0
+    recording_ended_by: str | None = None
 
 
 class VonageStandin:
     """Plays Vonage's part against tapedeck's webhooks and recorder."""
 
-    def __init__(self, signature_secret: str | None = None, http: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        signature_secret: str | None = None,
+        http: requests.Session | None = None,
+        api: StandinApi | None = None,
+        api_base: str = "",
+        webhook_copies: int = 1,
+    ) -> None:
         self.signature_secret = signature_secret
         self.http = http or requests.Session()
+        self.api = api
+        self.api_base = api_base
+        # Vonage retries a webhook it thinks failed; more than one copy simulates that.
+        self.webhook_copies = webhook_copies
 
     def _headers(self, body: bytes) -> dict[str, str]:
         if not self.signature_secret:
@@ -129,6 +148,8 @@ class VonageStandin:
                 log.info("talk", extra={"text": action.get("text")})
             elif kind == "connect":
                 self._connect(report, action, common, audio, fast, dtmf or [], drop_after)
+            elif kind == "record":
+                self._record(report, action, audio, dtmf or [])
             else:
                 log.warning("action not simulated", extra={"action": kind})
         ended = time.time()
@@ -149,6 +170,32 @@ class VonageStandin:
     def _event(self, report: CallReport, url: str, payload: dict[str, Any]) -> None:
         status = self.post_event(url, payload)
         report.event_statuses[payload["status"]] = status
+
+    def _record(self, report: CallReport, action: dict[str, Any], audio: Path, dtmf: list[DtmfPress]) -> None:
+        """Record the caller's file as Vonage would, then post the recording webhook."""
+        if self.api is None:
+            raise ValueError("the NCCO records, so the stand-in needs its API to serve the recording")
+        source = parse_wav(Path(audio).read_bytes())
+        rate = source.sample_rate
+        pcm = load_pcm(audio, rate)
+        cut, reason = record_length(pcm, rate, action, dtmf)
+        started = time.time()
+        recording_uuid = str(uuidlib.uuid4())
+        data = wav_header(rate, cut) + pcm[:cut]
+        self.api.recordings[recording_uuid] = data
+        report.recording_uuid, report.recording_bytes, report.recording_ended_by = recording_uuid, len(data), reason
+        log.info("recorded", extra={"bytes": len(data), "ended_by": reason})
+        payload = {
+            "start_time": iso(started),
+            "end_time": iso(started + cut / 2 / rate),
+            "recording_url": f"{self.api_base}/v1/files/{recording_uuid}",
+            "size": len(data),
+            "recording_uuid": recording_uuid,
+            "conversation_uuid": report.conversation_uuid,
+            "timestamp": iso(time.time()),
+        }
+        for _ in range(self.webhook_copies):
+            report.event_statuses["record"] = self.post_event(action["eventUrl"][0], payload)
 
     def _connect(
         self,
@@ -223,3 +270,30 @@ class VonageStandin:
             report.closed_by = "recorder"
             report.close_code = err.rcvd.code if err.rcvd else None
         return False
+
+
+def record_length(pcm: bytes, rate: int, action: dict[str, Any], dtmf: list[DtmfPress]) -> tuple[int, str]:
+    """How many bytes a record action keeps, and why it stopped: timeOut, endOnKey, endOnSilence."""
+    length, reason = len(pcm), "hangup"
+    limit = int(action.get("timeOut", 7200)) * rate * 2
+    if limit < length:
+        length, reason = limit, "timeOut"
+    key = action.get("endOnKey")
+    for press in dtmf:
+        at = int(press.at * rate) * 2
+        if press.digit == key and at < length:
+            length, reason = at, "endOnKey"
+            break
+    silence = action.get("endOnSilence")
+    if silence:
+        frame = frame_bytes(rate)
+        needed = int(float(silence) / FRAME_SECONDS)
+        heard, quiet = False, 0
+        for start in range(0, length, frame):
+            samples = memoryview(pcm[start : start + frame]).cast("h")
+            loud = any(abs(v) >= _SILENCE_PEAK for v in samples)
+            heard = heard or loud
+            quiet = 0 if loud else quiet + 1
+            if heard and quiet >= needed:
+                return start + frame, "endOnSilence"
+    return length, reason

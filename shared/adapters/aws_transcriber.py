@@ -1,0 +1,190 @@
+"""Transcriber on Amazon Transcribe (batch): audio staged in S3, results collected once EventBridge says so."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from shared.errors import BadRequest, Conflict, NotFound
+from shared.ports import BlobStore, Transcript, TranscriptionJob
+
+__all__ = ["MEDIA_FORMATS", "AwsTranscriber", "media_key", "parse_transcript", "transcript_key"]
+
+log = logging.getLogger(__name__)
+
+# The formats StartTranscriptionJob accepts.
+MEDIA_FORMATS = frozenset({"mp3", "mp4", "wav", "flac", "ogg", "amr", "webm", "m4a"})
+# Channel identification labels at most two channels (ch_0, ch_1).
+MAX_CHANNELS = 2
+_CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg"}
+_FINISHED = ("COMPLETED", "FAILED")
+
+
+def media_key(job_name: str, media_format: str) -> str:
+    """Where a job's audio is staged in the staging bucket."""
+    return f"media/{job_name}.{media_format}"
+
+
+def transcript_key(job_name: str) -> str:
+    """Where Amazon Transcribe writes a job's transcript in the staging bucket."""
+    return f"transcripts/{job_name}.json"
+
+
+def _error_code(err: Exception) -> str:
+    response = getattr(err, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+class AwsTranscriber:
+    """Amazon Transcribe batch jobs. The S3 and Transcribe clients are built on first use unless injected."""
+
+    def __init__(
+        self,
+        store: BlobStore,
+        staging_bucket: str,
+        region: str,
+        job_prefix: str = "tapedeck-",
+        s3: Any = None,
+        transcribe: Any = None,
+    ) -> None:
+        self.store = store
+        self.staging_bucket = staging_bucket
+        self.region = region
+        self.job_prefix = job_prefix
+        self._s3 = s3
+        self._transcribe = transcribe
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            import boto3
+
+            self._s3 = boto3.client("s3", region_name=self.region)
+        return self._s3
+
+    @property
+    def transcribe(self) -> Any:
+        if self._transcribe is None:
+            import boto3
+
+            self._transcribe = boto3.client("transcribe", region_name=self.region)
+        return self._transcribe
+
+    def is_ours(self, job_name: str) -> bool:
+        """Whether this deployment named the job; EventBridge rules can match other jobs too."""
+        return job_name.startswith(self.job_prefix)
+
+    def start(self, job: TranscriptionJob) -> Transcript | None:
+        """Stage the audio in S3 and start the job; a job that already exists is left running."""
+        from botocore.exceptions import ClientError
+
+        if not self.is_ours(job.name):
+            raise ValueError(f"job name {job.name!r} does not start with {self.job_prefix!r}")
+        if job.channels > MAX_CHANNELS:
+            raise BadRequest(
+                f"Amazon Transcribe channel identification supports {MAX_CHANNELS} channels, "
+                f"not {job.channels}: record in mono or stereo"
+            )
+        if job.media_format not in MEDIA_FORMATS:
+            raise BadRequest(f"Amazon Transcribe does not take {job.media_format!r} audio")
+        audio = self.store.read(job.audio_key)
+        if audio is None:
+            raise NotFound(f"no audio at {job.audio_key}")
+
+        key = media_key(job.name, job.media_format)
+        content_type = _CONTENT_TYPES.get(job.media_format, "application/octet-stream")
+        self.s3.put_object(Bucket=self.staging_bucket, Key=key, Body=audio.data, ContentType=content_type)
+        request: dict[str, Any] = {
+            "TranscriptionJobName": job.name,
+            "LanguageCode": job.language,
+            "MediaFormat": job.media_format,
+            "Media": {"MediaFileUri": f"s3://{self.staging_bucket}/{key}"},
+            "OutputBucketName": self.staging_bucket,
+            "OutputKey": transcript_key(job.name),
+        }
+        if job.channels == MAX_CHANNELS:
+            request["Settings"] = {"ChannelIdentification": True}
+        try:
+            response = self.transcribe.start_transcription_job(**request)
+        except ClientError as err:
+            if _error_code(err) == "ConflictException":
+                # Names are deterministic, so this is a retried start of a job already under way.
+                log.info("transcription job already exists", extra={"job": job.name})
+                return None
+            raise
+        # The real service answers IN_PROGRESS; moto leaves the status out.
+        status = response.get("TranscriptionJob", {}).get("TranscriptionJobStatus")
+        log.info("transcription job started", extra={"job": job.name, "status": status, "bytes": len(audio.data)})
+        return None
+
+    def collect(self, job_name: str) -> Transcript:
+        """The finished job's transcript; the staged audio and transcript are deleted once read."""
+        from botocore.exceptions import ClientError
+
+        try:
+            found = self.transcribe.get_transcription_job(TranscriptionJobName=job_name)
+        except ClientError as err:
+            if _error_code(err) in ("BadRequestException", "NotFoundException"):
+                raise NotFound(f"no transcription job {job_name}") from err
+            raise
+        details = found.get("TranscriptionJob", {})
+        status = details.get("TranscriptionJobStatus")
+        if status not in _FINISHED:
+            raise Conflict(f"transcription job {job_name} not finished: {status or 'no status yet'}")
+
+        if status == "FAILED":
+            transcript = Transcript(job_name, "failed", "", failure=details.get("FailureReason") or "unknown failure")
+        else:
+            transcript = self._read_transcript(job_name)
+        self._delete_staged(job_name, details)
+        log.info("transcription job collected", extra={"job": job_name, "status": transcript.status})
+        return transcript
+
+    def _read_transcript(self, job_name: str) -> Transcript:
+        from botocore.exceptions import ClientError
+
+        key = transcript_key(job_name)
+        try:
+            body = self.s3.get_object(Bucket=self.staging_bucket, Key=key)["Body"].read()
+        except ClientError as err:
+            if _error_code(err) in ("NoSuchKey", "404"):
+                # Transcribe writes the file before reporting COMPLETED, so it was collected already.
+                raise NotFound(f"no transcript at s3://{self.staging_bucket}/{key}: collected already?") from err
+            raise
+        return parse_transcript(job_name, body)
+
+    def _delete_staged(self, job_name: str, details: dict[str, Any]) -> None:
+        from botocore.exceptions import ClientError
+
+        keys = [transcript_key(job_name)]
+        uri = str(details.get("Media", {}).get("MediaFileUri", ""))
+        ours = f"s3://{self.staging_bucket}/"
+        if uri.startswith(ours):
+            keys.append(uri[len(ours) :])
+        try:
+            response = self.s3.delete_objects(
+                Bucket=self.staging_bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+            )
+        except ClientError as err:
+            # The bucket's lifecycle rule expires what is left, so the transcript is not lost over this.
+            log.warning("staged objects not deleted", extra={"job": job_name, "error": str(err)})
+            return
+        if response.get("Errors"):
+            log.warning("staged objects not deleted", extra={"job": job_name, "errors": response["Errors"]})
+
+
+def parse_transcript(job_name: str, body: bytes) -> Transcript:
+    """A completed job's transcript file as a Transcript; a malformed file gives a failed one."""
+    try:
+        document = json.loads(body)
+    except ValueError as err:
+        return Transcript(job_name, "failed", "", failure=f"malformed transcript: not JSON ({err})")
+    results = document.get("results") if isinstance(document, dict) else None
+    if not isinstance(results, dict):
+        return Transcript(job_name, "failed", "", failure="malformed transcript: no results object")
+    transcripts = results.get("transcripts")
+    first = transcripts[0] if isinstance(transcripts, list) and transcripts else None
+    text = first.get("transcript") if isinstance(first, dict) else None
+    # A silent recording gives an empty transcript, which is a result and not a failure.
+    return Transcript(job_name, "completed", text if isinstance(text, str) else "", document=document)

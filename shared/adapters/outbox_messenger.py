@@ -1,0 +1,29 @@
+"""Messenger that writes each message as JSON under `outbox/` in storage: the embedded default."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+from shared.errors import PreconditionFailed
+from shared.ports import BlobStore, TextMessage
+
+__all__ = ["OUTBOX", "OutboxMessenger"]
+
+OUTBOX = "outbox"
+
+
+class OutboxMessenger:
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+
+    def send(self, message: TextMessage, key: str) -> str:
+        object_key = f"{OUTBOX}/{key}.json"
+        document = {"to": message.to, "from": message.sender, "text": message.text, "sent_at": time.time()}
+        # Create-only: a message already in the outbox is not written (sent) twice.
+        with contextlib.suppress(PreconditionFailed):
+            self.store.write(
+                object_key, json.dumps(document, indent=2).encode(), "application/json", if_generation_match=0
+            )
+        return object_key

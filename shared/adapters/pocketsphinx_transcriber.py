@@ -1,0 +1,99 @@
+"""Transcriber on pocketsphinx: the embedded offline default, finishing each job in-process."""
+
+from __future__ import annotations
+
+import logging
+import re
+import struct
+import threading
+from typing import Any
+
+from shared.errors import NotFound, TapedeckError
+from shared.ports import BlobStore, Transcript, TranscriptionJob
+
+__all__ = ["PocketsphinxTranscriber"]
+
+log = logging.getLogger(__name__)
+
+# The bundled en-US model is built for 16 kHz and refuses 8 kHz, so every input is resampled to it.
+SAMPLE_RATE = 16000
+# Measured on the voicemail fixtures (see tests/test_transcribers.py): capping active HMMs and
+# Gaussians (maxhmmpf, topn) cuts decoding time by about a third, and the cap lets a wider beam
+# (default 1e-48) keep words that 32 kbit/s MP3 otherwise loses, at no extra cost. Frame skipping
+# (ds=2) was no faster under the cap and lost words.
+_DECODER_OPTIONS: dict[str, Any] = {"maxhmmpf": 3000, "topn": 2, "beam": 1e-60}
+# pocketsphinx reports times in frames of 10 ms.
+_FRAME_SECONDS = 0.01
+_VARIANT = re.compile(r"\(\d+\)$")
+
+
+def _is_filler(word: str) -> bool:
+    # <s>, </s>, <sil> and noise classes such as [NOISE] or ++BREATH++ are not speech.
+    return word.startswith(("<", "[", "+"))
+
+
+class PocketsphinxTranscriber:
+    """Speech to text with pocketsphinx's bundled US-English model; one decoder per instance."""
+
+    def __init__(self, store: BlobStore, options: dict[str, Any] | None = None) -> None:
+        self.store = store
+        self._options = dict(_DECODER_OPTIONS if options is None else options)
+        self._decoder: Any = None
+        # process_raw is not thread-safe, and building the decoder twice would waste ~100 MiB.
+        self._lock = threading.Lock()
+
+    def start(self, job: TranscriptionJob) -> Transcript:
+        blob = self.store.read(job.audio_key)
+        if blob is None:
+            return _failed(job, f"no audio at {job.audio_key}")
+        try:
+            from shared.audio import decode_audio, resample
+
+            rate, channels = decode_audio(blob.data, job.media_format)
+            pcm = [resample(channel, rate, SAMPLE_RATE) for channel in channels]
+            decoded = [self._decode(channel) for channel in pcm]
+        except (TapedeckError, RuntimeError, ValueError, struct.error) as err:
+            log.warning("transcription failed", extra={"job": job.name, "error": str(err)})
+            return _failed(job, str(err))
+        document = {
+            "engine": "pocketsphinx",
+            "channels": [{"channel": i, "words": words} for i, words in enumerate(decoded)],
+        }
+        text = "\n".join(" ".join(word["word"] for word in words) for words in decoded)
+        return Transcript(job.name, "completed", text, document)
+
+    def collect(self, job_name: str) -> Transcript:
+        raise NotFound(f"{job_name}: the offline engine completes each job in start; there is nothing to collect")
+
+    def _decode(self, pcm: bytes) -> list[dict[str, Any]]:
+        """The words said in one channel of 16 kHz mono PCM, fillers left out."""
+        with self._lock:
+            decoder = self._get_decoder()
+            decoder.start_utt()
+            # full_utt: normalise over the whole recording, so earlier jobs do not colour this one.
+            decoder.process_raw(pcm, full_utt=True)
+            decoder.end_utt()
+            if decoder.hyp() is None:
+                return []
+            segments = [(s.word, s.start_frame, s.end_frame, s.prob) for s in decoder.seg()]
+        return [
+            {
+                "word": _VARIANT.sub("", word),
+                "start": round(start * _FRAME_SECONDS, 2),
+                "end": round((end + 1) * _FRAME_SECONDS, 2),
+                "confidence": round(float(prob), 4),
+            }
+            for word, start, end, prob in segments
+            if not _is_filler(word)
+        ]
+
+    def _get_decoder(self) -> Any:
+        if self._decoder is None:
+            from pocketsphinx import Decoder
+
+            self._decoder = Decoder(samprate=SAMPLE_RATE, **self._options)
+        return self._decoder
+
+
+def _failed(job: TranscriptionJob, reason: str) -> Transcript:
+    return Transcript(job.name, "failed", "", failure=reason)
