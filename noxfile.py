@@ -51,6 +51,7 @@ def serve(session: nox.Session) -> None:
         f"0.0.0.0:{port}",
         "--graceful-timeout",
         "20",
+        "--no-control-socket",
         "appengine.devserver:create_dev_app()",
         env=env,
     )
@@ -83,6 +84,13 @@ def tests(session: nox.Session) -> None:
     session.install("-r", TESTS, *LINTERS)
     _lint(session)
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Opt-in load test of the recorder under gunicorn: `nox -s bench -- --compare` (see --help)."""
+    session.install("-r", TESTS)
+    session.run("python", "tests/bench/recorder_bench.py", *session.posargs)
 
 
 @nox.session

@@ -36,6 +36,10 @@ class _VonageSocket:
     def receive(self, timeout: float | None = None) -> str | bytes | None:
         try:
             message: str | bytes | None = self.ws.receive(timeout=timeout)
+            if message is None and not self.ws.connected:
+                # The peer closed while we waited: frames that arrived before the close are
+                # still queued, and receive(0) hands them over before it raises ConnectionClosed.
+                message = self.ws.receive(timeout=0)
         except ConnectionClosed as err:
             raise StreamClosed(str(err)) from err
         if message is None and not self.ws.connected:

@@ -12,6 +12,7 @@ import pytest
 from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.ports import BlobStore
+from tests.aws import moto_server, point_boto3_at, reset
 from tests.servers import free_port, running, storage_emulator_command
 
 DATA = Path(__file__).parent / "data"
@@ -67,3 +68,17 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
         return LocalBlobStore(tmp_path / "store")
     emulator: Emulator = request.getfixturevalue("storage_emulator")
     return GcsBlobStore(fresh_bucket(emulator), gcs_client(emulator))
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        yield url
+
+
+@pytest.fixture
+def aws(moto: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A wiped moto, with boto3 pointed at it through the environment."""
+    reset(moto)
+    point_boto3_at(moto, monkeypatch)
+    return moto

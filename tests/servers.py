@@ -76,6 +76,8 @@ def gunicorn_command(app: str, port: int, worker: str = "gevent") -> list[str]:
         f"127.0.0.1:{port}",
         "--graceful-timeout",
         "10",
+        # gunicorn 27 opens a control socket shared by every gunicorn of the user; tests need none.
+        "--no-control-socket",
         app,
     ]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from shared.adapters.aws_transcriber import AwsTranscriber
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.ports import TranscriptionJob
-from tests.aws import REGION, finish_jobs_immediately, moto_server, point_boto3_at, reset
+from tests.aws import REGION, finish_jobs_immediately
 
 BUCKET = "tapedeck-staging-test"
 AUDIO_KEY = "calls/CON-7f3a/message.mp3"
@@ -67,20 +66,6 @@ TRANSCRIPT = {
         },
     },
 }
-
-
-@pytest.fixture(scope="session")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
-        yield url
-
-
-@pytest.fixture
-def aws(moto: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A wiped moto, with boto3 pointed at it through the environment."""
-    reset(moto)
-    point_boto3_at(moto, monkeypatch)
-    return moto
 
 
 @pytest.fixture

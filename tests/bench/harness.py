@@ -1,0 +1,278 @@
+"""The bench's moving parts: the recorder under gunicorn, the load client processes, what storage holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests.bench.timing import STATS_DIR_ENV, TIMED_PATH, merge_histograms
+
+__all__ = ["ROOT", "BenchError", "Clients", "Server", "ServerStats", "log_problems", "recorder", "stored_bytes"]
+
+ROOT = Path(__file__).resolve().parents[2]
+_WAV_HEADER = 44
+_START_TIMEOUT = 30.0
+_STOP_TIMEOUT = 30.0
+
+
+class BenchError(Exception):
+    """The harness itself failed: a server or client did not start, run or report."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """End a process we started, with its process group: SIGTERM, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(_STOP_TIMEOUT)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """Streams finished, frames the recorder left unread at a hang-up, and frame delays."""
+
+    streams: int
+    unread_at_close: int
+    max_queued: int
+    delays: dict[str, Any]
+    worst_by_second: dict[int, float]
+
+
+@dataclass
+class Server:
+    """A running recorder: its gunicorn process group, storage folder, stats folder and log."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    storage: Path
+    stats_dir: Path
+    log: Path
+    secret: str
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{TIMED_PATH}"
+
+    def _processes(self) -> list[psutil.Process]:
+        master = psutil.Process(self.process.pid)
+        return [master, *master.children(recursive=True)]
+
+    def rss(self) -> int:
+        """Resident memory of the gunicorn master and its workers, in bytes."""
+        total = 0
+        for process in self._processes():
+            try:
+                total += process.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU of the master and its live workers so far."""
+        total = 0.0
+        for process in self._processes():
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def stats(self) -> ServerStats:
+        """What the workers' stats files say, summed over the workers."""
+        reports = [json.loads(path.read_text()) for path in sorted(self.stats_dir.glob("*.json"))]
+        worst: dict[int, float] = {}
+        for report in reports:
+            for second, delay in report["worst_by_second"].items():
+                worst[int(second)] = max(worst.get(int(second), 0.0), delay)
+        return ServerStats(
+            streams=sum(r["streams"] for r in reports),
+            unread_at_close=sum(r["unread_at_close"] for r in reports),
+            max_queued=max((r["max_queued"] for r in reports), default=0),
+            delays=merge_histograms(r["delays"] for r in reports),
+            worst_by_second=worst,
+        )
+
+    def wait_streams_finished(self, expected: int, timeout: float) -> bool:
+        """Wait until the workers have finished `expected` streams (WAVs and call.json written)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.stats().streams >= expected:
+                return True
+            time.sleep(0.2)
+        return False
+
+
+def _gunicorn_command(worker: str, workers: int, connections: int, port: int) -> list[str]:
+    # The flags of app.yaml's entrypoint, on loopback, with the timed copy of the stream route.
+    command = [sys.executable, "-m", "gunicorn", "--worker-class", worker, "--workers", str(workers)]
+    command += ["--worker-connections", str(connections), "--graceful-timeout", "25", "--timeout", "60"]
+    # Several gunicorns may run at once (tests, other benches): none needs the shared control socket.
+    command += ["--no-control-socket"]
+    if worker == "gthread":
+        command += ["--threads", str(connections)]
+    return [*command, "--bind", f"127.0.0.1:{port}", "tests.bench.instrumented:create_app()"]
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"gunicorn exited with {process.returncode} during start-up")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise BenchError(f"the recorder did not answer /healthz within {_START_TIMEOUT:.0f} s")
+
+
+@contextmanager
+def recorder(worker: str, workers: int, connections: int, folder: Path) -> Iterator[Server]:
+    """The recorder under gunicorn on a free loopback port, storing in `folder`; always stopped."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    storage, stats_dir, log = folder / "storage", folder / "stats", folder / "gunicorn.log"
+    secret = secrets.token_urlsafe(24)
+    env = {
+        **os.environ,
+        "STORAGE": "local",
+        "LOCAL_STORAGE_DIR": str(storage),
+        "STREAM_TOKEN_SECRET": secret,
+        "STREAM_RATE": "16000",
+        STATS_DIR_ENV: str(stats_dir),
+    }
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            _gunicorn_command(worker, workers, connections, port),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_healthy(process, port)
+        yield Server(process, port, storage, stats_dir, log, secret)
+    finally:
+        _stop(process)
+
+
+class Clients:
+    """Load client processes sharing one set of streams; always stopped."""
+
+    def __init__(self, folder: Path, count: int) -> None:
+        self.outputs = [folder / f"client-{i}.json" for i in range(count)]
+        self.logs = [folder / f"client-{i}.log" for i in range(count)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._cpu: dict[int, float] = {}
+
+    def start(
+        self, server: Server, total: int, frames: int, start_at: float, stagger: float, deadline: float, fast: bool
+    ) -> None:
+        for index, (output, log) in enumerate(zip(self.outputs, self.logs, strict=True)):
+            output.unlink(missing_ok=True)
+            command = [
+                sys.executable,
+                "-m",
+                "tests.bench.load_client",
+                f"--url={server.url}",
+                f"--secret={server.secret}",
+            ]
+            command += ["--total", str(total), "--first", str(index), "--stride", str(len(self.outputs))]
+            command += ["--start-at", repr(start_at), "--stagger", repr(stagger), "--frames", str(frames)]
+            command += ["--deadline", repr(deadline), "--out", str(output)]
+            command += ["--fast"] if fast else []
+            with open(log, "ab") as out:
+                self.processes.append(
+                    subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                )
+
+    def running(self) -> bool:
+        """Whether any client still runs; notes each live client's CPU time on the way."""
+        live = [p for p in self.processes if p.poll() is None]
+        for process in live:
+            try:
+                times = psutil.Process(process.pid).cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            self._cpu[process.pid] = times.user + times.system
+        return bool(live)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """The clients' CPU time as last seen while they ran."""
+        return sum(self._cpu.values())
+
+    def stop(self) -> None:
+        for process in self.processes:
+            _stop(process)
+
+    def results(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every call's result and each process's send-lag histogram."""
+        calls, lags = [], []
+        for output, log in zip(self.outputs, self.logs, strict=True):
+            if not output.exists():
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise BenchError(f"load client wrote no result {output.name}:\n{tail}")
+            result = json.loads(output.read_text())
+            calls += result["calls"]
+            lags.append(result["send_lag"])
+        return calls, lags
+
+
+def stored_bytes(storage: Path, conversation_uuid: str) -> tuple[int | None, int | None]:
+    """PCM bytes in the call's audio.wav and in call.json's first recording (None when missing)."""
+    folder = storage / "calls" / conversation_uuid
+    wav = folder / "audio.wav"
+    wav_bytes = wav.stat().st_size - _WAV_HEADER if wav.exists() else None
+    try:
+        recordings = json.loads((folder / "call.json").read_text())["recordings"]
+        json_bytes = int(recordings[0]["bytes"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        json_bytes = None
+    return wav_bytes, json_bytes
+
+
+def log_problems(log: Path) -> Counter[str]:
+    """Warnings and errors in the gunicorn log, counted by message."""
+    problems: Counter[str] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            if record.get("severity") in ("WARNING", "ERROR", "CRITICAL"):
+                problems[f"{record['severity']}: {record.get('message')}"] += 1
+        elif any(mark in line for mark in ("[ERROR]", "[CRITICAL]", "[WARNING]", "Traceback", "Error")):
+            problems[line.split("] ", 2)[-1][:160]] += 1
+    return problems

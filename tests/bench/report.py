@@ -1,0 +1,174 @@
+"""How the bench prints its figures: one line per figure with its target, a comparison table, a summary."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import psutil
+
+from tests.bench.measures import ImportResult, LoadResult, MemoryResult
+from tests.bench.timing import percentile_ms
+
+__all__ = ["Summary", "print_comparison", "print_import", "print_load", "print_memory"]
+
+TARGET_STREAMS = 1000
+TARGET_P99_MS = 20.0
+TARGET_RSS_KIB = 512.0
+TARGET_IMPORT_MS = 150.0
+_MIB = 1024 * 1024
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "> 5000" if math.isinf(value) else f"{value:.1f}"
+
+
+def _streams_target(streams: int) -> str:
+    return f"all {streams}" + ("" if streams >= TARGET_STREAMS else f" (full load {TARGET_STREAMS})")
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+@dataclass
+class Summary:
+    """The verdict lines printed at the end of the run."""
+
+    lines: list[str]
+
+    def add(self, figure: str, value: str, target: str, ok: bool) -> None:
+        self.lines.append(f"  {figure:<34} {value:<34} target {target:<14} {_met(ok)}")
+
+    def print(self) -> None:
+        print("\n== summary " + "=" * 98)
+        for line in self.lines:
+            print(line)
+
+
+def _line(tag: str, figure: str, value: str, target: str = "") -> None:
+    print(f"[{tag}] {figure:<26} {value:<72} {('target ' + target) if target else ''}".rstrip())
+
+
+def print_load(result: LoadResult, summary: Summary) -> None:
+    """The real-time figures of one worker."""
+    tag, audit = result.worker, result.audit
+    p50, p99 = percentile_ms(result.delay, 0.50), percentile_ms(result.delay, 0.99)
+    lag99 = percentile_ms(result.send_lag, 0.99)
+    print(f"\n-- {result.streams} real-time 16 kHz streams x {result.seconds:g} s, gunicorn {tag} --")
+    streams = f"{audit.completed} / {result.streams} (connected {audit.connected})"
+    _line(tag, "streams completed", streams, _streams_target(result.streams))
+    lost = f"{audit.bytes_lost:,} of {audit.bytes_sent:,} sent; {audit.short_or_missing} calls with missing/short WAV"
+    _line(tag, "bytes lost", lost + f"; {audit.mismatched} call.json/WAV mismatches", "0")
+    delays = f"{_ms(p50)} / {_ms(p99)} ms (max {result.delay['max_ms']:.0f} ms, {result.delay['count']:,} frames)"
+    _line(tag, "frame delay p50 / p99", delays, f"p99 <= {TARGET_P99_MS:g} ms")
+    _line(tag, "client send lag p99", f"{_ms(lag99)} ms (how late the client itself sent; included above)")
+    cpu = f"{result.cpu_seconds:.1f} s over {result.wall:.1f} s = {result.cpu_percent:.0f} % of one core"
+    _line(tag, "server CPU", cpu)
+    others = result.machine_busy_seconds - result.cpu_seconds - result.client_cpu_seconds
+    machine = (
+        f"{result.machine_busy_seconds:.1f} s of {result.wall * psutil.cpu_count():.1f} s "
+        f"({psutil.cpu_count()} cores): server {result.cpu_seconds:.1f}, load clients "
+        f"{result.client_cpu_seconds:.1f}, everything else {others:.1f}"
+    )
+    _line(tag, "machine CPU busy", machine)
+    rss = (
+        f"{result.rss_per_stream_kib:.0f} KiB (baseline {result.rss_base / _MIB:.1f} MiB, mid-run "
+        f"{result.rss_mid / _MIB:.1f} MiB, peak {result.rss_peak / _MIB:.1f} MiB)"
+    )
+    _line(tag, "RSS per stream", rss, f"<= {TARGET_RSS_KIB:g} KiB")
+    _line(tag, "frames unread at hang-up", f"{result.unread_at_close} (queued when the recorder took the close)")
+    _line(tag, "most frames queued", f"{result.max_queued} in one stream's simple-websocket input buffer")
+    worst = " ".join(f"{second}s:{ms:.0f}" for second, ms in result.worst_by_second)
+    _line(tag, "worst delay ms by second", worst)
+    if not result.settled:
+        _line(tag, "WARNING", "the server had not finished every stream 120 s after the clients ended")
+    _line(tag, "gunicorn log problems", f"{sum(result.problems.values())}")
+    for message, count in result.problems.most_common(6):
+        print(f"      {count:>6} x {message}")
+    for message, count in audit.client_errors.most_common(4):
+        print(f"      client: {count:>6} x {message}")
+    label = f"{tag} {result.streams}x{result.seconds:g}s"
+    summary.add(
+        f"{label} streams completed",
+        f"{audit.completed}/{result.streams}",
+        _streams_target(result.streams),
+        audit.completed == result.streams,
+    )
+    summary.add(
+        f"{label} bytes lost", f"{audit.bytes_lost:,}", "0", audit.bytes_lost == 0 and not audit.short_or_missing
+    )
+    summary.add(
+        f"{label} p99 delay", f"{_ms(p99)} ms", f"<= {TARGET_P99_MS:g} ms", p99 is not None and p99 <= TARGET_P99_MS
+    )
+    summary.add(
+        f"{label} RSS/stream",
+        f"{result.rss_per_stream_kib:.0f} KiB",
+        f"<= {TARGET_RSS_KIB:g} KiB",
+        result.rss_per_stream_kib <= TARGET_RSS_KIB,
+    )
+    summary.add(f"{label} server CPU", f"{result.cpu_percent:.0f} % of one core", "(measured)", True)
+
+
+def print_comparison(results: list[LoadResult]) -> None:
+    """The same load on each worker, side by side."""
+    rows = {
+        "streams completed": lambda r: f"{r.audit.completed}/{r.streams}",
+        "bytes lost": lambda r: f"{r.audit.bytes_lost:,}",
+        "missing/short WAVs": lambda r: f"{r.audit.short_or_missing}",
+        "frame delay p50 (ms)": lambda r: _ms(percentile_ms(r.delay, 0.50)),
+        "frame delay p99 (ms)": lambda r: _ms(percentile_ms(r.delay, 0.99)),
+        "frame delay max (ms)": lambda r: f"{r.delay['max_ms']:.0f}",
+        "client send lag p99 (ms)": lambda r: _ms(percentile_ms(r.send_lag, 0.99)),
+        "server CPU (s)": lambda r: f"{r.cpu_seconds:.1f}",
+        "server CPU (% of a core)": lambda r: f"{r.cpu_percent:.0f}",
+        "load clients CPU (s)": lambda r: f"{r.client_cpu_seconds:.1f}",
+        "machine CPU busy (s)": lambda r: f"{r.machine_busy_seconds:.1f}",
+        "RSS per stream (KiB)": lambda r: f"{r.rss_per_stream_kib:.0f}",
+        "RSS mid-run (MiB)": lambda r: f"{r.rss_mid / _MIB:.1f}",
+        "frames unread at hang-up": lambda r: f"{r.unread_at_close}",
+        "most frames queued": lambda r: f"{r.max_queued}",
+        "gunicorn log problems": lambda r: f"{sum(r.problems.values())}",
+    }
+    first = results[0]
+    print(f"\n-- worker comparison: {first.streams} real-time streams x {first.seconds:g} s --")
+    print(f"  {'':<26}" + "".join(f"{r.worker:>14}" for r in results))
+    for name, cell in rows.items():
+        print(f"  {name:<26}" + "".join(f"{cell(r):>14}" for r in results))
+
+
+def print_memory(results: list[MemoryResult], summary: Summary) -> None:
+    """Server memory growth for one stream, short against long (both sent unpaced)."""
+    print("\n-- memory against call length: one stream sent UNPACED (as fast as possible), not in real time --")
+    for r in results:
+        stored = "missing" if r.bytes_stored is None else f"{r.bytes_stored:,}"
+        print(
+            f"[{r.worker}] {r.minutes:>2} min of audio: RSS growth {r.growth / _MIB:7.1f} MiB "
+            f"(sent {r.bytes_sent:,} B in {r.wall:.1f} s, WAV holds {stored} B; "
+            f"up to {r.max_queued:,} frames queued unread in simple-websocket)"
+        )
+    for worker in dict.fromkeys(r.worker for r in results):
+        short, long = (r for r in results if r.worker == worker)
+        flat = long.growth <= max(2 * short.growth, short.growth + 8 * _MIB)
+        value = f"{short.growth / _MIB:.1f} vs {long.growth / _MIB:.1f} MiB"
+        summary.add(f"{worker} RSS growth {short.minutes} vs {long.minutes} min", value, "about equal", flat)
+
+
+def print_import(result: ImportResult, summary: Summary) -> None:
+    """Cold load of functions/main.py."""
+    print("\n-- cold import of functions/main.py by path (as functions-framework loads it), fresh interpreter --")
+    runs = ", ".join(f"{ms:.0f}" for ms in result.runs_ms)
+    print(f"[import] median {result.median_ms:.0f} ms (runs {runs}) target <= {TARGET_IMPORT_MS:g} ms")
+    print(f"[import] with flask and functions_framework already imported: median {result.own_median_ms:.0f} ms")
+    print(f"[import] google.cloud.storage in sys.modules: {result.gcs_loaded} (must be False)")
+    slowest = ", ".join(f"{name} {ms:.0f} ms" for name, ms in result.slowest)
+    print(f"[import] slowest top-level imports (cumulative): {slowest}")
+    summary.add(
+        "import of answer (median)",
+        f"{result.median_ms:.0f} ms",
+        f"<= {TARGET_IMPORT_MS:g} ms",
+        result.median_ms <= TARGET_IMPORT_MS,
+    )
+    summary.add("google.cloud.storage not imported", f"{not result.gcs_loaded}", "True", not result.gcs_loaded)

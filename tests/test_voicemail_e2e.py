@@ -1,0 +1,232 @@
+"""Voicemail to pager, end to end: the functions under gunicorn, the Vonage stand-in recording
+the caller and serving the file behind the application's JWT, offline recognition or Amazon
+Transcribe on moto, and the page in the outbox."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from shared.adapters.local_blob_store import LocalBlobStore
+from shared.signatures import sign_webhook
+from shared.standin import VonageStandin
+from shared.standin.api import StandinApi, make_application_key, public_key_of
+from shared.wav import parse_wav
+from shared.web import API_KEY_HEADER
+from tests.aws import REGION, finish_jobs_immediately
+from tests.conftest import DATA, SECRET, TOKEN_SECRET
+from tests.servers import free_port, gunicorn_command, running
+
+MAILBOX = "447700900001"
+OWNERS = ["447700900111", "447700900222"]
+ROUTES = f"""
+"{MAILBOX}":
+  flow: voicemail
+  owner: Sam
+  recipients: {json.dumps(OWNERS)}
+  language: en-US
+  max_seconds: 60
+"""
+API_KEY = "eventbridge-api-key"
+BUCKET = "tapedeck-transcribe-staging"
+
+
+@dataclass
+class Deck:
+    url: str
+    store: LocalBlobStore
+    standin: VonageStandin
+    api: StandinApi
+
+    def call(self, audio: Path, **kwargs: Any) -> Any:
+        return self.standin.inbound_call(f"{self.url}/answer", f"{self.url}/event", audio, to=MAILBOX, **kwargs)
+
+    def pages(self, recording_uuid: str, count: int = len(OWNERS), timeout: float = 30) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.store.list(f"outbox/{recording_uuid}")
+            if len(found) >= count:
+                time.sleep(0.3)  # anything more would be a duplicate page
+                return [json.loads(self.store.read(i.key).data) for i in self.store.list(f"outbox/{recording_uuid}")]  # type: ignore[union-attr]
+            time.sleep(0.1)
+        raise AssertionError(f"no page for {recording_uuid} within {timeout} s")
+
+
+@pytest.fixture
+def deck_factory(tmp_path: Path) -> Iterator[Any]:
+    stack: list[Any] = []
+
+    def start(**extra: str) -> Deck:
+        data = tmp_path / "data"
+        key = make_application_key(tmp_path / "application.pem")
+        (tmp_path / "routes.yaml").write_text(ROUTES)
+        api = StandinApi(public_key_of(key))
+        api_cm = api.serving("127.0.0.1", free_port())
+        api_base = api_cm.__enter__()
+        stack.append(api_cm)
+        port = free_port()
+        env = {
+            "LOCAL_STORAGE_DIR": str(data),
+            "STREAM_TOKEN_SECRET": TOKEN_SECRET,
+            "VONAGE_SIGNATURE_SECRET": SECRET,
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "RECORDER_URL": f"ws://127.0.0.1:{port}/socket",
+            "ROUTES_FILE": str(tmp_path / "routes.yaml"),
+            "VONAGE_API_HOST": api_base.removeprefix("http://"),
+            "VONAGE_APPLICATION_ID": "standin-application",
+            "VONAGE_PRIVATE_KEY": str(tmp_path / "application.pem"),
+            **extra,
+        }
+        server = running(
+            gunicorn_command("appengine.devserver:create_dev_app()", port, worker="gthread"),
+            env,
+            f"http://127.0.0.1:{port}/healthz",
+            tmp_path / "server.log",
+        )
+        server.__enter__()
+        stack.append(server)
+        standin = VonageStandin(SECRET, api=api, api_base=api_base)
+        return Deck(f"http://127.0.0.1:{port}", LocalBlobStore(data), standin, api)
+
+    yield start
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)
+
+
+def test_a_voicemail_becomes_one_page_per_owner_with_the_spoken_words(deck_factory: Any) -> None:
+    deck = deck_factory()
+    deck.standin.webhook_copies = 3  # Vonage's retries deliver the recording webhook again
+    report = deck.call(DATA / "voicemail_outage.wav", dtmf=[])
+    assert report.talks[0].startswith("You have reached Sam.")
+    assert report.event_statuses["record"] == 204
+    pages = deck.pages(report.recording_uuid)
+    assert sorted(p["to"] for p in pages) == OWNERS
+    text = pages[0]["text"]
+    assert pages[1]["text"] == text
+    head, message, link = text.split("\n\n")
+    assert head == "[From: +447700900123]"
+    for words in ("PRODUCTION DATABASE IS DOWN", "CALL ME BACK"):
+        assert words in message
+    assert message == message.upper()
+    audio = requests.get(link, timeout=10)
+    assert audio.status_code == 200
+    assert audio.content == deck.api.recordings[report.recording_uuid]
+    folder = f"calls/{report.conversation_uuid}"
+    assert "production database" in deck.store.read(f"{folder}/transcript.txt").data.decode()  # type: ignore[union-attr]
+    call = json.loads(deck.store.read(f"{folder}/call.json").data)  # type: ignore[union-attr]
+    assert call["flow"] == "voicemail"
+    assert call["voicemail"]["recording_uuid"] == report.recording_uuid
+    assert deck.store.read(f"{folder}/message.wav").data == deck.api.recordings[report.recording_uuid]  # type: ignore[union-attr]
+
+
+def test_pressing_hash_ends_the_message(deck_factory: Any) -> None:
+    from shared.standin import DtmfPress
+
+    deck = deck_factory()
+    report = deck.call(DATA / "voicemail_outage.wav", dtmf=[DtmfPress("#", 4.0)])
+    assert report.recording_ended_by == "endOnKey"
+    recorded = parse_wav(deck.api.recordings[report.recording_uuid])
+    assert recorded.duration == pytest.approx(4.0, abs=0.02)
+    (page, _) = deck.pages(report.recording_uuid)
+    assert "CALL ME BACK" not in page["text"]
+
+
+def test_silence_and_withheld_callers_still_page_the_owner(deck_factory: Any) -> None:
+    deck = deck_factory()
+    report = deck.call(DATA / "silence_2s.wav", from_="")
+    pages = deck.pages(report.recording_uuid)
+    head, message, link = pages[0]["text"].split("\n\n")
+    assert (head, message) == ("[From: withheld]", "CALLER LEFT NO MESSAGE")
+    assert link.startswith(deck.url + "/link?id=")
+    assert deck.store.read(f"calls/{report.conversation_uuid}/transcript.txt") is None
+
+
+def signed_post(url: str, payload: dict[str, Any], secret: str = SECRET) -> requests.Response:
+    body = json.dumps(payload).encode()
+    token = sign_webhook(body, secret, time.time(), str(uuid.uuid4()))
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    return requests.post(url, data=body, headers=headers, timeout=10)
+
+
+def test_bad_recording_webhooks_get_a_4xx(deck_factory: Any) -> None:
+    deck = deck_factory()
+    ncco = deck.standin.fetch_ncco(
+        f"{deck.url}/answer", {"conversation_uuid": "CON-1", "uuid": "u", "from": "447700900123", "to": MAILBOX}
+    )
+    url = ncco[1]["eventUrl"][0]
+    good = {"conversation_uuid": "CON-1", "recording_uuid": "r-1", "recording_url": "", "size": 0, "timestamp": "t"}
+    assert signed_post(url, {k: v for k, v in good.items() if k != "recording_uuid"}).status_code == 400
+    assert signed_post(url, good | {"conversation_uuid": "CON-2"}).status_code == 401
+    assert signed_post(url.replace("447700900123", "447700900999"), good).status_code == 401
+    assert signed_post(url, good, secret="forged").status_code == 401
+    assert signed_post(url, good | {"recording_url": "https://evil.example.com/x", "size": 10}).status_code == 400
+    response = requests.post(url, json=good, timeout=10)
+    assert response.status_code == 401 and "error" in response.json()
+    assert requests.get(f"{deck.url}/link?id=not-a-real-link-id-123", timeout=10).status_code == 404
+    assert deck.store.list("outbox/") == []
+
+
+def test_amazon_transcribe_path_pages_once_per_owner(deck_factory: Any, aws: str) -> None:
+    """The test puts the transcript JSON where Transcribe would and calls the `transcription`
+    function as EventBridge's API destination would; moto never writes transcripts or sends events."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    finish_jobs_immediately(aws)
+    deck = deck_factory(
+        TRANSCRIBER="aws",
+        TRANSCRIBE_BUCKET=BUCKET,
+        TRANSCRIPTION_API_KEY=API_KEY,
+        AWS_ENDPOINT_URL=aws,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+    )
+    report = deck.call(DATA / "voicemail_outage.wav")
+    job = f"tapedeck-vm-{report.recording_uuid}"
+    transcribe = boto3.client("transcribe", region_name=REGION)
+    deadline = time.monotonic() + 10
+    while not transcribe.list_transcription_jobs()["TranscriptionJobSummaries"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = transcribe.get_transcription_job(TranscriptionJobName=job)["TranscriptionJob"]
+    assert started["Media"]["MediaFileUri"] == f"s3://{BUCKET}/media/{job}.wav"
+    transcript = {
+        "jobName": job,
+        "status": "COMPLETED",
+        "results": {
+            "transcripts": [{"transcript": "The production database is down. Please call me back."}],
+            "items": [],
+        },
+    }
+    s3.put_object(Bucket=BUCKET, Key=f"transcripts/{job}.json", Body=json.dumps(transcript).encode())
+    event = {
+        "version": "0",
+        "source": "aws.transcribe",
+        "detail-type": "Transcribe Job State Change",
+        "detail": {"TranscriptionJobName": job, "TranscriptionJobStatus": "COMPLETED"},
+    }
+    url = f"{deck.url}/transcription"
+    assert requests.post(url, json=event, timeout=10).status_code == 401
+    assert requests.post(url, json=event, headers={API_KEY_HEADER: "wrong"}, timeout=10).status_code == 401
+    first = requests.post(url, json=event, headers={API_KEY_HEADER: API_KEY}, timeout=10)
+    assert first.status_code == 200 and first.json()["result"] == "completed"
+    again = requests.post(url, json=event, headers={API_KEY_HEADER: API_KEY}, timeout=10)
+    assert again.json()["result"] == "already handled"
+    other = event | {"detail": {"TranscriptionJobName": "someone-elses-job", "TranscriptionJobStatus": "COMPLETED"}}
+    assert (
+        requests.post(url, json=other, headers={API_KEY_HEADER: API_KEY}, timeout=10).json()["result"] == "unknown job"
+    )
+    pages = deck.pages(report.recording_uuid)
+    assert sorted(p["to"] for p in pages) == OWNERS
+    assert "THE PRODUCTION DATABASE IS DOWN. PLEASE CALL ME BACK." in pages[0]["text"]
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+    stored = deck.store.read(f"calls/{report.conversation_uuid}/message.wav")
+    assert stored is not None and stored.data == deck.api.recordings[report.recording_uuid]
