@@ -88,9 +88,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Opt-in load test of the recorder under gunicorn: `nox -s bench -- --compare` (see --help)."""
+    """Opt-in measurements: the recorder under load (`nox -s bench -- --compare`, see --help),
+    then the voicemail pager's hang-up-to-page latency."""
     session.install("-r", TESTS)
     session.run("python", "tests/bench/recorder_bench.py", *session.posargs)
+    session.run("python", "tests/bench/pager_bench.py")
 
 
 @nox.session

@@ -67,6 +67,7 @@ class CallReport:
     recording_uuid: str | None = None
     recording_bytes: int = 0
     recording_ended_by: str | None = None
+    recording_posted_at: float | None = None
 
 
 class VonageStandin:
@@ -194,6 +195,7 @@ class VonageStandin:
             "conversation_uuid": report.conversation_uuid,
             "timestamp": iso(time.time()),
         }
+        report.recording_posted_at = time.time()
         for _ in range(self.webhook_copies):
             report.event_statuses["record"] = self.post_event(action["eventUrl"][0], payload)
 
