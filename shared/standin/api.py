@@ -44,7 +44,9 @@ class StandinApi:
             from urllib.parse import parse_qsl
 
             form = dict(parse_qsl(request.get_data(as_text=True)))
-            if not form.get("api_key") or not (form.get("api_secret") or form.get("sig")):
+            basic = request.authorization
+            has_basic = basic is not None and bool(basic.username) and bool(basic.password)
+            if not has_basic and not (form.get("api_key") and (form.get("api_secret") or form.get("sig"))):
                 return jsonify({"message-count": "1", "messages": [{"status": "2", "error-text": "Missing api_key"}]})
             with self.lock:
                 self.sms.append({k: form.get(k, "") for k in ("from", "to", "text", "client-ref")})
