@@ -58,7 +58,7 @@ def _scalar(source: str, node: Any, what: str) -> str:
     return str(node.value)
 
 
-def _route(source: str, node: Any, number: str) -> Route:
+def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
     import yaml
 
     if not isinstance(node, yaml.MappingNode):
@@ -88,9 +88,9 @@ def _route(source: str, node: Any, number: str) -> Route:
             continue
         values[key] = text
     if "flow" not in values:
-        raise _fail(source, node, f"the entry for {number} has no flow")
+        raise _fail(source, number_node, f"the entry for {number} has no flow")
     if values["flow"] == "voicemail" and not values.get("recipients"):
-        raise _fail(source, node, f"the voicemail entry for {number} needs at least one recipient")
+        raise _fail(source, number_node, f"the voicemail entry for {number} needs at least one recipient")
     return Route(**values)
 
 
@@ -115,7 +115,7 @@ def parse_routes(text: str, source: str, default_flow: str = "stream") -> Routes
             raise _fail(source, key_node, f"{number!r} is not a phone number (5 to 15 digits)")
         if number in routes:
             raise _fail(source, key_node, f"{number} is listed twice")
-        routes[number] = _route(source, value_node, number)
+        routes[number] = _route(source, value_node, number, key_node)
     return Routes(routes, default_flow)
 
 

@@ -230,3 +230,15 @@ def test_amazon_transcribe_path_pages_once_per_owner(deck_factory: Any, aws: str
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
     stored = deck.store.read(f"calls/{report.conversation_uuid}/message.wav")
     assert stored is not None and stored.data == deck.api.recordings[report.recording_uuid]
+
+
+def test_an_empty_recording_pages_no_message_once(deck_factory: Any) -> None:
+    deck = deck_factory()
+    ncco = deck.standin.fetch_ncco(
+        f"{deck.url}/answer", {"conversation_uuid": "CON-9", "uuid": "u", "from": "447700900123", "to": MAILBOX}
+    )
+    hook = {"conversation_uuid": "CON-9", "recording_uuid": "r-9", "recording_url": "", "size": 0, "timestamp": "t"}
+    for _ in range(2):
+        assert signed_post(ncco[1]["eventUrl"][0], hook).status_code == 204
+    pages = deck.pages("r-9")
+    assert [p["text"] for p in pages] == ["[From: +447700900123]\n\nCALLER LEFT NO MESSAGE"] * len(OWNERS)

@@ -7,6 +7,8 @@ python -m shared.standin setup data      # dev application key and demo routes, 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import sys
 import time
@@ -60,14 +62,14 @@ def _print_pages(settings: Settings, api: StandinApi, report: CallReport, out: T
     deadline = time.monotonic() + _PAGE_WAIT
     while time.monotonic() < deadline:
         pages = [
-            blob.data.decode()
+            json.loads(blob.data)
             for info in store.list(f"outbox/{report.recording_uuid}")
             if (blob := store.read(info.key)) is not None
         ]
-        pages += [str(sms) for sms in api.sms]
+        pages += list(api.sms)
         if pages:
             for page in pages:
-                out.write(f"  page:\n{page}\n")
+                out.write(f"  page to {page['to']}:\n\n{page['text']}\n\n")
             return
         time.sleep(0.2)
     out.write(f"  no page within {_PAGE_WAIT:.0f} s\n")
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
     configure_logging("WARNING")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if args.command == "setup":
         setup(args.folder, sys.stdout)
         return 0
