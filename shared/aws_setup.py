@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.signatures import API_KEY_HEADER
+
 __all__ = [
     "API_KEY_HEADER",
     "Change",
@@ -33,7 +35,6 @@ __all__ = [
 ]
 
 # The header EventBridge sends the shared secret in; the receiver checks it.
-API_KEY_HEADER = "X-Tapedeck-Key"
 # The prefixes AwsTranscriber stages under; both are short-lived copies.
 STAGED_PREFIXES = ("media/", "transcripts/")
 TARGET_ID = "tapedeck-api-destination"

@@ -15,8 +15,10 @@ from typing import Any
 
 from shared.errors import Unauthorized
 
-__all__ = ["MAX_CLOCK_SKEW", "MAX_TOKEN_AGE", "sign_webhook", "verify_webhook"]
+__all__ = ["API_KEY_HEADER", "MAX_CLOCK_SKEW", "MAX_TOKEN_AGE", "sign_webhook", "verify_webhook"]
 
+# The header EventBridge's API-destination connection sends to the `transcription` function.
+API_KEY_HEADER = "X-Tapedeck-Key"
 # Vonage signs each delivery when it sends it, so an old token is a replay.
 MAX_TOKEN_AGE = 300
 MAX_CLOCK_SKEW = 60

@@ -11,7 +11,7 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, TapedeckError
-from shared.signatures import verify_webhook
+from shared.signatures import API_KEY_HEADER, verify_webhook
 
 __all__ = [
     "API_KEY_HEADER",
@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 
 # Vonage webhooks are a few hundred bytes; anything near this is not one.
 MAX_BODY_BYTES = 64 * 1024
-# The header EventBridge's API-destination connection carries (see shared/aws_setup.py).
-API_KEY_HEADER = "X-Tapedeck-Key"
 
 Handler = Callable[[flask.Request], Any]
 
