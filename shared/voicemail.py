@@ -91,7 +91,7 @@ def parse_recording_webhook(params: Mapping[str, Any]) -> RecordingWebhook:
     return RecordingWebhook(check_conversation_uuid(params.get("conversation_uuid")), recording_uuid, url, size)
 
 
-def _format_of(url: str, data: bytes) -> str:
+def _format_of(data: bytes) -> str:
     return "wav" if data[:4] == b"RIFF" else "mp3"
 
 
@@ -147,7 +147,7 @@ def receive_recording(services: VoicemailServices, params: Mapping[str, Any], no
         _page(services, job_doc, NO_MESSAGE, audio_key=None, now=now)
         return None
     data = services.recordings.download(hook.recording_url)
-    media_format = _format_of(hook.recording_url, data)
+    media_format = _format_of(data)
     audio_key = call_key(hook.conversation_uuid, f"message.{media_format}")
     store.write(audio_key, data, "audio/wav" if media_format == "wav" else "audio/mpeg")
     update_json(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException
 
-from shared.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, TapedeckError
+from shared.errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge, TapedeckError, Unauthorized
 from shared.signatures import API_KEY_HEADER, verify_webhook
 
 __all__ = [
@@ -101,10 +102,6 @@ def read_webhook(request: flask.Request, signature_secret: str | None, now: floa
 
 def check_api_key(request: flask.Request, expected: str | None) -> None:
     """The API-key header EventBridge's connection sends; anything else is refused with 401."""
-    import hmac
-
-    from shared.errors import Unauthorized
-
     given = request.headers.get(API_KEY_HEADER, "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized(f"missing or wrong {API_KEY_HEADER}")
@@ -126,8 +123,6 @@ def serve_object(store: Any, key: str, ttl_seconds: int) -> Any:
         return flask.redirect(signer(key, ttl_seconds), code=302)
     blob = store.read(key)
     if blob is None:
-        from shared.errors import NotFound
-
         raise NotFound("the audio is no longer stored")
     mimetype = "audio/wav" if key.endswith(".wav") else "audio/mpeg"
     return flask.Response(blob.data, mimetype=mimetype, headers={"Cache-Control": "private, no-store"})

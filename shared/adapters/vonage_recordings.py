@@ -49,15 +49,12 @@ class VonageRecordings:
 
     def download(self, url: str) -> bytes:
         self.check_url(url)
+        import requests
         from vonage_jwt import JwtClient
 
         token = JwtClient(self.application_id, self.private_key).generate_application_jwt()
         if self._http is None:
-            import requests
-
             self._http = requests.Session()
-        import requests
-
         try:
             response = self._http.get(
                 url, headers={"Authorization": f"Bearer {token.decode()}"}, timeout=30, stream=True
