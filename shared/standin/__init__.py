@@ -1,7 +1,8 @@
 """A local stand-in for the Vonage Voice platform: it places simulated calls against tapedeck.
 
 It plays Vonage's part: fetches NCCOs, signs webhooks as Vonage does, streams audio over
-the websocket protocol as paced 20 ms frames, and sends DTMF.
+the websocket protocol as paced 20 ms frames, sends DTMF, rings the parties of phone connects,
+and records calls (voicemail-style, or split one channel per leg for the rest of the call).
 """
 
 from shared.standin.calls import CallReport, DtmfPress, VonageStandin

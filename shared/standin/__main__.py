@@ -1,6 +1,7 @@
 """Command line of the Vonage stand-in.
 
 python -m shared.standin call --audio file.wav [--to N] [--from N] [--fast] [--dtmf 5@1.0]
+                                [--other-party file.wav ...]   # what each connected party says
 python -m shared.standin setup data      # dev application key and demo routes, once
 """
 
@@ -12,10 +13,12 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 from shared.logs import configure_logging
+from shared.ports import BlobStore
 from shared.services import build_services
 from shared.settings import Settings
 from shared.standin.api import StandinApi, make_application_key, public_key_of
@@ -29,8 +32,21 @@ DEMO_ROUTES = """\
   recipients: ["447700900111"]
   language: en-US
   max_seconds: 120
+"447700900002":
+  flow: conversation
+  connect: ["447700900200"]
+  caller_id: "447700900002"
+  labels: [Caller, Agent]
+  notice: This call is recorded for quality and training.
+  language: en-US
+  format: mp3
+  recipients: ["447700900111"]
 """
 _PAGE_WAIT = 60.0
+_TRANSCRIPT_WAIT = 180.0
+_POLL_SECONDS = 0.5
+
+T = TypeVar("T")
 
 
 def setup(folder: Path, out: TextIO) -> None:
@@ -51,28 +67,46 @@ def _print_report(report: CallReport, out: TextIO) -> None:
         seconds = report.frames_sent * 0.02
         out.write(f"  streamed {report.bytes_sent} bytes in {report.frames_sent} frames ({seconds:.2f} s of audio)\n")
         out.write(f"  socket closed by {report.closed_by}\n")
+    for number, status in report.party_statuses.items():
+        out.write(f"  party {number}: {status}\n")
     if report.recording_uuid:
-        out.write(f"  recorded {report.recording_bytes} bytes, ended by {report.recording_ended_by}\n")
+        layout = f"{report.recording_channels} channel {report.recording_format}"
+        out.write(f"  recorded {report.recording_bytes} bytes ({layout}), ended by {report.recording_ended_by}\n")
     out.write(f"  webhooks: {', '.join(f'{k} {v}' for k, v in report.event_statuses.items())}\n")
 
 
-def _print_pages(settings: Settings, api: StandinApi, report: CallReport, out: TextIO) -> None:
-    """Wait for the voicemail's page to come out, from the outbox or the stand-in's SMS API."""
-    store = build_services(settings).store
-    deadline = time.monotonic() + _PAGE_WAIT
-    while time.monotonic() < deadline:
-        pages = [
-            json.loads(blob.data)
-            for info in store.list(f"outbox/{report.recording_uuid}")
-            if (blob := store.read(info.key)) is not None
-        ]
-        pages += list(api.sms)
-        if pages:
-            for page in pages:
-                out.write(f"  page to {page['to']}:\n\n{page['text']}\n\n")
-            return
-        time.sleep(0.2)
-    out.write(f"  no page within {_PAGE_WAIT:.0f} s\n")
+def _wait_for(found: Callable[[], T | None], timeout: float) -> T | None:
+    """Poll `found` until it returns something, or give up after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = found()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(_POLL_SECONDS)
+
+
+def _print_transcript(store: BlobStore, report: CallReport, out: TextIO) -> bool:
+    """Wait for the recorded conversation's transcript and print it; False if none came."""
+    blob = _wait_for(lambda: store.read(f"calls/{report.conversation_uuid}/transcript.txt"), _TRANSCRIPT_WAIT)
+    if blob is None:
+        out.write(f"  no transcript within {_TRANSCRIPT_WAIT:.0f} s\n")
+        return False
+    out.write(f"  transcript:\n\n{blob.data.decode().rstrip()}\n\n")
+    return True
+
+
+def _print_pages(store: BlobStore, api: StandinApi, report: CallReport, out: TextIO) -> None:
+    """Wait for the recording's SMS pages to come out, from the outbox or the stand-in's SMS API."""
+
+    def pages() -> list[Any]:
+        outbox = (store.read(info.key) for info in store.list(f"outbox/{report.recording_uuid}"))
+        return [json.loads(blob.data) for blob in outbox if blob is not None] + list(api.sms)
+
+    sent = _wait_for(pages, _PAGE_WAIT)
+    if not sent:
+        out.write(f"  no page within {_PAGE_WAIT:.0f} s\n")
+    for page in sent or []:
+        out.write(f"  page to {page['to']}:\n\n{page['text']}\n\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     call.add_argument("--to", default="447700900000", help="the tapedeck number called")
     call.add_argument("--fast", action="store_true", help="send audio as fast as possible, not in real time")
     call.add_argument("--dtmf", default="", help="keypresses as digit@second, e.g. 5@1.0,#@2.5")
+    call.add_argument(
+        "--other-party",
+        dest="other_parties",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="WAV file the party reached by the next phone connect says (repeat per party)",
+    )
     call.add_argument("--webhook-copies", type=int, default=1, help="deliver each recording webhook this often")
     call.add_argument("--answer-url", default=f"{settings.public_url}/answer")
     call.add_argument("--event-url", default=f"{settings.public_url}/event")
@@ -112,10 +155,14 @@ def main(argv: list[str] | None = None) -> int:
                 to=args.to,
                 fast=args.fast,
                 dtmf=DtmfPress.parse_list(args.dtmf),
+                other_parties=args.other_parties,
             )
             _print_report(report, sys.stdout)
             if report.recording_uuid:
-                _print_pages(settings, api, report, sys.stdout)
+                store = build_services(settings).store
+                split = report.recording_channels > 1
+                if not split or _print_transcript(store, report, sys.stdout):
+                    _print_pages(store, api, report, sys.stdout)
     except (OSError, ValueError) as err:
         sys.stderr.write(f"call failed: {err}\n")
         return 1

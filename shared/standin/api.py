@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
-__all__ = ["StandinApi", "make_tls_files"]
+__all__ = ["StandinApi", "make_tls_files", "serve_in_thread"]
 
 
 @dataclass
@@ -72,20 +72,27 @@ class StandinApi:
             return False
         return bool(claims.get("application_id"))
 
-    @contextmanager
-    def serving(self, host: str, port: int, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    def serving(
+        self, host: str, port: int, tls: tuple[Path, Path] | None = None
+    ) -> contextlib.AbstractContextManager[str]:
         """Run the API in a thread; yields its base URL."""
-        context = None
-        if tls:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(str(tls[0]), str(tls[1]))
-        server = make_server(host, port, self.app(), threaded=True, ssl_context=context)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"{'https' if tls else 'http'}://{host}:{server.server_port}"
-        finally:
-            server.shutdown()
+        return serve_in_thread(self.app(), host, port, tls)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any, host: str, port: int, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Serve a WSGI app from a thread (port 0: any free port); yields its base URL."""
+    context = None
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+    server = make_server(host, port, app, threaded=True, ssl_context=context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{'https' if tls else 'http'}://{host}:{server.server_port}"
+    finally:
+        server.shutdown()
 
 
 def make_tls_files(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:

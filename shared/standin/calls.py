@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 import uuid as uuidlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,35 +21,21 @@ from shared.recording import iso
 from shared.signatures import sign_webhook
 from shared.standin.api import StandinApi
 from shared.standin.audio import FRAME_SECONDS, frame_bytes, frames, load_pcm
+from shared.standin.dtmf import DtmfPress
+from shared.standin.recordings import (
+    RECORDING_RATE,
+    encode_recording,
+    lay_out_channels,
+    record_length,
+    recording_layout,
+    records_in_background,
+)
 from shared.streams import parse_content_type
 from shared.wav import parse_wav, wav_header
 
 __all__ = ["CallReport", "DtmfPress", "VonageStandin"]
 
 log = logging.getLogger(__name__)
-
-# A 20 ms frame whose loudest sample is below this counts as silence for endOnSilence.
-_SILENCE_PEAK = 300
-
-
-@dataclass(frozen=True)
-class DtmfPress:
-    """A keypress sent `at` seconds into the streamed audio."""
-
-    digit: str
-    at: float
-    duration: int = 260
-
-    @classmethod
-    def parse_list(cls, text: str) -> list[DtmfPress]:
-        """`"5@1.0,#@2.5"`: digit, then the second of audio it is pressed at."""
-        presses = []
-        for item in filter(None, (part.strip() for part in text.split(","))):
-            digit, _, at = item.partition("@")
-            if len(digit) != 1 or digit not in "0123456789*#":
-                raise ValueError(f"bad DTMF digit in {item!r}")
-            presses.append(cls(digit, float(at or 0)))
-        return sorted(presses, key=lambda p: p.at)
 
 
 @dataclass
@@ -68,6 +55,34 @@ class CallReport:
     recording_bytes: int = 0
     recording_ended_by: str | None = None
     recording_posted_at: float | None = None
+    recording_channels: int = 0
+    recording_format: str | None = None
+    parties: list[str] = field(default_factory=list)
+    party_statuses: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Leg:
+    """A party reached through a phone connect, on the call until hang-up."""
+
+    event_url: str
+    fields: dict[str, str]
+    audio: Path
+    answered: float
+
+
+@dataclass
+class _Conversation:
+    """Who is on the call and what records it in the background; time 0 is when the first joined."""
+
+    legs: list[_Leg] = field(default_factory=list)
+    record: dict[str, Any] | None = None
+    record_started: float = 0.0
+    began: float | None = None
+
+    def join(self, at: float) -> None:
+        if self.began is None:
+            self.began = at
 
 
 class VonageStandin:
@@ -121,8 +136,13 @@ class VonageStandin:
         fast: bool = False,
         dtmf: list[DtmfPress] | None = None,
         drop_after: float | None = None,
+        other_parties: Sequence[Path] | None = None,
     ) -> CallReport:
-        """Ring tapedeck: events, NCCO, then each action; `drop_after` cuts the network mid-stream."""
+        """Ring tapedeck: events, NCCO, then each action; `drop_after` cuts the network mid-stream.
+
+        `other_parties` are what the people reached through phone connects say, in connect order;
+        a phone connect with no file left goes unanswered.
+        """
         report = CallReport(conversation_uuid=f"CON-{uuidlib.uuid4()}", uuid=str(uuidlib.uuid4()))
         common = {
             "from": from_,
@@ -142,18 +162,29 @@ class VonageStandin:
         self._event(
             report, event_url, {**common, "status": "answered", "timestamp": iso(answered), "start_time": iso(answered)}
         )
+        parties = iter(other_parties or [])
+        conversation = _Conversation()
         for action in report.ncco:
             kind = action.get("action")
             if kind == "talk":
                 report.talks.append(str(action.get("text", "")))
                 log.info("talk", extra={"text": action.get("text")})
+            elif kind == "connect" and _endpoint(action).get("type") == "phone":
+                self._dial(report, action, common, event_url, next(parties, None), conversation)
             elif kind == "connect":
                 self._connect(report, action, common, audio, fast, dtmf or [], drop_after)
-            elif kind == "record":
+            elif kind == "record" and not records_in_background(action):
                 self._record(report, action, audio, dtmf or [])
+            elif kind == "record":
+                self._recordings()  # fail before the call goes on, not at hang-up
+                if conversation.record is not None:
+                    log.warning("second background recording not simulated")
+                    continue
+                conversation.record, conversation.record_started = action, time.time()
+                conversation.join(conversation.record_started)
             else:
                 log.warning("action not simulated", extra={"action": kind})
-        ended = time.time()
+        ended = self._hang_up(report, conversation, audio)
         self._event(
             report,
             event_url,
@@ -168,27 +199,45 @@ class VonageStandin:
         )
         return report
 
-    def _event(self, report: CallReport, url: str, payload: dict[str, Any]) -> None:
+    def _event(self, report: CallReport, url: str, payload: dict[str, Any], leg: str = "") -> None:
         status = self.post_event(url, payload)
-        report.event_statuses[payload["status"]] = status
+        report.event_statuses[f"{leg} {payload['status']}".lstrip()] = status
 
-    def _record(self, report: CallReport, action: dict[str, Any], audio: Path, dtmf: list[DtmfPress]) -> None:
-        """Record the caller's file as Vonage would, then post the recording webhook."""
+    def _recordings(self) -> dict[str, bytes]:
         if self.api is None:
             raise ValueError("the NCCO records, so the stand-in needs its API to serve the recording")
+        return self.api.recordings
+
+    def _record(self, report: CallReport, action: dict[str, Any], audio: Path, dtmf: list[DtmfPress]) -> None:
+        """Record the caller's file until the action's end condition, as a blocking record does."""
+        self._recordings()
         source = parse_wav(Path(audio).read_bytes())
         rate = source.sample_rate
         pcm = load_pcm(audio, rate)
         cut, reason = record_length(pcm, rate, action, dtmf)
-        started = time.time()
-        recording_uuid = str(uuidlib.uuid4())
         data = wav_header(rate, cut) + pcm[:cut]
-        self.api.recordings[recording_uuid] = data
-        report.recording_uuid, report.recording_bytes, report.recording_ended_by = recording_uuid, len(data), reason
-        log.info("recorded", extra={"bytes": len(data), "ended_by": reason})
+        self._deliver_recording(report, action, data, time.time(), cut / 2 / rate, reason, channels=1, media="wav")
+
+    def _deliver_recording(
+        self,
+        report: CallReport,
+        action: dict[str, Any],
+        data: bytes,
+        started: float,
+        seconds: float,
+        ended_by: str,
+        channels: int,
+        media: str,
+    ) -> None:
+        """Serve the file from the stand-in's API, then post the recording webhook as often as Vonage would."""
+        recording_uuid = str(uuidlib.uuid4())
+        self._recordings()[recording_uuid] = data
+        report.recording_uuid, report.recording_bytes, report.recording_ended_by = recording_uuid, len(data), ended_by
+        report.recording_channels, report.recording_format = channels, media
+        log.info("recorded", extra={"bytes": len(data), "ended_by": ended_by, "channels": channels, "format": media})
         payload = {
             "start_time": iso(started),
-            "end_time": iso(started + cut / 2 / rate),
+            "end_time": iso(started + seconds),
             "recording_url": f"{self.api_base}/v1/files/{recording_uuid}",
             "size": len(data),
             "recording_uuid": recording_uuid,
@@ -198,6 +247,69 @@ class VonageStandin:
         report.recording_posted_at = time.time()
         for _ in range(self.webhook_copies):
             report.event_statuses["record"] = self.post_event(action["eventUrl"][0], payload)
+
+    def _dial(
+        self,
+        report: CallReport,
+        action: dict[str, Any],
+        call: dict[str, str],
+        event_url: str,
+        audio: Path | None,
+        conversation: _Conversation,
+    ) -> None:
+        """Ring a phone endpoint on a new leg; the party answers if it has something to say."""
+        number = str(_endpoint(action).get("number", ""))
+        url = str((action.get("eventUrl") or [event_url])[0])
+        fields = {
+            # Without `from` (randomFromNumber) Vonage picks one of the application's numbers.
+            "from": str(action.get("from") or call["to"]),
+            "to": number,
+            "uuid": str(uuidlib.uuid4()),
+            "conversation_uuid": report.conversation_uuid,
+            "direction": "outbound",
+        }
+        for status in ("started", "ringing"):
+            self._event(report, url, {**fields, "status": status, "timestamp": iso(time.time())}, number)
+        if audio is None:
+            log.info("party did not answer", extra={"to": number})
+            payload = {**fields, "status": "unanswered", "detail": "timeout", "timestamp": iso(time.time())}
+            self._event(report, url, payload, number)
+            report.party_statuses[number] = "unanswered"
+            return
+        answered = time.time()
+        payload = {**fields, "status": "answered", "timestamp": iso(answered), "start_time": iso(answered)}
+        self._event(report, url, payload, number)
+        report.parties.append(number)
+        report.party_statuses[number] = "answered"
+        conversation.legs.append(_Leg(url, fields, audio, answered))
+        conversation.join(answered)
+
+    def _hang_up(self, report: CallReport, conversation: _Conversation, audio: Path) -> float:
+        """End the conversation when its longest audio does: legs complete, then the recording is posted."""
+        if conversation.began is None:
+            return time.time()
+        tracks = [load_pcm(audio, RECORDING_RATE)] + [load_pcm(leg.audio, RECORDING_RATE) for leg in conversation.legs]
+        seconds = max(len(track) for track in tracks) / 2 / RECORDING_RATE
+        # Nothing waits for the conversation to be spoken; its end is when the audio would run out.
+        ended = max(time.time(), conversation.began + seconds)
+        for leg in conversation.legs:
+            payload = {
+                **leg.fields,
+                "status": "completed",
+                "timestamp": iso(ended),
+                "start_time": iso(leg.answered),
+                "end_time": iso(ended),
+                "duration": str(int(ended - leg.answered)),
+            }
+            self._event(report, leg.event_url, payload, leg.fields["to"])
+            report.party_statuses[leg.fields["to"]] = "completed"
+        if conversation.record is not None:
+            channels, media = recording_layout(conversation.record)
+            grid = lay_out_channels(tracks, channels)
+            data, media = encode_recording(grid, RECORDING_RATE, media)
+            started, length = conversation.record_started, len(grid) / RECORDING_RATE
+            self._deliver_recording(report, conversation.record, data, started, length, "hangup", channels, media)
+        return ended
 
     def _connect(
         self,
@@ -209,7 +321,7 @@ class VonageStandin:
         dtmf: list[DtmfPress],
         drop_after: float | None,
     ) -> None:
-        endpoint = (action.get("endpoint") or [{}])[0]
+        endpoint = _endpoint(action)
         if endpoint.get("type") != "websocket":
             log.warning("connect endpoint not simulated", extra={"type": endpoint.get("type")})
             return
@@ -274,28 +386,6 @@ class VonageStandin:
         return False
 
 
-def record_length(pcm: bytes, rate: int, action: dict[str, Any], dtmf: list[DtmfPress]) -> tuple[int, str]:
-    """How many bytes a record action keeps, and why it stopped: timeOut, endOnKey, endOnSilence."""
-    length, reason = len(pcm), "hangup"
-    limit = int(action.get("timeOut", 7200)) * rate * 2
-    if limit < length:
-        length, reason = limit, "timeOut"
-    key = action.get("endOnKey")
-    for press in dtmf:
-        at = int(press.at * rate) * 2
-        if press.digit == key and at < length:
-            length, reason = at, "endOnKey"
-            break
-    silence = action.get("endOnSilence")
-    if silence:
-        frame = frame_bytes(rate)
-        needed = int(float(silence) / FRAME_SECONDS)
-        heard, quiet = False, 0
-        for start in range(0, length, frame):
-            samples = memoryview(pcm[start : start + frame]).cast("h")
-            loud = any(abs(v) >= _SILENCE_PEAK for v in samples)
-            heard = heard or loud
-            quiet = 0 if loud else quiet + 1
-            if heard and quiet >= needed:
-                return start + frame, "endOnSilence"
-    return length, reason
+def _endpoint(action: dict[str, Any]) -> dict[str, Any]:
+    """A connect action's endpoint: Vonage takes at most one."""
+    return dict((action.get("endpoint") or [{}])[0])
