@@ -10,8 +10,8 @@ import functions_framework
 
 from shared.inbound import answer_call, record_call_event
 from shared.links import resolve_link
+from shared.recorded_calls import on_transcription_event, receive_recording, transcribe_in_background
 from shared.services import services_from_env
-from shared.voicemail import on_transcription_event, receive_recording, transcribe_in_background
 from shared.web import check_api_key, guarded, read_transcription_event, read_webhook, serve_object
 
 __all__ = ["answer", "event", "link", "recording", "transcription"]
@@ -39,7 +39,7 @@ def event(request: flask.Request) -> Any:
 @functions_framework.http
 @guarded(methods=("POST",))
 def recording(request: flask.Request) -> Any:
-    """Vonage's recording webhook for a voicemail: store it, answer, transcribe in the background."""
+    """Vonage's recording webhook (voicemail or conversation): store it, answer, transcribe in the background."""
     services = services_from_env()
     params = read_webhook(request, services.settings.vonage_signature_secret, time.time())
     job = receive_recording(services, params, time.time())

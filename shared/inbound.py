@@ -20,19 +20,31 @@ log = logging.getLogger(__name__)
 
 
 def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> list[ncco.Action]:
-    """The NCCO for an inbound call, by the called number's route: stream or voicemail."""
+    """The NCCO for an inbound call, by the called number's route: stream, voicemail or conversation."""
     call = parse_inbound_call(params)
     route = settings.routes.for_number(call.to)
     log.info("answering", extra={"call": call.conversation_uuid, "flow": route.flow})
-    if route.flow == "voicemail":
-        from shared.voicemail import recording_event_url
+    if route.flow in ("voicemail", "conversation"):
+        from shared.jobs import recording_event_url
 
+        recording_url = recording_event_url(settings, call.conversation_uuid, call.from_, call.to)
+        if route.flow == "conversation":
+            return ncco.conversation_answer(
+                parties=route.connect,
+                caller_id=route.caller_id or call.to,
+                notice=route.notice,
+                language=route.language,
+                media_format=route.format,
+                max_seconds=route.max_seconds,
+                recording_url=recording_url,
+                event_url=f"{settings.public_url}/event",
+            )
         return ncco.voicemail_answer(
             call,
             owner=route.owner,
             language=route.language,
             max_seconds=route.max_seconds,
-            recording_url=recording_event_url(settings, call.conversation_uuid, call.from_, call.to),
+            recording_url=recording_url,
         )
     token = mint_stream_token(settings.stream_token_secret, call.conversation_uuid, now, settings.stream_token_ttl)
     return ncco.stream_answer(

@@ -7,9 +7,18 @@ from typing import Any
 
 from shared.webhooks import InboundCall
 
-__all__ = ["HEADERS_LIMIT", "connect_websocket", "stream_answer", "talk", "voicemail_answer"]
+__all__ = [
+    "HEADERS_LIMIT",
+    "VOICEMAIL_SECONDS",
+    "connect_websocket",
+    "conversation_answer",
+    "stream_answer",
+    "talk",
+    "voicemail_answer",
+]
 
 Action = dict[str, Any]
+VOICEMAIL_SECONDS = 120
 # Vonage caps a websocket endpoint's headers at 512 bytes in all.
 HEADERS_LIMIT = 512
 # Connect's `from` must be a 7-15 digit number; otherwise let Vonage pick one of the app's.
@@ -67,7 +76,7 @@ def stream_answer(
 
 
 def voicemail_answer(
-    call: InboundCall, *, owner: str, language: str, max_seconds: int, recording_url: str
+    call: InboundCall, *, owner: str, language: str, max_seconds: int | None, recording_url: str
 ) -> list[Action]:
     """Greet in the owner's name, record after a beep until silence, '#' or the limit, then thank."""
     who = owner or "this number"
@@ -82,9 +91,53 @@ def voicemail_answer(
             "endOnSilence": 3,
             "endOnKey": "#",
             "beepStart": True,
-            "timeOut": max_seconds,
+            "timeOut": max_seconds or VOICEMAIL_SECONDS,
             "eventUrl": [recording_url],
             "eventMethod": "POST",
         },
         talk("Thank you for your message. Goodbye.", language=language),
     ]
+
+
+def conversation_answer(
+    *,
+    parties: tuple[str, ...],
+    caller_id: str,
+    notice: str,
+    language: str,
+    media_format: str,
+    max_seconds: int | None,
+    recording_url: str,
+    event_url: str,
+) -> list[Action]:
+    """Read the notice, record one channel per party, then connect each party.
+
+    The record action comes first and has no ending condition, so it runs in the background
+    for the rest of the call and captures every leg from the start: the caller on channel 0,
+    party k on channel k. Several parties get one connect each, as in Vonage's multi-party sample.
+    """
+    actions: list[Action] = [talk(notice, language=language)] if notice else []
+    actions.append(
+        {
+            "action": "record",
+            "split": "conversation",
+            "channels": 1 + len(parties),
+            "format": media_format,
+            "eventUrl": [recording_url],
+            "eventMethod": "POST",
+        }
+    )
+    for number in parties:
+        connect: Action = {
+            "action": "connect",
+            "endpoint": [{"type": "phone", "number": number}],
+            "eventUrl": [event_url],
+        }
+        if _CALLER_ID.match(caller_id):
+            connect["from"] = caller_id
+        else:
+            connect["randomFromNumber"] = True
+        if max_seconds:
+            connect["limit"] = max_seconds
+        actions.append(connect)
+    return actions

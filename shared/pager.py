@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SEGMENTS", "build_pager_text", "sms_length", "sms_limit"]
+__all__ = ["SEGMENTS", "build_pager_text", "fit_sms", "sms_length", "sms_limit"]
 
 SEGMENTS = 2
 # GSM 03.38: the basic set costs one septet, the extension set two; anything else forces UCS-2.
@@ -32,21 +32,26 @@ def sms_limit(text: str, segments: int = SEGMENTS) -> int:
     return segments * (153 if _is_gsm(text) else 67)
 
 
-def build_pager_text(caller: str, message: str, link: str | None) -> str:
-    """`[From: caller]`, the message in upper case cut to fit two segments, then the link."""
-    head = f"[From: +{caller}]" if caller.isdigit() else f"[From: {caller or 'withheld'}]"
+def fit_sms(head: str, body: str, link: str | None) -> str:
+    """`head`, `body` and `link` in paragraphs, the body cut at a word to fit two segments."""
     tail = f"\n\n{link}" if link else ""
-    body = " ".join(message.upper().split())
 
     def compose(text: str) -> str:
         return f"{head}\n\n{text}{tail}"
 
     if sms_length(compose(body)) <= sms_limit(compose(body)):
         return compose(body)
-    words = body.split(" ")
-    while words:
-        words.pop()
-        candidate = compose(" ".join(words) + _ELLIPSIS)
+    cut = body
+    while cut:
+        # Drop the last word, whatever whitespace precedes it, keeping the line breaks before.
+        cut = cut[: max(cut.rstrip().rfind(" "), cut.rstrip().rfind("\n"), 0)].rstrip()
+        candidate = compose(cut + _ELLIPSIS)
         if sms_length(candidate) <= sms_limit(candidate):
             return candidate
     return compose(_ELLIPSIS)
+
+
+def build_pager_text(caller: str, message: str, link: str | None) -> str:
+    """`[From: caller]`, the message in upper case cut to fit two segments, then the link."""
+    head = f"[From: +{caller}]" if caller.isdigit() else f"[From: {caller or 'withheld'}]"
+    return fit_sms(head, " ".join(message.upper().split()), link)

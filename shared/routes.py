@@ -1,4 +1,4 @@
-"""The routes file: which flow each called number gets, and its mailbox.
+"""The routes file: which flow each called number gets, with that flow's settings.
 
 YAML or JSON (JSON is read as YAML), one entry per number:
 
@@ -8,6 +8,15 @@ YAML or JSON (JSON is read as YAML), one entry per number:
       recipients: ["447700900111"]
       language: en-US
       max_seconds: 120
+    "447700900002":
+      flow: conversation
+      connect: ["447700900200"]           # one or more parties, each on its own channel
+      caller_id: "447700900002"           # a Vonage number shown to the parties
+      labels: [Caller, Agent]             # one per channel: the caller first
+      notice: This call is recorded.      # read to the caller before connecting
+      format: mp3                         # or wav
+      result_webhook: https://crm.example.com/transcripts
+      recipients: ["447700900111"]        # SMS summary of the dialogue
 """
 
 from __future__ import annotations
@@ -16,15 +25,35 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
 
-__all__ = ["FLOWS", "Route", "Routes", "load_routes", "parse_routes"]
+__all__ = ["DEFAULT_LABELS", "FLOWS", "RECORDING_FORMATS", "Route", "Routes", "load_routes", "parse_routes"]
 
-FLOWS = ("stream", "voicemail")
+FLOWS = ("stream", "voicemail", "conversation")
+RECORDING_FORMATS = ("mp3", "wav")
+DEFAULT_LABELS = ("Caller", "Agent")
+# Vonage records at most 32 channels, one per leg.
+MAX_CHANNELS = 32
 _NUMBER = re.compile(r"^\d{5,15}$")
+# Connect's `from` must be a 7-15 digit number.
+_CALLER_ID = re.compile(r"^[1-9]\d{6,14}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
-_FIELDS = {"flow", "owner", "recipients", "language", "max_seconds"}
+_LIST_FIELDS = {"recipients", "connect", "labels"}
+_FIELDS = {
+    "flow",
+    "owner",
+    "recipients",
+    "language",
+    "max_seconds",
+    "connect",
+    "caller_id",
+    "labels",
+    "notice",
+    "format",
+    "result_webhook",
+}
 
 
 @dataclass(frozen=True)
@@ -33,7 +62,23 @@ class Route:
     owner: str = ""
     recipients: tuple[str, ...] = ()
     language: str = "en-US"
-    max_seconds: int = 120
+    max_seconds: int | None = None
+    connect: tuple[str, ...] = ()
+    caller_id: str = ""
+    labels: tuple[str, ...] = ()
+    notice: str = ""
+    format: str = "mp3"
+    result_webhook: str = ""
+
+    @property
+    def channels(self) -> int:
+        """Recording channels of a conversation: the caller, then one per connected party."""
+        return 1 + len(self.connect)
+
+    def channel_labels(self) -> tuple[str, ...]:
+        """A label per channel: the route's own, then the defaults, then "Party N"."""
+        defaults = (*DEFAULT_LABELS, *(f"Party {i}" for i in range(len(DEFAULT_LABELS), self.channels)))
+        return tuple(self.labels) + defaults[len(self.labels) : self.channels]
 
 
 @dataclass(frozen=True)
@@ -68,13 +113,8 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
         key = _scalar(source, key_node, "a field name")
         if key not in _FIELDS:
             raise _fail(source, key_node, f"unknown field {key!r} (expected one of {', '.join(sorted(_FIELDS))})")
-        if key == "recipients":
-            items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-            recipients = tuple(_scalar(source, item, "a recipient").lstrip("+") for item in items)
-            for item, recipient in zip(items, recipients, strict=True):
-                if not _NUMBER.match(recipient):
-                    raise _fail(source, item, f"recipient {recipient!r} is not a phone number")
-            values[key] = recipients
+        if key in _LIST_FIELDS:
+            values[key] = _list(source, key, value_node)
             continue
         text = _scalar(source, value_node, key)
         if key == "flow" and text not in FLOWS:
@@ -86,12 +126,63 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
                 raise _fail(source, value_node, "max_seconds must be a whole number from 3 to 7200")
             values[key] = int(text)
             continue
-        values[key] = text
+        _check_value(source, key, text, value_node)
+        values[key] = text.lstrip("+") if key == "caller_id" else text
     if "flow" not in values:
         raise _fail(source, number_node, f"the entry for {number} has no flow")
     if values["flow"] == "voicemail" and not values.get("recipients"):
         raise _fail(source, number_node, f"the voicemail entry for {number} needs at least one recipient")
+    if values["flow"] == "conversation":
+        _check_conversation(source, number, number_node, values)
     return Route(**values)
+
+
+def _list(source: str, key: str, node: Any) -> tuple[str, ...]:
+    """A list field (a single value counts as a list of one); numbers are checked as numbers."""
+    import yaml
+
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    noun = {"recipients": "recipient", "connect": "number to connect", "labels": "label"}[key]
+    values = []
+    for item in items:
+        text = _scalar(source, item, f"a {noun}")
+        if key == "labels":
+            if not 0 < len(text.strip()) <= 40:
+                raise _fail(source, item, "a label must be 1 to 40 characters")
+            values.append(text.strip())
+            continue
+        number = text.lstrip("+")
+        if not _NUMBER.match(number):
+            raise _fail(source, item, f"{noun} {number!r} is not a phone number")
+        values.append(number)
+    return tuple(values)
+
+
+def _check_value(source: str, key: str, text: str, node: Any) -> None:
+    if key == "flow" and text not in FLOWS:
+        raise _fail(source, node, f"flow must be one of {', '.join(FLOWS)}, not {text!r}")
+    if key == "language" and not _LANGUAGE.match(text):
+        raise _fail(source, node, f"language {text!r} is not a BCP-47 tag like en-US")
+    if key == "caller_id" and not _CALLER_ID.match(text.lstrip("+")):
+        raise _fail(source, node, f"caller_id {text!r} must be a Vonage number of 7 to 15 digits")
+    if key == "format" and text not in RECORDING_FORMATS:
+        raise _fail(source, node, f"format must be one of {', '.join(RECORDING_FORMATS)}, not {text!r}")
+    if key == "notice" and len(text) > 1500:
+        raise _fail(source, node, "notice must be at most 1500 characters (Vonage's talk limit)")
+    if key == "result_webhook":
+        parts = urlsplit(text)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise _fail(source, node, f"result_webhook {text!r} must be an https:// URL")
+
+
+def _check_conversation(source: str, number: str, node: Any, values: dict[str, Any]) -> None:
+    parties = values.get("connect", ())
+    if not parties:
+        raise _fail(source, node, f"the conversation entry for {number} needs at least one number to connect")
+    if 1 + len(parties) > MAX_CHANNELS:
+        raise _fail(source, node, f"a conversation records at most {MAX_CHANNELS} channels: connect fewer parties")
+    if len(values.get("labels", ())) > 1 + len(parties):
+        raise _fail(source, node, f"{number} has more labels than channels (the caller plus {len(parties)})")
 
 
 def parse_routes(text: str, source: str, default_flow: str = "stream") -> Routes:

@@ -7,6 +7,7 @@ import os
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from shared.delivery import HttpClient
 from shared.logs import configure_logging
 from shared.ports import BlobStore, Messenger, Recordings, Transcriber
 from shared.settings import Settings
@@ -24,6 +25,7 @@ class Services:
     _messenger: Messenger | None = field(default=None, repr=False)
     _recordings: Recordings | None = field(default=None, repr=False)
     _background: Executor | None = field(default=None, repr=False)
+    _http: HttpClient | None = field(default=None, repr=False)
 
     @property
     def store(self) -> BlobStore:
@@ -44,7 +46,7 @@ class Services:
         if self._transcriber is None:
             if self.settings.transcriber == "aws":
                 from shared.adapters.aws_transcriber import AwsTranscriber
-                from shared.voicemail import JOB_PREFIX
+                from shared.jobs import JOB_PREFIX
 
                 assert self.settings.transcribe_bucket
                 self._transcriber = AwsTranscriber(
@@ -88,6 +90,15 @@ class Services:
                 settings.vonage_application_id, settings.vonage_private_key, settings.vonage_api_host
             )
         return self._recordings
+
+    @property
+    def http(self) -> HttpClient:
+        """The HTTP client for result webhooks and callbacks."""
+        if self._http is None:
+            import requests
+
+            self._http = requests.Session()
+        return self._http
 
     @property
     def background(self) -> Executor:

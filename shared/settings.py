@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.delivery import DeliveryPolicy
 from shared.errors import ConfigError
 from shared.routes import FLOWS, Routes, load_routes
 
@@ -53,6 +54,15 @@ class Settings:
     transcription_api_key: str | None = field(default=None, repr=False)
     signed_url_ttl: int = 900
     link_ttl_days: int = 30
+    callback_secret: str = field(default="", repr=False)
+    callback_attempts: int = 5
+    callback_backoff: float = 2.0
+    allow_private_callbacks: bool = False
+
+    @property
+    def delivery_policy(self) -> DeliveryPolicy:
+        """How result webhooks and callbacks are sent."""
+        return DeliveryPolicy(self.callback_attempts, self.callback_backoff, allow_private=self.allow_private_callbacks)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -84,16 +94,37 @@ class Settings:
             Path(env["ROUTES_FILE"]) if env.get("ROUTES_FILE") else None,
             _choice(env, "DEFAULT_FLOW", FLOWS, "stream"),
         )
-        uses_voicemail = routes.default_flow == "voicemail" or any(
-            r.flow == "voicemail" for r in routes.by_number.values()
+        records = routes.default_flow == "voicemail" or any(
+            r.flow in ("voicemail", "conversation") for r in routes.by_number.values()
         )
-        if uses_voicemail and not (vonage["vonage_application_id"] and vonage["vonage_private_key"]):
-            raise ConfigError("VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY are required to fetch voicemail recordings")
+        if records and not (vonage["vonage_application_id"] and vonage["vonage_private_key"]):
+            raise ConfigError("VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY are required to fetch call recordings")
         transcriber = _choice(env, "TRANSCRIBER", ("offline", "aws", "google"), "offline")
         if transcriber == "aws":
             for name in ("TRANSCRIBE_BUCKET", "TRANSCRIPTION_API_KEY"):
                 if not env.get(name):
                     raise ConfigError(f"{name} is required when TRANSCRIBER=aws")
+            for number, route in routes.by_number.items():
+                if route.flow == "conversation" and route.channels > 2:
+                    raise ConfigError(
+                        f"ROUTES_FILE: {number} records {route.channels} channels, but Amazon Transcribe tells apart "
+                        "at most 2: connect one party, or use TRANSCRIBER=google or offline"
+                    )
+        callback_secret = env.get("CALLBACK_SECRET", "")
+        if not callback_secret:
+            if storage == "gcs" and any(r.result_webhook for r in routes.by_number.values()):
+                raise ConfigError("CALLBACK_SECRET is required for result webhooks: their receivers check it")
+            # Locally, one process signs; a receiver that checks needs the secret set in both.
+            callback_secret = secrets.token_urlsafe(32)
+        callback_attempts = _integer(env, "CALLBACK_ATTEMPTS", 5)
+        if not 1 <= callback_attempts <= 20:
+            raise ConfigError(f"CALLBACK_ATTEMPTS must be from 1 to 20, got {callback_attempts}")
+        try:
+            callback_backoff = float(env.get("CALLBACK_BACKOFF") or 2.0)
+        except ValueError as err:
+            raise ConfigError(f"CALLBACK_BACKOFF must be a number of seconds, got {env['CALLBACK_BACKOFF']!r}") from err
+        if not 0 <= callback_backoff <= 600:
+            raise ConfigError("CALLBACK_BACKOFF must be from 0 to 600 seconds")
         messenger = _choice(env, "MESSENGER", ("outbox", "vonage"), "outbox")
         if messenger == "vonage" and not (vonage["vonage_api_key"] and vonage["vonage_api_secret"]):
             raise ConfigError("VONAGE_API_KEY and VONAGE_API_SECRET are required when MESSENGER=vonage")
@@ -104,6 +135,10 @@ class Settings:
         if not 1 <= link_ttl_days <= 3650:
             raise ConfigError("LINK_TTL_DAYS must be from 1 to 3650")
         return cls(
+            callback_secret=callback_secret,
+            callback_attempts=callback_attempts,
+            callback_backoff=callback_backoff,
+            allow_private_callbacks=_choice(env, "ALLOW_PRIVATE_CALLBACKS", ("false", "true"), "false") == "true",
             routes=routes,
             transcriber=transcriber,
             messenger=messenger,

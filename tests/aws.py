@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -50,3 +51,54 @@ def point_boto3_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+def amazon_transcript(job_name: str, audio: bytes, media_format: str, store_folder: Path) -> dict[str, Any]:
+    """What Amazon Transcribe would write for a 2-channel job, in its documented shape
+    (channel_labels, items, punctuation), with the words and times the offline engine hears in
+    each channel of `audio`: moto accepts jobs but recognises nothing."""
+    from shared.adapters.local_blob_store import LocalBlobStore
+    from shared.adapters.pocketsphinx_transcriber import PocketsphinxTranscriber
+    from shared.ports import TranscriptionJob
+
+    store = LocalBlobStore(store_folder)
+    store.write(f"audio.{media_format}", audio)
+    offline = PocketsphinxTranscriber(store).start(
+        TranscriptionJob(job_name, f"audio.{media_format}", media_format, "en-US", 2)
+    )
+    assert offline.document is not None, offline.failure
+    channels = []
+    for channel in offline.document["channels"]:
+        label = f"ch_{channel['channel']}"
+        items: list[dict[str, Any]] = [
+            {
+                "type": "pronunciation",
+                "start_time": f"{word['start']:.2f}",
+                "end_time": f"{word['end']:.2f}",
+                "alternatives": [{"content": word["word"], "confidence": f"{word['confidence']:.3f}"}],
+            }
+            for word in channel["words"]
+        ]
+        if items:
+            items.append({"type": "punctuation", "alternatives": [{"content": ".", "confidence": "0.0"}]})
+        channels.append({"channel_label": label, "items": items})
+    merged = sorted(
+        (
+            {**item, "channel_label": c["channel_label"]}
+            for c in channels
+            for item in c["items"]
+            if "start_time" in item
+        ),
+        key=lambda item: float(item["start_time"]),
+    )
+    text = " ".join(item["alternatives"][0]["content"] for item in merged)
+    return {
+        "jobName": job_name,
+        "accountId": "111122223333",
+        "status": "COMPLETED",
+        "results": {
+            "transcripts": [{"transcript": text}],
+            "items": merged,
+            "channel_labels": {"number_of_channels": len(channels), "channels": channels},
+        },
+    }

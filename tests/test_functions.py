@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from functions_framework import create_app
-from vonage_voice.models import Connect, Talk
+from vonage_voice.models import Connect, Record, Talk
 
 from shared.services import services_from_env
 from shared.signatures import sign_webhook
@@ -21,7 +21,7 @@ from tests.conftest import SECRET, TOKEN_SECRET
 from tests.servers import ROOT
 
 SOURCE = str(ROOT / "functions" / "main.py")
-NCCO_MODELS = {"talk": Talk, "connect": Connect}
+NCCO_MODELS = {"talk": Talk, "connect": Connect, "record": Record}
 
 
 def check_ncco(ncco: list[dict[str, Any]]) -> None:

@@ -8,7 +8,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,12 @@ import boto3
 import pytest
 import requests
 
-from shared.adapters.local_blob_store import LocalBlobStore
 from shared.signatures import sign_webhook
-from shared.standin import VonageStandin
-from shared.standin.api import StandinApi, make_application_key, public_key_of
 from shared.wav import parse_wav
 from shared.web import API_KEY_HEADER
 from tests.aws import REGION, finish_jobs_immediately
-from tests.conftest import DATA, SECRET, TOKEN_SECRET
-from tests.servers import free_port, gunicorn_command, running
+from tests.conftest import DATA, SECRET
+from tests.deck import DeckFactory, deck_fixture
 
 MAILBOX = "447700900001"
 OWNERS = ["447700900111", "447700900222"]
@@ -40,75 +36,18 @@ API_KEY = "eventbridge-api-key"
 BUCKET = "tapedeck-transcribe-staging"
 
 
-@dataclass
-class Deck:
-    url: str
-    store: LocalBlobStore
-    standin: VonageStandin
-    api: StandinApi
-
-    def call(self, audio: Path, **kwargs: Any) -> Any:
-        return self.standin.inbound_call(f"{self.url}/answer", f"{self.url}/event", audio, to=MAILBOX, **kwargs)
-
-    def pages(self, recording_uuid: str, count: int = len(OWNERS), timeout: float = 30) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.store.list(f"outbox/{recording_uuid}")
-            if len(found) >= count:
-                time.sleep(0.3)  # anything more would be a duplicate page
-                return [json.loads(self.store.read(i.key).data) for i in self.store.list(f"outbox/{recording_uuid}")]  # type: ignore[union-attr]
-            time.sleep(0.1)
-        raise AssertionError(f"no page for {recording_uuid} within {timeout} s")
-
-
 @pytest.fixture
-def deck_factory(tmp_path: Path) -> Iterator[Any]:
-    stack: list[Any] = []
-
-    def start(**extra: str) -> Deck:
-        data = tmp_path / "data"
-        key = make_application_key(tmp_path / "application.pem")
-        (tmp_path / "routes.yaml").write_text(ROUTES)
-        api = StandinApi(public_key_of(key))
-        api_cm = api.serving("127.0.0.1", free_port())
-        api_base = api_cm.__enter__()
-        stack.append(api_cm)
-        port = free_port()
-        env = {
-            "LOCAL_STORAGE_DIR": str(data),
-            "STREAM_TOKEN_SECRET": TOKEN_SECRET,
-            "VONAGE_SIGNATURE_SECRET": SECRET,
-            "PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "RECORDER_URL": f"ws://127.0.0.1:{port}/socket",
-            "ROUTES_FILE": str(tmp_path / "routes.yaml"),
-            "VONAGE_API_HOST": api_base.removeprefix("http://"),
-            "VONAGE_APPLICATION_ID": "standin-application",
-            "VONAGE_PRIVATE_KEY": str(tmp_path / "application.pem"),
-            **extra,
-        }
-        server = running(
-            gunicorn_command("appengine.devserver:create_dev_app()", port, worker="gthread"),
-            env,
-            f"http://127.0.0.1:{port}/healthz",
-            tmp_path / "server.log",
-        )
-        server.__enter__()
-        stack.append(server)
-        standin = VonageStandin(SECRET, api=api, api_base=api_base)
-        return Deck(f"http://127.0.0.1:{port}", LocalBlobStore(data), standin, api)
-
-    yield start
-    for cm in reversed(stack):
-        cm.__exit__(None, None, None)
+def deck_factory(tmp_path: Path) -> Iterator[DeckFactory]:
+    yield from deck_fixture(tmp_path, ROUTES, MAILBOX)
 
 
-def test_a_voicemail_becomes_one_page_per_owner_with_the_spoken_words(deck_factory: Any) -> None:
+def test_a_voicemail_becomes_one_page_per_owner_with_the_spoken_words(deck_factory: DeckFactory) -> None:
     deck = deck_factory()
     deck.standin.webhook_copies = 3  # Vonage's retries deliver the recording webhook again
     report = deck.call(DATA / "voicemail_outage.wav", dtmf=[])
     assert report.talks[0].startswith("You have reached Sam.")
     assert report.event_statuses["record"] == 204
-    pages = deck.pages(report.recording_uuid)
+    pages = deck.pages(report.recording_uuid, len(OWNERS))
     assert sorted(p["to"] for p in pages) == OWNERS
     text = pages[0]["text"]
     assert pages[1]["text"] == text
@@ -128,7 +67,7 @@ def test_a_voicemail_becomes_one_page_per_owner_with_the_spoken_words(deck_facto
     assert deck.store.read(f"{folder}/message.wav").data == deck.api.recordings[report.recording_uuid]  # type: ignore[union-attr]
 
 
-def test_pressing_hash_ends_the_message(deck_factory: Any) -> None:
+def test_pressing_hash_ends_the_message(deck_factory: DeckFactory) -> None:
     from shared.standin import DtmfPress
 
     deck = deck_factory()
@@ -136,14 +75,14 @@ def test_pressing_hash_ends_the_message(deck_factory: Any) -> None:
     assert report.recording_ended_by == "endOnKey"
     recorded = parse_wav(deck.api.recordings[report.recording_uuid])
     assert recorded.duration == pytest.approx(4.0, abs=0.02)
-    (page, _) = deck.pages(report.recording_uuid)
+    (page, _) = deck.pages(report.recording_uuid, len(OWNERS))
     assert "CALL ME BACK" not in page["text"]
 
 
-def test_silence_and_withheld_callers_still_page_the_owner(deck_factory: Any) -> None:
+def test_silence_and_withheld_callers_still_page_the_owner(deck_factory: DeckFactory) -> None:
     deck = deck_factory()
     report = deck.call(DATA / "silence_2s.wav", from_="")
-    pages = deck.pages(report.recording_uuid)
+    pages = deck.pages(report.recording_uuid, len(OWNERS))
     head, message, link = pages[0]["text"].split("\n\n")
     assert (head, message) == ("[From: withheld]", "CALLER LEFT NO MESSAGE")
     assert link.startswith(deck.url + "/link?id=")
@@ -157,7 +96,7 @@ def signed_post(url: str, payload: dict[str, Any], secret: str = SECRET) -> requ
     return requests.post(url, data=body, headers=headers, timeout=10)
 
 
-def test_bad_recording_webhooks_get_a_4xx(deck_factory: Any) -> None:
+def test_bad_recording_webhooks_get_a_4xx(deck_factory: DeckFactory) -> None:
     deck = deck_factory()
     ncco = deck.standin.fetch_ncco(
         f"{deck.url}/answer", {"conversation_uuid": "CON-1", "uuid": "u", "from": "447700900123", "to": MAILBOX}
@@ -175,7 +114,7 @@ def test_bad_recording_webhooks_get_a_4xx(deck_factory: Any) -> None:
     assert deck.store.list("outbox/") == []
 
 
-def test_amazon_transcribe_path_pages_once_per_owner(deck_factory: Any, aws: str) -> None:
+def test_amazon_transcribe_path_pages_once_per_owner(deck_factory: DeckFactory, aws: str) -> None:
     """The test puts the transcript JSON where Transcribe would and calls the `transcription`
     function as EventBridge's API destination would; moto never writes transcripts or sends events."""
     s3 = boto3.client("s3", region_name=REGION)
@@ -224,7 +163,7 @@ def test_amazon_transcribe_path_pages_once_per_owner(deck_factory: Any, aws: str
     assert (
         requests.post(url, json=other, headers={API_KEY_HEADER: API_KEY}, timeout=10).json()["result"] == "unknown job"
     )
-    pages = deck.pages(report.recording_uuid)
+    pages = deck.pages(report.recording_uuid, len(OWNERS))
     assert sorted(p["to"] for p in pages) == OWNERS
     assert "THE PRODUCTION DATABASE IS DOWN. PLEASE CALL ME BACK." in pages[0]["text"]
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
@@ -232,7 +171,7 @@ def test_amazon_transcribe_path_pages_once_per_owner(deck_factory: Any, aws: str
     assert stored is not None and stored.data == deck.api.recordings[report.recording_uuid]
 
 
-def test_an_empty_recording_pages_no_message_once(deck_factory: Any) -> None:
+def test_an_empty_recording_pages_no_message_once(deck_factory: DeckFactory) -> None:
     deck = deck_factory()
     ncco = deck.standin.fetch_ncco(
         f"{deck.url}/answer", {"conversation_uuid": "CON-9", "uuid": "u", "from": "447700900123", "to": MAILBOX}
@@ -240,5 +179,5 @@ def test_an_empty_recording_pages_no_message_once(deck_factory: Any) -> None:
     hook = {"conversation_uuid": "CON-9", "recording_uuid": "r-9", "recording_url": "", "size": 0, "timestamp": "t"}
     for _ in range(2):
         assert signed_post(ncco[1]["eventUrl"][0], hook).status_code == 204
-    pages = deck.pages("r-9")
+    pages = deck.pages("r-9", len(OWNERS))
     assert [p["text"] for p in pages] == ["[From: +447700900123]\n\nCALLER LEFT NO MESSAGE"] * len(OWNERS)

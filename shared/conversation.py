@@ -1,0 +1,197 @@
+"""Recorded two-party (or more) calls: one channel per party, transcribed into a dialogue and delivered."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from shared.calls import call_key
+from shared.delivery import DeliveryOutcome, HttpClient, deliver
+from shared.errors import BadRequest, PreconditionFailed, TapedeckError
+from shared.jobs import RecordingWebhook, claim_job, job_name, set_job, store_recording
+from shared.notify import audio_link, text_once
+from shared.pager import fit_sms
+from shared.ports import BlobStore, Messenger, Recordings, Transcript, TranscriptionJob
+from shared.routes import Route
+from shared.settings import Settings
+from shared.transcripts import (
+    TranscriptModel,
+    build_turns,
+    format_channel_text,
+    format_dialogue,
+    format_webvtt,
+    parse_transcript,
+)
+from shared.transcripts import transcript_document as model_document
+
+__all__ = ["FLOW", "finish_conversation", "receive_conversation"]
+
+log = logging.getLogger(__name__)
+
+FLOW = "conversation"
+# How many dialogue lines the SMS summary starts with, before it is cut to fit.
+SUMMARY_LINES = 3
+
+
+class ConversationServices(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> BlobStore: ...
+    @property
+    def messenger(self) -> Messenger: ...
+    @property
+    def recordings(self) -> Recordings: ...
+    @property
+    def http(self) -> HttpClient: ...
+
+
+def receive_conversation(
+    services: ConversationServices, hook: RecordingWebhook, route: Route, now: float
+) -> TranscriptionJob | None:
+    """Store the call's recording once per recording_uuid and say what to transcribe.
+
+    Returns None for a duplicate delivery, or for an empty recording (reported at once).
+    """
+    store = services.store
+    name = job_name(FLOW, hook.recording_uuid)
+    job_doc = {
+        "name": name,
+        "flow": FLOW,
+        "conversation_uuid": hook.conversation_uuid,
+        "recording_uuid": hook.recording_uuid,
+        "caller": hook.caller,
+        "called": hook.called,
+        "labels": list(route.channel_labels()),
+        "channels": route.channels,
+        "language": route.language,
+        "result_webhook": route.result_webhook,
+        "recipients": list(route.recipients),
+        "state": "received",
+        "received_at": now,
+    }
+    if not claim_job(store, job_doc):
+        log.info("duplicate recording webhook", extra={"call": hook.conversation_uuid, "job": name})
+        return None
+    if not hook.recording_url or hook.size == 0:
+        set_job(store, name, state="no-recording")
+        failed = Transcript(name, "failed", "", failure="Vonage delivered an empty recording")
+        finish_conversation(services, job_doc, failed, now)
+        return None
+    audio_key, media_format, data = store_recording(store, services.recordings, hook, "conversation", FLOW, name)
+    set_job(store, name, state="transcribing", audio_key=audio_key)
+    return TranscriptionJob(name, audio_key, media_format, route.language, channels=_channels_in(data, media_format))
+
+
+def _channels_in(data: bytes, media_format: str) -> int:
+    """The recording's own channel count: what the engine is told, whatever the route said."""
+    from shared.audio import probe_audio
+
+    try:
+        return probe_audio(data, media_format).channels
+    except TapedeckError:
+        return 1  # the engine reports the failure to decode
+
+
+def finish_conversation(
+    services: ConversationServices, job: Mapping[str, Any], transcript: Transcript, now: float
+) -> None:
+    """Write transcript.json, .txt and .vtt beside the audio, then deliver the result once."""
+    store = services.store
+    labels, expected = job.get("labels", []), int(job.get("channels", 2))
+    if transcript.status == "completed":
+        model = parse_transcript(transcript.document or {}, labels, expected)
+    else:
+        failure = f"transcription failed: {transcript.failure or 'no reason given'}"
+        model = TranscriptModel(engine="none", channels=(), notes=(failure,))
+    turns = build_turns(model)
+    document = {
+        "status": transcript.status,
+        "conversation_uuid": job["conversation_uuid"],
+        "recording_uuid": job["recording_uuid"],
+        **model_document(model, turns),
+    }
+    prefix = call_key(job["conversation_uuid"], "")
+    dialogue = format_dialogue(turns)
+    text = f"{dialogue}\n\n{format_channel_text(model)}\n" if turns else f"{format_channel_text(model)}\n"
+    store.write(f"{prefix}transcript.json", json.dumps(document, indent=2).encode(), "application/json")
+    store.write(f"{prefix}transcript.txt", text.encode(), "text/plain; charset=utf-8")
+    store.write(f"{prefix}transcript.vtt", format_webvtt(turns).encode(), "text/vtt; charset=utf-8")
+    if transcript.document:
+        store.write(f"{prefix}transcript.engine.json", json.dumps(transcript.document).encode(), "application/json")
+    set_job(store, job["name"], state="transcribed", transcript_status=transcript.status)
+    link = audio_link(services.settings, store, job.get("audio_key"), now)
+    _send_summary(services, job, dialogue, link, failed=transcript.status != "completed")
+    _post_result(services, job, document, link)
+
+
+def _send_summary(
+    services: ConversationServices, job: Mapping[str, Any], dialogue: str, link: str | None, failed: bool
+) -> None:
+    recipients = job.get("recipients") or []
+    if not recipients:
+        return
+    caller = job.get("caller") or "withheld"
+    head = f"[Call from {'+' + caller if caller.isdigit() else caller}]"
+    if failed:
+        body = "Transcription failed."
+    else:
+        body = "\n".join(dialogue.splitlines()[:SUMMARY_LINES]) or "Nothing was said."
+    settings = services.settings
+    sent = text_once(
+        services.store,
+        services.messenger,
+        settings.sms_from,
+        job["conversation_uuid"],
+        job["recording_uuid"],
+        recipients,
+        fit_sms(head, body, link),
+    )
+    log.info("summary sent", extra={"job": job["name"], "recipients": sent})
+
+
+def _post_result(
+    services: ConversationServices, job: Mapping[str, Any], document: Mapping[str, Any], link: str | None
+) -> None:
+    """POST the result to the route's webhook exactly once per recording, retrying with backoff."""
+    url = job.get("result_webhook")
+    if not url:
+        return
+    store, settings = services.store, services.settings
+    claim = call_key(job["conversation_uuid"], f"deliveries/{job['recording_uuid']}.json")
+    try:
+        store.write(claim, json.dumps({"url": url, "state": "sending"}).encode(), if_generation_match=0)
+    except PreconditionFailed:
+        log.info("result already delivered", extra={"job": job["name"]})
+        return
+    payload = {
+        "event": "transcript",
+        "conversation_uuid": job["conversation_uuid"],
+        "recording_uuid": job["recording_uuid"],
+        "caller": job.get("caller", ""),
+        "called": job.get("called", ""),
+        "audio_url": link,
+        "transcript": document,
+    }
+    try:
+        outcome = deliver(
+            services.http,
+            settings.delivery_policy,
+            settings.callback_secret,
+            url,
+            "POST",
+            payload,
+            False,
+            time.time,
+            time.sleep,
+        )
+    except BadRequest as err:
+        outcome = DeliveryOutcome(False, 0, error=str(err))
+    state = {"url": url, "state": "delivered" if outcome.delivered else "failed", **asdict(outcome)}
+    store.write(claim, json.dumps(state).encode(), "application/json")
+    if not outcome.delivered:
+        log.error("result not delivered", extra={"job": job["name"], "error": outcome.error})

@@ -1,0 +1,91 @@
+"""The functions and recorder under gunicorn, with the Vonage stand-in and its API beside them:
+the whole local platform, started per test."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from shared.adapters.local_blob_store import LocalBlobStore
+from shared.standin import VonageStandin
+from shared.standin.api import StandinApi, make_application_key, public_key_of
+from tests.conftest import SECRET, TOKEN_SECRET
+from tests.servers import free_port, gunicorn_command, running
+
+
+@dataclass
+class Deck:
+    url: str
+    store: LocalBlobStore
+    standin: VonageStandin
+    api: StandinApi
+    number: str
+
+    def call(self, audio: Path, **kwargs: Any) -> Any:
+        return self.standin.inbound_call(f"{self.url}/answer", f"{self.url}/event", audio, to=self.number, **kwargs)
+
+    def read_json(self, key: str) -> Any:
+        blob = self.store.read(key)
+        return None if blob is None else json.loads(blob.data)
+
+    def wait_for(self, prefix: str, count: int = 1, timeout: float = 60) -> list[Any]:
+        """The JSON objects under `prefix` once there are `count`; a pause catches duplicates."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.store.list(prefix)) >= count:
+                time.sleep(0.3)
+                return [self.read_json(info.key) for info in self.store.list(prefix)]
+            time.sleep(0.1)
+        raise AssertionError(f"nothing under {prefix} within {timeout} s")
+
+    def pages(self, recording_uuid: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+        return self.wait_for(f"outbox/{recording_uuid}", count, timeout)
+
+
+class DeckFactory(Protocol):
+    def __call__(self, **env: str) -> Deck: ...
+
+
+def start_deck(stack: ExitStack, folder: Path, routes: str, number: str, env: dict[str, str]) -> Deck:
+    key = make_application_key(folder / "application.pem")
+    (folder / "routes.yaml").write_text(routes)
+    api = StandinApi(public_key_of(key))
+    api_base = stack.enter_context(api.serving("127.0.0.1", free_port()))
+    port = free_port()
+    settings = {
+        "LOCAL_STORAGE_DIR": str(folder / "data"),
+        "STREAM_TOKEN_SECRET": TOKEN_SECRET,
+        "VONAGE_SIGNATURE_SECRET": SECRET,
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "RECORDER_URL": f"ws://127.0.0.1:{port}/socket",
+        "ROUTES_FILE": str(folder / "routes.yaml"),
+        "VONAGE_API_HOST": api_base.removeprefix("http://"),
+        "VONAGE_APPLICATION_ID": "standin-application",
+        "VONAGE_PRIVATE_KEY": str(folder / "application.pem"),
+        **env,
+    }
+    stack.enter_context(
+        running(
+            gunicorn_command("appengine.devserver:create_dev_app()", port, worker="gthread"),
+            settings,
+            f"http://127.0.0.1:{port}/healthz",
+            folder / "server.log",
+        )
+    )
+    standin = VonageStandin(SECRET, api=api, api_base=api_base)
+    return Deck(f"http://127.0.0.1:{port}", LocalBlobStore(folder / "data"), standin, api, number)
+
+
+def deck_fixture(tmp_path: Path, routes: str, number: str) -> Iterator[DeckFactory]:
+    """Body of a fixture that starts decks on `routes`; each test calls it with extra settings."""
+    with ExitStack() as stack:
+
+        def start(**env: str) -> Deck:
+            return start_deck(stack, tmp_path, routes, number, env)
+
+        yield start
