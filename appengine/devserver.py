@@ -37,8 +37,10 @@ def create_dev_app() -> flask.Flask:
     for name in functions.__all__:
         target = getattr(functions, name)
 
-        def view(target: Any = target) -> Any:
+        def view(target: Any = target, **_: Any) -> Any:
             return target(flask.request)
 
         app.add_url_rule(f"/{name}", name, view, methods=_METHODS)
+        # Cloud Functions hands a function every path under its URL, such as /call/<tid>.
+        app.add_url_rule(f"/{name}/<path:rest>", f"{name}-path", view, methods=_METHODS)
     return app

@@ -8,13 +8,24 @@ from typing import Any
 import flask
 import functions_framework
 
+from shared.errors import NotFound
 from shared.inbound import answer_call, record_call_event
 from shared.links import resolve_link
+from shared.prompt_calls import create_prompt_call, credentials_for, prompt_status, webhook
 from shared.recorded_calls import on_transcription_event, receive_recording, transcribe_in_background
 from shared.services import services_from_env
-from shared.web import check_api_key, guarded, read_transcription_event, read_webhook, serve_object
+from shared.web import (
+    API_KEY_HEADER,
+    check_api_key,
+    guarded,
+    is_secure,
+    read_transcription_event,
+    read_webhook,
+    serve_object,
+    subpath,
+)
 
-__all__ = ["answer", "event", "link", "recording", "transcription"]
+__all__ = ["answer", "call", "event", "link", "prompt", "recording", "transcription"]
 
 
 @functions_framework.http
@@ -65,3 +76,35 @@ def link(request: flask.Request) -> Any:
     services = services_from_env()
     object_key = resolve_link(services.store, request.args.get("id", ""), time.time())
     return serve_object(services.store, object_key, services.settings.signed_url_ttl)
+
+
+@functions_framework.http
+@guarded(methods=("GET", "POST"))
+def call(request: flask.Request) -> Any:
+    """The PIN prompt API: POST places a call and answers its tid; GET /<tid> answers its status."""
+    services = services_from_env()
+    settings, tid = services.settings, subpath(request, "call")
+    if request.method == "GET":
+        check_api_key(request, settings.prompt_api_key)
+        return flask.jsonify(prompt_status(services, tid, time.time()))
+    if tid:
+        raise NotFound("POST to /call itself")
+    fields = read_webhook(request, None, time.time())
+    credentials, mode = credentials_for(
+        settings,
+        request.headers.get(API_KEY_HEADER, ""),
+        request.headers.get("Authorization", ""),
+        fields,
+        is_secure(request, settings.allow_private_callbacks),
+    )
+    return flask.jsonify({"tid": create_prompt_call(services, fields, credentials, mode, time.time())})
+
+
+@functions_framework.http
+@guarded(methods=("GET", "POST"))
+def prompt(request: flask.Request) -> Any:
+    """Vonage's answer, input and event webhooks of one PIN prompt call (`?tid=&step=&sig=`)."""
+    services = services_from_env()
+    now = time.time()
+    ncco = webhook(services, request.args, lambda secret: read_webhook(request, secret, now), now)
+    return ("", 204) if request.args.get("step") == "event" else flask.jsonify(ncco)

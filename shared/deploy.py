@@ -31,6 +31,7 @@ __all__ = [
     "format_commands",
     "function_name",
     "gcloud_commands",
+    "lifecycle_rules",
     "main",
     "mask_secrets",
     "run_commands",
@@ -52,7 +53,32 @@ ENV_NAMES = (
     "STREAM_TOKEN_TTL",
     "UPLOAD_CHUNK_BYTES",
     "LOG_LEVEL",
+    "ROUTES_FILE",
+    "DEFAULT_FLOW",
+    "TRANSCRIBER",
+    "MESSENGER",
+    "VONAGE_APPLICATION_ID",
+    "VONAGE_PRIVATE_KEY",
+    "VONAGE_API_KEY",
+    "VONAGE_API_SECRET",
+    "VONAGE_API_HOST",
+    "VONAGE_REST_HOST",
+    "SMS_FROM",
+    "TRANSCRIBE_BUCKET",
+    "TRANSCRIPTION_API_KEY",
+    "AWS_REGION",
+    "SIGNED_URL_TTL",
+    "LINK_TTL_DAYS",
+    "CALLBACK_SECRET",
+    "CALLBACK_ATTEMPTS",
+    "CALLBACK_BACKOFF",
+    "PROMPT_API_KEY",
+    "PROMPT_TTL_DAYS",
+    "PROMPT_INPUT_TIMEOUT",
+    "PROMPT_HANGUP_GRACE",
 )
+# Transaction documents of PIN prompt calls are deleted by the bucket's lifecycle rule after this.
+PROMPT_PREFIX = "prompts/"
 RUNTIME = "python311"
 MASK = "***"
 # gcloud splits --set-env-vars on commas unless `^D^` picks another delimiter D that no value contains.
@@ -175,8 +201,8 @@ def function_name(entry_point: str) -> str:
 
 
 def mask_secrets(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` with the value of every name containing SECRET replaced by ***, for printing."""
-    return {name: MASK if "SECRET" in name else value for name, value in env.items()}
+    """`env` with the value of every secret (a SECRET or KEY name) replaced by ***, for printing."""
+    return {name: MASK if "SECRET" in name or name.endswith("KEY") else value for name, value in env.items()}
 
 
 def env_vars_flag(env: Mapping[str, str]) -> str | None:
@@ -224,7 +250,28 @@ def gcloud_commands(
             command.append(env_flag)
         commands.append(command)
     commands.append(["gcloud", "app", "deploy", str(recorder_dir / "app.yaml"), f"--project={project}", "--quiet"])
+    if env.get("GCS_BUCKET"):
+        commands.append(
+            [
+                "gcloud",
+                "storage",
+                "buckets",
+                "update",
+                f"gs://{env['GCS_BUCKET']}",
+                f"--lifecycle-file={functions_dir.parent / 'lifecycle.json'}",
+                f"--project={project}",
+            ]
+        )
     return commands
+
+
+def lifecycle_rules(prompt_ttl_days: int) -> dict[str, object]:
+    """The bucket's lifecycle: PIN prompt transactions are deleted after `prompt_ttl_days`."""
+    return {
+        "rule": [
+            {"action": {"type": "Delete"}, "condition": {"age": prompt_ttl_days, "matchesPrefix": [PROMPT_PREFIX]}}
+        ]
+    }
 
 
 def format_commands(commands: Sequence[Sequence[str]]) -> str:
@@ -270,6 +317,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     out = args.out if args.out is not None else root / "build"
     try:
         functions_dir = stage_functions(root, out)
+        if env.get("ROUTES_FILE"):
+            # Cloud Functions sees only its uploaded folder, so the routes file travels inside it.
+            try:
+                shutil.copyfile(env["ROUTES_FILE"], functions_dir / "routes.yaml")
+            except OSError as err:
+                raise DeployError(f"ROUTES_FILE {env['ROUTES_FILE']} cannot be read: {err.strerror}") from err
+            env["ROUTES_FILE"] = "routes.yaml"
+        lifecycle = lifecycle_rules(int(env.get("PROMPT_TTL_DAYS") or 7))
+        (out / "lifecycle.json").write_text(json.dumps(lifecycle, indent=2), encoding="utf-8")
         recorder_dir = stage_recorder(root, out, {k: v for k, v in env.items() if k != "LOCAL_STORAGE_DIR"})
         names = entry_points((root / "functions" / "main.py").read_text(encoding="utf-8"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BadGateway",
     "BadRequest",
     "ConfigError",
     "Conflict",
@@ -28,6 +29,11 @@ class ConfigError(TapedeckError):
 
 class BadRequest(TapedeckError):
     status = 400
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        # What is wrong with each named field, for a client to show.
+        self.fields = fields or {}
 
 
 class Unauthorized(TapedeckError):
@@ -58,3 +64,9 @@ class PreconditionFailed(TapedeckError):
 
 class PayloadTooLarge(TapedeckError):
     status = 413
+
+
+class BadGateway(TapedeckError):
+    """An upstream service (Vonage) refused or failed; its reason is safe to pass on."""
+
+    status = 502

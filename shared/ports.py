@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
     "Blob",
     "BlobInfo",
     "BlobStore",
+    "CallControl",
     "Messenger",
+    "OutboundCall",
     "Recordings",
     "TextMessage",
     "Transcriber",
     "Transcript",
     "TranscriptionJob",
+    "VonageCredentials",
 ]
 
 
@@ -123,3 +126,28 @@ class Recordings(Protocol):
     """Fetches a call recording from Vonage with the application's credentials."""
 
     def download(self, url: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class VonageCredentials:
+    """Whose Vonage application places a call: its id and key, or a JWT it signed (forwarded as is)."""
+
+    application_id: str = ""
+    private_key: str = field(default="", repr=False)
+    bearer: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class OutboundCall:
+    to: str  # E.164 without '+'
+    from_: str
+    answer_url: str
+    event_url: str
+
+
+class CallControl(Protocol):
+    """Places calls through the Vonage Voice API."""
+
+    def create_call(self, call: OutboundCall, credentials: VonageCredentials) -> str:
+        """Ask Vonage to place the call; returns its uuid once Vonage accepted it."""
+        ...

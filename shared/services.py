@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.delivery import HttpClient
 from shared.logs import configure_logging
-from shared.ports import BlobStore, Messenger, Recordings, Transcriber
+from shared.ports import BlobStore, CallControl, Messenger, Recordings, Transcriber
 from shared.settings import Settings
 
 __all__ = ["Services", "build_services", "services_from_env"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -26,6 +32,7 @@ class Services:
     _recordings: Recordings | None = field(default=None, repr=False)
     _background: Executor | None = field(default=None, repr=False)
     _http: HttpClient | None = field(default=None, repr=False)
+    _calls: CallControl | None = field(default=None, repr=False)
 
     @property
     def store(self) -> BlobStore:
@@ -101,10 +108,35 @@ class Services:
         return self._http
 
     @property
+    def calls(self) -> CallControl:
+        if self._calls is None:
+            from shared.adapters.vonage_call_control import VonageCallControl
+
+            self._calls = VonageCallControl(self.settings.vonage_api_host)
+        return self._calls
+
+    def run_later(self, delay: float, work: Callable[..., object], *args: Any) -> None:
+        """Run `work(*args)` in the background after `delay` seconds; a failure is logged, not raised."""
+
+        def run() -> None:
+            try:
+                work(*args)
+            except Exception:
+                log.exception("background work failed", extra={"work": getattr(work, "__name__", str(work))})
+
+        if delay <= 0:
+            self.background.submit(run)
+            return
+        # A timer thread waits, so a pool worker is not held asleep.
+        timer = threading.Timer(delay, run)
+        timer.daemon = True
+        timer.start()
+
+    @property
     def background(self) -> Executor:
         """Work that outlives a webhook's answer, such as an in-process transcription."""
         if self._background is None:
-            self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tapedeck")
+            self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tapedeck")
         return self._background
 
 

@@ -58,6 +58,10 @@ class Settings:
     callback_attempts: int = 5
     callback_backoff: float = 2.0
     allow_private_callbacks: bool = False
+    prompt_api_key: str | None = field(default=None, repr=False)
+    prompt_ttl_days: int = 7
+    prompt_input_timeout: int = 8
+    prompt_hangup_grace: float = 5.0
 
     @property
     def delivery_policy(self) -> DeliveryPolicy:
@@ -134,7 +138,23 @@ class Settings:
         link_ttl_days = _integer(env, "LINK_TTL_DAYS", 30)
         if not 1 <= link_ttl_days <= 3650:
             raise ConfigError("LINK_TTL_DAYS must be from 1 to 3650")
+        prompt_ttl_days = _integer(env, "PROMPT_TTL_DAYS", 7)
+        if not 1 <= prompt_ttl_days <= 3650:
+            raise ConfigError("PROMPT_TTL_DAYS must be from 1 to 3650")
+        prompt_input_timeout = _integer(env, "PROMPT_INPUT_TIMEOUT", 8)
+        if not 1 <= prompt_input_timeout <= 10:
+            raise ConfigError("PROMPT_INPUT_TIMEOUT must be from 1 to 10 seconds (Vonage's dtmf.timeOut range)")
+        try:
+            grace = float(env.get("PROMPT_HANGUP_GRACE") or 5.0)
+        except ValueError as err:
+            raise ConfigError("PROMPT_HANGUP_GRACE must be a number of seconds") from err
+        if storage == "gcs" and env.get("PROMPT_API_KEY") and not env.get("CALLBACK_SECRET"):
+            raise ConfigError("CALLBACK_SECRET is required with PROMPT_API_KEY: callback receivers check it")
         return cls(
+            prompt_api_key=env.get("PROMPT_API_KEY") or None,
+            prompt_ttl_days=prompt_ttl_days,
+            prompt_input_timeout=prompt_input_timeout,
+            prompt_hangup_grace=grace,
             callback_secret=callback_secret,
             callback_attempts=callback_attempts,
             callback_backoff=callback_backoff,

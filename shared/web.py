@@ -11,7 +11,15 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException
 
-from shared.errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge, TapedeckError, Unauthorized
+from shared.errors import (
+    BadGateway,
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    TapedeckError,
+    Unauthorized,
+)
 from shared.signatures import API_KEY_HEADER, verify_webhook
 
 __all__ = [
@@ -19,9 +27,11 @@ __all__ = [
     "MAX_BODY_BYTES",
     "check_api_key",
     "guarded",
+    "is_secure",
     "read_transcription_event",
     "read_webhook",
     "serve_object",
+    "subpath",
 ]
 
 log = logging.getLogger(__name__)
@@ -32,8 +42,8 @@ MAX_BODY_BYTES = 64 * 1024
 Handler = Callable[[flask.Request], Any]
 
 
-def _error(status: int, message: str) -> flask.Response:
-    response = flask.jsonify({"error": message})
+def _error(status: int, message: str, fields: dict[str, str] | None = None) -> flask.Response:
+    response = flask.jsonify({"error": message, "fields": fields} if fields else {"error": message})
     response.status_code = status
     return response
 
@@ -48,12 +58,15 @@ def guarded(methods: tuple[str, ...]) -> Callable[[Handler], Handler]:
                 if request.method not in methods:
                     raise MethodNotAllowed(f"use {' or '.join(methods)}")
                 return handler(request)
+            except BadGateway as err:
+                log.error("upstream failed", extra={"path": request.path, "error": str(err)})
+                return _error(err.status, str(err))
             except TapedeckError as err:
                 if err.status >= 500:
                     log.error("request failed", extra={"path": request.path, "error": str(err)})
                     return _error(err.status, "internal error")
                 log.info("request refused", extra={"path": request.path, "status": err.status, "error": str(err)})
-                return _error(err.status, str(err))
+                return _error(err.status, str(err), getattr(err, "fields", None))
             except HTTPException as err:
                 return _error(err.code or 400, err.description or err.name)
             except Exception:
@@ -126,3 +139,21 @@ def serve_object(store: Any, key: str, ttl_seconds: int) -> Any:
         raise NotFound("the audio is no longer stored")
     mimetype = "audio/wav" if key.endswith(".wav") else "audio/mpeg"
     return flask.Response(blob.data, mimetype=mimetype, headers={"Cache-Control": "private, no-store"})
+
+
+def subpath(request: flask.Request, name: str) -> str:
+    """The path below a function's own URL: `/<tid>` on Cloud Functions, `/<name>/<tid>` locally."""
+    path = request.path
+    if path == f"/{name}" or path.startswith(f"/{name}/"):
+        path = path[len(name) + 1 :]
+    return path.strip("/")
+
+
+def is_secure(request: flask.Request, allow_loopback: bool) -> bool:
+    """Whether the request came over HTTPS (Cloud Functions' front end says so in X-Forwarded-Proto).
+
+    With `allow_loopback` (local development) a request from this machine counts too.
+    """
+    if request.scheme == "https" or request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip() == "https":
+        return True
+    return allow_loopback and request.remote_addr in ("127.0.0.1", "::1")

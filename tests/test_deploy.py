@@ -23,6 +23,7 @@ from shared.deploy import (
     entry_points,
     env_vars_flag,
     gcloud_commands,
+    lifecycle_rules,
     main,
     run_commands,
     stage_functions,
@@ -158,7 +159,24 @@ def test_gcloud_commands_deploy_each_entry_point_then_the_recorder(tmp_path: Pat
             "--set-env-vars=STORAGE=gcs,GCS_BUCKET=calls",
         ]
         for name, entry in (("answer", "answer"), ("on-finalize", "on_finalize"))
-    ] + [["gcloud", "app", "deploy", f"{tmp_path / 'appengine' / 'app.yaml'}", "--project=demo", "--quiet"]]
+    ] + [
+        ["gcloud", "app", "deploy", f"{tmp_path / 'appengine' / 'app.yaml'}", "--project=demo", "--quiet"],
+        [
+            "gcloud",
+            "storage",
+            "buckets",
+            "update",
+            "gs://calls",
+            f"--lifecycle-file={tmp_path / 'lifecycle.json'}",
+            "--project=demo",
+        ],
+    ]
+
+
+def test_the_lifecycle_rule_deletes_prompt_transactions_after_their_age() -> None:
+    assert lifecycle_rules(7) == {
+        "rule": [{"action": {"type": "Delete"}, "condition": {"age": 7, "matchesPrefix": ["prompts/"]}}]
+    }
 
 
 def test_env_values_with_commas_use_an_alternate_delimiter() -> None:
@@ -190,14 +208,16 @@ def test_dry_run_prints_quoted_commands_with_secrets_masked(tmp_path: Path, caps
     assert "s3cr3t" not in out
     assert "PATH" not in out
     names = entry_points((ROOT / "functions" / "main.py").read_text())
-    assert len(lines) == len(names) + 1
+    assert len(lines) == len(names) + 2  # the functions, the recorder, the bucket's lifecycle
     first = shlex.split(lines[0])
     assert first[:4] == ["gcloud", "functions", "deploy", names[0].replace("_", "-")]
     assert first[-1] == (
         "--set-env-vars=^:^STORAGE=gcs:GCS_BUCKET=calls:GREETING=Hello, this call is recorded."
         ":VONAGE_SIGNATURE_SECRET=***:STREAM_TOKEN_SECRET=***"
     )
-    assert shlex.split(lines[-1]) == [
+    assert json.loads((tmp_path / "lifecycle.json").read_text()) == lifecycle_rules(7)
+    assert shlex.split(lines[-1])[:5] == ["gcloud", "storage", "buckets", "update", "gs://calls"]
+    assert shlex.split(lines[-2]) == [
         "gcloud",
         "app",
         "deploy",

@@ -1,0 +1,249 @@
+"""PIN prompt calls, the use cases: place the call, answer Vonage's per-transaction webhooks,
+and report the outcome to the caller's callback exactly once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from shared.delivery import DeliveryOutcome, HttpClient, check_target, deliver
+from shared.documents import read_json, update_json
+from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
+from shared.ports import BlobStore, CallControl, OutboundCall, VonageCredentials
+from shared.prompts import (
+    FINAL,
+    answer_ncco,
+    apply_event,
+    apply_input,
+    callback_fields,
+    new_transaction,
+    parse_prompt_request,
+    read_dtmf,
+    settle_hang_up,
+)
+from shared.settings import Settings
+from shared.tokens import sign_caller, verify_caller
+
+__all__ = [
+    "PromptServices",
+    "create_prompt_call",
+    "prompt_status",
+    "transaction_key",
+    "webhook",
+]
+
+log = logging.getLogger(__name__)
+
+PREFIX = "prompts/"
+STEPS = ("answer", "input", "event")
+# What a status lookup shows; the PIN's hash, the texts and the NCCOs stay inside.
+_PUBLIC = ("tid", "to", "from", "status", "detail", "attempts", "max_attempts", "created_at", "updated_at")
+
+
+class PromptServices(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> BlobStore: ...
+    @property
+    def calls(self) -> CallControl: ...
+    @property
+    def http(self) -> HttpClient: ...
+    def run_later(self, delay: float, work: Any, *args: Any) -> None: ...
+
+
+def transaction_key(tid: str) -> str:
+    try:
+        return f"{PREFIX}{uuid.UUID(tid)}.json"
+    except ValueError as err:
+        raise NotFound("no such transaction") from err
+
+
+def _webhook_url(settings: Settings, tid: str, step: str) -> str:
+    signature = sign_caller(settings.stream_token_secret, tid, f"prompt-{step}")
+    return f"{settings.public_url}/prompt?tid={tid}&step={step}&sig={signature}"
+
+
+def create_prompt_call(
+    services: PromptServices, fields: Mapping[str, Any], credentials: VonageCredentials, mode: str, now: float
+) -> str:
+    """Check the request, store the transaction, and have Vonage place the call; returns its tid.
+
+    The tid is returned only once Vonage accepted the call; a refused call leaves its document
+    marked `error` (and no callback, since the caller got the refusal as the answer).
+    """
+    settings, store = services.settings, services.store
+    request = parse_prompt_request(fields)
+    try:
+        check_target(request.callback, settings.allow_private_callbacks)
+    except BadRequest as err:
+        raise BadRequest(f"invalid fields: callback ({err})", {"callback": str(err)}) from err
+    tid = str(uuid.uuid4())
+    doc = new_transaction(tid, request, now, settings.prompt_ttl_days)
+    doc.update(auth=mode, application_id=credentials.application_id or None)
+    store.write(transaction_key(tid), json.dumps(doc).encode(), "application/json", if_generation_match=0)
+    call = OutboundCall(
+        request.to, request.from_, _webhook_url(settings, tid, "answer"), _webhook_url(settings, tid, "event")
+    )
+    try:
+        call_uuid = services.calls.create_call(call, credentials)
+    except Exception as err:
+        detail = f"not placed: {err}"
+        _update(store, tid, lambda d: d.update(status="error", detail=detail, finished_at=now))
+        raise
+    _update(store, tid, lambda d: d.update(call_uuid=call_uuid))
+    log.info("prompt call placed", extra={"tid": tid, "call": call_uuid, "auth": mode})
+    return tid
+
+
+def prompt_status(services: PromptServices, tid: str, now: float) -> dict[str, Any]:
+    doc = _read(services.store, tid, now)
+    return {**{k: doc.get(k) for k in _PUBLIC}, "callback": doc["callback"].get("state")}
+
+
+def _read(store: BlobStore, tid: str, now: float) -> dict[str, Any]:
+    doc = read_json(store, transaction_key(tid))
+    if doc is None or doc.get("expires_at", now + 1) <= now:
+        raise NotFound("no such transaction")
+    return doc
+
+
+def _update(store: BlobStore, tid: str, change: Any) -> dict[str, Any]:
+    def missing() -> dict[str, Any]:
+        raise NotFound("no such transaction")
+
+    return update_json(store, transaction_key(tid), change, missing)
+
+
+def webhook(services: PromptServices, query: Mapping[str, str], read_body: Any, now: float) -> list[dict[str, Any]]:
+    """Vonage's answer, input or event webhook of one transaction; returns the NCCO to answer.
+
+    `read_body(secret)` reads the webhook's fields, checking Vonage's signature with `secret`
+    when given: only for transactions placed with the operator's own application, whose
+    signature secret tapedeck knows. The URL's seal is checked for every transaction.
+    """
+    settings, store = services.settings, services.store
+    tid, step = query.get("tid", ""), query.get("step", "")
+    if step not in STEPS:
+        raise BadRequest("step must be answer, input or event")
+    verify_caller(settings.stream_token_secret, tid, f"prompt-{step}", query.get("sig", ""))
+    doc = _read(store, tid, now)
+    operator = doc.get("auth") == "operator"
+    params = read_body(settings.vonage_signature_secret if operator else None)
+    timeout = settings.prompt_input_timeout
+    input_url = _webhook_url(settings, tid, "input")
+    if step == "answer":
+        return answer_ncco(doc, input_url, timeout)
+    if step == "input":
+        try:
+            attempt = int(query.get("attempt", ""))
+        except ValueError as err:
+            raise BadRequest("attempt is missing") from err
+        digits, timed_out = read_dtmf(params)
+        reply: list[dict[str, Any]] = []
+
+        def take(d: dict[str, Any]) -> None:
+            nonlocal reply
+            reply = apply_input(d, attempt, digits, timed_out, input_url, timeout, now)
+
+        _settle(services, tid, take)
+        return reply
+    status, timestamp = params.get("status"), params.get("timestamp", "")
+    if not isinstance(status, str) or not isinstance(timestamp, str):
+        raise BadRequest("status and timestamp must be strings")
+    _settle(services, tid, lambda d: apply_event(d, status, timestamp, now))
+    if status == "completed":
+        services.run_later(settings.prompt_hangup_grace, settle_after_hang_up, services, tid)
+    return []
+
+
+def settle_after_hang_up(services: PromptServices, tid: str) -> None:
+    """A call that ended without a result is an error, once a late input webhook had its chance."""
+    _settle(services, tid, lambda d: settle_hang_up(d, time.time()))
+
+
+def _settle(services: PromptServices, tid: str, change: Any) -> None:
+    """Apply `change` atomically; if this update is the one that settled the outcome, send the callback.
+
+    The document's generation precondition makes the settling update happen once, however many
+    webhooks race: the loser re-reads, finds the outcome final, and changes nothing.
+    """
+    before: dict[str, Any] = {}
+
+    def run(doc: dict[str, Any]) -> None:
+        before["state"] = doc["callback"]["state"]
+        change(doc)
+        if before["state"] == "waiting" and doc["callback"]["state"] == "due":
+            doc["callback"]["state"] = "sending"
+
+    doc = _update(services.store, tid, run)
+    if before.get("state") == "waiting" and doc["callback"]["state"] == "sending":
+        services.run_later(0, send_callback, services, tid)
+
+
+def send_callback(services: PromptServices, tid: str) -> None:
+    """Deliver the outcome with retries and backoff, and keep how it went in the document."""
+    settings, store = services.settings, services.store
+    doc = read_json(store, transaction_key(tid))
+    if doc is None or doc["status"] not in FINAL:
+        return
+    callback = doc["callback"]
+    try:
+        outcome = deliver(
+            services.http,
+            settings.delivery_policy,
+            settings.callback_secret,
+            callback["url"],
+            callback["method"],
+            callback_fields(doc),
+            True,
+            time.time,
+            time.sleep,
+        )
+    except BadRequest as err:
+        outcome = DeliveryOutcome(False, 0, error=str(err))
+    state = "delivered" if outcome.delivered else "failed"
+    _update(store, tid, lambda d: d["callback"].update(state=state, **asdict(outcome), at=time.time()))
+    log.info("callback", extra={"tid": tid, "state": state, "attempts": outcome.attempts})
+
+
+def credentials_for(
+    settings: Settings, api_key: str, authorization: str, fields: Mapping[str, Any], secure: bool
+) -> tuple[VonageCredentials, str]:
+    """Whose application places the call, and how the request proved it, by the three modes."""
+    import hmac
+
+    if api_key:
+        if not settings.prompt_api_key or not hmac.compare_digest(api_key.encode(), settings.prompt_api_key.encode()):
+            raise Unauthorized("wrong API key")
+        if not (settings.vonage_application_id and settings.vonage_private_key):
+            raise Conflict("tapedeck has no Vonage application configured for API-key requests")
+        return VonageCredentials(settings.vonage_application_id, settings.vonage_private_key), "operator"
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return VonageCredentials(_jwt_application(token.strip()), bearer=token.strip()), "bearer"
+    app_id, key = fields.get("app_id"), fields.get("private_key")
+    if app_id or key:
+        if not secure:
+            raise BadRequest("app_id and private_key may only be sent over HTTPS")
+        if not (isinstance(app_id, str) and isinstance(key, str) and "PRIVATE KEY" in key):
+            raise BadRequest("app_id and private_key must both be given", {"private_key": "must be a PEM key"})
+        return VonageCredentials(app_id, key.replace("\\n", "\n")), "application-key"
+    raise Unauthorized("send an API key header, a Vonage application JWT, or app_id and private_key")
+
+
+def _jwt_application(token: str) -> str:
+    """The application_id claim of a JWT, unverified: Vonage verifies it when placing the call."""
+    import base64
+
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims.get("application_id", ""))
+    except (IndexError, ValueError, AttributeError) as err:
+        raise Unauthorized("the bearer token is not a JWT") from err
