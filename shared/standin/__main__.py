@@ -2,7 +2,9 @@
 
 python -m shared.standin call --audio file.wav [--to N] [--from N] [--fast] [--dtmf 5@1.0]
                                 [--other-party file.wav ...]   # what each connected party says
-python -m shared.standin setup data      # dev application key and demo routes, once
+python -m shared.standin prompt --to N --pin 1234 --dtmf 1111,1234 [--outcome busy] [--legacy-dtmf]
+                                # ask tapedeck's /call for a PIN prompt call, play the person called
+python -m shared.standin setup data      # dev application key, TLS certificate and demo routes, once
 """
 
 from __future__ import annotations
@@ -17,12 +19,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+import requests
+
 from shared.logs import configure_logging
 from shared.ports import BlobStore
 from shared.services import build_services
 from shared.settings import Settings
-from shared.standin.api import StandinApi, make_application_key, public_key_of
+from shared.signatures import API_KEY_HEADER
+from shared.standin.api import StandinApi, ensure_tls_files, make_application_key, public_key_of, serve_in_thread
 from shared.standin.calls import CallReport, DtmfPress, VonageStandin
+from shared.standin.outbound import OUTCOMES, CalleeScript, OutboundReport
+from shared.standin.receiver import CallbackReceiver, Delivery
 
 DEMO_ROUTES = """\
 # Demo mailboxes for the local platform (ROUTES_FILE). Numbers not listed get DEFAULT_FLOW.
@@ -45,18 +52,21 @@ DEMO_ROUTES = """\
 _PAGE_WAIT = 60.0
 _TRANSCRIPT_WAIT = 180.0
 _POLL_SECONDS = 0.5
+_PROMPT_WAIT = 60.0
 
 T = TypeVar("T")
 
 
 def setup(folder: Path, out: TextIO) -> None:
-    """Create the stand-in application key and the demo routes file if they are missing."""
+    """Create the stand-in application key, its API's certificate and the demo routes file if missing."""
     make_application_key(folder / ".standin" / "application.pem")
+    cert, _ = ensure_tls_files(folder / ".standin")
     routes = folder / "routes.yaml"
     if not routes.exists():
         routes.parent.mkdir(parents=True, exist_ok=True)
         routes.write_text(DEMO_ROUTES, encoding="utf-8")
-    out.write(f"stand-in application key: {folder / '.standin' / 'application.pem'}\nroutes: {routes}\n")
+    out.write(f"stand-in application key: {folder / '.standin' / 'application.pem'}\n")
+    out.write(f"stand-in API certificate (REQUESTS_CA_BUNDLE): {cert}\nroutes: {routes}\n")
 
 
 def _print_report(report: CallReport, out: TextIO) -> None:
@@ -109,6 +119,111 @@ def _print_pages(store: BlobStore, api: StandinApi, report: CallReport, out: Tex
         out.write(f"  page to {page['to']}:\n\n{page['text']}\n\n")
 
 
+def _print_delivery(delivery: Delivery, out: TextIO) -> None:
+    signature = "verified" if delivery.signature_valid else "NOT verified"
+    content = delivery.json if delivery.json is not None else delivery.fields
+    # One write per delivery: it comes from the receiver's thread while the call is printed.
+    out.write(
+        f"callback {delivery.method} {delivery.path}: answered {delivery.answered}, signature {signature}\n"
+        f"  {json.dumps(content, sort_keys=True)}\n"
+    )
+
+
+def _print_outbound(report: OutboundReport, out: TextIO) -> None:
+    lines = [f"call {report.uuid} to {report.to} from {report.from_} ({report.conversation_uuid})"]
+    lines += [f"  talk: {text}" for text in report.talks]
+    lines += [f"  typed {d or '(nothing, timed out)'}: input webhook answered {s}" for d, s in report.inputs]
+    lines.append(f"  events: {', '.join(f'{status} {http}' for status, http in report.events)}")
+    if report.error:
+        lines.append(f"  error: {report.error}")
+    out.write("\n".join(lines) + "\n")
+
+
+def prompt(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Ask tapedeck's /call for a PIN prompt call, play the callee as scripted, and wait for the callback."""
+    # Settings keeps neither as given (a missing callback secret is made up), so read them as set.
+    api_key = os.environ.get("PROMPT_API_KEY", "")
+    callback_secret = os.environ.get("CALLBACK_SECRET", "")
+    if not callback_secret:
+        out.write("warning: CALLBACK_SECRET is not set, so the callback's signature cannot verify\n")
+    key = settings.vonage_private_key
+    api = StandinApi(public_key_of(key.encode()) if key else None, signature_secret=settings.vonage_signature_secret)
+    api.scripts[args.to] = CalleeScript(
+        outcome=args.outcome,
+        dtmf=CalleeScript.parse_dtmf(args.dtmf),
+        legacy_dtmf=args.legacy_dtmf,
+        webhook_copies=args.webhook_copies,
+        completed_first=args.completed_first,
+        ring_seconds=args.ring_seconds,
+    )
+    receiver = CallbackReceiver(callback_secret, on_delivery=lambda delivery: _print_delivery(delivery, out))
+    host, _, port = settings.vonage_api_host.partition(":")
+    tls = ensure_tls_files(args.folder / ".standin", host)
+    with (
+        api.serving(host, int(port or 443), tls=tls),
+        serve_in_thread(receiver.app(), "127.0.0.1", 0) as callback_url,
+    ):
+        body: dict[str, Any] = {
+            "to": args.to,
+            "from": args.from_,
+            "text": args.text,
+            "pin_code": args.pin,
+            "callback": f"{callback_url}/callback",
+            "callback_method": args.method,
+            "bye_text": args.bye_text,
+            "failed_text": args.failed_text,
+        }
+        if args.max_attempts is not None:
+            body["max_attempts"] = args.max_attempts
+        response = requests.post(args.url, json=body, headers={API_KEY_HEADER: api_key} if api_key else {}, timeout=30)
+        out.write(f"tapedeck answered {response.status_code}: {response.text.strip()}\n")
+        no_call_hint = (
+            f"hint: no call reached the stand-in; tapedeck needs VONAGE_API_HOST={settings.vonage_api_host} "
+            f"and REQUESTS_CA_BUNDLE={tls[0]}\n"
+        )
+        if not response.ok:
+            if not api_key:
+                out.write("hint: PROMPT_API_KEY is not set, so no API key was sent\n")
+            elif response.status_code >= 500 and not api.outbound:
+                out.write(no_call_hint)
+            return 1
+        deadline = time.monotonic() + _PROMPT_WAIT
+        try:
+            _print_outbound(api.wait_for_call(timeout=_PROMPT_WAIT), out)
+        except TimeoutError as err:
+            out.write(f"{err}\n" + ("" if api.outbound else no_call_hint))
+        try:
+            (callback, *_) = receiver.wait(1, timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            out.write(f"no callback accepted within {_PROMPT_WAIT:.0f} s\n")
+            if any(not delivery.signature_valid for delivery in receiver.deliveries):
+                out.write("  its signature did not verify: is CALLBACK_SECRET the same here and in tapedeck?\n")
+            return 1
+    content = callback.json if callback.json is not None else callback.fields
+    out.write(f"callback received by {callback.method}: {json.dumps(content, sort_keys=True)}\n")
+    out.write(f"  signature verified: {'yes' if callback.signature_valid else 'no'}\n")
+    return 0
+
+
+def _prompt_arguments(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    parser.add_argument("--to", required=True, help="the number tapedeck calls")
+    parser.add_argument("--pin", required=True, help="the PIN the person must type")
+    parser.add_argument("--dtmf", default="", help="keys typed at each input, e.g. 1111,-,1234 ('-' or '': none)")
+    parser.add_argument("--from", dest="from_", default="447700900002", help="the caller ID tapedeck calls from")
+    parser.add_argument("--text", default="Your verification call. Please enter your PIN, then press hash.")
+    parser.add_argument("--bye-text", default="Thank you. Goodbye.")
+    parser.add_argument("--failed-text", default="That PIN was not right. Please try again.")
+    parser.add_argument("--max-attempts", type=int, default=None, help="tries tapedeck allows (its default if unset)")
+    parser.add_argument("--method", choices=("POST", "GET"), default="POST", help="how tapedeck calls back")
+    parser.add_argument("--outcome", choices=OUTCOMES, default="answer", help="what happens when the phone rings")
+    parser.add_argument("--legacy-dtmf", action="store_true", help="send input webhooks in the pre-2020 shape")
+    parser.add_argument("--webhook-copies", type=int, default=1, help="deliver each event and input this often")
+    parser.add_argument("--completed-first", action="store_true", help="post completed before the last input")
+    parser.add_argument("--ring-seconds", type=float, default=1.0, help="ringing time before the outcome")
+    parser.add_argument("--url", default=f"{settings.public_url}/call", help="tapedeck's /call")
+    parser.add_argument("--folder", type=Path, default=Path("data"), help="where `setup` keeps the stand-in's files")
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(os.environ)
     parser = argparse.ArgumentParser(prog="python -m shared.standin", description=__doc__)
@@ -131,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     call.add_argument("--webhook-copies", type=int, default=1, help="deliver each recording webhook this often")
     call.add_argument("--answer-url", default=f"{settings.public_url}/answer")
     call.add_argument("--event-url", default=f"{settings.public_url}/event")
-    prepare = commands.add_parser("setup", help="create the dev application key and demo routes")
+    _prompt_arguments(commands.add_parser("prompt", help="have tapedeck place a PIN prompt call"), settings)
+    prepare = commands.add_parser("setup", help="create the dev application key, certificate and demo routes")
     prepare.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
     configure_logging("WARNING")
@@ -139,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "setup":
         setup(args.folder, sys.stdout)
         return 0
+    if args.command == "prompt":
+        try:
+            return prompt(args, settings, sys.stdout)
+        except (OSError, ValueError) as err:
+            sys.stderr.write(f"prompt failed: {err}\n")
+            return 1
     key = settings.vonage_private_key
     api = StandinApi(public_key_of(key.encode()) if key else None)
     host, _, port = settings.vonage_api_host.partition(":")

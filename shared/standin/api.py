@@ -1,10 +1,11 @@
-"""The stand-in's HTTP API: recording files behind the application's JWT, and the SMS API."""
+"""The stand-in's HTTP API: create-call and recording files behind the application's JWT, and the SMS API."""
 
 from __future__ import annotations
 
 import contextlib
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,12 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
-__all__ = ["StandinApi", "make_tls_files", "serve_in_thread"]
+from shared.standin.outbound import CalleeScript, OutboundCall, OutboundReport, create_call_problem
+
+__all__ = ["StandinApi", "ensure_tls_files", "make_tls_files", "serve_in_thread"]
+
+# Vonage's error bodies name the problem type as a documentation URL.
+_ERRORS = "https://developer.nexmo.com/api-errors"
 
 
 @dataclass
@@ -24,9 +30,32 @@ class StandinApi:
     recordings: dict[str, bytes] = field(default_factory=dict)
     sms: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    signature_secret: str | None = None  # signs the webhooks of outbound calls
+    scripts: dict[str, CalleeScript] = field(default_factory=dict)  # what the person at each number does
+    default_script: CalleeScript = field(default_factory=CalleeScript)
+    outbound: dict[str, OutboundReport] = field(default_factory=dict)  # by call leg uuid, in the order placed
 
     def app(self) -> Flask:
         app = Flask("vonage-standin")
+
+        @app.post("/v1/calls")
+        def create_call() -> Any:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme != "Bearer" or not self._valid_jwt(token):
+                return _error(401, "Unauthorized", "application JWT required")
+            body = request.get_json(silent=True)
+            problem = create_call_problem(body)
+            if problem or not isinstance(body, dict):
+                return _error(400, "Bad Request", problem or "the body must be a JSON object")
+            report = self.place_call(body)
+            return jsonify(
+                {
+                    "uuid": report.uuid,
+                    "status": "started",
+                    "direction": "outbound",
+                    "conversation_uuid": report.conversation_uuid,
+                }
+            ), 201
 
         @app.get("/v1/files/<recording_uuid>")
         def recording(recording_uuid: str) -> Any:
@@ -61,6 +90,27 @@ class StandinApi:
 
         return app
 
+    def place_call(self, body: dict[str, Any]) -> OutboundReport:
+        """Ring the number in a checked create-call body, in the background, as its script says."""
+        script = self.scripts.get(str(body["to"][0]["number"]), self.default_script)
+        report = OutboundReport.for_request(body, script)
+        with self.lock:
+            self.outbound[report.uuid] = report
+        OutboundCall(body, report, self.signature_secret).start()
+        return report
+
+    def wait_for_call(self, uuid: str | None = None, timeout: float = 30.0) -> OutboundReport:
+        """The call `uuid` (default: the latest placed, waiting for one) once it is over."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                report = self.outbound.get(uuid) if uuid else next(reversed(self.outbound.values()), None)
+            if report is not None:
+                return report.wait(max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no call {uuid or 'placed'} within {timeout} s")
+            time.sleep(0.05)
+
     def _valid_jwt(self, token: str) -> bool:
         if self.public_key_pem is None:
             return bool(token)
@@ -79,6 +129,12 @@ class StandinApi:
         return serve_in_thread(self.app(), host, port, tls)
 
 
+def _error(status: int, title: str, detail: str) -> tuple[Any, int]:
+    """An error answer in Vonage's shape."""
+    slug = title.lower().replace(" ", "-")
+    return jsonify({"type": f"{_ERRORS}#{slug}", "title": title, "detail": detail}), status
+
+
 @contextlib.contextmanager
 def serve_in_thread(app: Any, host: str, port: int, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
     """Serve a WSGI app from a thread (port 0: any free port); yields its base URL."""
@@ -87,7 +143,8 @@ def serve_in_thread(app: Any, host: str, port: int, tls: tuple[Path, Path] | Non
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(tls[0]), str(tls[1]))
     server = make_server(host, port, app, threaded=True, ssl_context=context)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll keeps shutdown quick: tests start and stop servers many times.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:
         yield f"{'https' if tls else 'http'}://{host}:{server.server_port}"
@@ -131,6 +188,27 @@ def make_tls_files(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
+
+
+def ensure_tls_files(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """The certificate `make_tls_files` left in `folder`, made again if missing, for another host, or expiring."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+
+    cert_path, key_path = folder / "standin-cert.pem", folder / "standin-key.pem"
+    if cert_path.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        try:
+            covered = ipaddress.ip_address(host) in names.get_values_for_type(x509.IPAddress)
+        except ValueError:
+            covered = host in names.get_values_for_type(x509.DNSName)
+        fresh = cert.not_valid_after_utc > datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+        if covered and fresh:
+            return cert_path, key_path
+    return make_tls_files(folder, host)
 
 
 def make_application_key(path: Path) -> bytes:

@@ -11,14 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from shared.recording import iso
-from shared.signatures import sign_webhook
 from shared.standin.api import StandinApi
 from shared.standin.audio import FRAME_SECONDS, frame_bytes, frames, load_pcm
 from shared.standin.dtmf import DtmfPress
@@ -30,6 +28,7 @@ from shared.standin.recordings import (
     recording_layout,
     records_in_background,
 )
+from shared.standin.webhooks import send_webhook
 from shared.streams import parse_content_type
 from shared.wav import parse_wav, wav_header
 
@@ -103,23 +102,13 @@ class VonageStandin:
         # Vonage retries a webhook it thinks failed; more than one copy simulates that.
         self.webhook_copies = webhook_copies
 
-    def _headers(self, body: bytes) -> dict[str, str]:
-        if not self.signature_secret:
-            return {}
-        token = sign_webhook(body, self.signature_secret, time.time(), str(uuidlib.uuid4()))
-        return {"Authorization": f"Bearer {token}"}
-
     def post_event(self, url: str, payload: dict[str, Any]) -> int:
         """POST one JSON webhook, signed as Vonage signs it; return the HTTP status."""
-        body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json", **self._headers(body)}
-        response = self.http.post(url, data=body, headers=headers, timeout=10)
-        log.info("webhook sent", extra={"url": url, "status": payload.get("status"), "http": response.status_code})
-        return response.status_code
+        return send_webhook(self.http, url, payload, self.signature_secret).status_code
 
     def fetch_ncco(self, answer_url: str, params: dict[str, str]) -> list[dict[str, Any]]:
         """GET the answer URL with the call's fields as Vonage does, and return the NCCO."""
-        response = self.http.get(f"{answer_url}?{urlencode(params)}", headers=self._headers(b""), timeout=10)
+        response = send_webhook(self.http, answer_url, params, self.signature_secret, method="GET")
         response.raise_for_status()
         ncco = response.json()
         if not isinstance(ncco, list):
