@@ -26,6 +26,13 @@ def _local_env(port: str) -> dict[str, str]:
         "VONAGE_APPLICATION_ID": "standin-application",
         "VONAGE_PRIVATE_KEY": "data/.standin/application.pem",
         "ROUTES_FILE": "data/routes.yaml",
+        # PIN prompt calls: the key `nox -s prompt` sends, the secret its receiver checks, and
+        # callbacks to that receiver on loopback over http.
+        "PROMPT_API_KEY": "local-prompt-key",
+        "CALLBACK_SECRET": "local-callback-secret",
+        "ALLOW_PRIVATE_CALLBACKS": "true",
+        # The v4 SDK speaks only https: trust the stand-in's certificate (made by `setup`).
+        "REQUESTS_CA_BUNDLE": "data/.standin/standin-cert.pem",
     }
     return {name: os.environ.get(name, value) for name, value in defaults.items()}
 
@@ -113,3 +120,12 @@ def aws_setup(session: nox.Session) -> None:
     """Create or update the AWS side of transcription (bucket, EventBridge connection, destination, rule)."""
     session.install("boto3==1.43.11")
     session.run("python", "-m", "shared.aws_setup", *session.posargs)
+
+
+@nox.session
+def prompt(session: nox.Session) -> None:
+    """Place a PIN prompt call through `nox -s serve`:
+    `nox -s prompt -- --to 447700900001 --pin 1234 --dtmf 1111,1234`."""
+    session.install("-r", FUNCTIONS, "-r", STANDIN)
+    port = os.environ.get("PORT", "8080")
+    session.run("python", "-m", "shared.standin", "prompt", *session.posargs, env=_local_env(port))

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.standin import VonageStandin
-from shared.standin.api import StandinApi, make_application_key, public_key_of
+from shared.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
 from tests.conftest import SECRET, TOKEN_SECRET
 from tests.servers import free_port, gunicorn_command, running
 
@@ -51,12 +51,18 @@ class DeckFactory(Protocol):
     def __call__(self, **env: str) -> Deck: ...
 
 
-def start_deck(stack: ExitStack, folder: Path, routes: str, number: str, env: dict[str, str]) -> Deck:
+def start_deck(
+    stack: ExitStack, folder: Path, routes: str, number: str, env: dict[str, str], tls: bool = False
+) -> Deck:
+    """Start the stand-in's API (over TLS with `tls`, as the v4 SDK needs) and the functions."""
     key = make_application_key(folder / "application.pem")
     (folder / "routes.yaml").write_text(routes)
     api = StandinApi(public_key_of(key))
-    api_base = stack.enter_context(api.serving("127.0.0.1", free_port()))
+    tls_files = make_tls_files(folder) if tls else None
+    api_base = stack.enter_context(api.serving("127.0.0.1", free_port(), tls=tls_files))
     port = free_port()
+    if tls_files:
+        env = {"REQUESTS_CA_BUNDLE": str(tls_files[0]), **env}
     settings = {
         "LOCAL_STORAGE_DIR": str(folder / "data"),
         "STREAM_TOKEN_SECRET": TOKEN_SECRET,
@@ -64,7 +70,7 @@ def start_deck(stack: ExitStack, folder: Path, routes: str, number: str, env: di
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "RECORDER_URL": f"ws://127.0.0.1:{port}/socket",
         "ROUTES_FILE": str(folder / "routes.yaml"),
-        "VONAGE_API_HOST": api_base.removeprefix("http://"),
+        "VONAGE_API_HOST": api_base.split("://", 1)[1],
         "VONAGE_APPLICATION_ID": "standin-application",
         "VONAGE_PRIVATE_KEY": str(folder / "application.pem"),
         **env,
