@@ -31,10 +31,14 @@ def _local_env(port: str) -> dict[str, str]:
         "PROMPT_API_KEY": "local-prompt-key",
         "CALLBACK_SECRET": "local-callback-secret",
         "ALLOW_PRIVATE_CALLBACKS": "true",
-        # The v4 SDK speaks only https: trust the stand-in's certificate (made by `setup`).
-        "REQUESTS_CA_BUNDLE": "data/.standin/standin-cert.pem",
     }
-    return {name: os.environ.get(name, value) for name, value in defaults.items()}
+    return {
+        **{name: os.environ.get(name, value) for name, value in defaults.items()},
+        # The v4 SDK speaks only https: trust the stand-in's certificate as well as the public
+        # roots (the bundle is made by `setup`). Set here whatever the shell has, since a
+        # system-wide REQUESTS_CA_BUNDLE would leave the stand-in untrusted.
+        "REQUESTS_CA_BUNDLE": "data/.standin/ca-bundle.pem",
+    }
 
 
 @nox.session

@@ -66,7 +66,7 @@ def setup(folder: Path, out: TextIO) -> None:
         routes.parent.mkdir(parents=True, exist_ok=True)
         routes.write_text(DEMO_ROUTES, encoding="utf-8")
     out.write(f"stand-in application key: {folder / '.standin' / 'application.pem'}\n")
-    out.write(f"stand-in API certificate (REQUESTS_CA_BUNDLE): {cert}\nroutes: {routes}\n")
+    out.write(f"stand-in API certificate: {cert} (trusted through {cert.parent / 'ca-bundle.pem'})\nroutes: {routes}\n")
 
 
 def _print_report(report: CallReport, out: TextIO) -> None:
@@ -179,7 +179,7 @@ def prompt(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         out.write(f"tapedeck answered {response.status_code}: {response.text.strip()}\n")
         no_call_hint = (
             f"hint: no call reached the stand-in; tapedeck needs VONAGE_API_HOST={settings.vonage_api_host} "
-            f"and REQUESTS_CA_BUNDLE={tls[0]}\n"
+            f"and REQUESTS_CA_BUNDLE={tls[0].parent / 'ca-bundle.pem'}\n"
         )
         if not response.ok:
             if not api_key:

@@ -176,7 +176,7 @@ def make_tls_files(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
@@ -207,8 +207,24 @@ def ensure_tls_files(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]
             covered = host in names.get_values_for_type(x509.DNSName)
         fresh = cert.not_valid_after_utc > datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
         if covered and fresh:
+            _write_ca_bundle(folder, cert_path)
             return cert_path, key_path
-    return make_tls_files(folder, host)
+    made = make_tls_files(folder, host)
+    _write_ca_bundle(folder, made[0])
+    return made
+
+
+def _write_ca_bundle(folder: Path, cert_path: Path) -> None:
+    """`ca-bundle.pem`: the public roots plus the stand-in's certificate, for REQUESTS_CA_BUNDLE.
+
+    The local server trusts the stand-in's TLS this way and still reaches real https hosts.
+    """
+    import certifi
+
+    bundle = Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n" + cert_path.read_bytes()
+    target = folder / "ca-bundle.pem"
+    if not target.exists() or target.read_bytes() != bundle:
+        target.write_bytes(bundle)
 
 
 def make_application_key(path: Path) -> bytes:
