@@ -12,12 +12,11 @@ from typing import Any, Protocol
 from shared.calls import call_key
 from shared.delivery import DeliveryOutcome, HttpClient, deliver
 from shared.errors import BadRequest, PreconditionFailed, TapedeckError
-from shared.jobs import RecordingWebhook, claim_job, job_name, set_job, store_recording
+from shared.jobs import RecordingWebhook, claim_job, new_job, set_job, store_recording
 from shared.notify import audio_link, text_once
 from shared.pager import fit_sms
-from shared.ports import BlobStore, Messenger, Recordings, Transcript, TranscriptionJob
+from shared.ports import Transcript, TranscriptionJob
 from shared.routes import Route
-from shared.settings import Settings
 from shared.transcripts import (
     TranscriptModel,
     build_turns,
@@ -27,6 +26,7 @@ from shared.transcripts import (
     parse_transcript,
 )
 from shared.transcripts import transcript_document as model_document
+from shared.voicemail import VoicemailServices
 
 __all__ = ["FLOW", "finish_conversation", "receive_conversation"]
 
@@ -37,15 +37,7 @@ FLOW = "conversation"
 SUMMARY_LINES = 3
 
 
-class ConversationServices(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def store(self) -> BlobStore: ...
-    @property
-    def messenger(self) -> Messenger: ...
-    @property
-    def recordings(self) -> Recordings: ...
+class ConversationServices(VoicemailServices, Protocol):
     @property
     def http(self) -> HttpClient: ...
 
@@ -58,22 +50,9 @@ def receive_conversation(
     Returns None for a duplicate delivery, or for an empty recording (reported at once).
     """
     store = services.store
-    name = job_name(FLOW, hook.recording_uuid)
-    job_doc = {
-        "name": name,
-        "flow": FLOW,
-        "conversation_uuid": hook.conversation_uuid,
-        "recording_uuid": hook.recording_uuid,
-        "caller": hook.caller,
-        "called": hook.called,
-        "labels": list(route.channel_labels()),
-        "channels": route.channels,
-        "language": route.language,
-        "result_webhook": route.result_webhook,
-        "recipients": list(route.recipients),
-        "state": "received",
-        "received_at": now,
-    }
+    job_doc = new_job(FLOW, hook, route.recipients, route.language, now)
+    job_doc.update(labels=list(route.channel_labels()), channels=route.channels, result_webhook=route.result_webhook)
+    name = job_doc["name"]
     if not claim_job(store, job_doc):
         log.info("duplicate recording webhook", extra={"call": hook.conversation_uuid, "job": name})
         return None

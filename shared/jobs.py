@@ -28,6 +28,7 @@ __all__ = [
     "job_key",
     "job_name",
     "media_format_of",
+    "new_job",
     "read_job",
     "read_recording_webhook",
     "recording_event_url",
@@ -88,6 +89,24 @@ def read_recording_webhook(settings: Settings, params: Mapping[str, Any]) -> Rec
     # The seal binds both numbers to this conversation: a webhook for another one is refused.
     verify_caller(settings.stream_token_secret, conversation_uuid, f"{caller}|{called}", signature)
     return RecordingWebhook(conversation_uuid, recording_uuid, url, size, caller, called)
+
+
+def new_job(
+    flow: str, hook: RecordingWebhook, recipients: tuple[str, ...], language: str, now: float
+) -> dict[str, Any]:
+    """The job document of a recording, before anything is done with it."""
+    return {
+        "name": job_name(flow, hook.recording_uuid),
+        "flow": flow,
+        "conversation_uuid": hook.conversation_uuid,
+        "recording_uuid": hook.recording_uuid,
+        "caller": hook.caller,
+        "called": hook.called,
+        "recipients": list(recipients),
+        "language": language,
+        "state": "received",
+        "received_at": now,
+    }
 
 
 def claim_job(store: BlobStore, job: Mapping[str, Any]) -> bool:

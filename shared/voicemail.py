@@ -9,14 +9,14 @@ from typing import Any, Protocol
 
 from shared.calls import call_key
 from shared.errors import TapedeckError
-from shared.jobs import RecordingWebhook, claim_job, job_name, set_job, store_recording
+from shared.jobs import RecordingWebhook, claim_job, new_job, set_job, store_recording
 from shared.notify import audio_link, text_once
 from shared.pager import build_pager_text
 from shared.ports import BlobStore, Messenger, Recordings, Transcript, TranscriptionJob
 from shared.routes import Route
 from shared.settings import Settings
 
-__all__ = ["FLOW", "NO_MESSAGE", "finish_voicemail", "receive_voicemail"]
+__all__ = ["FLOW", "NO_MESSAGE", "VoicemailServices", "finish_voicemail", "receive_voicemail"]
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,8 @@ def receive_voicemail(
     transcribe (the owners are paged at once).
     """
     store = services.store
-    name = job_name(FLOW, hook.recording_uuid)
-    job_doc = {
-        "name": name,
-        "flow": FLOW,
-        "conversation_uuid": hook.conversation_uuid,
-        "recording_uuid": hook.recording_uuid,
-        "caller": hook.caller,
-        "recipients": list(route.recipients),
-        "language": route.language,
-        "state": "received",
-        "received_at": now,
-    }
+    job_doc = new_job(FLOW, hook, route.recipients, route.language, now)
+    name = job_doc["name"]
     if not claim_job(store, job_doc):
         log.info("duplicate recording webhook", extra={"call": hook.conversation_uuid, "job": name})
         return None

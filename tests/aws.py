@@ -102,3 +102,47 @@ def amazon_transcript(job_name: str, audio: bytes, media_format: str, store_fold
             "channel_labels": {"number_of_channels": len(channels), "channels": channels},
         },
     }
+
+
+TRANSCRIBE_BUCKET = "tapedeck-transcribe-staging"
+TRANSCRIPTION_API_KEY = "eventbridge-api-key"
+
+
+def aws_transcriber_env(url: str) -> dict[str, str]:
+    """Settings of a server that transcribes on moto: the staging bucket is made, jobs finish at once."""
+    import boto3
+
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=TRANSCRIBE_BUCKET)
+    finish_jobs_immediately(url)
+    return {
+        "TRANSCRIBER": "aws",
+        "TRANSCRIBE_BUCKET": TRANSCRIBE_BUCKET,
+        "TRANSCRIPTION_API_KEY": TRANSCRIPTION_API_KEY,
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+def started_job(name: str, timeout: float = 20) -> dict[str, Any]:
+    """The transcription job once the server has started it."""
+    import time
+
+    import boto3
+
+    transcribe = boto3.client("transcribe", region_name=REGION)
+    deadline = time.monotonic() + timeout
+    while not transcribe.list_transcription_jobs()["TranscriptionJobSummaries"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return dict(transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"])
+
+
+def job_state_change(name: str) -> dict[str, Any]:
+    """EventBridge's "Transcribe Job State Change" event for a completed job."""
+    return {
+        "version": "0",
+        "source": "aws.transcribe",
+        "detail-type": "Transcribe Job State Change",
+        "detail": {"TranscriptionJobName": name, "TranscriptionJobStatus": "COMPLETED"},
+    }

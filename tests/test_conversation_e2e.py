@@ -19,7 +19,19 @@ from shared.standin.api import serve_in_thread
 from shared.standin.receiver import CallbackReceiver
 from shared.wav import parse_wav
 from shared.web import API_KEY_HEADER
-from tests.aws import REGION, amazon_transcript, finish_jobs_immediately
+from tests.aws import (
+    REGION,
+    amazon_transcript,
+    aws_transcriber_env,
+    job_state_change,
+    started_job,
+)
+from tests.aws import (
+    TRANSCRIBE_BUCKET as BUCKET,
+)
+from tests.aws import (
+    TRANSCRIPTION_API_KEY as API_KEY,
+)
 from tests.conftest import DATA
 from tests.deck import Deck, DeckFactory, deck_fixture
 from tests.test_voicemail_e2e import signed_post
@@ -28,8 +40,6 @@ NUMBER = "447700900002"
 AGENT = "447700900200"
 SUPERVISOR = "447700900222"
 CALLBACK_SECRET = "result-webhook-secret"
-API_KEY = "eventbridge-api-key"
-BUCKET = "tapedeck-transcribe-staging"
 SCRIPT = [
     (0, "Caller", 0.5, "hello thanks for taking my call i would like to change my delivery address"),
     (1, "Agent", 5.6, "of course can you tell me the new address please"),
@@ -156,37 +166,16 @@ def test_amazon_transcribe_with_channel_identification_gives_the_dialogue(
     transcript file where Transcribe would, made from the staged audio (see amazon_transcript),
     and calls the `transcription` function as EventBridge's API destination would."""
     s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    finish_jobs_immediately(aws)
-    deck = deck_factory(
-        **local(
-            TRANSCRIBER="aws",
-            TRANSCRIBE_BUCKET=BUCKET,
-            TRANSCRIPTION_API_KEY=API_KEY,
-            AWS_ENDPOINT_URL=aws,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION=REGION,
-        )
-    )
+    deck = deck_factory(**local(**aws_transcriber_env(aws)))
     report = deck.call(parties[0], other_parties=[parties[1]])
     job = f"tapedeck-cv-{report.recording_uuid}"
-    transcribe = boto3.client("transcribe", region_name=REGION)
-    deadline = time.monotonic() + 20
-    while not transcribe.list_transcription_jobs()["TranscriptionJobSummaries"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    started = transcribe.get_transcription_job(TranscriptionJobName=job)["TranscriptionJob"]
+    started = started_job(job)
     assert started["Settings"]["ChannelIdentification"] is True
     staged = s3.get_object(Bucket=BUCKET, Key=f"media/{job}.wav")["Body"].read()
     assert staged == deck.api.recordings[report.recording_uuid]
     document = amazon_transcript(job, staged, "wav", tmp_path / "transcribe")
     s3.put_object(Bucket=BUCKET, Key=f"transcripts/{job}.json", Body=json.dumps(document).encode())
-    event = {
-        "version": "0",
-        "source": "aws.transcribe",
-        "detail-type": "Transcribe Job State Change",
-        "detail": {"TranscriptionJobName": job, "TranscriptionJobStatus": "COMPLETED"},
-    }
+    event = job_state_change(job)
     answer = requests.post(f"{deck.url}/transcription", json=event, headers={API_KEY_HEADER: API_KEY}, timeout=60)
     assert answer.status_code == 200 and answer.json()["result"] == "completed"
     result = check_outputs(deck, report, receiver[0])

@@ -18,7 +18,9 @@ import requests
 from shared.signatures import sign_webhook
 from shared.wav import parse_wav
 from shared.web import API_KEY_HEADER
-from tests.aws import REGION, finish_jobs_immediately
+from tests.aws import REGION, aws_transcriber_env, job_state_change, started_job
+from tests.aws import TRANSCRIBE_BUCKET as BUCKET
+from tests.aws import TRANSCRIPTION_API_KEY as API_KEY
 from tests.conftest import DATA, SECRET
 from tests.deck import DeckFactory, deck_fixture
 
@@ -32,8 +34,6 @@ ROUTES = f"""
   language: en-US
   max_seconds: 60
 """
-API_KEY = "eventbridge-api-key"
-BUCKET = "tapedeck-transcribe-staging"
 
 
 @pytest.fixture
@@ -118,24 +118,10 @@ def test_amazon_transcribe_path_pages_once_per_owner(deck_factory: DeckFactory, 
     """The test puts the transcript JSON where Transcribe would and calls the `transcription`
     function as EventBridge's API destination would; moto never writes transcripts or sends events."""
     s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    finish_jobs_immediately(aws)
-    deck = deck_factory(
-        TRANSCRIBER="aws",
-        TRANSCRIBE_BUCKET=BUCKET,
-        TRANSCRIPTION_API_KEY=API_KEY,
-        AWS_ENDPOINT_URL=aws,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
-    )
+    deck = deck_factory(**aws_transcriber_env(aws))
     report = deck.call(DATA / "voicemail_outage.wav")
     job = f"tapedeck-vm-{report.recording_uuid}"
-    transcribe = boto3.client("transcribe", region_name=REGION)
-    deadline = time.monotonic() + 10
-    while not transcribe.list_transcription_jobs()["TranscriptionJobSummaries"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    started = transcribe.get_transcription_job(TranscriptionJobName=job)["TranscriptionJob"]
+    started = started_job(job)
     assert started["Media"]["MediaFileUri"] == f"s3://{BUCKET}/media/{job}.wav"
     transcript = {
         "jobName": job,
@@ -146,12 +132,7 @@ def test_amazon_transcribe_path_pages_once_per_owner(deck_factory: DeckFactory, 
         },
     }
     s3.put_object(Bucket=BUCKET, Key=f"transcripts/{job}.json", Body=json.dumps(transcript).encode())
-    event = {
-        "version": "0",
-        "source": "aws.transcribe",
-        "detail-type": "Transcribe Job State Change",
-        "detail": {"TranscriptionJobName": job, "TranscriptionJobStatus": "COMPLETED"},
-    }
+    event = job_state_change(job)
     url = f"{deck.url}/transcription"
     assert requests.post(url, json=event, timeout=10).status_code == 401
     assert requests.post(url, json=event, headers={API_KEY_HEADER: "wrong"}, timeout=10).status_code == 401
