@@ -27,6 +27,7 @@ from shared.prompts import (
     settle_hang_up,
 )
 from shared.settings import Settings
+from shared.signatures import api_key_matches, unverified_claims
 from shared.tokens import sign_caller, verify_caller
 
 __all__ = [
@@ -216,17 +217,15 @@ def credentials_for(
     settings: Settings, api_key: str, authorization: str, fields: Mapping[str, Any], secure: bool
 ) -> tuple[VonageCredentials, str]:
     """Whose application places the call, and how the request proved it, by the three modes."""
-    import hmac
-
     if api_key:
-        if not settings.prompt_api_key or not hmac.compare_digest(api_key.encode(), settings.prompt_api_key.encode()):
+        if not api_key_matches(api_key, settings.prompt_api_key):
             raise Unauthorized("wrong API key")
         if not (settings.vonage_application_id and settings.vonage_private_key):
             raise Conflict("tapedeck has no Vonage application configured for API-key requests")
         return VonageCredentials(settings.vonage_application_id, settings.vonage_private_key), "operator"
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return VonageCredentials(_jwt_application(token.strip()), bearer=token.strip()), "bearer"
+        return VonageCredentials(_application_of(token.strip()), bearer=token.strip()), "bearer"
     app_id, key = fields.get("app_id"), fields.get("private_key")
     if app_id or key:
         if not secure:
@@ -237,13 +236,6 @@ def credentials_for(
     raise Unauthorized("send an API key header, a Vonage application JWT, or app_id and private_key")
 
 
-def _jwt_application(token: str) -> str:
+def _application_of(token: str) -> str:
     """The application_id claim of a JWT, unverified: Vonage verifies it when placing the call."""
-    import base64
-
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return str(claims.get("application_id", ""))
-    except (IndexError, ValueError, AttributeError) as err:
-        raise Unauthorized("the bearer token is not a JWT") from err
+    return str(unverified_claims(token).get("application_id", ""))

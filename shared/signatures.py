@@ -15,7 +15,15 @@ from typing import Any
 
 from shared.errors import Unauthorized
 
-__all__ = ["API_KEY_HEADER", "MAX_CLOCK_SKEW", "MAX_TOKEN_AGE", "sign_webhook", "verify_webhook"]
+__all__ = [
+    "API_KEY_HEADER",
+    "MAX_CLOCK_SKEW",
+    "MAX_TOKEN_AGE",
+    "api_key_matches",
+    "sign_webhook",
+    "unverified_claims",
+    "verify_webhook",
+]
 
 # The header EventBridge's API-destination connection sends to the `transcription` function.
 API_KEY_HEADER = "X-Tapedeck-Key"
@@ -45,6 +53,22 @@ def sign_webhook(body: bytes, secret: str, now: float, jti: str, api_key: str = 
     signing_input = f"{_b64encode(json.dumps(header).encode())}.{_b64encode(json.dumps(claims).encode())}"
     mac = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{_b64encode(mac)}"
+
+
+def api_key_matches(given: str, expected: str | None) -> bool:
+    """Whether an API-key header equals the configured key (none configured: never), in constant time."""
+    return bool(expected) and hmac.compare_digest(given.encode(), str(expected).encode())
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """A JWT's claims without checking its signature (for tokens someone else verifies)."""
+    try:
+        claims = json.loads(_b64decode(token.split(".")[1]))
+    except (IndexError, ValueError, binascii.Error, UnicodeDecodeError) as err:
+        raise Unauthorized("the bearer token is not a JWT") from err
+    if not isinstance(claims, dict):
+        raise Unauthorized("the bearer token is not a JWT")
+    return claims
 
 
 def verify_webhook(authorization: str | None, body: bytes, secret: str, now: float) -> dict[str, Any]:

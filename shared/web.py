@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hmac
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ from shared.errors import (
     TapedeckError,
     Unauthorized,
 )
-from shared.signatures import API_KEY_HEADER, verify_webhook
+from shared.signatures import API_KEY_HEADER, api_key_matches, verify_webhook
 
 __all__ = [
     "API_KEY_HEADER",
@@ -115,8 +114,7 @@ def read_webhook(request: flask.Request, signature_secret: str | None, now: floa
 
 def check_api_key(request: flask.Request, expected: str | None) -> None:
     """The API-key header EventBridge's connection sends; anything else is refused with 401."""
-    given = request.headers.get(API_KEY_HEADER, "")
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not api_key_matches(request.headers.get(API_KEY_HEADER, ""), expected):
         raise Unauthorized(f"missing or wrong {API_KEY_HEADER}")
 
 
