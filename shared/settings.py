@@ -118,15 +118,14 @@ class Settings:
         if not callback_secret:
             if storage == "gcs" and any(r.result_webhook for r in routes.by_number.values()):
                 raise ConfigError("CALLBACK_SECRET is required for result webhooks: their receivers check it")
+            if storage == "gcs" and env.get("PROMPT_API_KEY"):
+                raise ConfigError("CALLBACK_SECRET is required with PROMPT_API_KEY: callback receivers check it")
             # Locally, one process signs; a receiver that checks needs the secret set in both.
             callback_secret = secrets.token_urlsafe(32)
         callback_attempts = _integer(env, "CALLBACK_ATTEMPTS", 5)
         if not 1 <= callback_attempts <= 20:
             raise ConfigError(f"CALLBACK_ATTEMPTS must be from 1 to 20, got {callback_attempts}")
-        try:
-            callback_backoff = float(env.get("CALLBACK_BACKOFF") or 2.0)
-        except ValueError as err:
-            raise ConfigError(f"CALLBACK_BACKOFF must be a number of seconds, got {env['CALLBACK_BACKOFF']!r}") from err
+        callback_backoff = _seconds(env, "CALLBACK_BACKOFF", 2.0)
         if not 0 <= callback_backoff <= 600:
             raise ConfigError("CALLBACK_BACKOFF must be from 0 to 600 seconds")
         messenger = _choice(env, "MESSENGER", ("outbox", "vonage"), "outbox")
@@ -144,12 +143,7 @@ class Settings:
         prompt_input_timeout = _integer(env, "PROMPT_INPUT_TIMEOUT", 8)
         if not 1 <= prompt_input_timeout <= 10:
             raise ConfigError("PROMPT_INPUT_TIMEOUT must be from 1 to 10 seconds (Vonage's dtmf.timeOut range)")
-        try:
-            grace = float(env.get("PROMPT_HANGUP_GRACE") or 5.0)
-        except ValueError as err:
-            raise ConfigError("PROMPT_HANGUP_GRACE must be a number of seconds") from err
-        if storage == "gcs" and env.get("PROMPT_API_KEY") and not env.get("CALLBACK_SECRET"):
-            raise ConfigError("CALLBACK_SECRET is required with PROMPT_API_KEY: callback receivers check it")
+        grace = _seconds(env, "PROMPT_HANGUP_GRACE", 5.0)
         return cls(
             prompt_api_key=env.get("PROMPT_API_KEY") or None,
             prompt_ttl_days=prompt_ttl_days,
@@ -224,6 +218,16 @@ def _integer(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as err:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from err
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as err:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from err
 
 
 def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...], default: str) -> str:
