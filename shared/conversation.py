@@ -54,7 +54,6 @@ def receive_conversation(
     job_doc.update(labels=list(route.channel_labels()), channels=route.channels, result_webhook=route.result_webhook)
     name = job_doc["name"]
     if not claim_job(store, job_doc):
-        log.info("duplicate recording webhook", extra={"call": hook.conversation_uuid, "job": name})
         return None
     if not hook.recording_url or hook.size == 0:
         set_job(store, name, state="no-recording")

@@ -7,6 +7,7 @@ Vonage delivers again finds its job already there and starts nothing new.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ __all__ = [
     "set_job",
     "store_recording",
 ]
+
+log = logging.getLogger(__name__)
 
 # Every job this deployment starts is named with this prefix; cloud events for others are ignored.
 JOB_PREFIX = "tapedeck-"
@@ -116,7 +119,10 @@ def claim_job(store: BlobStore, job: Mapping[str, Any]) -> bool:
         store.write(key, json.dumps(job).encode(), "application/json", if_generation_match=0)
     except PreconditionFailed:
         existing = read_json(store, key) or {}
-        return existing.get("state") == "received"
+        if existing.get("state") == "received":
+            return True
+        log.info("duplicate recording webhook", extra={"call": job["conversation_uuid"], "job": job["name"]})
+        return False
     return True
 
 

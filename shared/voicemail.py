@@ -64,7 +64,6 @@ def receive_voicemail(
     job_doc = new_job(FLOW, hook, route.recipients, route.language, now)
     name = job_doc["name"]
     if not claim_job(store, job_doc):
-        log.info("duplicate recording webhook", extra={"call": hook.conversation_uuid, "job": name})
         return None
     if not hook.recording_url or hook.size == 0:
         set_job(store, name, state="no-message")
