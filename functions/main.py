@@ -1,4 +1,8 @@
-"""Cloud Functions entry points: one thin function per Vonage webhook."""
+"""Cloud Functions entry points: one thin function per Vonage webhook.
+
+Every deployed function loads this whole file, so the use cases behind the recording and
+prompt functions are imported when those run, not at start-up: `answer` stays quick to load.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,6 @@ import functions_framework
 from shared.errors import NotFound
 from shared.inbound import answer_call, record_call_event
 from shared.links import resolve_link
-from shared.prompt_calls import create_prompt_call, credentials_for, prompt_status, webhook
-from shared.recorded_calls import on_transcription_event, receive_recording, transcribe_in_background
 from shared.services import services_from_env
 from shared.web import (
     API_KEY_HEADER,
@@ -51,6 +53,8 @@ def event(request: flask.Request) -> Any:
 @guarded(methods=("POST",))
 def recording(request: flask.Request) -> Any:
     """Vonage's recording webhook (voicemail or conversation): store it, answer, transcribe in the background."""
+    from shared.recorded_calls import receive_recording, transcribe_in_background
+
     services = services_from_env()
     params = read_webhook(request, services.settings.vonage_signature_secret, time.time())
     job = receive_recording(services, params, time.time())
@@ -63,6 +67,8 @@ def recording(request: flask.Request) -> Any:
 @guarded(methods=("POST",))
 def transcription(request: flask.Request) -> Any:
     """EventBridge's API destination: a Transcribe job changed state."""
+    from shared.recorded_calls import on_transcription_event
+
     services = services_from_env()
     check_api_key(request, services.settings.transcription_api_key)
     name = read_transcription_event(read_webhook(request, None, time.time()))
@@ -82,6 +88,8 @@ def link(request: flask.Request) -> Any:
 @guarded(methods=("GET", "POST"))
 def call(request: flask.Request) -> Any:
     """The PIN prompt API: POST places a call and answers its tid; GET /<tid> answers its status."""
+    from shared.prompt_calls import create_prompt_call, credentials_for, prompt_status
+
     services = services_from_env()
     settings, tid = services.settings, subpath(request, "call")
     if request.method == "GET":
@@ -104,6 +112,8 @@ def call(request: flask.Request) -> Any:
 @guarded(methods=("GET", "POST"))
 def prompt(request: flask.Request) -> Any:
     """Vonage's answer, input and event webhooks of one PIN prompt call (`?tid=&step=&sig=`)."""
+    from shared.prompt_calls import webhook
+
     services = services_from_env()
     now = time.time()
     ncco = webhook(services, request.args, lambda secret: read_webhook(request, secret, now), now)

@@ -9,12 +9,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.delivery import HttpClient
 from shared.logs import configure_logging
 from shared.ports import BlobStore, CallControl, Messenger, Recordings, Transcriber
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.delivery import HttpClient
 
 __all__ = ["Services", "build_services", "services_from_env"]
 

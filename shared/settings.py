@@ -7,12 +7,14 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from shared.delivery import DeliveryPolicy
 from shared.errors import ConfigError
 from shared.routes import FLOWS, Routes, load_routes
+
+if TYPE_CHECKING:
+    from shared.delivery import DeliveryPolicy
 
 __all__ = ["STREAM_RATES", "Settings"]
 
@@ -66,6 +68,9 @@ class Settings:
     @property
     def delivery_policy(self) -> DeliveryPolicy:
         """How result webhooks and callbacks are sent."""
+        # Imported here: every entry point reads settings, few of them deliver anything.
+        from shared.delivery import DeliveryPolicy
+
         return DeliveryPolicy(self.callback_attempts, self.callback_backoff, allow_private=self.allow_private_callbacks)
 
     @classmethod
