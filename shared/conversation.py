@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Protocol
 
 from shared.calls import call_key
-from shared.delivery import DeliveryOutcome, HttpClient, deliver
-from shared.errors import BadRequest, PreconditionFailed, TapedeckError
+from shared.delivery import HttpClient, deliver_now
+from shared.errors import PreconditionFailed, TapedeckError
 from shared.jobs import RecordingWebhook, claim_job, new_job, set_job, store_recording
 from shared.notify import audio_link, text_once
 from shared.pager import fit_sms
@@ -155,20 +154,9 @@ def _post_result(
         "audio_url": link,
         "transcript": document,
     }
-    try:
-        outcome = deliver(
-            services.http,
-            settings.delivery_policy,
-            settings.callback_secret,
-            url,
-            "POST",
-            payload,
-            False,
-            time.time,
-            time.sleep,
-        )
-    except BadRequest as err:
-        outcome = DeliveryOutcome(False, 0, error=str(err))
+    outcome = deliver_now(
+        services.http, settings.delivery_policy, settings.callback_secret, url, "POST", payload, False
+    )
     state = {"url": url, "state": "delivered" if outcome.delivered else "failed", **asdict(outcome)}
     store.write(claim, json.dumps(state).encode(), "application/json")
     if not outcome.delivered:

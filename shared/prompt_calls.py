@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from shared.delivery import DeliveryOutcome, HttpClient, check_target, deliver
+from shared.delivery import HttpClient, check_target, deliver_now
 from shared.documents import read_json, update_json
 from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
 from shared.ports import BlobStore, CallControl, OutboundCall, VonageCredentials
@@ -194,20 +194,15 @@ def send_callback(services: PromptServices, tid: str) -> None:
     if doc is None or doc["status"] not in FINAL:
         return
     callback = doc["callback"]
-    try:
-        outcome = deliver(
-            services.http,
-            settings.delivery_policy,
-            settings.callback_secret,
-            callback["url"],
-            callback["method"],
-            callback_fields(doc),
-            True,
-            time.time,
-            time.sleep,
-        )
-    except BadRequest as err:
-        outcome = DeliveryOutcome(False, 0, error=str(err))
+    outcome = deliver_now(
+        services.http,
+        settings.delivery_policy,
+        settings.callback_secret,
+        callback["url"],
+        callback["method"],
+        callback_fields(doc),
+        True,
+    )
     state = "delivered" if outcome.delivered else "failed"
     _update(store, tid, lambda d: d["callback"].update(state=state, **asdict(outcome), at=time.time()))
     log.info("callback", extra={"tid": tid, "state": state, "attempts": outcome.attempts})
