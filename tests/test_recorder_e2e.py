@@ -64,6 +64,17 @@ class Platform:
             time.sleep(0.05)
         raise AssertionError(f"recording of {conversation_uuid} never reached {state!r}")
 
+    def wait_until(self, done: Any, what: str, timeout: float = 15) -> None:
+        """Poll `done()` until true: the recorder marks a call complete before it deletes the parts."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} within {timeout} s")
+            time.sleep(0.05)
+
+    def parts_left(self, conversation_uuid: str) -> list[Any]:
+        return self.store.list(f"calls/{conversation_uuid}/parts/")
+
     def stored_audio(self, conversation_uuid: str) -> bytes:
         blob = self.store.read(f"calls/{conversation_uuid}/audio.wav")
         assert blob is not None
@@ -166,7 +177,7 @@ def test_a_call_is_stored_byte_for_byte_with_its_details(platform_factory: Any, 
         assert (call["from"], call["to"], call["flow"]) == ("447700900123", "447700900000", "stream")
         assert call["uuids"] == [report.uuid]
         assert [e["status"] for e in call["events"]] == ["started", "ringing", "answered", "completed"]
-    assert platform.store.list(f"calls/{report.conversation_uuid}/parts/") == []
+    platform.wait_until(lambda: platform.parts_left(report.conversation_uuid) == [], "parts not deleted")
 
 
 @pytest.mark.parametrize("kind", ["local", "gcs"])
@@ -314,7 +325,15 @@ def test_sigkill_loses_at_most_one_chunk_and_recover_assembles_the_rest(platform
     with open_stream(platform, conversation_uuid) as ws:
         for start in range(0, len(sent), 640):
             ws.send(sent[start : start + 640])
-        time.sleep(1.0)
+        # Wait until the recorder has registered the stream and flushed its first chunk.
+        platform.wait_until(
+            lambda: (
+                len(platform.parts_left(conversation_uuid)) >= len(sent) // CHUNK
+                and platform.store.read(f"calls/{conversation_uuid}/call.json") is not None
+            ),
+            "the first chunk was not flushed",
+        )
+        time.sleep(0.5)
         # The whole process group, master and worker, dies at once: nothing runs a finally.
         stop(platform.recorder, signal.SIGKILL)
     assert platform.call_json(conversation_uuid)["recordings"][0]["state"] == "streaming"
