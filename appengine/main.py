@@ -10,14 +10,14 @@ import threading
 from types import FrameType
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from shared.logs import configure_logging
 from shared.services import Services, build_services
 from shared.settings import Settings
-from shared.streams import StreamClosed, StreamContext, run_stream
+from shared.streams import CLOSE_INTERNAL_ERROR, StreamClosed, StreamContext, run_stream
 
 __all__ = ["create_app", "production_app"]
 
@@ -80,9 +80,22 @@ def create_app(
         _stop_on_sigterm(context.stopping)
     sock = Sock(app)
 
+    @app.before_request
+    def refuse_plain_http() -> Any:
+        # flask-sock would try to take over a plain request's socket; answer it as any other error.
+        if request.path == "/socket" and request.headers.get("Upgrade", "").lower() != "websocket":
+            return jsonify({"error": "/socket takes a websocket upgrade"}), 426, {"Upgrade": "websocket"}
+        return None
+
     @sock.route("/socket")
     def socket(ws: Any) -> None:
-        run_stream(_VonageSocket(ws), context)
+        vonage = _VonageSocket(ws)
+        try:
+            run_stream(vonage, context)
+        except Exception:
+            # Never let Flask write an HTTP 500 into a socket that is already a websocket.
+            log.exception("stream failed")
+            vonage.close(CLOSE_INTERNAL_ERROR, "internal error")
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -21,6 +21,7 @@ from shared.web import (
     check_api_key,
     guarded,
     is_secure,
+    read_query,
     read_transcription_event,
     read_webhook,
     serve_object,
@@ -50,13 +51,15 @@ def event(request: flask.Request) -> Any:
 
 
 @functions_framework.http
-@guarded(methods=("POST",))
+@guarded(methods=("GET", "POST"))
 def recording(request: flask.Request) -> Any:
     """Vonage's recording webhook (voicemail or conversation): store it, answer, transcribe in the background."""
+    from shared.jobs import RECORDING_URL_PARAMS
     from shared.recorded_calls import receive_recording, transcribe_in_background
 
     services = services_from_env()
-    params = read_webhook(request, services.settings.vonage_signature_secret, time.time())
+    secret = services.settings.vonage_signature_secret
+    params = read_webhook(request, secret, time.time(), own=RECORDING_URL_PARAMS)
     job = receive_recording(services, params, time.time())
     if job is not None:
         services.background.submit(transcribe_in_background, services, job, time.time())
@@ -112,9 +115,10 @@ def call(request: flask.Request) -> Any:
 @guarded(methods=("GET", "POST"))
 def prompt(request: flask.Request) -> Any:
     """Vonage's answer, input and event webhooks of one PIN prompt call (`?tid=&step=&sig=`)."""
-    from shared.prompt_calls import webhook
+    from shared.prompt_calls import WEBHOOK_URL_PARAMS, webhook
 
     services = services_from_env()
     now = time.time()
-    ncco = webhook(services, request.args, lambda secret: read_webhook(request, secret, now), now)
-    return ("", 204) if request.args.get("step") == "event" else flask.jsonify(ncco)
+    query = dict(read_query(request))
+    ncco = webhook(services, query, lambda secret: read_webhook(request, secret, now, own=WEBHOOK_URL_PARAMS), now)
+    return ("", 204) if query.get("step") == "event" else flask.jsonify(ncco)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
+from datetime import datetime
 from typing import Any
 
 from shared.errors import BadRequest
+from shared.identifiers import CONVERSATION_ID, is_shaped
 
 __all__ = [
     "CALL_DOCUMENT",
@@ -19,15 +20,18 @@ __all__ = [
 ]
 
 CALL_DOCUMENT = "call.json"
-# Conversation ids become storage prefixes, so only path-safe ids are accepted.
-_CONVERSATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+# Kinds of event that say something about the call without being a state it is in.
+_NOT_A_STATE = ("transfer", "error")
 
 CallRecord = dict[str, Any]
 
 
 def check_conversation_uuid(value: object) -> str:
-    """The conversation uuid if it is a safe identifier, else BadRequest."""
-    if not isinstance(value, str) or not _CONVERSATION_ID.match(value):
+    """The conversation uuid if it is a safe identifier, else BadRequest.
+
+    Conversation ids become storage prefixes, so only path-safe ids are accepted.
+    """
+    if not is_shaped(value, CONVERSATION_ID):
         raise BadRequest("conversation_uuid is missing or malformed")
     return value
 
@@ -80,10 +84,21 @@ def record_status(
     if direction and not call["direction"]:
         call["direction"] = direction
     call["events"].append(event)
-    # Vonage may deliver out of order; the current status is the latest by timestamp.
-    call["events"].sort(key=lambda e: e["timestamp"])
-    call["status"] = call["events"][-1]["status"]
+    # Vonage may deliver out of order, so events are kept in timestamp order; the sort is stable,
+    # so events with equal timestamps (Vonage's `started` and `ringing` often share one) keep the
+    # order they arrived in.
+    call["events"].sort(key=lambda e: _instant(e.get("timestamp")))
+    states = [e["status"] for e in call["events"] if e["status"] not in _NOT_A_STATE]
+    call["status"] = states[-1] if states else call["status"]
     return True
+
+
+def _instant(timestamp: object) -> tuple[int, float]:
+    """A sort key for an ISO 8601 timestamp (`...34.796Z` and `...04Z` alike); unreadable ones go last."""
+    try:
+        return 0, datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 1, 0.0
 
 
 def record_stream_start(

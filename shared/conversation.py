@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from shared.calls import call_key
 from shared.delivery import HttpClient, deliver_now
 from shared.errors import PreconditionFailed, TapedeckError
-from shared.jobs import RecordingWebhook, claim_job, new_job, set_job, store_recording
+from shared.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
 from shared.notify import audio_link, text_once
 from shared.pager import fit_sms
 from shared.ports import Transcript, TranscriptionJob
@@ -48,12 +48,15 @@ def receive_conversation(
 
     Returns None for a duplicate delivery, or for an empty recording (reported at once).
     """
-    store = services.store
     job_doc = new_job(FLOW, hook, route.recipients, route.language, now)
     job_doc.update(labels=list(route.channel_labels()), channels=route.channels, result_webhook=route.result_webhook)
-    name = job_doc["name"]
-    if not claim_job(store, job_doc):
-        return None
+    return run_claimed(services.store, job_doc, lambda: _store_conversation(services, hook, route, job_doc, now))
+
+
+def _store_conversation(
+    services: ConversationServices, hook: RecordingWebhook, route: Route, job_doc: dict[str, Any], now: float
+) -> TranscriptionJob | None:
+    store, name = services.store, job_doc["name"]
     if not hook.recording_url or hook.size == 0:
         set_job(store, name, state="no-recording")
         failed = Transcript(name, "failed", "", failure="Vonage delivered an empty recording")

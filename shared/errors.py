@@ -14,6 +14,7 @@ __all__ = [
     "PreconditionFailed",
     "TapedeckError",
     "Unauthorized",
+    "Unsigned",
 ]
 
 
@@ -21,6 +22,9 @@ class TapedeckError(Exception):
     """Base of every error tapedeck raises on purpose; `status` is its HTTP status."""
 
     status = 500
+    # Whether the message may reach the caller even for a 5xx (a 5xx otherwise says "internal error").
+    public = False
+    headers: dict[str, str] = {}  # noqa: RUF012 - read-only defaults, overridden per class
 
 
 class ConfigError(TapedeckError):
@@ -70,3 +74,16 @@ class BadGateway(TapedeckError):
     """An upstream service (Vonage) refused or failed; its reason is safe to pass on."""
 
     status = 502
+    public = True
+
+
+class Unsigned(TapedeckError):
+    """A webhook came without Vonage's signature while signing is required.
+
+    Vonage may send a webhook unsigned after an internal error of its own, and retries it when
+    answered with a 5xx, so this is a 503 with Retry-After and not a 401 (which it never retries).
+    """
+
+    status = 503
+    public = True
+    headers = {"Retry-After": "5"}  # noqa: RUF012

@@ -58,8 +58,14 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
 
 
 def record_call_event(store: BlobStore, params: Mapping[str, Any]) -> bool:
-    """Add a status event to call.json; a duplicate changes nothing. Returns whether it was new."""
+    """Add an event to call.json; a duplicate changes nothing. Returns whether it was new.
+
+    An event that names no conversation (none of Vonage's documented ones) is logged, not kept.
+    """
     event = parse_call_event(params)
+    if event is None:
+        log.warning("event without a conversation", extra={"fields": sorted(params)[:20]})
+        return False
     added = False
 
     def change(call: dict[str, Any]) -> None:

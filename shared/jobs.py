@@ -9,21 +9,25 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from shared.calls import CALL_DOCUMENT, call_key, check_conversation_uuid, new_call
 from shared.documents import read_json, update_json
 from shared.errors import BadRequest, PreconditionFailed
+from shared.identifiers import RECORDING_ID, is_shaped
+from shared.payloads import split_url
 from shared.ports import BlobStore, Recordings
 from shared.settings import Settings
 from shared.tokens import sign_caller, verify_caller
 
 __all__ = [
     "AUDIO_CONTENT_TYPES",
+    "CLAIM_LEASE",
     "JOB_PREFIX",
+    "RECORDING_URL_PARAMS",
     "RecordingWebhook",
     "claim_job",
     "job_key",
@@ -33,6 +37,8 @@ __all__ = [
     "read_job",
     "read_recording_webhook",
     "recording_event_url",
+    "release_job",
+    "run_claimed",
     "set_job",
     "store_recording",
 ]
@@ -41,8 +47,17 @@ log = logging.getLogger(__name__)
 
 # Every job this deployment starts is named with this prefix; cloud events for others are ignored.
 JOB_PREFIX = "tapedeck-"
-_RECORDING_UUID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+# The query parameters tapedeck puts in the record eventUrl; the seal covers them.
+RECORDING_URL_PARAMS = ("caller", "to", "sig")
+# A job still `received` this long after its claim was claimed by a request that died (a recording
+# download takes far less); a redelivery of the webhook may take it over.
+CLAIM_LEASE = 900.0
+# Vonage's largest recording (7,200 s of 32-channel WAV) is well under this.
+_MAX_RECORDING_BYTES = 2**40
+_SIZE = re.compile(r"[0-9]{1,15}", re.ASCII)
+T = TypeVar("T")
 _FLOW_TAGS = {"voicemail": "vm", "conversation": "cv"}
+_JOB_NAME = re.compile(rf"{JOB_PREFIX}(?:{'|'.join(_FLOW_TAGS.values())})-{RECORDING_ID.pattern}", re.ASCII)
 AUDIO_CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
@@ -73,20 +88,30 @@ class RecordingWebhook:
     called: str
 
 
+def _size(value: object) -> int:
+    """The webhook's `size`: a number in a JSON body, a string in a GET query."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_RECORDING_BYTES:
+        return value
+    if is_shaped(value, _SIZE) and int(value) <= _MAX_RECORDING_BYTES:
+        return int(value)
+    raise BadRequest("size must be a whole number of bytes")
+
+
 def read_recording_webhook(settings: Settings, params: Mapping[str, Any]) -> RecordingWebhook:
     """The recording webhook's fields, with the numbers from its sealed eventUrl checked."""
     recording_uuid = params.get("recording_uuid")
-    if not isinstance(recording_uuid, str) or not _RECORDING_UUID.match(recording_uuid):
+    if not is_shaped(recording_uuid, RECORDING_ID):
         raise BadRequest("recording_uuid is missing or malformed")
     url = params.get("recording_url", "")
     if not isinstance(url, str):
         raise BadRequest("recording_url must be a string")
-    try:
-        size = int(params.get("size", 0) or 0)
-    except (TypeError, ValueError) as err:
-        raise BadRequest("size must be a number") from err
+    if url:
+        split_url(url, "recording_url")
+    size = _size(params.get("size"))
     conversation_uuid = check_conversation_uuid(params.get("conversation_uuid"))
-    caller, called, signature = (params.get(k, "") for k in ("caller", "to", "sig"))
+    caller, called, signature = (params.get(k, "") for k in RECORDING_URL_PARAMS)
     if not all(isinstance(v, str) for v in (caller, called, signature)):
         raise BadRequest("caller, to and sig must be strings")
     # The seal binds both numbers to this conversation: a webhook for another one is refused.
@@ -113,20 +138,57 @@ def new_job(
 
 
 def claim_job(store: BlobStore, job: Mapping[str, Any]) -> bool:
-    """Create the job document; False when an earlier delivery of the webhook got past receiving."""
+    """Create the job document: the one gate before any download. False for a duplicate delivery.
+
+    The document is created only if absent, so of any number of concurrent deliveries one gets
+    True. A job still `received` after CLAIM_LEASE belongs to a request that died; a redelivery
+    takes it over with a write conditioned on the generation it read, so again only one does.
+    """
     key = job_key(job["name"])
+    data = json.dumps(job).encode()
     try:
-        store.write(key, json.dumps(job).encode(), "application/json", if_generation_match=0)
+        store.write(key, data, "application/json", if_generation_match=0)
+        return True
     except PreconditionFailed:
-        existing = read_json(store, key) or {}
-        if existing.get("state") == "received":
+        pass
+    blob = store.read(key)
+    try:
+        existing = json.loads(blob.data) if blob is not None else {}
+    except ValueError:
+        existing = {}
+    claimed_at = existing.get("received_at", 0) if isinstance(existing, dict) else 0
+    stale = isinstance(existing, dict) and existing.get("state") == "received"
+    if blob is not None and stale and job["received_at"] - claimed_at >= CLAIM_LEASE:
+        try:
+            store.write(key, data, "application/json", if_generation_match=blob.generation)
+            log.warning("took over a stale job claim", extra={"call": job["conversation_uuid"], "job": job["name"]})
             return True
-        log.info("duplicate recording webhook", extra={"call": job["conversation_uuid"], "job": job["name"]})
-        return False
-    return True
+        except PreconditionFailed:
+            pass
+    log.info("duplicate recording webhook", extra={"call": job["conversation_uuid"], "job": job["name"]})
+    return False
+
+
+def release_job(store: BlobStore, name: str) -> None:
+    """Forget a claim whose request failed, so that Vonage's retry of the webhook starts afresh."""
+    store.delete(job_key(name))
+
+
+def run_claimed(store: BlobStore, job: Mapping[str, Any], work: Callable[[], T]) -> T | None:
+    """`work()` if this delivery claims the job (None for a duplicate); a failure releases the claim."""
+    if not claim_job(store, job):
+        return None
+    try:
+        return work()
+    except BaseException:
+        release_job(store, job["name"])
+        raise
 
 
 def read_job(store: BlobStore, name: str) -> dict[str, Any] | None:
+    """The job document, or None for a name this deployment never gives a job (a cloud event's)."""
+    if not is_shaped(name, _JOB_NAME):
+        return None
     return read_json(store, job_key(name))
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from shared.identifiers import E164, is_shaped
 from shared.webhooks import InboundCall
 
 __all__ = [
@@ -21,8 +21,6 @@ Action = dict[str, Any]
 VOICEMAIL_SECONDS = 120
 # Vonage caps a websocket endpoint's headers at 512 bytes in all.
 HEADERS_LIMIT = 512
-# Connect's `from` must be a 7-15 digit number; otherwise let Vonage pick one of the app's.
-_CALLER_ID = re.compile(r"^[1-9]\d{6,14}$")
 
 
 def talk(text: str, *, barge_in: bool = False, language: str | None = None) -> Action:
@@ -58,7 +56,7 @@ def connect_websocket(call: InboundCall, *, uri: str, sample_rate: int, token: s
         ],
         "eventUrl": [event_url],
     }
-    if _CALLER_ID.match(call.to):
+    if is_shaped(call.to, E164):
         action["from"] = call.to
     else:
         action["randomFromNumber"] = True
@@ -133,7 +131,7 @@ def conversation_answer(
             "endpoint": [{"type": "phone", "number": number}],
             "eventUrl": [event_url],
         }
-        if _CALLER_ID.match(caller_id):
+        if is_shaped(caller_id, E164):
             connect["from"] = caller_id
         else:
             connect["randomFromNumber"] = True

@@ -148,6 +148,10 @@ class OutboundCall:
 class CallControl(Protocol):
     """Places calls through the Vonage Voice API."""
 
+    def check_credentials(self, credentials: VonageCredentials) -> None:
+        """Raise BadRequest for credentials that could never place a call (a key that is no key)."""
+        ...
+
     def create_call(self, call: OutboundCall, credentials: VonageCredentials) -> str:
         """Ask Vonage to place the call; returns its uuid once Vonage accepted it."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 from shared.delivery import HttpClient, check_target, deliver_now
 from shared.documents import read_json, update_json
 from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
+from shared.identifiers import TRANSACTION_ID, is_shaped
 from shared.ports import BlobStore, CallControl, OutboundCall, VonageCredentials
 from shared.prompts import (
     FINAL,
@@ -29,8 +31,10 @@ from shared.prompts import (
 from shared.settings import Settings
 from shared.signatures import api_key_matches, unverified_claims
 from shared.tokens import sign_caller, verify_caller
+from shared.webhooks import parse_call_event
 
 __all__ = [
+    "WEBHOOK_URL_PARAMS",
     "PromptServices",
     "create_prompt_call",
     "prompt_status",
@@ -42,6 +46,9 @@ log = logging.getLogger(__name__)
 
 PREFIX = "prompts/"
 STEPS = ("answer", "input", "event")
+# The query parameters tapedeck puts in each webhook URL of a transaction; the seal covers the first three.
+WEBHOOK_URL_PARAMS = ("tid", "step", "sig", "attempt")
+_ATTEMPT = re.compile(r"[0-9]{1,2}", re.ASCII)
 # What a status lookup shows; the PIN's hash, the texts and the NCCOs stay inside.
 _PUBLIC = ("tid", "to", "from", "status", "detail", "attempts", "max_attempts", "created_at", "updated_at")
 
@@ -59,10 +66,9 @@ class PromptServices(Protocol):
 
 
 def transaction_key(tid: str) -> str:
-    try:
-        return f"{PREFIX}{uuid.UUID(tid)}.json"
-    except ValueError as err:
-        raise NotFound("no such transaction") from err
+    if not is_shaped(tid, TRANSACTION_ID):
+        raise NotFound("no such transaction")
+    return f"{PREFIX}{tid}.json"
 
 
 def _webhook_url(settings: Settings, tid: str, step: str) -> str:
@@ -75,11 +81,12 @@ def create_prompt_call(
 ) -> str:
     """Check the request, store the transaction, and have Vonage place the call; returns its tid.
 
-    The tid is returned only once Vonage accepted the call; a refused call leaves its document
-    marked `error` (and no callback, since the caller got the refusal as the answer).
+    The tid is returned only once Vonage accepted the call. A refused call leaves nothing behind:
+    its caller got the refusal as the answer, and no tid to ask about.
     """
     settings, store = services.settings, services.store
     request = parse_prompt_request(fields)
+    services.calls.check_credentials(credentials)
     try:
         check_target(request.callback, settings.allow_private_callbacks)
     except BadRequest as err:
@@ -94,8 +101,8 @@ def create_prompt_call(
     try:
         call_uuid = services.calls.create_call(call, credentials)
     except Exception as err:
-        detail = f"not placed: {err}"
-        _update(store, tid, lambda d: d.update(status="error", detail=detail, finished_at=now))
+        log.info("prompt call not placed", extra={"tid": tid, "error": str(err)})
+        store.delete(transaction_key(tid))
         raise
     _update(store, tid, lambda d: d.update(call_uuid=call_uuid))
     log.info("prompt call placed", extra={"tid": tid, "call": call_uuid, "auth": mode})
@@ -141,10 +148,9 @@ def webhook(services: PromptServices, query: Mapping[str, str], read_body: Any, 
     if step == "answer":
         return answer_ncco(doc, input_url, timeout)
     if step == "input":
-        try:
-            attempt = int(query.get("attempt", ""))
-        except ValueError as err:
-            raise BadRequest("attempt is missing") from err
+        if not is_shaped(query.get("attempt"), _ATTEMPT):
+            raise BadRequest("attempt is missing or malformed")
+        attempt = int(query["attempt"])
         digits, timed_out = read_dtmf(params)
         reply: list[dict[str, Any]] = []
 
@@ -154,9 +160,9 @@ def webhook(services: PromptServices, query: Mapping[str, str], read_body: Any, 
 
         _settle(services, tid, take)
         return reply
-    status, timestamp = params.get("status"), params.get("timestamp", "")
-    if not isinstance(status, str) or not isinstance(timestamp, str):
-        raise BadRequest("status and timestamp must be strings")
+    # Every shape of event Vonage sends is taken; only the statuses that end a call settle anything.
+    event = parse_call_event(params)
+    status, timestamp = (event.status, event.timestamp) if event else ("unknown", "")
     _settle(services, tid, lambda d: apply_event(d, status, timestamp, now))
     if status == "completed":
         services.run_later(settings.prompt_hangup_grace, settle_after_hang_up, services, tid)

@@ -10,9 +10,10 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from shared.errors import BadRequest
+from shared.identifiers import DTMF_DIGITS, E164, LANGUAGE_TAG, PIN, is_shaped
+from shared.payloads import load_json_object, split_url
 
 __all__ = [
     "FINAL",
@@ -37,9 +38,7 @@ FINAL = ("ok", "failed", "error")
 UNREACHED = ("busy", "unanswered", "rejected", "failed", "timeout", "cancelled")
 DEFAULT_BYE = "Thank you. Goodbye."
 DEFAULT_FAILED = "That PIN was not right. Please try again."
-_NUMBER = re.compile(r"^[1-9]\d{6,14}$")
-_PIN = re.compile(r"^\d{1,20}$")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}$")
+_WHOLE = re.compile(r"-?[0-9]{1,6}", re.ASCII)
 _PBKDF2_ROUNDS = 100_000
 
 
@@ -77,19 +76,18 @@ def parse_prompt_request(fields: Mapping[str, Any]) -> PromptRequest:
 
     def number(name: str) -> str:
         value = fields.get(name)
-        if not isinstance(value, str | int) or not _NUMBER.match(str(value).lstrip("+")):
+        text = value.removeprefix("+") if isinstance(value, str) else str(value)
+        if isinstance(value, bool) or not isinstance(value, str | int) or not is_shaped(text, E164):
             problems[name] = "must be a phone number in E.164 without '+', 7 to 15 digits"
             return ""
-        return str(value).lstrip("+")
+        return text
 
     def whole(name: str, low: int, high: int, default: int | None) -> int | None:
         value = fields.get(name)
         if value is None or value == "":
             return default
-        try:
-            result = int(str(value))
-        except ValueError:
-            result = low - 1
+        text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+        result = int(text) if is_shaped(text, _WHOLE) else low - 1
         if not low <= result <= high:
             problems[name] = f"must be a whole number from {low} to {high}"
             return default
@@ -98,25 +96,31 @@ def parse_prompt_request(fields: Mapping[str, Any]) -> PromptRequest:
     to, from_ = number("to"), number("from")
     text = text_field("text", required=True)
     pin = fields.get("pin_code")
-    if not isinstance(pin, str | int) or not _PIN.match(str(pin)):
+    if isinstance(pin, bool) or not isinstance(pin, str | int) or not is_shaped(str(pin), PIN):
         problems["pin_code"] = "must be 1 to 20 digits"
     callback = text_field("callback", required=True)
-    parts = urlsplit(callback)
-    if callback and (parts.scheme not in ("http", "https") or not parts.hostname):
-        problems["callback"] = "must be an https:// URL"
-    method = str(fields.get("callback_method") or "POST").upper()
-    if method not in ("GET", "POST"):
+    try:
+        if callback and split_url(callback, "callback").scheme not in ("http", "https"):
+            problems["callback"] = "must be an https:// URL"
+    except BadRequest as err:
+        problems["callback"] = str(err)
+    method = fields.get("callback_method") or "POST"
+    if not isinstance(method, str) or method.upper() not in ("GET", "POST"):
         problems["callback_method"] = "must be GET or POST"
+        method = "POST"
     bye = text_field("bye_text", required=False, default=DEFAULT_BYE)
     failed = text_field("failed_text", required=False, default=DEFAULT_FAILED)
     attempts = whole("max_attempts", 1, 10, 3)
-    language = str(fields.get("language") or "en-US")
-    if not _LANGUAGE.match(language):
+    language = fields.get("language") or "en-US"
+    if not is_shaped(language, LANGUAGE_TAG):
         problems["language"] = "must be a language tag like en-US"
+        language = "en-US"
     style = whole("voice", 0, 20, None)
     if problems:
         raise BadRequest(f"invalid fields: {', '.join(sorted(problems))}", problems)
-    return PromptRequest(to, from_, text, str(pin), callback, method, bye, failed, attempts or 3, language, style)
+    return PromptRequest(
+        to, from_, text, str(pin), callback, method.upper(), bye, failed, attempts or 3, language, style
+    )
 
 
 def hash_pin(pin: str, salt: bytes | None = None) -> dict[str, Any]:
@@ -182,8 +186,13 @@ def answer_ncco(doc: Mapping[str, Any], input_url: str, timeout: int) -> list[di
 
 
 def read_dtmf(params: Mapping[str, Any]) -> tuple[str, bool]:
-    """The digits and whether the input timed out, from the current or the legacy webhook shape."""
+    """The digits and whether the input timed out, from the current or the legacy webhook shape.
+
+    A GET input webhook carries `dtmf` as JSON text (`{"digits":"3","timed_out":true}`).
+    """
     dtmf = params.get("dtmf")
+    if isinstance(dtmf, str) and dtmf.startswith("{"):
+        dtmf = load_json_object(dtmf, "dtmf")
     if isinstance(dtmf, dict):
         digits, timed_out = dtmf.get("digits"), dtmf.get("timed_out", False)
     else:
@@ -191,9 +200,10 @@ def read_dtmf(params: Mapping[str, Any]) -> tuple[str, bool]:
         digits, timed_out = dtmf, params.get("timed_out", False)
     if digits is None:
         digits = ""
-    if not isinstance(digits, str) or not re.match(r"^[0-9*#]{0,40}$", digits):
+    if not is_shaped(digits, DTMF_DIGITS):
         raise BadRequest("dtmf digits are malformed")
-    return digits.rstrip("#"), timed_out in (True, "true", "True", 1)
+    # `1` and `True` compare equal, so the check is on the type: a JSON true, or the text of one.
+    return digits.rstrip("#"), timed_out is True or timed_out in ("true", "True")
 
 
 def _finish(doc: dict[str, Any], status: str, detail: str, now: float) -> None:

@@ -25,9 +25,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from shared.errors import ConfigError
+from shared.errors import BadRequest, ConfigError
+from shared.identifiers import E164, LANGUAGE_TAG, ROUTE_NUMBER, is_shaped
+from shared.payloads import split_url
 
 __all__ = ["DEFAULT_LABELS", "FLOWS", "RECORDING_FORMATS", "Route", "Routes", "load_routes", "parse_routes"]
 
@@ -36,10 +37,7 @@ RECORDING_FORMATS = ("mp3", "wav")
 DEFAULT_LABELS = ("Caller", "Agent")
 # Vonage records at most 32 channels, one per leg.
 MAX_CHANNELS = 32
-_NUMBER = re.compile(r"^\d{5,15}$")
-# Connect's `from` must be a 7-15 digit number.
-_CALLER_ID = re.compile(r"^[1-9]\d{6,14}$")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
+_SECONDS = re.compile(r"[0-9]{1,4}", re.ASCII)
 _LIST_FIELDS = {"recipients", "connect", "labels"}
 _FIELDS = {
     "flow",
@@ -119,10 +117,8 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
         text = _scalar(source, value_node, key)
         if key == "flow" and text not in FLOWS:
             raise _fail(source, value_node, f"flow must be one of {', '.join(FLOWS)}, not {text!r}")
-        if key == "language" and not _LANGUAGE.match(text):
-            raise _fail(source, value_node, f"language {text!r} is not a BCP-47 tag like en-US")
         if key == "max_seconds":
-            if not text.isdigit() or not 3 <= int(text) <= 7200:
+            if not is_shaped(text, _SECONDS) or not 3 <= int(text) <= 7200:
                 raise _fail(source, value_node, "max_seconds must be a whole number from 3 to 7200")
             values[key] = int(text)
             continue
@@ -152,7 +148,7 @@ def _list(source: str, key: str, node: Any) -> tuple[str, ...]:
             values.append(text.strip())
             continue
         number = text.lstrip("+")
-        if not _NUMBER.match(number):
+        if not is_shaped(number, ROUTE_NUMBER):
             raise _fail(source, item, f"{noun} {number!r} is not a phone number")
         values.append(number)
     return tuple(values)
@@ -161,17 +157,21 @@ def _list(source: str, key: str, node: Any) -> tuple[str, ...]:
 def _check_value(source: str, key: str, text: str, node: Any) -> None:
     if key == "flow" and text not in FLOWS:
         raise _fail(source, node, f"flow must be one of {', '.join(FLOWS)}, not {text!r}")
-    if key == "language" and not _LANGUAGE.match(text):
+    if key == "language" and not is_shaped(text, LANGUAGE_TAG):
         raise _fail(source, node, f"language {text!r} is not a BCP-47 tag like en-US")
-    if key == "caller_id" and not _CALLER_ID.match(text.lstrip("+")):
+    # Connect's `from` must be a 7-15 digit number.
+    if key == "caller_id" and not is_shaped(text.lstrip("+"), E164):
         raise _fail(source, node, f"caller_id {text!r} must be a Vonage number of 7 to 15 digits")
     if key == "format" and text not in RECORDING_FORMATS:
         raise _fail(source, node, f"format must be one of {', '.join(RECORDING_FORMATS)}, not {text!r}")
     if key == "notice" and len(text) > 1500:
         raise _fail(source, node, "notice must be at most 1500 characters (Vonage's talk limit)")
     if key == "result_webhook":
-        parts = urlsplit(text)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
+        try:
+            scheme = split_url(text, "result_webhook").scheme
+        except BadRequest:
+            scheme = ""
+        if scheme not in ("https", "http"):
             raise _fail(source, node, f"result_webhook {text!r} must be an https:// URL")
 
 
@@ -202,7 +202,7 @@ def parse_routes(text: str, source: str, default_flow: str = "stream") -> Routes
     routes: dict[str, Route] = {}
     for key_node, value_node in root.value:
         number = _scalar(source, key_node, "a number").lstrip("+")
-        if not _NUMBER.match(number):
+        if not is_shaped(number, ROUTE_NUMBER):
             raise _fail(source, key_node, f"{number!r} is not a phone number (5 to 15 digits)")
         if number in routes:
             raise _fail(source, key_node, f"{number} is listed twice")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -14,6 +13,8 @@ from typing import Any, Protocol
 
 from shared.calls import check_conversation_uuid
 from shared.errors import TapedeckError
+from shared.identifiers import DTMF_KEY, is_shaped
+from shared.payloads import load_json_object
 from shared.ports import BlobStore
 from shared.recording import StreamRecording
 from shared.settings import STREAM_RATES
@@ -21,7 +22,9 @@ from shared.tokens import verify_stream_token
 
 __all__ = [
     "CLOSE_GOING_AWAY",
+    "CLOSE_INTERNAL_ERROR",
     "CLOSE_POLICY",
+    "CLOSE_TOO_BIG",
     "CLOSE_UNSUPPORTED",
     "Socket",
     "StreamClosed",
@@ -35,12 +38,15 @@ log = logging.getLogger(__name__)
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
 _FIRST_MESSAGE_TIMEOUT = 10.0
 # Vonage sends a frame every 20 ms, silence included; a long gap means the network is gone.
 IDLE_TIMEOUT = 30.0
 _POLL = 1.0
-_CONTENT_TYPE = re.compile(r"^\s*audio/l16\s*;\s*rate\s*=\s*(\d+)\s*$", re.IGNORECASE)
-_DTMF_DIGIT = re.compile(r"^[0-9*#]$")
+_CONTENT_TYPE = re.compile(r"\s*audio/l16\s*;\s*rate\s*=\s*([0-9]{1,6})\s*", re.IGNORECASE | re.ASCII)
+# The handshake message is a few hundred bytes; Vonage caps the NCCO headers it repeats at 512.
+MAX_FIRST_MESSAGE = 8 * 1024
 
 
 class StreamClosed(Exception):
@@ -73,7 +79,7 @@ class _Rejected(TapedeckError):
 
 def parse_content_type(value: object) -> int:
     """The sample rate of an `audio/l16;rate=N` content type tapedeck can record."""
-    match = _CONTENT_TYPE.match(value) if isinstance(value, str) else None
+    match = _CONTENT_TYPE.fullmatch(value) if isinstance(value, str) else None
     if not match or int(match.group(1)) not in STREAM_RATES:
         raise _Rejected(CLOSE_UNSUPPORTED, f"unsupported content-type {value!r}")
     return int(match.group(1))
@@ -83,12 +89,12 @@ def _handshake(message: str | bytes | None, context: StreamContext) -> tuple[dic
     # Vonage sends one JSON text frame with the call's metadata before any audio.
     if not isinstance(message, str):
         raise _Rejected(CLOSE_POLICY, "first message must be the websocket:connected text message")
+    if len(message) > MAX_FIRST_MESSAGE:
+        raise _Rejected(CLOSE_TOO_BIG, f"first message is over {MAX_FIRST_MESSAGE} characters")
     try:
-        meta = json.loads(message)
-    except ValueError:
-        meta = None
-    if not isinstance(meta, dict):
-        raise _Rejected(CLOSE_POLICY, "first message is not a JSON object")
+        meta = load_json_object(message, "first message")
+    except TapedeckError as err:
+        raise _Rejected(CLOSE_POLICY, str(err)) from err
     rate = parse_content_type(meta.get("content-type"))
     try:
         conversation_uuid = check_conversation_uuid(meta.get("conversation_uuid"))
@@ -114,7 +120,8 @@ def run_stream(ws: Socket, context: StreamContext) -> None:
         meta, rate = _handshake(ws.receive(timeout=_FIRST_MESSAGE_TIMEOUT), context)
     except _Rejected as err:
         log.warning("stream refused", extra={"reason": str(err), "close_code": err.code})
-        ws.close(err.code, str(err)[:120])
+        # A close frame's reason has room for 123 bytes of UTF-8.
+        ws.close(err.code, str(err).encode()[:120].decode(errors="ignore"))
         return
     except StreamClosed:
         log.info("stream closed before its first message")
@@ -157,17 +164,16 @@ def _pump(ws: Socket, recording: StreamRecording, context: StreamContext) -> str
 
 def _on_text(message: str, recording: StreamRecording) -> None:
     try:
-        event = json.loads(message)
-    except ValueError:
-        event = None
-    if not isinstance(event, dict):
-        log.warning("ignored a text frame that is not a JSON object", extra={"call": recording.conversation_uuid})
+        event = load_json_object(message, "text frame")
+    except TapedeckError as err:
+        log.warning("ignored a text frame", extra={"call": recording.conversation_uuid, "error": str(err)})
         return
     if event.get("event") == "websocket:dtmf":
         digit = event.get("digit")
         duration = event.get("duration")
-        if isinstance(digit, str) and _DTMF_DIGIT.match(digit):
-            recording.add_dtmf(digit, duration if isinstance(duration, int) else None)
+        if is_shaped(digit, DTMF_KEY):
+            valid = isinstance(duration, int) and not isinstance(duration, bool) and 0 <= duration <= 3_600_000
+            recording.add_dtmf(digit, duration if valid else None)
             return
         log.warning("ignored a malformed DTMF event", extra={"call": recording.conversation_uuid})
         return

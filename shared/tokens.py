@@ -5,10 +5,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 
 from shared.errors import Unauthorized
 
 __all__ = ["mint_stream_token", "sign_caller", "verify_caller", "verify_stream_token"]
+
+_EXPIRY = re.compile(r"[0-9]{1,12}", re.ASCII)
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality that takes any text: compare_digest refuses non-ASCII strings."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def _mac(secret: str, conversation_uuid: str, expires: int) -> str:
@@ -25,10 +33,10 @@ def mint_stream_token(secret: str, conversation_uuid: str, now: float, ttl: int)
 def verify_stream_token(secret: str, conversation_uuid: str, token: str, now: float) -> None:
     """Raise Unauthorized unless `token` was minted for this conversation and has not expired."""
     expires_text, _, mac = token.partition(".")
-    if not expires_text.isdigit() or not mac:
+    if not _EXPIRY.fullmatch(expires_text) or not mac:
         raise Unauthorized("malformed stream token")
     expires = int(expires_text)
-    if not hmac.compare_digest(mac, _mac(secret, conversation_uuid, expires)):
+    if not _same(mac, _mac(secret, conversation_uuid, expires)):
         raise Unauthorized("stream token does not match this conversation")
     if now > expires:
         raise Unauthorized("stream token has expired")
@@ -44,5 +52,6 @@ def sign_caller(secret: str, conversation_uuid: str, caller: str) -> str:
 
 
 def verify_caller(secret: str, conversation_uuid: str, caller: str, signature: str) -> None:
-    if not hmac.compare_digest(signature, sign_caller(secret, conversation_uuid, caller)):
-        raise Unauthorized("caller number does not match its signature")
+    """Raise Unauthorized unless `signature` seals `caller` (any sealed text) to this id."""
+    if not _same(signature, sign_caller(secret, conversation_uuid, caller)):
+        raise Unauthorized("the webhook URL's seal does not match its parameters")

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from shared.calls import call_key
 from shared.errors import TapedeckError
-from shared.jobs import RecordingWebhook, claim_job, new_job, set_job, store_recording
+from shared.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
 from shared.notify import audio_link, text_once
 from shared.pager import build_pager_text
 from shared.ports import BlobStore, Messenger, Recordings, Transcript, TranscriptionJob
@@ -60,11 +60,14 @@ def receive_voicemail(
     Returns None when there is nothing more to do: a duplicate delivery, or no message to
     transcribe (the owners are paged at once).
     """
-    store = services.store
     job_doc = new_job(FLOW, hook, route.recipients, route.language, now)
-    name = job_doc["name"]
-    if not claim_job(store, job_doc):
-        return None
+    return run_claimed(services.store, job_doc, lambda: _store_message(services, hook, route, job_doc, now))
+
+
+def _store_message(
+    services: VoicemailServices, hook: RecordingWebhook, route: Route, job_doc: dict[str, Any], now: float
+) -> TranscriptionJob | None:
+    store, name = services.store, job_doc["name"]
     if not hook.recording_url or hook.size == 0:
         set_job(store, name, state="no-message")
         _page(services, job_doc, NO_MESSAGE, audio_key=None, now=now)

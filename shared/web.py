@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
+from urllib.parse import parse_qsl
 
 import flask
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import (
-    BadGateway,
     BadRequest,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     TapedeckError,
     Unauthorized,
+    Unsigned,
 )
-from shared.signatures import API_KEY_HEADER, api_key_matches, verify_webhook
+from shared.payloads import load_json_object
+from shared.signatures import API_KEY_HEADER, api_key_matches, query_payloads, verify_webhook
 
 __all__ = [
     "API_KEY_HEADER",
@@ -27,6 +29,7 @@ __all__ = [
     "check_api_key",
     "guarded",
     "is_secure",
+    "read_query",
     "read_transcription_event",
     "read_webhook",
     "serve_object",
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # Vonage webhooks are a few hundred bytes; anything near this is not one.
 MAX_BODY_BYTES = 64 * 1024
+# A Vonage webhook has about a dozen fields.
+_MAX_FIELDS = 100
 
 Handler = Callable[[flask.Request], Any]
 
@@ -44,6 +49,21 @@ Handler = Callable[[flask.Request], Any]
 def _error(status: int, message: str, fields: dict[str, str] | None = None) -> flask.Response:
     response = flask.jsonify({"error": message, "fields": fields} if fields else {"error": message})
     response.status_code = status
+    return response
+
+
+def _refusal(request: flask.Request, err: TapedeckError) -> flask.Response:
+    """The JSON answer for an error tapedeck raised on purpose; a 5xx hides its message unless public."""
+    where = {"path": request.path, "status": err.status, "error": str(err)}
+    if isinstance(err, Unsigned):
+        log.warning("unsigned webhook refused; Vonage will retry it", extra=where)
+    elif err.status >= 500:
+        log.error("request failed", extra=where)
+    else:
+        log.info("request refused", extra=where)
+    message = str(err) if err.public or err.status < 500 else "internal error"
+    response = _error(err.status, message, getattr(err, "fields", None))
+    response.headers.update(err.headers)
     return response
 
 
@@ -57,15 +77,8 @@ def guarded(methods: tuple[str, ...]) -> Callable[[Handler], Handler]:
                 if request.method not in methods:
                     raise MethodNotAllowed(f"use {' or '.join(methods)}")
                 return handler(request)
-            except BadGateway as err:
-                log.error("upstream failed", extra={"path": request.path, "error": str(err)})
-                return _error(err.status, str(err))
             except TapedeckError as err:
-                if err.status >= 500:
-                    log.error("request failed", extra={"path": request.path, "error": str(err)})
-                    return _error(err.status, "internal error")
-                log.info("request refused", extra={"path": request.path, "status": err.status, "error": str(err)})
-                return _error(err.status, str(err), getattr(err, "fields", None))
+                return _refusal(request, err)
             except HTTPException as err:
                 return _error(err.code or 400, err.description or err.name)
             except Exception:
@@ -77,38 +90,57 @@ def guarded(methods: tuple[str, ...]) -> Callable[[Handler], Handler]:
     return wrap
 
 
-def read_webhook(request: flask.Request, signature_secret: str | None, now: float) -> dict[str, Any]:
+def _pairs(text: str, what: str) -> list[tuple[str, str]]:
+    """Form-encoded fields in their order; a repeated name is refused, since which one counts is ambiguous."""
+    try:
+        pairs = parse_qsl(
+            text, keep_blank_values=True, strict_parsing=True, errors="strict", max_num_fields=_MAX_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError) as err:
+        raise BadRequest(f"malformed {what}") from err
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise BadRequest(f"the {what} repeats a field")
+    return pairs
+
+
+def read_query(request: flask.Request) -> list[tuple[str, str]]:
+    """The query parameters in the order of the URL, as Vonage hashes them for a GET."""
+    try:
+        text = request.query_string.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise BadRequest("the query string is not UTF-8") from err
+    return _pairs(text, "query string")
+
+
+def read_webhook(
+    request: flask.Request, signature_secret: str | None, now: float, own: Collection[str] = ()
+) -> dict[str, Any]:
     """The webhook's fields, from the query (GET) or a JSON or form body (POST).
 
-    With a signature secret, the request must carry Vonage's signed JWT for this body.
+    With a signature secret, the request must carry Vonage's signed JWT for its payload: the body
+    of a POST, the query of a GET. `own` names the query parameters tapedeck put in the webhook
+    URL itself (sealed separately). A query parameter wins over a body field of the same name.
     """
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
     body = request.stream.read(MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
+    query = read_query(request)
     if signature_secret:
-        verify_webhook(request.headers.get("Authorization"), body, signature_secret, now)
-    params: dict[str, Any] = dict(request.args)
-    if request.method == "GET" or not body:
-        return params
-    if request.mimetype == "application/x-www-form-urlencoded":
-        from urllib.parse import parse_qsl
-
-        try:
-            params.update(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=True))
-        except (UnicodeDecodeError, ValueError) as err:
-            raise BadRequest("malformed form body") from err
-        return params
-    import json
-
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as err:
-        raise BadRequest("body is not valid JSON") from err
-    if not isinstance(payload, dict):
-        raise BadRequest("body must be a JSON object")
-    params.update(payload)
+        payloads = [body] if request.method == "POST" else query_payloads(query, own)
+        verify_webhook(request.headers.get("Authorization"), payloads, signature_secret, now)
+    params: dict[str, Any] = {}
+    if request.method != "GET" and body:
+        if request.mimetype == "application/x-www-form-urlencoded":
+            try:
+                params.update(_pairs(body.decode("utf-8"), "form body"))
+            except UnicodeDecodeError as err:
+                raise BadRequest("the form body is not UTF-8") from err
+        else:
+            params.update(load_json_object(body))
+    params.update(query)
     return params
 
 

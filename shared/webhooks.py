@@ -12,8 +12,22 @@ from shared.errors import BadRequest
 __all__ = ["CallEvent", "InboundCall", "parse_call_event", "parse_inbound_call"]
 
 _FIELD_LIMIT = 256
-# Event fields kept in call.json beside status, timestamp and uuid.
-_EVENT_DETAILS = ("detail", "duration", "start_time", "end_time", "rate", "price", "reason", "disconnected_by")
+_DETAIL_LIMIT = 1024
+# Event fields kept in call.json beside status, timestamp and uuid (webhook reference, and the
+# Java and .NET SDKs' models: `sip_code`, `sub_state`, `disconnected_by`).
+_EVENT_DETAILS = (
+    "detail",
+    "duration",
+    "start_time",
+    "end_time",
+    "rate",
+    "price",
+    "network",
+    "reason",
+    "disconnected_by",
+    "sip_code",
+    "sub_state",
+)
 
 
 def _text(params: Mapping[str, Any], name: str, required: bool = False) -> str:
@@ -51,6 +65,8 @@ def parse_inbound_call(params: Mapping[str, Any]) -> InboundCall:
 
 @dataclass(frozen=True)
 class CallEvent:
+    """One event webhook: `status` is Vonage's, or `transfer`, `error` or the payload's `type`."""
+
     conversation_uuid: str
     status: str
     timestamp: str
@@ -61,21 +77,41 @@ class CallEvent:
     details: dict[str, Any]
 
 
-def parse_call_event(params: Mapping[str, Any]) -> CallEvent:
-    """A status event, or an error report (`reason` without `status`) as status `error`."""
-    status = _text(params, "status")
-    if not status:
-        if not _text(params, "reason"):
-            raise BadRequest("status is required")
-        status = "error"
-    details = {name: params[name] for name in _EVENT_DETAILS if params.get(name) not in (None, "")}
-    for name, value in details.items():
-        if not isinstance(value, str | int | float) or len(str(value)) > _FIELD_LIMIT:
-            raise BadRequest(f"{name} is malformed")
+def _details(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The documented extra fields that are plain values; objects (such as `headers: {}`) are left out."""
+    details: dict[str, Any] = {}
+    for name in _EVENT_DETAILS:
+        value = params.get(name)
+        if value is None or value == "" or not isinstance(value, str | int | float):
+            continue
+        if len(str(value)) > _DETAIL_LIMIT:
+            raise BadRequest(f"{name} is over {_DETAIL_LIMIT} characters")
+        details[name] = value
+    return details
+
+
+def parse_call_event(params: Mapping[str, Any]) -> CallEvent | None:
+    """Any event Vonage sends, or None when it names no conversation to keep it under.
+
+    A `transfer` has no `status` and no `conversation_uuid`: it is kept under the conversation it
+    moves the leg to, noting the one it came from. An error report has `reason` and no `status`.
+    A status tapedeck has never seen is kept as it is.
+    """
+    kind = _text(params, "type")
+    status = _text(params, "status") or kind or ("error" if _text(params, "reason") else "unknown")
+    details = _details(params)
+    if kind == "transfer" and not params.get("conversation_uuid"):
+        conversation = check_conversation_uuid(params.get("conversation_uuid_to"))
+        if params.get("conversation_uuid_from"):
+            details["from_conversation"] = check_conversation_uuid(params.get("conversation_uuid_from"))
+    elif params.get("conversation_uuid") in (None, ""):
+        return None
+    else:
+        conversation = check_conversation_uuid(params.get("conversation_uuid"))
     return CallEvent(
-        conversation_uuid=check_conversation_uuid(params.get("conversation_uuid")),
+        conversation_uuid=conversation,
         status=status,
-        timestamp=_text(params, "timestamp", required=True),
+        timestamp=_text(params, "timestamp"),
         # `human` and `machine` events carry call_uuid instead of uuid.
         uuid=_text(params, "uuid") or _text(params, "call_uuid"),
         from_=_text(params, "from"),

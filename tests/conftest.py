@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
+from functions_framework import create_app
 
 from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.ports import BlobStore
+from shared.services import services_from_env
 from tests.aws import moto_server, point_boto3_at, reset
-from tests.servers import free_port, running, storage_emulator_command
+from tests.servers import ROOT, free_port, running, storage_emulator_command
 
 DATA = Path(__file__).parent / "data"
 SECRET = "test-signature-secret"
 TOKEN_SECRET = "test-stream-token-secret"
+FUNCTIONS_SOURCE = str(ROOT / "functions" / "main.py")
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,26 @@ def aws(moto: str, monkeypatch: pytest.MonkeyPatch) -> str:
     reset(moto)
     point_boto3_at(moto, monkeypatch)
     return moto
+
+
+@pytest.fixture
+def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    def configure(**env: str) -> None:
+        base = {
+            "LOCAL_STORAGE_DIR": str(tmp_path / "data"),
+            "STREAM_TOKEN_SECRET": TOKEN_SECRET,
+            "PUBLIC_URL": "https://fn.example.test",
+            "RECORDER_URL": "wss://rec.example.test/socket",
+        }
+        for name, value in {**base, **env}.items():
+            monkeypatch.setenv(name, value)
+        services_from_env.cache_clear()
+
+    configure()
+    yield configure
+    services_from_env.cache_clear()
+
+
+def client(target: str) -> FlaskClient:
+    """One Cloud Function as functions-framework serves it, driven in-process."""
+    return create_app(target=target, source=FUNCTIONS_SOURCE).test_client()

@@ -66,10 +66,13 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: f
 
 
 def gunicorn_command(app: str, port: int, worker: str = "gevent") -> list[str]:
+    # gthread serves one request at a time unless given threads; Vonage's webhooks come concurrently.
+    threads = ["--threads", "16"] if worker == "gthread" else []
     return [
         str(BIN / "gunicorn"),
         "--worker-class",
         worker,
+        *threads,
         "--workers",
         "1",
         "--bind",

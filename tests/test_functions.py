@@ -5,22 +5,18 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
-from functions_framework import create_app
 from vonage_voice.models import Connect, Record, Talk
 
-from shared.services import services_from_env
 from shared.signatures import sign_webhook
 from shared.tokens import verify_stream_token
-from tests.conftest import SECRET, TOKEN_SECRET
-from tests.servers import ROOT
+from tests.conftest import SECRET, TOKEN_SECRET, client
+from tests.vonage_signing import bearer, query_payload
 
-SOURCE = str(ROOT / "functions" / "main.py")
 NCCO_MODELS = {"talk": Talk, "connect": Connect, "record": Record}
 
 
@@ -35,28 +31,6 @@ def check_ncco(ncco: list[dict[str, Any]]) -> None:
             ]
         model = NCCO_MODELS[action["action"]](**fields)
         assert model.model_dump(mode="json", by_alias=True, exclude_none=True) == action
-
-
-@pytest.fixture
-def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
-    def configure(**env: str) -> None:
-        base = {
-            "LOCAL_STORAGE_DIR": str(tmp_path / "data"),
-            "STREAM_TOKEN_SECRET": TOKEN_SECRET,
-            "PUBLIC_URL": "https://fn.example.test",
-            "RECORDER_URL": "wss://rec.example.test/socket",
-        }
-        for name, value in {**base, **env}.items():
-            monkeypatch.setenv(name, value)
-        services_from_env.cache_clear()
-
-    configure()
-    yield configure
-    services_from_env.cache_clear()
-
-
-def client(target: str) -> FlaskClient:
-    return create_app(target=target, source=SOURCE).test_client()
 
 
 def answer_params(conversation_uuid: str = "CON-7f3a") -> dict[str, str]:
@@ -103,11 +77,16 @@ def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
 def test_signed_webhooks_are_required_when_a_secret_is_set(environment: Callable[..., None]) -> None:
     environment(VONAGE_SIGNATURE_SECRET=SECRET)
     answer = client("answer")
-    assert answer.get("/", query_string=answer_params()).status_code == 401
-    forged = answer.get("/", query_string=answer_params(), headers=signed(b"", "wrong-secret"))
+    query = list(answer_params().items())
+    unsigned = answer.get("/", query_string=query)
+    assert unsigned.status_code == 503 and unsigned.headers["Retry-After"]
+    assert "not signed" in unsigned.get_json()["error"]
+    forged = answer.get("/", query_string=query, headers=bearer(query_payload(query), "wrong-secret"))
     assert forged.status_code == 401
     assert forged.get_json() == {"error": "bad webhook signature"}
-    good = answer.get("/", query_string=answer_params(), headers=signed(b""))
+    # A GET is signed over its query, not over its (empty) body.
+    assert answer.get("/", query_string=query, headers=bearer(b"", SECRET)).status_code == 401
+    good = answer.get("/", query_string=query, headers=bearer(query_payload(query), SECRET))
     assert good.status_code == 200
 
     body = json.dumps({"conversation_uuid": "CON-1", "status": "started", "timestamp": "2026-01-01T00:00:00Z"}).encode()
@@ -144,7 +123,7 @@ def test_event_keeps_each_status_once_in_call_json(environment: Callable[..., No
         ("answer", "put", {"json": {}}, 405),
         ("event", "post", {"data": b"{not json", "content_type": "application/json"}, 400),
         ("event", "post", {"json": ["a", "list"]}, 400),
-        ("event", "post", {"json": {"status": "answered", "timestamp": "t"}}, 400),
+        ("event", "post", {"json": {"conversation_uuid": "../x", "status": "answered"}}, 400),
         ("event", "post", {"data": b"x" * 70_000, "content_type": "application/json"}, 413),
         ("event", "post", {"data": b"a=%zz&&", "content_type": "application/x-www-form-urlencoded"}, 400),
         ("event", "delete", {}, 405),

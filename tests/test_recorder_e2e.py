@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -176,7 +177,7 @@ def test_a_call_is_stored_byte_for_byte_with_its_details(platform_factory: Any, 
         assert [(d["digit"], d["at"]) for d in call["dtmf"]] == [("5", 1.0), ("#", 2.5)]
         assert (call["from"], call["to"], call["flow"]) == ("447700900123", "447700900000", "stream")
         assert call["uuids"] == [report.uuid]
-        assert [e["status"] for e in call["events"]] == ["started", "ringing", "answered", "completed"]
+        assert [e["status"] for e in call["events"]] == ["started", "ringing", "answered", "transfer", "completed"]
     platform.wait_until(lambda: platform.parts_left(report.conversation_uuid) == [], "parts not deleted")
 
 
@@ -244,6 +245,11 @@ def close_code(ws: ClientConnection) -> int | None:
         ({"conversation_uuid": "../escape"}, 1008),
         ({"content-type": "audio/pcmu;rate=8000"}, 1003),
         ({"content-type": "audio/l16;rate=44100"}, 1003),
+        ({"token": "١٧٩٩٩٩٩٩٩٩.forged"}, 1008),
+        ({"token": "1999999999.é"}, 1008),
+        ({"conversation_uuid": "CON-1\n"}, 1008),
+        ({"conversation_uuid": ["CON-1"]}, 1008),
+        ({"padding": "x" * 9000}, 1009),
     ],
 )
 def test_a_refused_stream_is_closed_and_writes_nothing(
@@ -256,12 +262,24 @@ def test_a_refused_stream_is_closed_and_writes_nothing(
     assert platform.store.list("calls/") == []
 
 
-def test_a_binary_first_message_is_refused(platform_factory: Any) -> None:
+@pytest.mark.parametrize(
+    "first",
+    [b"\x00" * 640, "[" * 1000 + "]" * 1000, '{"event": "websocket:connected", "a": 1, "a": 2}', "NaN", "é"],
+    ids=["binary", "deeply-nested", "repeated-key", "not-an-object", "not-json"],
+)
+def test_a_first_message_that_is_not_the_handshake_is_refused(platform_factory: Any, first: str | bytes) -> None:
     platform = platform_factory()
     with connect(platform.socket_url, compression=None) as ws:
-        ws.send(b"\x00" * 640)
+        ws.send(first)
         assert close_code(ws) == 1008
     assert platform.store.list("calls/") == []
+
+
+def test_plain_http_to_the_socket_gets_a_json_error(platform_factory: Any) -> None:
+    platform = platform_factory()
+    response = requests.get(platform.socket_url.replace("ws://", "http://"), timeout=5)
+    assert response.status_code == 426
+    assert response.json() == {"error": "/socket takes a websocket upgrade"}
 
 
 def test_odd_frames_and_text_never_corrupt_the_audio(platform_factory: Any) -> None:
@@ -280,6 +298,9 @@ def test_odd_frames_and_text_never_corrupt_the_audio(platform_factory: Any) -> N
                 ws.send("not json at all")
                 ws.send(json.dumps({"event": "websocket:media:update", "x": 1}))
                 ws.send(json.dumps({"event": "websocket:dtmf", "digit": "X"}))
+                ws.send("[" * 5000 + "]" * 5000)
+                ws.send(json.dumps({"event": "websocket:dtmf", "digit": "٣", "duration": 10**100}))
+                ws.send('{"event": "websocket:dtmf", "digit": "1", "duration": Infinity}')
         ws.send(json.dumps({"event": "websocket:dtmf", "digit": "7", "duration": 100}))
     call = platform.wait_for_recording(conversation_uuid)
     assert parse_wav(platform.stored_audio(conversation_uuid)).pcm == pcm

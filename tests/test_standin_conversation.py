@@ -72,7 +72,7 @@ class Answerer:
         return app
 
     def events(self, direction: str) -> list[dict[str, Any]]:
-        return [body for kind, body in self.hooks if kind == "event" and body["direction"] == direction]
+        return [body for kind, body in self.hooks if kind == "event" and body.get("direction") == direction]
 
     def recordings(self) -> list[dict[str, Any]]:
         return [body for kind, body in self.hooks if kind == "recording"]

@@ -5,9 +5,11 @@ Transcribe on moto, and the page in the outbox."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,27 @@ def test_a_voicemail_becomes_one_page_per_owner_with_the_spoken_words(deck_facto
     assert deck.store.read(f"{folder}/message.wav").data == deck.api.recordings[report.recording_uuid]  # type: ignore[union-attr]
 
 
+def test_ten_concurrent_deliveries_of_a_recording_webhook_download_and_page_once(deck_factory: DeckFactory) -> None:
+    deck = deck_factory()
+    deck.standin.webhook_copies = 0  # delivered below instead, ten copies at the same moment
+    report = deck.call(DATA / "voicemail_outage.wav", dtmf=[])
+    (record,) = (action for action in report.ncco if action["action"] == "record")
+    start = threading.Barrier(10)
+
+    def deliver(_: int) -> int:
+        start.wait()
+        return deck.standin.post_event(record["eventUrl"][0], report.recording_webhook)
+
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(deliver, range(10)))
+    assert statuses == [204] * 10
+    pages = deck.pages(report.recording_uuid, len(OWNERS))
+    assert sorted(p["to"] for p in pages) == OWNERS
+    assert deck.api.downloads == [report.recording_uuid]
+    assert len(deck.store.list("links/")) == 1
+    assert len(deck.store.list("jobs/")) == 1
+
+
 def test_pressing_hash_ends_the_message(deck_factory: DeckFactory) -> None:
     from shared.standin import DtmfPress
 
@@ -109,7 +132,9 @@ def test_bad_recording_webhooks_get_a_4xx(deck_factory: DeckFactory) -> None:
     assert signed_post(url, good, secret="forged").status_code == 401
     assert signed_post(url, good | {"recording_url": "https://evil.example.com/x", "size": 10}).status_code == 400
     response = requests.post(url, json=good, timeout=10)
-    assert response.status_code == 401 and "error" in response.json()
+    assert response.status_code == 503 and "error" in response.json()  # unsigned: Vonage sends it again
+    malformed = signed_post(url, good | {"recording_url": "https://[::1", "size": 10})
+    assert malformed.status_code == 400 and "recording_url" in malformed.json()["error"]
     assert requests.get(f"{deck.url}/link?id=not-a-real-link-id-123", timeout=10).status_code == 404
     assert deck.store.list("outbox/") == []
 

@@ -39,6 +39,22 @@ class VonageCallControl:
     def __init__(self, api_host: str) -> None:
         self.api_host = api_host
 
+    def check_credentials(self, credentials: VonageCredentials) -> None:
+        """Refuse an application key that cannot sign Vonage's RS256 JWT, before anything is stored."""
+        if credentials.bearer:
+            return
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        problem = "must be an unencrypted RSA private key in PEM"
+        try:
+            key = load_pem_private_key(credentials.private_key.encode(), password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+            raise BadRequest(f"private_key {problem}", {"private_key": problem}) from err
+        if not isinstance(key, RSAPrivateKey):
+            raise BadRequest(f"private_key {problem}", {"private_key": problem})
+
     def create_call(self, call: OutboundCall, credentials: VonageCredentials) -> str:
         from vonage import Auth, HttpClientOptions, Vonage
         from vonage_http_client.errors import AuthenticationError, ForbiddenError, HttpRequestError, JWTGenerationError

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Any
-from urllib.parse import urlsplit
 
 from shared.errors import BadRequest, TapedeckError
+from shared.payloads import split_url
 
 __all__ = ["MAX_RECORDING_BYTES", "VonageRecordings"]
 
@@ -38,7 +38,7 @@ class VonageRecordings:
 
     def check_url(self, url: str) -> None:
         """Refuse URLs that would make tapedeck fetch from anywhere else (SSRF)."""
-        parts = urlsplit(url)
+        parts = split_url(url, "recording_url")
         host = parts.hostname or ""
         vonage = any(host == d or host.endswith(f".{d}") for d in _VONAGE_DOMAINS)
         configured = parts.netloc == self.api_host

@@ -4,6 +4,7 @@ python -m shared.standin call --audio file.wav [--to N] [--from N] [--fast] [--d
                                 [--other-party file.wav ...]   # what each connected party says
 python -m shared.standin prompt --to N --pin 1234 --dtmf 1111,1234 [--outcome busy] [--legacy-dtmf]
                                 # ask tapedeck's /call for a PIN prompt call, play the person called
+Both sign webhooks with VONAGE_SIGNATURE_SECRET when it is set [--unsigned-first] [--get-signing added].
 python -m shared.standin setup data      # dev application key, TLS certificate and demo routes, once
 """
 
@@ -30,6 +31,7 @@ from shared.standin.api import StandinApi, ensure_tls_files, make_application_ke
 from shared.standin.calls import CallReport, DtmfPress, VonageStandin
 from shared.standin.outbound import OUTCOMES, CalleeScript, OutboundReport
 from shared.standin.receiver import CallbackReceiver, Delivery
+from shared.standin.webhooks import QUERY_READINGS, WebhookSigning
 
 DEMO_ROUTES = """\
 # Demo mailboxes for the local platform (ROUTES_FILE). Numbers not listed get DEFAULT_FLOW.
@@ -147,7 +149,7 @@ def prompt(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     if not callback_secret:
         out.write("warning: CALLBACK_SECRET is not set, so the callback's signature cannot verify\n")
     key = settings.vonage_private_key
-    api = StandinApi(public_key_of(key.encode()) if key else None, signature_secret=settings.vonage_signature_secret)
+    api = StandinApi(public_key_of(key.encode()) if key else None, signing=_signing(args, settings))
     api.scripts[args.to] = CalleeScript(
         outcome=args.outcome,
         dtmf=CalleeScript.parse_dtmf(args.dtmf),
@@ -205,7 +207,29 @@ def prompt(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return 0
 
 
+def _signing(args: argparse.Namespace, settings: Settings) -> WebhookSigning:
+    """How webhooks are signed: with VONAGE_SIGNATURE_SECRET, as the command line chose."""
+    return WebhookSigning(
+        settings.vonage_signature_secret, query_reading=args.get_signing, unsigned_first=args.unsigned_first
+    )
+
+
+def _signing_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--unsigned-first",
+        action="store_true",
+        help="send each webhook unsigned first, then signed when answered 5xx (as Vonage does after an error)",
+    )
+    parser.add_argument(
+        "--get-signing",
+        choices=QUERY_READINGS,
+        default="all",
+        help="what a GET webhook's signature covers: every query parameter, or only those Vonage added",
+    )
+
+
 def _prompt_arguments(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    _signing_arguments(parser)
     parser.add_argument("--to", required=True, help="the number tapedeck calls")
     parser.add_argument("--pin", required=True, help="the PIN the person must type")
     parser.add_argument("--dtmf", default="", help="keys typed at each input, e.g. 1111,-,1234 ('-' or '': none)")
@@ -244,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         help="WAV file the party reached by the next phone connect says (repeat per party)",
     )
     call.add_argument("--webhook-copies", type=int, default=1, help="deliver each recording webhook this often")
+    _signing_arguments(call)
     call.add_argument("--answer-url", default=f"{settings.public_url}/answer")
     call.add_argument("--event-url", default=f"{settings.public_url}/event")
     _prompt_arguments(commands.add_parser("prompt", help="have tapedeck place a PIN prompt call"), settings)
@@ -267,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with api.serving(host, int(port or 0)) as base:
             standin = VonageStandin(
-                settings.vonage_signature_secret, api=api, api_base=base, webhook_copies=args.webhook_copies
+                api=api, api_base=base, webhook_copies=args.webhook_copies, signing=_signing(args, settings)
             )
             report = standin.inbound_call(
                 args.answer_url,

@@ -15,6 +15,7 @@ from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
 from shared.standin.outbound import CalleeScript, OutboundCall, OutboundReport, create_call_problem
+from shared.standin.webhooks import WebhookSigning
 
 __all__ = ["StandinApi", "ensure_tls_files", "make_tls_files", "serve_in_thread"]
 
@@ -28,9 +29,11 @@ class StandinApi:
 
     public_key_pem: bytes | None = None
     recordings: dict[str, bytes] = field(default_factory=dict)
+    downloads: list[str] = field(default_factory=list)  # recording uuids, once per file fetched
     sms: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     signature_secret: str | None = None  # signs the webhooks of outbound calls
+    signing: WebhookSigning | None = None  # how, when more than the secret is to be chosen
     scripts: dict[str, CalleeScript] = field(default_factory=dict)  # what the person at each number does
     default_script: CalleeScript = field(default_factory=CalleeScript)
     outbound: dict[str, OutboundReport] = field(default_factory=dict)  # by call leg uuid, in the order placed
@@ -65,6 +68,8 @@ class StandinApi:
             data = self.recordings.get(recording_uuid)
             if data is None:
                 return jsonify({"title": "Not found"}), 404
+            with self.lock:
+                self.downloads.append(recording_uuid)
             return data, 200, {"Content-Type": "audio/wav" if data[:4] == b"RIFF" else "audio/mpeg"}
 
         @app.post("/sms/json")
@@ -96,7 +101,7 @@ class StandinApi:
         report = OutboundReport.for_request(body, script)
         with self.lock:
             self.outbound[report.uuid] = report
-        OutboundCall(body, report, self.signature_secret).start()
+        OutboundCall(body, report, self.signing or WebhookSigning(self.signature_secret)).start()
         return report
 
     def wait_for_call(self, uuid: str | None = None, timeout: float = 30.0) -> OutboundReport:

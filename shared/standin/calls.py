@@ -28,7 +28,7 @@ from shared.standin.recordings import (
     recording_layout,
     records_in_background,
 )
-from shared.standin.webhooks import send_webhook
+from shared.standin.webhooks import WebhookSigning, send_webhook
 from shared.streams import parse_content_type
 from shared.wav import parse_wav, wav_header
 
@@ -54,6 +54,7 @@ class CallReport:
     recording_bytes: int = 0
     recording_ended_by: str | None = None
     recording_posted_at: float | None = None
+    recording_webhook: dict[str, Any] | None = None  # the recording webhook's body, as posted
     recording_channels: int = 0
     recording_format: str | None = None
     parties: list[str] = field(default_factory=list)
@@ -94,8 +95,9 @@ class VonageStandin:
         api: StandinApi | None = None,
         api_base: str = "",
         webhook_copies: int = 1,
+        signing: WebhookSigning | None = None,
     ) -> None:
-        self.signature_secret = signature_secret
+        self.signing = signing or WebhookSigning(signature_secret)
         self.http = http or requests.Session()
         self.api = api
         self.api_base = api_base
@@ -104,11 +106,11 @@ class VonageStandin:
 
     def post_event(self, url: str, payload: dict[str, Any]) -> int:
         """POST one JSON webhook, signed as Vonage signs it; return the HTTP status."""
-        return send_webhook(self.http, url, payload, self.signature_secret).status_code
+        return send_webhook(self.http, url, payload, self.signing).status_code
 
     def fetch_ncco(self, answer_url: str, params: dict[str, str]) -> list[dict[str, Any]]:
         """GET the answer URL with the call's fields as Vonage does, and return the NCCO."""
-        response = send_webhook(self.http, answer_url, params, self.signature_secret, method="GET")
+        response = send_webhook(self.http, answer_url, params, self.signing, method="GET")
         response.raise_for_status()
         ncco = response.json()
         if not isinstance(ncco, list):
@@ -133,7 +135,9 @@ class VonageStandin:
         a phone connect with no file left goes unanswered.
         """
         report = CallReport(conversation_uuid=f"CON-{uuidlib.uuid4()}", uuid=str(uuidlib.uuid4()))
-        common = {
+        # Fields in the order of the live captures: events open with the (empty) SIP headers.
+        common: dict[str, Any] = {
+            "headers": {},
             "from": from_,
             "to": to,
             "uuid": report.uuid,
@@ -143,14 +147,12 @@ class VonageStandin:
         started = time.time()
         for status in ("started", "ringing"):
             self._event(report, event_url, {**common, "status": status, "timestamp": iso(time.time())})
-        report.ncco = self.fetch_ncco(
-            answer_url,
-            {k: v for k, v in common.items() if k != "direction"} | {"region_url": "https://api-standin.vonage.com"},
-        )
+        report.ncco = self.fetch_ncco(answer_url, _answer_query(from_, to, report))
         answered = time.time()
-        self._event(
-            report, event_url, {**common, "status": "answered", "timestamp": iso(answered), "start_time": iso(answered)}
-        )
+        answer = {"status": "answered", "timestamp": iso(answered), "start_time": iso(answered)}
+        # A live capture's inbound `answered` has `rate` and `network` present but null.
+        self._event(report, event_url, {**common, **answer, "rate": None, "network": None})
+        self._transfer(report, event_url)
         parties = iter(other_parties or [])
         conversation = _Conversation()
         for action in report.ncco:
@@ -184,13 +186,28 @@ class VonageStandin:
                 "start_time": iso(answered),
                 "end_time": iso(ended),
                 "duration": str(int(ended - started)),
+                **_charges(ended - answered),
             },
         )
         return report
 
     def _event(self, report: CallReport, url: str, payload: dict[str, Any], leg: str = "") -> None:
         status = self.post_event(url, payload)
-        report.event_statuses[f"{leg} {payload['status']}".lstrip()] = status
+        report.event_statuses[f"{leg} {payload.get('status') or payload['type']}".lstrip()] = status
+
+    def _transfer(self, report: CallReport, event_url: str) -> None:
+        """The event a live inbound call gets once answered: the leg moves into the call's conversation.
+
+        It has no `status` and no `conversation_uuid` (captured from the live platform).
+        """
+        payload = {
+            "conversation_uuid_from": f"CON-{uuidlib.uuid4()}",
+            "type": "transfer",
+            "uuid": report.uuid,
+            "conversation_uuid_to": report.conversation_uuid,
+            "timestamp": iso(time.time()),
+        }
+        self._event(report, event_url, payload)
 
     def _recordings(self) -> dict[str, bytes]:
         if self.api is None:
@@ -233,7 +250,7 @@ class VonageStandin:
             "conversation_uuid": report.conversation_uuid,
             "timestamp": iso(time.time()),
         }
-        report.recording_posted_at = time.time()
+        report.recording_posted_at, report.recording_webhook = time.time(), payload
         for _ in range(self.webhook_copies):
             report.event_statuses["record"] = self.post_event(action["eventUrl"][0], payload)
 
@@ -241,7 +258,7 @@ class VonageStandin:
         self,
         report: CallReport,
         action: dict[str, Any],
-        call: dict[str, str],
+        call: dict[str, Any],
         event_url: str,
         audio: Path | None,
         conversation: _Conversation,
@@ -304,7 +321,7 @@ class VonageStandin:
         self,
         report: CallReport,
         action: dict[str, Any],
-        common: dict[str, str],
+        common: dict[str, Any],
         audio: Path,
         fast: bool,
         dtmf: list[DtmfPress],
@@ -373,6 +390,24 @@ class VonageStandin:
             report.closed_by = "recorder"
             report.close_code = err.rcvd.code if err.rcvd else None
         return False
+
+
+def _charges(seconds: float) -> dict[str, str]:
+    """What a `completed` event says the call cost: EUR strings, billed per started minute."""
+    rate = "0.00450000"
+    minutes = max(1, -(-int(seconds) // 60))
+    return {"rate": rate, "price": f"{float(rate) * minutes:.8f}", "network": "GB-FIXED"}
+
+
+def _answer_query(from_: str, to: str, report: CallReport) -> dict[str, str]:
+    """The answer webhook's query, in the order of a live capture; `region_url` is newer than it."""
+    return {
+        "to": to,
+        "from": from_,
+        "conversation_uuid": report.conversation_uuid,
+        "uuid": report.uuid,
+        "region_url": "https://api-standin.vonage.com",
+    }
 
 
 def _endpoint(action: dict[str, Any]) -> dict[str, Any]:

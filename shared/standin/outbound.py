@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from shared.recording import iso
-from shared.standin.webhooks import send_webhook
+from shared.standin.webhooks import WebhookSigning, send_webhook
 
 __all__ = ["OUTCOMES", "CalleeScript", "OutboundCall", "OutboundReport", "create_call_problem", "typed_digits"]
 
@@ -164,10 +164,10 @@ def typed_digits(entry: str, max_digits: int, submit_on_hash: bool) -> tuple[str
 class OutboundCall:
     """One call placed through POST /v1/calls: events, the NCCO, then each action, as Vonage runs them."""
 
-    def __init__(self, request: dict[str, Any], report: OutboundReport, signature_secret: str | None = None) -> None:
+    def __init__(self, request: dict[str, Any], report: OutboundReport, signing: WebhookSigning | None = None) -> None:
         self.request = request
         self.report = report
-        self.signature_secret = signature_secret
+        self.signing = signing or WebhookSigning()
         self.http = requests.Session()
         self.event_url = str(request["event_url"][0])
         self.event_method = str(request.get("event_method", "POST"))
@@ -259,6 +259,8 @@ class OutboundCall:
         if self.report.script.legacy_dtmf:
             payload |= {"dtmf": digits, "timed_out": timed_out}
         else:
+            # A live capture of a DTMF-only input also reports that speech was not enabled.
+            payload["speech"] = {"error": "Speech was not enabled"}
             payload["dtmf"] = {"digits": digits, "timed_out": timed_out}
         payload["timestamp"] = iso(time.time())
         url = str((action.get("eventUrl") or [self.event_url])[0])
@@ -287,9 +289,7 @@ class OutboundCall:
         first: requests.Response | None = None
         for _ in range(copies or self.report.script.webhook_copies):
             try:
-                response: requests.Response | None = send_webhook(
-                    self.http, url, payload, self.signature_secret, method
-                )
+                response: requests.Response | None = send_webhook(self.http, url, payload, self.signing, method)
             except requests.RequestException as err:
                 log.warning("webhook not delivered", extra={"url": url, "error": str(err)})
                 response = None
