@@ -14,8 +14,9 @@ from urllib.parse import parse_qsl
 import pytest
 from flask import Flask, jsonify, request
 
-from shared.standin import VonageStandin
+from shared.standin import CalleeScript, OutboundReport, VonageStandin
 from shared.standin.api import serve_in_thread
+from shared.standin.outbound import OutboundCall
 from shared.standin.webhooks import WebhookSigning
 from tests.conftest import DATA, SECRET
 from tests.vonage_signing import is_signed_as_vonage_signs
@@ -132,3 +133,23 @@ def test_unsigned_first_then_signed_once_answered_with_a_5xx(receiver: tuple[Rec
         assert [d.authorization for d in deliveries[:2]] == [False, True]
         assert all(d.signed for d in deliveries if d.authorization)
     assert len(found.of("event")) == 2 * 5
+
+
+def test_a_get_input_webhook_carries_dtmf_and_speech_as_compact_json_text(receiver: tuple[Receiver, str]) -> None:
+    found, base = receiver
+    action = {"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 4}, "eventUrl": [f"{base}/input"]}
+    request = {
+        "to": [{"type": "phone", "number": "447700900001"}],
+        "from": {"type": "phone", "number": "447700900000"},
+        "ncco": [action | {"eventMethod": "GET"}],
+        "event_url": [f"{base}/event"],
+    }
+    report = OutboundReport.for_request(request, CalleeScript(dtmf=("1234",)))
+    OutboundCall(request, report, WebhookSigning(SECRET)).run()
+    (typed,) = found.of("input")
+    assert typed.method == "GET" and typed.signed
+    query = dict(typed.query)
+    # As the live capture of a GET input webhook: `speech` and `dtmf` are JSON text, no spaces.
+    assert query["dtmf"] == '{"digits":"1234","timed_out":false}'
+    assert query["speech"] == '{"error":"Speech was not enabled"}'
+    assert {"from", "to", "uuid", "conversation_uuid", "timestamp"} <= set(query)
