@@ -9,6 +9,7 @@ from typing import Any
 
 import flask
 
+from appengine.local_queue import local_dispatcher
 from appengine.main import create_app
 from shared.services import services_from_env
 
@@ -33,6 +34,9 @@ def create_dev_app() -> flask.Flask:
     # `answer` verify at `/socket` even with the per-process secret of a local run.
     services = services_from_env()
     app = create_app(services.settings, services, handle_sigterm=True)
+    if services.settings.task_queue == "local":
+        # The embedded queue's worker: it calls /tasks back, as Cloud Tasks would, from this process.
+        local_dispatcher(services).start()
     functions = load_functions()
     for name in functions.__all__:
         target = getattr(functions, name)

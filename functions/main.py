@@ -28,7 +28,7 @@ from shared.web import (
     subpath,
 )
 
-__all__ = ["answer", "call", "event", "link", "prompt", "recording", "transcription"]
+__all__ = ["answer", "call", "event", "link", "prompt", "recording", "tasks", "transcription"]
 
 
 @functions_framework.http
@@ -53,16 +53,19 @@ def event(request: flask.Request) -> Any:
 @functions_framework.http
 @guarded(methods=("GET", "POST"))
 def recording(request: flask.Request) -> Any:
-    """Vonage's recording webhook (voicemail or conversation): store it, answer, transcribe in the background."""
+    """Vonage's recording webhook (voicemail or conversation): store it, queue its transcription, answer."""
+    from dataclasses import asdict
+
     from shared.jobs import RECORDING_URL_PARAMS
-    from shared.recorded_calls import receive_recording, transcribe_in_background
+    from shared.recorded_calls import receive_recording
+    from shared.tasks import Task
 
     services = services_from_env()
     secret = services.settings.vonage_signature_secret
     params = read_webhook(request, secret, time.time(), own=RECORDING_URL_PARAMS)
     job = receive_recording(services, params, time.time())
     if job is not None:
-        services.background.submit(transcribe_in_background, services, job, time.time())
+        services.queue.enqueue(Task("transcribe", job.name, asdict(job)))
     return "", 204
 
 
@@ -76,6 +79,21 @@ def transcription(request: flask.Request) -> Any:
     check_api_key(request, services.settings.transcription_api_key)
     name = read_transcription_event(read_webhook(request, None, time.time()))
     return flask.jsonify({"job": name, "result": on_transcription_event(services, name, time.time())})
+
+
+@functions_framework.http
+@guarded(methods=("POST",))
+def tasks(request: flask.Request) -> Any:
+    """The task queue calling back: run one deferred step within this request. Not public."""
+    from shared.task_runner import run_task
+    from shared.tasks import parse_task
+    from shared.web import check_queue_caller, task_attempt
+
+    services = services_from_env()
+    check_queue_caller(request, services.settings)
+    task = parse_task(read_webhook(request, None, time.time()))
+    result = run_task(services, task, task_attempt(request), time.time())
+    return flask.jsonify({"task": task.name, "result": result})
 
 
 @functions_framework.http

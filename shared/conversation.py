@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any, Protocol
 
 from shared.calls import call_key
-from shared.delivery import HttpClient, deliver_now
+from shared.delivery import HttpClient, deliver_once, delivery_state
+from shared.documents import read_json
 from shared.errors import PreconditionFailed, TapedeckError
 from shared.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
 from shared.notify import audio_link, text_once
 from shared.pager import fit_sms
-from shared.ports import Transcript, TranscriptionJob
+from shared.ports import TaskQueue, Transcript, TranscriptionJob
 from shared.routes import Route
+from shared.tasks import Retry, Task
 from shared.transcripts import (
     TranscriptModel,
     build_turns,
@@ -27,7 +28,7 @@ from shared.transcripts import (
 from shared.transcripts import transcript_document as model_document
 from shared.voicemail import VoicemailServices
 
-__all__ = ["FLOW", "finish_conversation", "receive_conversation"]
+__all__ = ["FLOW", "deliver_result", "finish_conversation", "receive_conversation"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ SUMMARY_LINES = 3
 class ConversationServices(VoicemailServices, Protocol):
     @property
     def http(self) -> HttpClient: ...
+    @property
+    def queue(self) -> TaskQueue: ...
 
 
 def receive_conversation(
@@ -134,33 +137,72 @@ def _send_summary(
     log.info("summary sent", extra={"job": job["name"], "recipients": sent})
 
 
+def _delivery_key(conversation_uuid: str, recording_uuid: str) -> str:
+    return call_key(conversation_uuid, f"deliveries/{recording_uuid}.json")
+
+
 def _post_result(
     services: ConversationServices, job: Mapping[str, Any], document: Mapping[str, Any], link: str | None
 ) -> None:
-    """POST the result to the route's webhook exactly once per recording, retrying with backoff."""
+    """Claim the result's delivery once per recording and hand it to the queue, which makes the attempts."""
     url = job.get("result_webhook")
     if not url:
         return
-    store, settings = services.store, services.settings
-    claim = call_key(job["conversation_uuid"], f"deliveries/{job['recording_uuid']}.json")
-    try:
-        store.write(claim, json.dumps({"url": url, "state": "sending"}).encode(), if_generation_match=0)
-    except PreconditionFailed:
-        log.info("result already delivered", extra={"job": job["name"]})
-        return
+    conversation_uuid, recording_uuid = job["conversation_uuid"], job["recording_uuid"]
     payload = {
         "event": "transcript",
-        "conversation_uuid": job["conversation_uuid"],
-        "recording_uuid": job["recording_uuid"],
+        "conversation_uuid": conversation_uuid,
+        "recording_uuid": recording_uuid,
         "caller": job.get("caller", ""),
         "called": job.get("called", ""),
         "audio_url": link,
         "transcript": document,
     }
-    outcome = deliver_now(
-        services.http, settings.delivery_policy, settings.callback_secret, url, "POST", payload, False
+    claim = {"url": url, "state": "sending", "attempts": 0, "payload": payload}
+    try:
+        services.store.write(
+            _delivery_key(conversation_uuid, recording_uuid), json.dumps(claim).encode(), "application/json", 0
+        )
+    except PreconditionFailed:
+        log.info("result already delivered", extra={"job": job["name"]})
+        return
+    keys = {"conversation_uuid": conversation_uuid, "recording_uuid": recording_uuid}
+    services.queue.enqueue(Task("deliver-result", recording_uuid, keys))
+
+
+def deliver_result(
+    services: ConversationServices, conversation_uuid: str, recording_uuid: str, attempt: int, final: bool, now: float
+) -> str:
+    """One attempt at the result webhook, its outcome kept in the claim; Retry while attempts are left."""
+    key = _delivery_key(conversation_uuid, recording_uuid)
+    claim = read_json(services.store, key)
+    if claim is None:
+        return "nothing to deliver"
+    if claim.get("state") in ("delivered", "failed"):
+        return f"already {claim['state']}"
+    settings = services.settings
+    outcome = deliver_once(
+        services.http,
+        settings.delivery_policy,
+        settings.callback_secret,
+        claim["url"],
+        "POST",
+        claim["payload"],
+        False,
+        attempt=attempt,
+        now=now,
     )
-    state = {"url": url, "state": "delivered" if outcome.delivered else "failed", **asdict(outcome)}
-    store.write(claim, json.dumps(state).encode(), "application/json")
-    if not outcome.delivered:
-        log.error("result not delivered", extra={"job": job["name"], "error": outcome.error})
+    state = delivery_state(outcome, final)
+    claim.update(
+        state="sending" if state == "retrying" else state,
+        delivered=outcome.delivered,
+        attempts=attempt,
+        status=outcome.status,
+        error=outcome.error,
+    )
+    services.store.write(key, json.dumps(claim).encode(), "application/json")
+    if state == "retrying":
+        raise Retry(f"result webhook not delivered yet: {outcome.error}")
+    if state == "failed":
+        log.error("result not delivered", extra={"call": conversation_uuid, "error": outcome.error})
+    return state

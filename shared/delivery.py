@@ -1,7 +1,8 @@
-"""Signed HTTP deliveries to a customer's URL: an SSRF guard, an HMAC signature, retries with backoff.
+"""Signed HTTP deliveries to a customer's URL: an SSRF guard, an HMAC signature, one attempt at a time.
 
 The receiver checks `X-Tapedeck-Signature: t=<unix seconds>,v1=<hex>`, where the hex is
-HMAC-SHA256(secret, "<t>." + body) and, for a GET, the body is the query string.
+HMAC-SHA256(secret, "<t>." + body) and, for a GET, the body is the query string. Each attempt is
+one run of a task: the task queue retries a failed one with its own backoff.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import hmac
 import ipaddress
 import json
 import logging
-import random
 import socket
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,8 +26,8 @@ __all__ = [
     "DeliveryPolicy",
     "HttpClient",
     "check_target",
-    "deliver",
-    "deliver_now",
+    "deliver_once",
+    "delivery_state",
     "sign_delivery",
     "verify_delivery",
 ]
@@ -48,7 +47,8 @@ def _resolve(host: str, port: int) -> list[str]:
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    """How hard to try: attempts in all, the first backoff (doubled each time), per-request timeout."""
+    """How hard to try: attempts in all and the first backoff (doubled each time), which are the task
+    queue's retry settings, and the timeout of one request."""
 
     attempts: int = 5
     backoff: float = 2.0
@@ -63,6 +63,8 @@ class DeliveryOutcome:
     attempts: int
     status: int | None = None
     error: str | None = None
+    # Nothing a retry could change: the guard refused the URL.
+    permanent: bool = False
 
 
 class HttpClient(Protocol):
@@ -122,7 +124,7 @@ def check_target(url: str, allow_private: bool, resolve: Resolver = _resolve) ->
             raise BadRequest(f"{parts.hostname} resolves to a private or reserved address ({ip})")
 
 
-def deliver(
+def deliver_once(
     http: HttpClient,
     policy: DeliveryPolicy,
     secret: str,
@@ -130,16 +132,20 @@ def deliver(
     method: str,
     payload: Mapping[str, Any],
     as_form: bool,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
+    *,
+    attempt: int,
+    now: float,
     resolve: Resolver = _resolve,
 ) -> DeliveryOutcome:
-    """Send `payload` (GET query, POST form, or POST JSON), signed, retrying until a 2xx.
+    """Send `payload` (GET query, POST form, or POST JSON) once, signed; a 2xx is delivered.
 
-    Any other answer or a network failure is retried after a doubling backoff with jitter,
-    up to `policy.attempts`. Redirects are not followed: the guard checked this URL, not theirs.
+    Redirects are not followed: the guard checked this URL, not theirs. A URL the guard refuses
+    is a permanent failure, never sent.
     """
-    check_target(url, policy.allow_private, resolve)
+    try:
+        check_target(url, policy.allow_private, resolve)
+    except BadRequest as err:
+        return DeliveryOutcome(False, attempt, error=str(err), permanent=True)
     if method == "GET":
         body = urlencode(payload).encode()
         target = f"{url}{'&' if urlsplit(url).query else '?'}{body.decode()}"
@@ -153,38 +159,24 @@ def deliver(
         body = json.dumps(payload, separators=(",", ":")).encode()
         target, data = url, body
         headers = {"Content-Type": "application/json"}
-    status: int | None = None
-    error: str | None = None
-    for attempt in range(1, policy.attempts + 1):
-        signed = {**headers, SIGNATURE_HEADER: sign_delivery(secret, int(clock()), body)}
-        try:
-            response = http.request(
-                method, target, data=data, headers=signed, timeout=policy.timeout, allow_redirects=False
-            )
-            status, error = int(response.status_code), None
-            if 200 <= status < 300:
-                log.info("delivered", extra={"url": url, "attempt": attempt, "http": status})
-                return DeliveryOutcome(True, attempt, status)
-            error = f"HTTP {status}"
-        except OSError as err:  # requests' errors are IOErrors
-            status, error = None, type(err).__name__
-        log.warning("delivery failed", extra={"url": url, "attempt": attempt, "error": error})
-        if attempt < policy.attempts:
-            sleep(policy.backoff * 2 ** (attempt - 1) * random.uniform(0.8, 1.2))
-    return DeliveryOutcome(False, policy.attempts, status, error)
-
-
-def deliver_now(
-    http: HttpClient,
-    policy: DeliveryPolicy,
-    secret: str,
-    url: str,
-    method: str,
-    payload: Mapping[str, Any],
-    as_form: bool,
-) -> DeliveryOutcome:
-    """`deliver` on the real clock; a URL the guard refuses comes back as an undelivered outcome."""
+    headers[SIGNATURE_HEADER] = sign_delivery(secret, int(now), body)
     try:
-        return deliver(http, policy, secret, url, method, payload, as_form, time.time, time.sleep)
-    except BadRequest as err:
-        return DeliveryOutcome(False, 0, error=str(err))
+        response = http.request(
+            method, target, data=data, headers=headers, timeout=policy.timeout, allow_redirects=False
+        )
+    except OSError as err:  # requests' errors are IOErrors
+        log.warning("delivery failed", extra={"url": url, "attempt": attempt, "error": type(err).__name__})
+        return DeliveryOutcome(False, attempt, None, type(err).__name__)
+    status = int(response.status_code)
+    if 200 <= status < 300:
+        log.info("delivered", extra={"url": url, "attempt": attempt, "http": status})
+        return DeliveryOutcome(True, attempt, status)
+    log.warning("delivery failed", extra={"url": url, "attempt": attempt, "http": status})
+    return DeliveryOutcome(False, attempt, status, f"HTTP {status}")
+
+
+def delivery_state(outcome: DeliveryOutcome, final: bool) -> str:
+    """`delivered`, `failed` (the last attempt, or nothing a retry could change) or `retrying`."""
+    if outcome.delivered:
+        return "delivered"
+    return "failed" if final or outcome.permanent else "retrying"

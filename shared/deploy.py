@@ -76,7 +76,17 @@ ENV_NAMES = (
     "PROMPT_TTL_DAYS",
     "PROMPT_INPUT_TIMEOUT",
     "PROMPT_HANGUP_GRACE",
+    "ALLOW_PRIVATE_CALLBACKS",
+    "TASK_QUEUE",
+    "TASKS_URL",
+    "TASKS_PROJECT",
+    "TASKS_LOCATION",
+    "TASKS_QUEUE",
+    "TASKS_SERVICE_ACCOUNT",
+    "TASKS_AUDIENCE",
 )
+# Called only by the task queue with its service account's OIDC token: never public.
+PRIVATE_FUNCTIONS = ("tasks",)
 # Transaction documents of PIN prompt calls are deleted by the bucket's lifecycle rule after this.
 PROMPT_PREFIX = "prompts/"
 RUNTIME = "python311"
@@ -228,9 +238,10 @@ def gcloud_commands(
     names: Sequence[str],
     env: Mapping[str, str],
 ) -> list[list[str]]:
-    """One `gcloud functions deploy` per entry point in `names`, then `gcloud app deploy` for the recorder."""
+    """The task queue, one `gcloud functions deploy` per entry point in `names`, then `gcloud app deploy`
+    for the recorder."""
     env_flag = env_vars_flag(env)
-    commands = []
+    commands = [queue_command(project, region, env)]
     for entry_point in names:
         command = [
             "gcloud",
@@ -244,7 +255,8 @@ def gcloud_commands(
             f"--source={functions_dir}",
             f"--entry-point={entry_point}",
             "--trigger-http",
-            "--allow-unauthenticated",
+            # Vonage cannot present Google ID tokens, so its webhooks are public and signed instead.
+            "--no-allow-unauthenticated" if entry_point in PRIVATE_FUNCTIONS else "--allow-unauthenticated",
         ]
         if env_flag:
             command.append(env_flag)
@@ -263,6 +275,32 @@ def gcloud_commands(
             ]
         )
     return commands
+
+
+def queue_command(project: str, region: str, env: Mapping[str, str]) -> list[str]:
+    """Create the Cloud Tasks queue with the retry settings deliveries count on.
+
+    Its attempts are CALLBACK_ATTEMPTS (the tasks function knows a run is the last by them) and
+    its backoff doubles from CALLBACK_BACKOFF. On a second deploy use `queues update` with the
+    same flags; `create` fails when the queue exists.
+    """
+    attempts = env.get("CALLBACK_ATTEMPTS") or "5"
+    backoff = env.get("CALLBACK_BACKOFF") or "2"
+    return [
+        "gcloud",
+        "tasks",
+        "queues",
+        "create",
+        env.get("TASKS_QUEUE") or "tapedeck",
+        f"--location={env.get('TASKS_LOCATION') or region}",
+        f"--project={project}",
+        f"--max-attempts={attempts}",
+        f"--min-backoff={backoff}s",
+        "--max-backoff=3600s",
+        "--max-doublings=8",
+        "--max-retry-duration=86400s",
+        "--max-concurrent-dispatches=20",
+    ]
 
 
 def lifecycle_rules(prompt_ttl_days: int) -> dict[str, object]:

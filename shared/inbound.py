@@ -63,7 +63,7 @@ def record_call_event(store: BlobStore, params: Mapping[str, Any]) -> bool:
     An event that names no conversation (none of Vonage's documented ones) is logged, not kept.
     """
     event = parse_call_event(params)
-    if event is None:
+    if not event.conversation_uuid:
         log.warning("event without a conversation", extra={"fields": sorted(params)[:20]})
         return False
     added = False

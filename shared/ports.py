@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shared.tasks import Task
+
 __all__ = [
     "Blob",
     "BlobInfo",
@@ -14,6 +16,7 @@ __all__ = [
     "Messenger",
     "OutboundCall",
     "Recordings",
+    "TaskQueue",
     "TextMessage",
     "Transcriber",
     "Transcript",
@@ -154,4 +157,12 @@ class CallControl(Protocol):
 
     def create_call(self, call: OutboundCall, credentials: VonageCredentials) -> str:
         """Ask Vonage to place the call; returns its uuid once Vonage accepted it."""
+        ...
+
+
+class TaskQueue(Protocol):
+    """Runs a step later, in a request of its own: Cloud Tasks, or the embedded local queue."""
+
+    def enqueue(self, task: Task) -> None:
+        """Hand `task` over once the queue holds it; the same task name again is not an error."""
         ...

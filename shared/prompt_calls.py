@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from shared.delivery import HttpClient, check_target, deliver_now
+from shared.delivery import HttpClient, check_target, deliver_once, delivery_state
 from shared.documents import read_json, update_json
 from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
 from shared.identifiers import TRANSACTION_ID, is_shaped
-from shared.ports import BlobStore, CallControl, OutboundCall, VonageCredentials
+from shared.ports import BlobStore, CallControl, OutboundCall, TaskQueue, VonageCredentials
 from shared.prompts import (
     FINAL,
     answer_ncco,
@@ -30,6 +29,7 @@ from shared.prompts import (
 )
 from shared.settings import Settings
 from shared.signatures import api_key_matches, unverified_claims
+from shared.tasks import Retry, Task
 from shared.tokens import sign_caller, verify_caller
 from shared.webhooks import parse_call_event
 
@@ -37,7 +37,9 @@ __all__ = [
     "WEBHOOK_URL_PARAMS",
     "PromptServices",
     "create_prompt_call",
+    "deliver_callback",
     "prompt_status",
+    "settle_after_hang_up",
     "transaction_key",
     "webhook",
 ]
@@ -62,7 +64,8 @@ class PromptServices(Protocol):
     def calls(self) -> CallControl: ...
     @property
     def http(self) -> HttpClient: ...
-    def run_later(self, delay: float, work: Any, *args: Any) -> None: ...
+    @property
+    def queue(self) -> TaskQueue: ...
 
 
 def transaction_key(tid: str) -> str:
@@ -162,16 +165,18 @@ def webhook(services: PromptServices, query: Mapping[str, str], read_body: Any, 
         return reply
     # Every shape of event Vonage sends is taken; only the statuses that end a call settle anything.
     event = parse_call_event(params)
-    status, timestamp = (event.status, event.timestamp) if event else ("unknown", "")
+    status, timestamp = event.status, event.timestamp
     _settle(services, tid, lambda d: apply_event(d, status, timestamp, now))
     if status == "completed":
-        services.run_later(settings.prompt_hangup_grace, settle_after_hang_up, services, tid)
+        # Checked again after the grace, in a request of its own; by then it re-reads the state.
+        services.queue.enqueue(Task("settle-hangup", tid, delay=settings.prompt_hangup_grace))
     return []
 
 
-def settle_after_hang_up(services: PromptServices, tid: str) -> None:
+def settle_after_hang_up(services: PromptServices, tid: str, now: float) -> str:
     """A call that ended without a result is an error, once a late input webhook had its chance."""
-    _settle(services, tid, lambda d: settle_hang_up(d, time.time()))
+    _settle(services, tid, lambda d: settle_hang_up(d, now))
+    return "settled"
 
 
 def _settle(services: PromptServices, tid: str, change: Any) -> None:
@@ -190,17 +195,19 @@ def _settle(services: PromptServices, tid: str, change: Any) -> None:
 
     doc = _update(services.store, tid, run)
     if before.get("state") == "waiting" and doc["callback"]["state"] == "sending":
-        services.run_later(0, send_callback, services, tid)
+        services.queue.enqueue(Task("deliver-callback", tid))
 
 
-def send_callback(services: PromptServices, tid: str) -> None:
-    """Deliver the outcome with retries and backoff, and keep how it went in the document."""
+def deliver_callback(services: PromptServices, tid: str, attempt: int, final: bool, now: float) -> str:
+    """One attempt at the callback, kept in the document; Retry while attempts are left."""
     settings, store = services.settings, services.store
     doc = read_json(store, transaction_key(tid))
     if doc is None or doc["status"] not in FINAL:
-        return
+        return "not settled"
     callback = doc["callback"]
-    outcome = deliver_now(
+    if callback.get("state") in ("delivered", "failed"):
+        return f"already {callback['state']}"
+    outcome = deliver_once(
         services.http,
         settings.delivery_policy,
         settings.callback_secret,
@@ -208,10 +215,16 @@ def send_callback(services: PromptServices, tid: str) -> None:
         callback["method"],
         callback_fields(doc),
         True,
+        attempt=attempt,
+        now=now,
     )
-    state = "delivered" if outcome.delivered else "failed"
-    _update(store, tid, lambda d: d["callback"].update(state=state, **asdict(outcome), at=time.time()))
-    log.info("callback", extra={"tid": tid, "state": state, "attempts": outcome.attempts})
+    state = delivery_state(outcome, final)
+    fields = {"state": "sending" if state == "retrying" else state, **asdict(outcome), "at": now}
+    _update(store, tid, lambda d: d["callback"].update(fields))
+    log.info("callback", extra={"tid": tid, "state": state, "attempt": attempt})
+    if state == "retrying":
+        raise Retry(f"callback not delivered yet: {outcome.error}")
+    return state
 
 
 def credentials_for(

@@ -18,7 +18,7 @@ __all__ = [
     "complete_transcription",
     "on_transcription_event",
     "receive_recording",
-    "transcribe_in_background",
+    "run_transcription",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,15 +53,21 @@ def complete_transcription(services: RecordedCallServices, transcript: Transcrip
     return True
 
 
-def transcribe_in_background(services: RecordedCallServices, job: TranscriptionJob, now: float) -> None:
-    """Run a job; if the engine breaks, the failure is still reported to whoever waits for it."""
+def run_transcription(services: RecordedCallServices, job: TranscriptionJob, now: float) -> str:
+    """Run a job in the task's own request; if the engine breaks, the failure is still reported to
+    whoever waits for it. A job already past `transcribing` (a task run twice) changes nothing."""
+    stored = read_job(services.store, job.name)
+    if stored is None or stored.get("state") != "transcribing":
+        return "already handled" if stored else "unknown job"
     try:
         transcript = services.transcriber.start(job)
     except Exception as err:
         log.exception("transcription failed to run", extra={"job": job.name})
         transcript = Transcript(job.name, "failed", "", failure=str(err))
-    if transcript is not None:
-        complete_transcription(services, transcript, now)
+    if transcript is None:
+        return "started"  # a cloud engine: its event calls back in when it is done
+    complete_transcription(services, transcript, now)
+    return "completed"
 
 
 def on_transcription_event(services: RecordedCallServices, name: str, now: float) -> str:

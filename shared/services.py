@@ -5,14 +5,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import threading
-from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.logs import configure_logging
-from shared.ports import BlobStore, CallControl, Messenger, Recordings, Transcriber
+from shared.ports import BlobStore, CallControl, Messenger, Recordings, TaskQueue, Transcriber
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,7 +29,7 @@ class Services:
     _transcriber: Transcriber | None = field(default=None, repr=False)
     _messenger: Messenger | None = field(default=None, repr=False)
     _recordings: Recordings | None = field(default=None, repr=False)
-    _background: Executor | None = field(default=None, repr=False)
+    _queue: TaskQueue | None = field(default=None, repr=False)
     _http: HttpClient | None = field(default=None, repr=False)
     _calls: CallControl | None = field(default=None, repr=False)
 
@@ -117,29 +114,29 @@ class Services:
             self._calls = VonageCallControl(self.settings.vonage_api_host)
         return self._calls
 
-    def run_later(self, delay: float, work: Callable[..., object], *args: Any) -> None:
-        """Run `work(*args)` in the background after `delay` seconds; a failure is logged, not raised."""
-
-        def run() -> None:
-            try:
-                work(*args)
-            except Exception:
-                log.exception("background work failed", extra={"work": getattr(work, "__name__", str(work))})
-
-        if delay <= 0:
-            self.background.submit(run)
-            return
-        # A timer thread waits, so a pool worker is not held asleep.
-        timer = threading.Timer(delay, run)
-        timer.daemon = True
-        timer.start()
-
     @property
-    def background(self) -> Executor:
-        """Work that outlives a webhook's answer, such as an in-process transcription."""
-        if self._background is None:
-            self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tapedeck")
-        return self._background
+    def queue(self) -> TaskQueue:
+        """Where work that must happen after a response goes: nothing runs after it in this process."""
+        if self._queue is None:
+            settings = self.settings
+            if settings.task_queue == "cloud-tasks":
+                from shared.adapters.cloud_tasks_queue import CloudTasksQueue, CloudTasksTarget
+
+                assert settings.tasks_project and settings.tasks_location
+                target = CloudTasksTarget(
+                    settings.tasks_project,
+                    settings.tasks_location,
+                    settings.tasks_queue_name,
+                    settings.tasks_url,
+                    settings.tasks_service_account or "",
+                    settings.tasks_audience or settings.tasks_url,
+                )
+                self._queue = CloudTasksQueue(target, emulator_host=settings.tasks_emulator_host)
+            else:
+                from shared.adapters.local_task_queue import LocalTaskQueue
+
+                self._queue = LocalTaskQueue(self.store)
+        return self._queue
 
 
 def build_services(settings: Settings, store: BlobStore | None = None) -> Services:

@@ -64,6 +64,23 @@ class Settings:
     prompt_ttl_days: int = 7
     prompt_input_timeout: int = 8
     prompt_hangup_grace: float = 5.0
+    task_queue: str = "local"
+    tasks_url: str = "http://localhost:8080/tasks"
+    tasks_project: str | None = None
+    tasks_location: str | None = None
+    tasks_queue_name: str = "tapedeck"
+    tasks_service_account: str | None = None
+    tasks_audience: str | None = None
+    tasks_emulator_host: str | None = None
+
+    @property
+    def local_queue_key(self) -> str:
+        """What the embedded queue shows the tasks function: derived from the stream-token secret,
+        which every local process of one deployment shares."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self.stream_token_secret.encode(), b"local-task-queue", hashlib.sha256).hexdigest()
 
     @property
     def delivery_policy(self) -> DeliveryPolicy:
@@ -149,7 +166,9 @@ class Settings:
         if not 1 <= prompt_input_timeout <= 10:
             raise ConfigError("PROMPT_INPUT_TIMEOUT must be from 1 to 10 seconds (Vonage's dtmf.timeOut range)")
         grace = _seconds(env, "PROMPT_HANGUP_GRACE", 5.0)
+        public_url = _url(env, "PUBLIC_URL", ("http", "https"), cls.public_url).rstrip("/")
         return cls(
+            **_task_settings(env, public_url),
             prompt_api_key=env.get("PROMPT_API_KEY") or None,
             prompt_ttl_days=prompt_ttl_days,
             prompt_input_timeout=prompt_input_timeout,
@@ -171,7 +190,7 @@ class Settings:
             storage=storage,
             local_storage_dir=Path(env.get("LOCAL_STORAGE_DIR") or "./data"),
             gcs_bucket=bucket,
-            public_url=_url(env, "PUBLIC_URL", ("http", "https"), cls.public_url).rstrip("/"),
+            public_url=public_url,
             recorder_url=_url(env, "RECORDER_URL", ("ws", "wss"), cls.recorder_url),
             stream_rate=rate,
             greeting=greeting,
@@ -182,6 +201,32 @@ class Settings:
             upload_chunk_bytes=chunk,
             log_level=_choice(env, "LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True),
         )
+
+
+def _task_settings(env: Mapping[str, str], public_url: str) -> dict[str, Any]:
+    """Where deferred work goes: the embedded queue, or Cloud Tasks (or its emulator)."""
+    queue = _choice(env, "TASK_QUEUE", ("local", "cloud-tasks"), "local")
+    tasks_url = _url(env, "TASKS_URL", ("http", "https"), f"{public_url}/tasks")
+    project = env.get("TASKS_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT") or None
+    emulator = env.get("CLOUD_TASKS_EMULATOR_HOST") or None
+    settings = {
+        "task_queue": queue,
+        "tasks_url": tasks_url,
+        "tasks_project": project,
+        "tasks_location": env.get("TASKS_LOCATION") or None,
+        "tasks_queue_name": env.get("TASKS_QUEUE") or "tapedeck",
+        "tasks_service_account": env.get("TASKS_SERVICE_ACCOUNT") or None,
+        "tasks_audience": env.get("TASKS_AUDIENCE") or tasks_url,
+        "tasks_emulator_host": emulator,
+    }
+    if queue == "cloud-tasks":
+        needed = {"TASKS_PROJECT": project, "TASKS_LOCATION": settings["tasks_location"]}
+        if not emulator:
+            needed["TASKS_SERVICE_ACCOUNT"] = settings["tasks_service_account"]
+        for name, value in needed.items():
+            if not value:
+                raise ConfigError(f"{name} is required when TASK_QUEUE=cloud-tasks")
+    return settings
 
 
 def _vonage_settings(env: Mapping[str, str]) -> dict[str, Any]:

@@ -21,12 +21,15 @@ from shared.errors import (
     Unsigned,
 )
 from shared.payloads import load_json_object
+from shared.settings import Settings
 from shared.signatures import API_KEY_HEADER, api_key_matches, query_payloads, verify_webhook
+from shared.tasks import ATTEMPT_HEADER, QUEUE_KEY_HEADER
 
 __all__ = [
     "API_KEY_HEADER",
     "MAX_BODY_BYTES",
     "check_api_key",
+    "check_queue_caller",
     "guarded",
     "is_secure",
     "read_query",
@@ -34,6 +37,7 @@ __all__ = [
     "read_webhook",
     "serve_object",
     "subpath",
+    "task_attempt",
 ]
 
 log = logging.getLogger(__name__)
@@ -148,6 +152,22 @@ def check_api_key(request: flask.Request, expected: str | None) -> None:
     """The API-key header EventBridge's connection sends; anything else is refused with 401."""
     if not api_key_matches(request.headers.get(API_KEY_HEADER, ""), expected):
         raise Unauthorized(f"missing or wrong {API_KEY_HEADER}")
+
+
+def check_queue_caller(request: flask.Request, settings: Settings) -> None:
+    """Who may run tasks. Deployed, Cloud Run lets only the queue's service account through (the
+    function is not public); locally, only the embedded queue, which shows a key derived from the
+    deployment's secret."""
+    if settings.task_queue != "local":
+        return
+    if not api_key_matches(request.headers.get(QUEUE_KEY_HEADER, ""), settings.local_queue_key):
+        raise Unauthorized("tasks come only from tapedeck's task queue")
+
+
+def task_attempt(request: flask.Request) -> int:
+    """Which run of the task this is, from 1: Cloud Tasks counts earlier dispatches in a header."""
+    count = request.headers.get(ATTEMPT_HEADER, "0")
+    return int(count) + 1 if count.isascii() and count.isdigit() and len(count) < 6 else 1
 
 
 def read_transcription_event(event: dict[str, Any]) -> str:

@@ -90,8 +90,8 @@ def _details(params: Mapping[str, Any]) -> dict[str, Any]:
     return details
 
 
-def parse_call_event(params: Mapping[str, Any]) -> CallEvent | None:
-    """Any event Vonage sends, or None when it names no conversation to keep it under.
+def parse_call_event(params: Mapping[str, Any]) -> CallEvent:
+    """Any event Vonage sends; `conversation_uuid` is "" when it names no conversation.
 
     A `transfer` has no `status` and no `conversation_uuid`: it is kept under the conversation it
     moves the leg to, noting the one it came from. An error report has `reason` and no `status`.
@@ -105,7 +105,7 @@ def parse_call_event(params: Mapping[str, Any]) -> CallEvent | None:
         if params.get("conversation_uuid_from"):
             details["from_conversation"] = check_conversation_uuid(params.get("conversation_uuid_from"))
     elif params.get("conversation_uuid") in (None, ""):
-        return None
+        conversation = ""
     else:
         conversation = check_conversation_uuid(params.get("conversation_uuid"))
     return CallEvent(

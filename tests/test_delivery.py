@@ -1,19 +1,28 @@
-"""Signed deliveries to a customer's URL: the SSRF guard, the signature, and retries, against a
-real receiver on loopback."""
+"""Signed deliveries to a customer's URL: the SSRF guard, the signature, one attempt at a time, and
+the embedded task queue's retries with backoff, against real receivers on loopback."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+from flask import Flask, request
 
-from shared.delivery import DeliveryPolicy, check_target, deliver, sign_delivery, verify_delivery
+from appengine.local_queue import LocalTaskDispatcher, RetrySettings
+from shared.adapters.local_blob_store import LocalBlobStore
+from shared.adapters.local_task_queue import LocalTaskQueue
+from shared.delivery import DeliveryPolicy, check_target, deliver_once, delivery_state, sign_delivery, verify_delivery
 from shared.errors import BadRequest
 from shared.standin.api import serve_in_thread
 from shared.standin.receiver import CallbackReceiver
+from shared.tasks import ATTEMPT_HEADER, QUEUE_KEY_HEADER, TASK_NAME_HEADER, Task
 
 SECRET = "callback-secret"
 LOCAL = DeliveryPolicy(attempts=4, backoff=0.01, timeout=5, allow_private=True)
@@ -27,11 +36,8 @@ def receiver(fail_first: int = 0) -> Iterator[tuple[CallbackReceiver, str]]:
 
 
 def send(base: str, method: str = "POST", as_form: bool = False, policy: DeliveryPolicy = LOCAL, **payload: str):  # type: ignore[no-untyped-def]
-    sleeps: list[float] = []
-    outcome = deliver(
-        requests.Session(), policy, SECRET, f"{base}/hook", method, payload, as_form, time.time, sleeps.append
-    )
-    return outcome, sleeps
+    session = requests.Session()
+    return deliver_once(session, policy, SECRET, f"{base}/hook", method, payload, as_form, attempt=1, now=time.time())
 
 
 def test_a_signature_verifies_only_with_the_secret_the_body_and_a_recent_time() -> None:
@@ -49,35 +55,113 @@ def test_a_signature_verifies_only_with_the_secret_the_body_and_a_recent_time() 
 )
 def test_each_method_arrives_signed_with_its_fields(method: str, as_form: bool) -> None:
     with receiver() as (target, base):
-        outcome, sleeps = send(base, method, as_form, to="447700900001", status="ok", detail="pin accepted")
-        assert outcome.delivered and outcome.attempts == 1 and sleeps == []
+        outcome = send(base, method, as_form, to="447700900001", status="ok", detail="pin accepted")
+        assert outcome.delivered and outcome.attempts == 1
         (got,) = target.wait()
     assert got.method == method and got.signature_valid
     expected = {"to": "447700900001", "status": "ok", "detail": "pin accepted"}
     assert (got.json if method == "POST" and not as_form else got.fields) == expected
 
 
-def test_a_receiver_that_fails_twice_gets_it_on_the_third_try_after_doubling_waits() -> None:
-    with receiver(fail_first=2) as (target, base):
-        outcome, sleeps = send(base, status="ok")
-        target.wait()
-    assert outcome.delivered and outcome.attempts == 3
-    assert [d.answered for d in target.deliveries] == [500, 500, 200]
-    assert len(sleeps) == 2 and 0.008 <= sleeps[0] <= 0.012 and 0.016 <= sleeps[1] <= 0.024
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_a_receiver_that_never_answers_2xx_is_given_up_on_after_the_attempts() -> None:
-    with receiver(fail_first=100) as (target, base):
-        outcome, sleeps = send(base, status="ok")
-    assert not outcome.delivered and outcome.attempts == 4 and outcome.error == "HTTP 500"
-    assert len(target.deliveries) == 4 and len(sleeps) == 3
+@dataclass
+class TasksEndpoint:
+    """A tasks function that fails its first runs, and keeps what each run was sent."""
+
+    fail_first: int = 0
+    runs: list[tuple[int, dict[str, str], Any]] = field(default_factory=list)
+
+    def app(self) -> Flask:
+        app = Flask("tasks")
+
+        @app.post("/tasks")
+        def tasks() -> tuple[str, int]:
+            status = 500 if len(self.runs) < self.fail_first else 204
+            self.runs.append((status, {k.lower(): v for k, v in request.headers.items()}, request.get_json()))
+            return "", status
+
+        return app
 
 
-def test_an_unreachable_receiver_is_retried_then_reported() -> None:
+@contextmanager
+def tasks_endpoint(fail_first: int = 0) -> Iterator[tuple[TasksEndpoint, str]]:
+    endpoint = TasksEndpoint(fail_first)
+    with serve_in_thread(endpoint.app(), "127.0.0.1", 0) as base:
+        yield endpoint, base
+
+
+def queue_to(base: str, tmp_path: Path, clock: Clock, attempts: int = 4) -> tuple[LocalBlobStore, LocalTaskDispatcher]:
+    """The embedded queue with one task in it, dispatching to `base`, on a clock the test moves."""
+    store = LocalBlobStore(tmp_path)
+    LocalTaskQueue(store, clock).enqueue(Task("deliver-callback", "t-1", {"n": 1}))
+    retry = RetrySettings(max_attempts=attempts, min_backoff=10, max_backoff=25)
+    return store, LocalTaskDispatcher(store, f"{base}/tasks", "queue-key", retry, clock=clock)
+
+
+def test_a_task_that_fails_twice_runs_the_third_time_after_doubling_waits(tmp_path: Path) -> None:
+    clock = Clock()
+    with tasks_endpoint(fail_first=2) as (endpoint, base):
+        store, queue = queue_to(base, tmp_path, clock)
+        waits = []
+        for _ in range(3):
+            assert queue.run_due() == 1
+            assert queue.run_due() == 0  # not due again until its backoff has passed
+            document = store.read("tasks/deliver-callback-t-1.json")
+            if document is not None:
+                waits.append(json.loads(document.data)["due_at"] - clock.now)
+                clock.now += waits[-1]
+    assert [status for status, _, _ in endpoint.runs] == [500, 500, 204]
+    assert waits == [10, 20]
+    assert store.list("tasks/") == []
+    assert [headers[ATTEMPT_HEADER.lower()] for _, headers, _ in endpoint.runs] == ["0", "1", "2"]
+    _, headers, body = endpoint.runs[0]
+    assert body == {"kind": "deliver-callback", "key": "t-1", "payload": {"n": 1}, "trace": None}
+    assert (headers[QUEUE_KEY_HEADER.lower()], headers[TASK_NAME_HEADER.lower()]) == (
+        "queue-key",
+        "deliver-callback-t-1",
+    )
+
+
+def test_a_task_that_never_succeeds_is_given_up_after_its_attempts(tmp_path: Path) -> None:
+    clock = Clock()
+    with tasks_endpoint(fail_first=100) as (endpoint, base):
+        store, queue = queue_to(base, tmp_path, clock, attempts=3)
+        for _ in range(3):
+            queue.run_due()
+            clock.now += 100
+        assert queue.run_due() == 0
+    assert len(endpoint.runs) == 3
+    assert store.list("tasks/") == [] and len(store.list("tasks-failed/")) == 1
+
+
+def test_the_same_task_is_queued_once(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    for _ in range(3):
+        LocalTaskQueue(store).enqueue(Task("deliver-result", "r-1", {}))
+    assert [info.key for info in store.list("tasks/")] == ["tasks/deliver-result-r-1.json"]
+
+
+def test_an_attempt_that_fails_is_retried_until_the_last() -> None:
+    with receiver(fail_first=100) as (_, base):
+        outcome = send(base, status="ok")
+    assert not outcome.delivered and outcome.error == "HTTP 500"
+    assert delivery_state(outcome, final=False) == "retrying"
+    assert delivery_state(outcome, final=True) == "failed"
+
+
+def test_an_unreachable_receiver_is_an_attempt_that_failed() -> None:
     from tests.servers import free_port
 
-    outcome, sleeps = send(f"http://127.0.0.1:{free_port()}", status="ok")
-    assert not outcome.delivered and outcome.status is None and outcome.error and len(sleeps) == 3
+    outcome = send(f"http://127.0.0.1:{free_port()}", status="ok")
+    assert not outcome.delivered and outcome.status is None and outcome.error
+    assert delivery_state(outcome, final=False) == "retrying"
 
 
 def resolver(*addresses: str):  # type: ignore[no-untyped-def]
@@ -112,7 +196,8 @@ def test_the_guard_lets_public_https_through_and_loopback_only_when_allowed() ->
         )
 
 
-def test_a_guarded_delivery_is_never_sent() -> None:
-    with receiver() as (target, base), pytest.raises(BadRequest):
-        send(base, policy=DeliveryPolicy(attempts=2, backoff=0.01), status="ok")
+def test_a_guarded_delivery_is_never_sent_and_never_retried() -> None:
+    with receiver() as (target, base):
+        outcome = send(base, policy=DeliveryPolicy(attempts=2, backoff=0.01), status="ok")
     assert target.deliveries == []
+    assert outcome.permanent and delivery_state(outcome, final=False) == "failed"

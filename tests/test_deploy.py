@@ -138,11 +138,16 @@ def test_gcloud_commands_deploy_each_entry_point_then_the_recorder(tmp_path: Pat
         region="europe-west1",
         functions_dir=tmp_path / "functions",
         recorder_dir=tmp_path / "appengine",
-        names=["answer", "on_finalize"],
+        names=["answer", "on_finalize", "tasks"],
         env={"STORAGE": "gcs", "GCS_BUCKET": "calls", "HOME": "/root"},
     )
 
-    assert commands == [
+    queue, *functions, tasks, app, lifecycle = commands
+    assert queue[:5] == ["gcloud", "tasks", "queues", "create", "tapedeck"]
+    assert {"--location=europe-west1", "--max-attempts=5", "--min-backoff=2s"} <= set(queue)
+    # Only the task queue's service account may run tasks; Vonage's webhooks are public and signed.
+    assert tasks[3] == "tasks" and "--no-allow-unauthenticated" in tasks and "--allow-unauthenticated" not in tasks
+    assert [*functions, app, lifecycle] == [
         [
             "gcloud",
             "functions",
@@ -208,8 +213,9 @@ def test_dry_run_prints_quoted_commands_with_secrets_masked(tmp_path: Path, caps
     assert "s3cr3t" not in out
     assert "PATH" not in out
     names = entry_points((ROOT / "functions" / "main.py").read_text())
-    assert len(lines) == len(names) + 2  # the functions, the recorder, the bucket's lifecycle
-    first = shlex.split(lines[0])
+    assert len(lines) == 1 + len(names) + 2  # the queue, the functions, the recorder, the bucket's lifecycle
+    assert shlex.split(lines[0])[:4] == ["gcloud", "tasks", "queues", "create"]
+    first = shlex.split(lines[1])
     assert first[:4] == ["gcloud", "functions", "deploy", names[0].replace("_", "-")]
     assert first[-1] == (
         "--set-env-vars=^:^STORAGE=gcs:GCS_BUCKET=calls:GREETING=Hello, this call is recorded."

@@ -24,6 +24,7 @@ from shared.prompts import (
     read_dtmf,
     settle_hang_up,
 )
+from shared.tasks import Task
 
 GOOD = {
     "to": "447700900001",
@@ -160,17 +161,24 @@ def test_a_hang_up_waits_for_a_late_input_before_it_counts_as_an_error() -> None
     assert (gone["status"], gone["detail"]) == ("error", "hung up before a result")
 
 
+class NotingQueue:
+    """A task queue that notes what it is given."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Task] = []
+        self.lock = threading.Lock()
+
+    def enqueue(self, task: Task) -> None:
+        with self.lock:
+            self.tasks.append(task)
+
+
 class Recorder:
-    """The parts of the services _settle uses: a real local store, and background work noted."""
+    """The parts of the services _settle uses: a real local store, and the tasks it queues."""
 
     def __init__(self, store: LocalBlobStore) -> None:
         self.store = store
-        self.later: list[Any] = []
-        self.lock = threading.Lock()
-
-    def run_later(self, delay: float, work: Any, *args: Any) -> None:
-        with self.lock:
-            self.later.append(work)
+        self.queue = NotingQueue()
 
 
 def test_two_concurrent_settling_updates_cannot_both_win(tmp_path: Path) -> None:
@@ -196,4 +204,4 @@ def test_two_concurrent_settling_updates_cannot_both_win(tmp_path: Path) -> None
         thread.join()
     final = json.loads(store.read(transaction_key(tid)).data)  # type: ignore[union-attr]
     assert final["status"] in ("ok", "error") and final["callback"]["state"] == "sending"
-    assert len(services.later) == 1
+    assert [task.name for task in services.queue.tasks] == [f"deliver-callback-{tid}"]

@@ -15,11 +15,12 @@ import pytest
 import requests
 
 from shared.adapters.local_blob_store import LocalBlobStore
+from shared.adapters.local_task_queue import LocalTaskQueue
 from shared.adapters.outbox_messenger import OutboxMessenger
 from shared.errors import TapedeckError
 from shared.jobs import CLAIM_LEASE, job_key
 from shared.ports import Transcript, TranscriptionJob
-from shared.recorded_calls import receive_recording, transcribe_in_background
+from shared.recorded_calls import receive_recording, run_transcription
 from shared.routes import parse_routes
 from shared.settings import Settings
 from shared.tokens import sign_caller
@@ -73,6 +74,10 @@ class FakeServices:
     recordings: CountingRecordings
     transcriber: CountingTranscriber
     http: requests.Session = field(default_factory=requests.Session)
+    queue: LocalTaskQueue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = LocalTaskQueue(self.store)
 
 
 @pytest.fixture
@@ -119,7 +124,9 @@ def test_ten_concurrent_deliveries_start_one_download_transcription_link_and_pag
     jobs = deliver_concurrently(10, lambda: receive_recording(services, webhook(), time.time()))
     started = [job for job in jobs if job is not None]
     assert len(started) == 1 and services.recordings.downloads == 1
-    transcribe_in_background(services, started[0], time.time())
+    assert run_transcription(services, started[0], time.time()) == "completed"
+    # The queue delivers at least once: the task run again changes nothing.
+    assert run_transcription(services, started[0], time.time()) == "already handled"
     assert services.transcriber.started == [started[0].name]
     assert len(services.store.list("links/")) == 1
     pages = services.store.list("outbox/")

@@ -1,0 +1,144 @@
+"""Cloud Functions' execution model on loopback: each function in its own functions-framework
+process, frozen (SIGSTOP) whenever it has no request in flight.
+
+With request-based billing a Cloud Run function's instance has CPU only while it handles a
+request; work it leaves running after its answer stalls until some later request lands on it.
+Freezing the process between requests is that model, made strict: anything a function leaves
+running after its response simply never happens here. One front end routes `/<name>` to each
+function, as `https://REGION-PROJECT.cloudfunctions.net/<name>` does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+
+from tests.servers import BIN, ROOT, free_port, running
+
+# Not forwarded: they describe one hop, not the request.
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "date", "server"}
+
+
+@dataclass
+class FrozenFunction:
+    """A function's process, thawed for each request and frozen again once none is in flight."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    in_flight: int = 0
+    requests_served: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def freeze(self) -> None:
+        """Stop the process, and wait until it is stopped: only then is its answer let through."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while not self.frozen and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def thaw(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the process is stopped now (its state in /proc is T)."""
+        with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "T"
+
+    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> requests.Response:
+        with self.lock:
+            self.in_flight += 1
+            if self.in_flight == 1:
+                self.thaw()
+        try:
+            return requests.request(
+                method,
+                f"http://127.0.0.1:{self.port}{path}",
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=120,
+            )
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                self.requests_served += 1
+                if self.in_flight == 0:
+                    self.freeze()
+
+
+def _front_end(functions: dict[str, FrozenFunction]) -> type[BaseHTTPRequestHandler]:
+    class Front(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _route(self) -> None:
+            name = self.path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
+            function = functions.get(name)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if function is None:
+                self.send_error(404)
+                return
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+            answer = function.forward(self.command, self.path, headers, body)
+            self.send_response(answer.status_code)
+            for key, value in answer.headers.items():
+                if key.lower() not in _HOP:
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_GET = do_POST = do_PUT = _route
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    return Front
+
+
+@dataclass
+class FrozenPlatform:
+    url: str
+    functions: dict[str, FrozenFunction]
+
+
+def _start_function(stack: ExitStack, name: str, env: dict[str, str], logs: Path) -> FrozenFunction:
+    port = free_port()
+    command = [
+        str(BIN / "functions-framework"),
+        f"--target={name}",
+        "--source=functions/main.py",
+        f"--port={port}",
+        "--host=127.0.0.1",
+    ]
+    # Deployed, shared/ is staged beside main.py; here it is found through PYTHONPATH.
+    process = stack.enter_context(
+        running(command, env | {"PYTHONPATH": str(ROOT)}, f"http://127.0.0.1:{port}/", logs / f"{name}.log")
+    )
+    function = FrozenFunction(name, process, port)
+    function.freeze()
+    stack.callback(function.thaw)  # a stopped process cannot take the SIGTERM that ends it
+    return function
+
+
+@contextmanager
+def frozen_platform(names: list[str], env: dict[str, str], logs: Path) -> Iterator[FrozenPlatform]:
+    """Start each function frozen, and a front end on `env["PUBLIC_URL"]`'s port routing to them."""
+    port = int(env["PUBLIC_URL"].rsplit(":", 1)[1])
+    with ExitStack() as stack:
+        functions = {name: _start_function(stack, name, env, logs) for name in names}
+        server = ThreadingHTTPServer(("127.0.0.1", port), _front_end(functions))
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        stack.callback(server.shutdown)
+        yield FrozenPlatform(env["PUBLIC_URL"], functions)
