@@ -148,5 +148,5 @@ def build_services(settings: Settings, store: BlobStore | None = None) -> Servic
 def services_from_env() -> Services:
     """The process-wide services of a deployed function, read from the environment once."""
     settings = Settings.from_env(os.environ)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.tasks_project)
     return build_services(settings)

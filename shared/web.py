@@ -20,6 +20,7 @@ from shared.errors import (
     Unauthorized,
     Unsigned,
 )
+from shared.logs import TRACE_HEADER, current_trace, trace_context
 from shared.payloads import load_json_object
 from shared.settings import Settings
 from shared.signatures import API_KEY_HEADER, api_key_matches, query_payloads, verify_webhook
@@ -77,6 +78,7 @@ def guarded(methods: tuple[str, ...]) -> Callable[[Handler], Handler]:
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
         def run(request: flask.Request) -> Any:
+            token = trace_context.set(current_trace(request.headers.get(TRACE_HEADER)))
             try:
                 if request.method not in methods:
                     raise MethodNotAllowed(f"use {' or '.join(methods)}")
@@ -88,6 +90,8 @@ def guarded(methods: tuple[str, ...]) -> Callable[[Handler], Handler]:
             except Exception:
                 log.exception("unexpected error", extra={"path": request.path})
                 return _error(500, "internal error")
+            finally:
+                trace_context.reset(token)
 
         return run
 

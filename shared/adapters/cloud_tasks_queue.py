@@ -14,9 +14,10 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from shared.logs import trace_context
 from shared.tasks import Task
 
 __all__ = ["CloudTasksQueue", "CloudTasksTarget"]
@@ -88,6 +89,8 @@ class CloudTasksQueue:
         return request
 
     def enqueue(self, task: Task) -> None:
+        # The task carries the trace of the request that queued it, so its own lines join that story.
+        task = replace(task, trace=task.trace or trace_context.get())
         import time
 
         from google.api_core.exceptions import AlreadyExists

@@ -11,7 +11,7 @@ from shared.errors import PreconditionFailed
 from shared.ports import Blob, BlobInfo
 
 if TYPE_CHECKING:
-    from google.cloud import storage
+    import google.cloud.storage as storage
 
 __all__ = ["GcsBlobStore"]
 
@@ -31,7 +31,7 @@ class GcsBlobStore:
     def bucket(self) -> Any:
         if self._bucket is None:
             if self._client is None:
-                from google.cloud import storage
+                import google.cloud.storage as storage
 
                 self._client = storage.Client()
             self._bucket = self._client.bucket(self.bucket_name)

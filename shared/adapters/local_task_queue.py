@@ -12,8 +12,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from shared.errors import PreconditionFailed
+from shared.logs import trace_context
 from shared.ports import BlobStore
 from shared.tasks import Task
 
@@ -37,6 +39,8 @@ class LocalTaskQueue:
         self.clock = clock
 
     def enqueue(self, task: Task) -> None:
+        # The task carries the trace of the request that queued it, so its own lines join that story.
+        task = replace(task, trace=task.trace or trace_context.get())
         document = {"task": task.to_json(), "due_at": self.clock() + task.delay, "attempts": 0}
         try:
             self.store.write(task_key(task.name), json.dumps(document).encode(), "application/json", 0)

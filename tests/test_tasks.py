@@ -1,0 +1,61 @@
+"""Tasks: their shape on the wire, and the trace that ties a call's deferred steps to it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from shared.adapters.local_blob_store import LocalBlobStore
+from shared.adapters.local_task_queue import LocalTaskQueue
+from shared.errors import BadRequest
+from shared.logs import JsonFormatter, current_trace, trace_context
+from shared.tasks import Task, parse_task
+
+TRACE = "105445aa7843bc8bf206b12000100000/1;o=1"
+
+
+def test_a_task_survives_the_trip_through_json() -> None:
+    task = Task("deliver-result", "r-1", {"conversation_uuid": "CON-1", "recording_uuid": "r-1"}, trace=TRACE)
+    assert parse_task(json.loads(json.dumps(task.to_json()))) == task
+    assert task.name == "deliver-result-r-1"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"kind": "format-disk", "key": "k", "payload": {}},
+        {"kind": "transcribe", "key": "../k", "payload": {}},
+        {"kind": "transcribe", "key": "k\n", "payload": {}},
+        {"kind": "transcribe", "key": "k", "payload": []},
+        {"kind": "transcribe", "key": "k", "payload": {}, "trace": 7},
+    ],
+)
+def test_a_malformed_task_is_a_bad_request(document: dict[str, object]) -> None:
+    with pytest.raises(BadRequest):
+        parse_task(document)
+
+
+def test_a_task_carries_the_trace_of_the_request_that_queued_it(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    token = trace_context.set(current_trace(TRACE))
+    try:
+        LocalTaskQueue(store).enqueue(Task("settle-hangup", "t-1", delay=5))
+    finally:
+        trace_context.reset(token)
+    stored = json.loads(store.read("tasks/settle-hangup-t-1.json").data)  # type: ignore[union-attr]
+    assert stored["task"]["trace"] == TRACE
+
+
+def test_log_lines_name_the_trace_cloud_logging_groups_by() -> None:
+    record = logging.LogRecord("tapedeck", logging.INFO, "", 0, "task done", None, None)
+    token = trace_context.set(current_trace(TRACE))
+    try:
+        line = json.loads(JsonFormatter("demo-project").format(record))
+    finally:
+        trace_context.reset(token)
+    assert line["logging.googleapis.com/trace"] == "projects/demo-project/traces/105445aa7843bc8bf206b12000100000"
+    assert "logging.googleapis.com/trace" not in json.loads(JsonFormatter("demo-project").format(record))
+    assert current_trace("not a trace\n") is None
