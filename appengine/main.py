@@ -16,7 +16,7 @@ from simple_websocket import ConnectionClosed
 
 from shared.logs import configure_logging
 from shared.services import Services, build_services
-from shared.settings import Settings
+from shared.settings import SECRET_NAMES, Settings
 from shared.streams import CLOSE_INTERNAL_ERROR, StreamClosed, StreamContext, run_stream
 
 __all__ = ["create_app", "production_app"]
@@ -110,5 +110,11 @@ def create_app(
 
 
 def production_app() -> Flask:
-    """The app gunicorn serves: settings from the environment, streams closed on SIGTERM."""
-    return create_app(handle_sigterm=True)
+    """The app gunicorn serves: settings from the environment (and, deployed, secrets from Secret
+    Manager: SECRETS_PROJECT names its project), streams closed on SIGTERM."""
+    env = dict(os.environ)
+    if env.get("SECRETS_PROJECT"):
+        from shared.adapters.secret_manager_secrets import SecretManagerSecrets
+
+        env = SecretManagerSecrets(env["SECRETS_PROJECT"]).fill(env, SECRET_NAMES)
+    return create_app(Settings.from_env(env), handle_sigterm=True)

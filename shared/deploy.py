@@ -4,8 +4,8 @@
 
 Cloud Functions uploads only its `--source` folder, so `functions/main.py` and `shared/` are copied
 into one folder first; the recorder gets its own folder with `requirements.txt` at its root, as
-App Engine flexible expects. Only the standard library is imported here, so `nox -s deploy`
-installs nothing.
+App Engine flexible expects. Only the standard library and tapedeck's own settings are imported
+here, so `nox -s deploy` installs nothing. The steps themselves are built in shared/deploy_plan.py.
 """
 
 from __future__ import annotations
@@ -21,20 +21,21 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+from shared.deploy_plan import RUNTIME, Step, account_email, deploy_plan
+from shared.settings import SECRET_NAMES, secret_id
 
 __all__ = [
     "ENV_NAMES",
     "RUNTIME",
     "DeployError",
     "entry_points",
-    "env_vars_flag",
-    "format_commands",
+    "format_plan",
     "function_name",
-    "gcloud_commands",
     "lifecycle_rules",
     "main",
-    "mask_secrets",
-    "run_commands",
+    "run_plan",
     "stage_functions",
     "stage_recorder",
 ]
@@ -85,14 +86,8 @@ ENV_NAMES = (
     "TASKS_SERVICE_ACCOUNT",
     "TASKS_AUDIENCE",
 )
-# Called only by the task queue with its service account's OIDC token: never public.
-PRIVATE_FUNCTIONS = ("tasks",)
 # Transaction documents of PIN prompt calls are deleted by the bucket's lifecycle rule after this.
 PROMPT_PREFIX = "prompts/"
-RUNTIME = "python311"
-MASK = "***"
-# gcloud splits --set-env-vars on commas unless `^D^` picks another delimiter D that no value contains.
-_DELIMITERS = (":", "|", "@", "#", "~", ";", "!", "%", "+")
 # gcloud's rule for a function name: a letter, then up to 62 letters, digits, `-` or `_`.
 _FUNCTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
 _CACHES = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -145,15 +140,18 @@ def stage_functions(root: Path, out: Path) -> Path:
     return target
 
 
-def recorder_app_yaml(app_yaml: str, env: Mapping[str, str]) -> str:
-    """app.yaml with its closing `env_variables` block holding `env` over the file's own values.
+def recorder_app_yaml(app_yaml: str, env: Mapping[str, str], service_account: str | None = None) -> str:
+    """app.yaml with its closing `env_variables` block holding `env` over the file's own values,
+    and the recorder's own service account.
 
-    App Engine has no deploy-time flag for variables, so the staged copy carries them; the
-    recorder needs the same STREAM_TOKEN_SECRET as the functions to accept their streams.
+    App Engine has no deploy-time flag for variables, so the staged copy carries them; secrets are
+    not among them: the recorder reads those from Secret Manager at start-up (SECRETS_PROJECT).
     """
     head, marker, block = app_yaml.partition("env_variables:")
     if not marker:
         head, block = app_yaml.rstrip("\n") + "\n", ""
+    if service_account:
+        head = head.rstrip("\n") + f"\nservice_account: {service_account}\n"
     values: dict[str, str] = {}
     for line in block.splitlines():
         name, sep, value = line.strip().partition(":")
@@ -163,11 +161,13 @@ def recorder_app_yaml(app_yaml: str, env: Mapping[str, str]) -> str:
     return head + "env_variables:\n" + "".join(f"  {name}: {value}\n" for name, value in values.items())
 
 
-def stage_recorder(root: Path, out: Path, env: Mapping[str, str] | None = None) -> Path:
+def stage_recorder(
+    root: Path, out: Path, env: Mapping[str, str] | None = None, service_account: str | None = None
+) -> Path:
     """Copy app.yaml, appengine/ and shared/ into `out/appengine`, with requirements.txt at its root."""
     target = _fresh_dir(out / "appengine", root)
     app_yaml = (root / "app.yaml").read_text(encoding="utf-8")
-    (target / "app.yaml").write_text(recorder_app_yaml(app_yaml, env or {}), encoding="utf-8")
+    (target / "app.yaml").write_text(recorder_app_yaml(app_yaml, env or {}, service_account), encoding="utf-8")
     shutil.copytree(root / "appengine", target / "appengine", ignore=_CACHES)
     shutil.copy2(root / "appengine" / "requirements.txt", target / "requirements.txt")
     _copy_shared(root, target)
@@ -210,97 +210,48 @@ def function_name(entry_point: str) -> str:
     return name
 
 
-def mask_secrets(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` with the value of every secret (a SECRET or KEY name) replaced by ***, for printing."""
-    return {name: MASK if "SECRET" in name or name.endswith("KEY") else value for name, value in env.items()}
+def format_plan(steps: Sequence[Step]) -> str:
+    """The plan as shell lines: a skipped-if-present step as `describe || create`, a secret as a
+    variable piped in (its value is never printed)."""
+    lines = []
+    for step in steps:
+        line = shlex.join(step.argv)
+        if step.unless:
+            line = f"{shlex.join(step.unless)} >/dev/null 2>&1 || {line}"
+        if step.stdin is not None:
+            line = f'printf %s "${_secret_of(step)}" | {line}'
+        lines.append(line)
+    return "\n".join(lines)
 
 
-def env_vars_flag(env: Mapping[str, str]) -> str | None:
-    """The --set-env-vars flag for the tapedeck variables set in `env`, or None when there are none."""
-    pairs = [f"{name}={env[name]}" for name in ENV_NAMES if env.get(name)]
-    if not pairs:
-        return None
-    if not any("," in pair for pair in pairs):
-        return "--set-env-vars=" + ",".join(pairs)
-    # URLs contain ':', so `^:^` is used only when no value has a colon; otherwise the next free one.
-    for delimiter in _DELIMITERS:
-        if not any(delimiter in pair for pair in pairs):
-            return f"--set-env-vars=^{delimiter}^" + delimiter.join(pairs)
-    raise DeployError(f"no delimiter for --set-env-vars: every one of {''.join(_DELIMITERS)} occurs in a value")
+def _secret_of(step: Step) -> str:
+    """The setting whose value a `versions add` step reads from standard input."""
+    sid = step.argv[4]
+    return next(name for name in SECRET_NAMES if secret_id(name) == sid)
 
 
-def gcloud_commands(
-    *,
-    project: str,
-    region: str,
-    functions_dir: Path,
-    recorder_dir: Path,
-    names: Sequence[str],
-    env: Mapping[str, str],
-) -> list[list[str]]:
-    """The task queue, one `gcloud functions deploy` per entry point in `names`, then `gcloud app deploy`
-    for the recorder."""
-    env_flag = env_vars_flag(env)
-    commands = [queue_command(project, region, env)]
-    for entry_point in names:
-        command = [
-            "gcloud",
-            "functions",
-            "deploy",
-            function_name(entry_point),
-            "--gen2",
-            f"--region={region}",
-            f"--project={project}",
-            f"--runtime={RUNTIME}",
-            f"--source={functions_dir}",
-            f"--entry-point={entry_point}",
-            "--trigger-http",
-            # Vonage cannot present Google ID tokens, so its webhooks are public and signed instead.
-            "--no-allow-unauthenticated" if entry_point in PRIVATE_FUNCTIONS else "--allow-unauthenticated",
-        ]
-        if env_flag:
-            command.append(env_flag)
-        commands.append(command)
-    commands.append(["gcloud", "app", "deploy", str(recorder_dir / "app.yaml"), f"--project={project}", "--quiet"])
-    if env.get("GCS_BUCKET"):
-        commands.append(
-            [
-                "gcloud",
-                "storage",
-                "buckets",
-                "update",
-                f"gs://{env['GCS_BUCKET']}",
-                f"--lifecycle-file={functions_dir.parent / 'lifecycle.json'}",
-                f"--project={project}",
-            ]
-        )
-    return commands
-
-
-def queue_command(project: str, region: str, env: Mapping[str, str]) -> list[str]:
-    """Create the Cloud Tasks queue with the retry settings deliveries count on.
-
-    Its attempts are CALLBACK_ATTEMPTS (the tasks function knows a run is the last by them) and
-    its backoff doubles from CALLBACK_BACKOFF. On a second deploy use `queues update` with the
-    same flags; `create` fails when the queue exists.
-    """
-    attempts = env.get("CALLBACK_ATTEMPTS") or "5"
-    backoff = env.get("CALLBACK_BACKOFF") or "2"
-    return [
-        "gcloud",
-        "tasks",
-        "queues",
-        "create",
-        env.get("TASKS_QUEUE") or "tapedeck",
-        f"--location={env.get('TASKS_LOCATION') or region}",
-        f"--project={project}",
-        f"--max-attempts={attempts}",
-        f"--min-backoff={backoff}s",
-        "--max-backoff=3600s",
-        "--max-doublings=8",
-        "--max-retry-duration=86400s",
-        "--max-concurrent-dispatches=20",
-    ]
+def run_plan(
+    steps: Sequence[Step], which: Callable[[str], str | None] = shutil.which, run: Callable[..., Any] = subprocess.run
+) -> list[Step]:
+    """Run each step in turn, echoing it as `format_plan` prints it. A step whose `unless` succeeds
+    is skipped; a grant the deployer may not give is printed for an owner and the rest goes on.
+    Returns the grants that failed; any other failure stops the deploy."""
+    if which("gcloud") is None:
+        raise DeployError("gcloud is not on PATH: install the Google Cloud CLI, or use --dry-run")
+    refused = []
+    for step in steps:
+        if step.unless and run(step.unless, capture_output=True).returncode == 0:
+            continue
+        print(f"+ {format_plan([step])}", file=sys.stderr, flush=True)
+        done = run(step.argv, input=step.stdin.encode() if step.stdin is not None else None)
+        if done.returncode == 0:
+            continue
+        if step.grant:
+            print(f"! could not grant; ask a project owner to run:\n  {shlex.join(step.argv)}", file=sys.stderr)
+            refused.append(step)
+            continue
+        raise DeployError(f"{' '.join(step.argv[:4])} failed with exit status {done.returncode}")
+    return refused
 
 
 def lifecycle_rules(prompt_ttl_days: int) -> dict[str, object]:
@@ -310,31 +261,6 @@ def lifecycle_rules(prompt_ttl_days: int) -> dict[str, object]:
             {"action": {"type": "Delete"}, "condition": {"age": prompt_ttl_days, "matchesPrefix": [PROMPT_PREFIX]}}
         ]
     }
-
-
-def format_commands(commands: Sequence[Sequence[str]]) -> str:
-    """The commands as shell lines, one per line."""
-    return "\n".join(shlex.join(command) for command in commands)
-
-
-# --- running ------------------------------------------------------------------------------------
-
-
-def run_commands(
-    commands: Sequence[Sequence[str]],
-    shown: Sequence[Sequence[str]],
-    which: Callable[[str], str | None] = shutil.which,
-) -> None:
-    """Run each command in turn, echoing its masked twin from `shown`; stop at the first failure."""
-    if which("gcloud") is None:
-        raise DeployError("gcloud is not on PATH: install the Google Cloud CLI, or use --dry-run")
-    for command, display in zip(commands, shown, strict=True):
-        print(f"+ {shlex.join(display)}", file=sys.stderr, flush=True)
-        try:
-            subprocess.run(command, check=True)
-        except subprocess.CalledProcessError as err:
-            # Name the step, not the whole command: its env flag holds secrets.
-            raise DeployError(f"{' '.join(command[:4])} failed with exit status {err.returncode}") from err
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -347,10 +273,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Stage both deployables, then print (--dry-run) or run the gcloud commands."""
+    """Stage both deployables, then print (--dry-run) or run the plan."""
     args = _parse(argv)
     source_env = os.environ if environ is None else environ
     env = {name: source_env[name] for name in ENV_NAMES if source_env.get(name)}
+    if env.get("TASK_QUEUE") == "cloud-tasks":
+        env.setdefault("TASKS_PROJECT", args.project)
+        env.setdefault("TASKS_LOCATION", args.region)
+        env.setdefault("TASKS_SERVICE_ACCOUNT", account_email("tasks", args.project))
     root = Path(__file__).resolve().parents[1]
     out = args.out if args.out is not None else root / "build"
     try:
@@ -364,25 +294,23 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             env["ROUTES_FILE"] = "routes.yaml"
         lifecycle = lifecycle_rules(int(env.get("PROMPT_TTL_DAYS") or 7))
         (out / "lifecycle.json").write_text(json.dumps(lifecycle, indent=2), encoding="utf-8")
-        recorder_dir = stage_recorder(root, out, {k: v for k, v in env.items() if k != "LOCAL_STORAGE_DIR"})
+        recorder_env = {k: v for k, v in env.items() if k != "LOCAL_STORAGE_DIR" and k not in SECRET_NAMES}
+        recorder_env["SECRETS_PROJECT"] = args.project
+        recorder_dir = stage_recorder(root, out, recorder_env, account_email("recorder", args.project))
         names = entry_points((root / "functions" / "main.py").read_text(encoding="utf-8"))
-
-        def build(values: Mapping[str, str]) -> list[list[str]]:
-            return gcloud_commands(
-                project=args.project,
-                region=args.region,
-                functions_dir=functions_dir,
-                recorder_dir=recorder_dir,
-                names=names,
-                env=values,
-            )
-
-        shown = build(mask_secrets(env))
+        steps = deploy_plan(
+            project=args.project,
+            region=args.region,
+            functions_dir=functions_dir,
+            recorder_dir=recorder_dir,
+            names=[(name, function_name(name)) for name in names],
+            env=env,
+        )
         if args.dry_run:
-            print(format_commands(shown))
+            print(format_plan(steps))
         else:
-            run_commands(build(env), shown)
-    except DeployError as err:
+            run_plan(steps)
+    except (DeployError, ValueError) as err:
         print(f"deploy: {err}", file=sys.stderr)
         return 1
     return 0

@@ -16,9 +16,31 @@ from shared.routes import FLOWS, Routes, load_routes
 if TYPE_CHECKING:
     from shared.delivery import DeliveryPolicy
 
-__all__ = ["STREAM_RATES", "Settings"]
+__all__ = ["SECRET_NAMES", "STREAM_RATES", "Settings", "secret_id"]
 
 STREAM_RATES = (8000, 16000, 24000)
+# Settings that are secrets: deployed, they live in Secret Manager, never in a plain variable.
+SECRET_NAMES = (
+    "VONAGE_PRIVATE_KEY",
+    "VONAGE_SIGNATURE_SECRET",
+    "STREAM_TOKEN_SECRET",
+    "CALLBACK_SECRET",
+    "PROMPT_API_KEY",
+    "TRANSCRIPTION_API_KEY",
+    "VONAGE_API_SECRET",
+)
+
+
+def secret_id(name: str) -> str:
+    """The Secret Manager secret holding a setting: `STREAM_TOKEN_SECRET` → `tapedeck-stream-token-secret`."""
+    return "tapedeck-" + name.lower().replace("_", "-")
+
+
+def _missing(name: str) -> str:
+    """How to name a missing setting: a secret also by the Secret Manager secret it comes from."""
+    return f"{name} (Secret Manager secret {secret_id(name)})" if name in SECRET_NAMES else name
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Cloud Storage needs resumable chunks in multiples of 256 KiB; parts of the same size keep one rule.
 _CHUNK_UNIT = 256 * 1024
@@ -100,7 +122,7 @@ class Settings:
         token_secret = env.get("STREAM_TOKEN_SECRET", "")
         if not token_secret:
             if storage == "gcs":
-                raise ConfigError("STREAM_TOKEN_SECRET is required when STORAGE=gcs")
+                raise ConfigError(f"{_missing('STREAM_TOKEN_SECRET')} is required when STORAGE=gcs")
             # One local process both mints and checks tokens, so a per-process secret is enough.
             token_secret = secrets.token_urlsafe(32)
         chunk = _integer(env, "UPLOAD_CHUNK_BYTES", _CHUNK_UNIT)
@@ -124,12 +146,14 @@ class Settings:
             r.flow in ("voicemail", "conversation") for r in routes.by_number.values()
         )
         if records and not (vonage["vonage_application_id"] and vonage["vonage_private_key"]):
-            raise ConfigError("VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY are required to fetch call recordings")
+            raise ConfigError(
+                f"VONAGE_APPLICATION_ID and {_missing('VONAGE_PRIVATE_KEY')} are required to fetch call recordings"
+            )
         transcriber = _choice(env, "TRANSCRIBER", ("offline", "aws", "google"), "offline")
         if transcriber == "aws":
             for name in ("TRANSCRIBE_BUCKET", "TRANSCRIPTION_API_KEY"):
                 if not env.get(name):
-                    raise ConfigError(f"{name} is required when TRANSCRIBER=aws")
+                    raise ConfigError(f"{_missing(name)} is required when TRANSCRIBER=aws")
             for number, route in routes.by_number.items():
                 if route.flow == "conversation" and route.channels > 2:
                     raise ConfigError(
@@ -139,9 +163,9 @@ class Settings:
         callback_secret = env.get("CALLBACK_SECRET", "")
         if not callback_secret:
             if storage == "gcs" and any(r.result_webhook for r in routes.by_number.values()):
-                raise ConfigError("CALLBACK_SECRET is required for result webhooks: their receivers check it")
+                raise ConfigError(f"{_missing('CALLBACK_SECRET')} is required for result webhooks: receivers check it")
             if storage == "gcs" and env.get("PROMPT_API_KEY"):
-                raise ConfigError("CALLBACK_SECRET is required with PROMPT_API_KEY: callback receivers check it")
+                raise ConfigError(f"{_missing('CALLBACK_SECRET')} is required with PROMPT_API_KEY: receivers check it")
             # Locally, one process signs; a receiver that checks needs the secret set in both.
             callback_secret = secrets.token_urlsafe(32)
         callback_attempts = _integer(env, "CALLBACK_ATTEMPTS", 5)
@@ -152,7 +176,7 @@ class Settings:
             raise ConfigError("CALLBACK_BACKOFF must be from 0 to 600 seconds")
         messenger = _choice(env, "MESSENGER", ("outbox", "vonage"), "outbox")
         if messenger == "vonage" and not (vonage["vonage_api_key"] and vonage["vonage_api_secret"]):
-            raise ConfigError("VONAGE_API_KEY and VONAGE_API_SECRET are required when MESSENGER=vonage")
+            raise ConfigError(f"VONAGE_API_KEY and {_missing('VONAGE_API_SECRET')} are required when MESSENGER=vonage")
         signed_url_ttl = _integer(env, "SIGNED_URL_TTL", 900)
         if not 60 <= signed_url_ttl <= 7 * 24 * 3600:
             raise ConfigError("SIGNED_URL_TTL must be from 60 seconds to 7 days (Cloud Storage's limit)")

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,14 +22,15 @@ from shared.deploy import (
     ENV_NAMES,
     DeployError,
     entry_points,
-    env_vars_flag,
-    gcloud_commands,
+    format_plan,
     lifecycle_rules,
     main,
-    run_commands,
+    run_plan,
     stage_functions,
     stage_recorder,
 )
+from shared.deploy_plan import Step, deploy_plan
+from shared.settings import secret_id
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDER_URL = "wss://rec.example.test/socket"
@@ -132,111 +134,122 @@ def test_entry_points_come_from_main_dunder_all() -> None:
         entry_points("def answer(request): ...\n")
 
 
-def test_gcloud_commands_deploy_each_entry_point_then_the_recorder(tmp_path: Path) -> None:
-    commands = gcloud_commands(
-        project="demo",
-        region="europe-west1",
-        functions_dir=tmp_path / "functions",
-        recorder_dir=tmp_path / "appengine",
-        names=["answer", "on_finalize", "tasks"],
-        env={"STORAGE": "gcs", "GCS_BUCKET": "calls", "HOME": "/root"},
-    )
-
-    queue, *functions, tasks, app, lifecycle = commands
-    assert queue[:5] == ["gcloud", "tasks", "queues", "create", "tapedeck"]
-    assert {"--location=europe-west1", "--max-attempts=5", "--min-backoff=2s"} <= set(queue)
-    # Only the task queue's service account may run tasks; Vonage's webhooks are public and signed.
-    assert tasks[3] == "tasks" and "--no-allow-unauthenticated" in tasks and "--allow-unauthenticated" not in tasks
-    assert [*functions, app, lifecycle] == [
-        [
-            "gcloud",
-            "functions",
-            "deploy",
-            name,
-            "--gen2",
-            "--region=europe-west1",
-            "--project=demo",
-            "--runtime=python311",
-            f"--source={tmp_path / 'functions'}",
-            f"--entry-point={entry}",
-            "--trigger-http",
-            "--allow-unauthenticated",
-            "--set-env-vars=STORAGE=gcs,GCS_BUCKET=calls",
-        ]
-        for name, entry in (("answer", "answer"), ("on-finalize", "on_finalize"))
-    ] + [
-        ["gcloud", "app", "deploy", f"{tmp_path / 'appengine' / 'app.yaml'}", "--project=demo", "--quiet"],
-        [
-            "gcloud",
-            "storage",
-            "buckets",
-            "update",
-            "gs://calls",
-            f"--lifecycle-file={tmp_path / 'lifecycle.json'}",
-            "--project=demo",
-        ],
-    ]
-
-
 def test_the_lifecycle_rule_deletes_prompt_transactions_after_their_age() -> None:
     assert lifecycle_rules(7) == {
         "rule": [{"action": {"type": "Delete"}, "condition": {"age": 7, "matchesPrefix": ["prompts/"]}}]
     }
 
 
-def test_env_values_with_commas_use_an_alternate_delimiter() -> None:
-    assert env_vars_flag({"STORAGE": "gcs", "GREETING": "Hello, caller"}) == (
-        "--set-env-vars=^:^STORAGE=gcs:GREETING=Hello, caller"
-    )
-    # A URL holds ':', so that delimiter would split it; the next free one is used.
-    assert env_vars_flag({"PUBLIC_URL": "https://x.test", "GREETING": "Hi, you"}) == (
-        "--set-env-vars=^|^PUBLIC_URL=https://x.test|GREETING=Hi, you"
-    )
-    assert env_vars_flag({"HOME": "/root"}) is None
-
-
-def test_dry_run_prints_quoted_commands_with_secrets_masked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    environ = {
-        "STORAGE": "gcs",
-        "GCS_BUCKET": "calls",
-        "GREETING": "Hello, this call is recorded.",
-        "STREAM_TOKEN_SECRET": "tok-s3cr3t",
-        "VONAGE_SIGNATURE_SECRET": "sig-s3cr3t",
-        "PATH": "/usr/bin",
-    }
-
-    status = main(["--dry-run", "--project", "demo", "--region", "europe-west1", "--out", str(tmp_path)], environ)
-
-    out = capsys.readouterr().out
-    lines = out.splitlines()
-    assert status == 0
-    assert "s3cr3t" not in out
-    assert "PATH" not in out
-    names = entry_points((ROOT / "functions" / "main.py").read_text())
-    assert len(lines) == 1 + len(names) + 2  # the queue, the functions, the recorder, the bucket's lifecycle
-    assert shlex.split(lines[0])[:4] == ["gcloud", "tasks", "queues", "create"]
-    first = shlex.split(lines[1])
-    assert first[:4] == ["gcloud", "functions", "deploy", names[0].replace("_", "-")]
-    assert first[-1] == (
-        "--set-env-vars=^:^STORAGE=gcs:GCS_BUCKET=calls:GREETING=Hello, this call is recorded."
-        ":VONAGE_SIGNATURE_SECRET=***:STREAM_TOKEN_SECRET=***"
-    )
-    assert json.loads((tmp_path / "lifecycle.json").read_text()) == lifecycle_rules(7)
-    assert shlex.split(lines[-1])[:5] == ["gcloud", "storage", "buckets", "update", "gs://calls"]
-    assert shlex.split(lines[-2]) == [
-        "gcloud",
-        "app",
-        "deploy",
-        str((tmp_path / "appengine" / "app.yaml").resolve()),
-        "--project=demo",
-        "--quiet",
-    ]
-    assert (tmp_path / "functions" / "main.py").is_file()
-
-
 def test_running_without_gcloud_on_path_fails_clearly() -> None:
     with pytest.raises(DeployError, match="gcloud is not on PATH"):
-        run_commands([["gcloud", "app", "deploy"]], [["gcloud", "app", "deploy"]], which=lambda name: None)
+        run_plan([Step(("gcloud", "app", "deploy"))], which=lambda name: None)
+
+
+class Gcloud:
+    """A stand-in for gcloud, since neither gcloud nor a Google Cloud project can run here: it keeps
+    what the deploy runs and answers as gcloud would: `describe` finds what `exists` holds, and
+    grants fail when the deployer lacks the right."""
+
+    def __init__(self, exists: set[str], may_grant: bool) -> None:
+        self.exists, self.may_grant = exists, may_grant
+        self.ran: list[tuple[tuple[str, ...], bytes | None]] = []
+
+    def __call__(self, argv: tuple[str, ...], input: bytes | None = None, capture_output: bool = False) -> Any:
+        found = "describe" in argv and any(name in argv for name in self.exists)
+        if "describe" not in argv:
+            self.ran.append((argv, input))
+        refused = "add-iam-policy-binding" in argv[3] + argv[4] and not self.may_grant
+        return subprocess.CompletedProcess(argv, 0 if found or ("describe" not in argv and not refused) else 1)
+
+
+SECRETS = {
+    "STREAM_TOKEN_SECRET": "tok-s3cr3t",
+    "VONAGE_SIGNATURE_SECRET": "sig-s3cr3t",
+    "CALLBACK_SECRET": "cb-s3cr3t",
+    "VONAGE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nkey-s3cr3t\n-----END PRIVATE KEY-----",
+}
+ENVIRON = {
+    "STORAGE": "gcs",
+    "GCS_BUCKET": "calls",
+    "GREETING": "Hello, this call is recorded.",
+    "TASK_QUEUE": "cloud-tasks",
+    "PATH": "/usr/bin",
+    **SECRETS,
+}
+
+
+def plan(tmp_path: Path) -> list[Step]:
+    return deploy_plan(
+        project="demo",
+        region="europe-west1",
+        functions_dir=tmp_path / "functions",
+        recorder_dir=tmp_path / "appengine",
+        names=[(name, name) for name in ("answer", "recording", "tasks")],
+        env={k: v for k, v in ENVIRON.items() if k in ENV_NAMES},
+    )
+
+
+def test_no_secret_is_ever_in_a_command_line(tmp_path: Path) -> None:
+    steps = plan(tmp_path)
+    for step in steps:
+        assert not any(secret in " ".join(step.argv) for secret in SECRETS.values()), step.argv
+    fed = {step.argv[4]: step.stdin for step in steps if step.stdin is not None}
+    assert fed == {secret_id(name): value for name, value in SECRETS.items()}
+    deploys = [step.argv for step in steps if step.argv[1:3] == ("functions", "deploy")]
+    for argv in deploys:
+        (secrets,) = (flag for flag in argv if flag.startswith("--set-secrets="))
+        assert "STREAM_TOKEN_SECRET=tapedeck-stream-token-secret:latest" in secrets
+        (plain,) = (flag for flag in argv if flag.startswith("--set-env-vars="))
+        assert not any(name in plain for name in SECRETS)
+
+
+def test_every_function_has_its_own_identity_and_resources_and_tasks_is_private(tmp_path: Path) -> None:
+    deploys = {step.argv[3]: step.argv for step in plan(tmp_path) if step.argv[1:3] == ("functions", "deploy")}
+    assert set(deploys) == {"answer", "recording", "tasks"}
+    for name, argv in deploys.items():
+        flags = dict(flag.split("=", 1) for flag in argv if flag.startswith("--") and "=" in flag)
+        assert flags["--service-account"] == "tapedeck-fn@demo.iam.gserviceaccount.com"
+        assert {"--memory", "--timeout", "--min-instances", "--max-instances"} <= set(flags)
+        public = "--allow-unauthenticated" in argv
+        assert public is (name != "tasks") and ("--no-allow-unauthenticated" in argv) is (name == "tasks")
+    tasks = dict(flag.split("=", 1) for flag in deploys["tasks"] if "=" in flag)
+    # pocketsphinx runs in tasks: room for its model and a whole decode, and time for a long message.
+    assert tasks["--memory"] == "2Gi" and int(tasks["--timeout"].rstrip("s")) >= 900
+    assert deploys["answer"][deploys["answer"].index("--min-instances=1")]
+
+
+def test_the_plan_creates_accounts_queue_and_least_privilege_grants(tmp_path: Path) -> None:
+    lines = format_plan(plan(tmp_path)).splitlines()
+    text = "\n".join(lines)
+    assert lines[0].startswith("gcloud services enable") and "cloudtasks.googleapis.com" in lines[0]
+    for account in ("tapedeck-fn", "tapedeck-rec", "tapedeck-tasks"):
+        assert f"gcloud iam service-accounts create {account}" in text
+    assert "gcloud tasks queues create tapedeck --location=europe-west1" in text
+    assert "--max-attempts=5" in text and "--min-backoff=2s" in text
+    fn, tasks = "serviceAccount:tapedeck-fn@demo.iam.gserviceaccount.com", "serviceAccount:tapedeck-tasks@demo"
+    grants = [line for line in lines if "add-iam-policy-binding" in line or "add-invoker-policy-binding" in line]
+    assert any("gcloud functions add-invoker-policy-binding tasks" in g and tasks in g for g in grants)
+    assert any("roles/cloudtasks.enqueuer" in g and fn in g for g in grants)
+    assert any("roles/iam.serviceAccountUser" in g and "tapedeck-tasks@demo" in g.split("--member")[0] for g in grants)
+    assert any("roles/iam.serviceAccountTokenCreator" in g and fn in g for g in grants)
+    assert all("projects add-iam-policy-binding" not in g for g in grants)  # nothing project-wide
+    assert any(line.startswith('printf %s "$STREAM_TOKEN_SECRET" | gcloud secrets versions add') for line in lines)
+    assert "s3cr3t" not in text
+
+
+def test_running_skips_what_exists_feeds_secrets_on_stdin_and_prints_refused_grants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gcloud = Gcloud(exists={"gs://calls", "tapedeck-fn@demo.iam.gserviceaccount.com"}, may_grant=False)
+    refused = run_plan(plan(tmp_path), which=lambda name: "/usr/bin/gcloud", run=gcloud)
+    ran = [argv for argv, _ in gcloud.ran]
+    assert ("gcloud", "storage", "buckets", "create") not in [argv[:4] for argv in ran]
+    assert not any(argv[3:5] == ("create", "tapedeck-fn") for argv in ran)
+    assert any(argv[3:5] == ("create", "tapedeck-tasks") for argv in ran)
+    assert {input for argv, input in gcloud.ran if input} == {v.encode() for v in SECRETS.values()}
+    assert refused and all(step.grant for step in refused)
+    assert "ask a project owner to run" in capsys.readouterr().err
+    assert ran[-1][:3] == ("gcloud", "storage", "buckets")  # the deploy went on to the end
 
 
 # --- the staged bundle, installed and served on its own -----------------------------------------
@@ -347,12 +360,67 @@ def test_staged_bundle_answers_a_call_from_a_fresh_venv(tmp_path: Path) -> None:
     assert ncco[1]["endpoint"][0]["uri"] == RECORDER_URL
 
 
-def test_the_staged_app_yaml_carries_the_recorder_settings() -> None:
+def test_the_staged_app_yaml_carries_the_recorder_settings_and_identity() -> None:
     from shared.deploy import recorder_app_yaml
 
     source = "runtime: python\nenv: flex\nenv_variables:\n  # set at deploy time\n  STORAGE: gcs\n"
-    staged = recorder_app_yaml(source, {"GCS_BUCKET": "calls", "STREAM_TOKEN_SECRET": 'a"b: c'})
+    staged = recorder_app_yaml(source, {"GCS_BUCKET": "calls", "GREETING": 'a"b: c'}, "rec@demo.iam")
     assert staged == (
-        "runtime: python\nenv: flex\nenv_variables:\n"
-        '  STORAGE: gcs\n  GCS_BUCKET: "calls"\n  STREAM_TOKEN_SECRET: "a\\"b: c"\n'
+        "runtime: python\nenv: flex\nservice_account: rec@demo.iam\nenv_variables:\n"
+        '  STORAGE: gcs\n  GCS_BUCKET: "calls"\n  GREETING: "a\\"b: c"\n'
     )
+
+
+def test_the_dry_run_stages_a_recorder_without_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["--dry-run", "--project", "demo", "--region", "europe-west1", "--out", str(tmp_path)], ENVIRON)
+    out = capsys.readouterr().out
+    assert status == 0 and "s3cr3t" not in out and "PATH" not in out
+    app_yaml = (tmp_path / "appengine" / "app.yaml").read_text()
+    assert "s3cr3t" not in app_yaml and 'SECRETS_PROJECT: "demo"' in app_yaml
+    assert "service_account: tapedeck-rec@demo.iam.gserviceaccount.com" in app_yaml
+    names = entry_points((ROOT / "functions" / "main.py").read_text())
+    assert sum(line.startswith("gcloud functions deploy") for line in out.splitlines()) == len(names)
+    assert "TASKS_SERVICE_ACCOUNT=tapedeck-tasks@demo.iam.gserviceaccount.com" in out
+    assert json.loads((tmp_path / "lifecycle.json").read_text()) == lifecycle_rules(7)
+
+
+class SecretManager:
+    """A stand-in for Secret Manager's client (it has no emulator to run here): secrets by path."""
+
+    def __init__(self, secrets: dict[str, str]) -> None:
+        self.secrets = secrets
+
+    def access_secret_version(self, name: str) -> Any:
+        from types import SimpleNamespace
+
+        from google.api_core.exceptions import NotFound, PermissionDenied
+
+        if name.endswith("tapedeck-callback-secret/versions/latest"):
+            raise PermissionDenied("no access")
+        if name not in self.secrets:
+            raise NotFound(name)
+        return SimpleNamespace(payload=SimpleNamespace(data=self.secrets[name].encode()))
+
+
+def test_the_recorder_reads_its_secrets_from_secret_manager() -> None:
+    from shared.adapters.secret_manager_secrets import SecretManagerSecrets
+    from shared.errors import ConfigError
+
+    path = "projects/demo/secrets/tapedeck-stream-token-secret/versions/latest"
+    secrets = SecretManagerSecrets("demo", SecretManager({path: "tok"}))
+    env = secrets.fill(
+        {"STORAGE": "gcs", "VONAGE_SIGNATURE_SECRET": "given"}, ["STREAM_TOKEN_SECRET", "PROMPT_API_KEY"]
+    )
+    assert env == {"STORAGE": "gcs", "VONAGE_SIGNATURE_SECRET": "given", "STREAM_TOKEN_SECRET": "tok"}
+    with pytest.raises(ConfigError, match="CALLBACK_SECRET: Secret Manager secret tapedeck-callback-secret"):
+        secrets.fill({}, ["CALLBACK_SECRET"])
+
+
+def test_a_missing_secret_is_named_with_the_secret_it_comes_from() -> None:
+    from shared.errors import ConfigError
+    from shared.settings import Settings
+
+    with pytest.raises(
+        ConfigError, match="STREAM_TOKEN_SECRET \\(Secret Manager secret tapedeck-stream-token-secret\\)"
+    ):
+        Settings.from_env({"STORAGE": "gcs", "GCS_BUCKET": "calls"})
