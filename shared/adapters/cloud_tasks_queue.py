@@ -20,7 +20,9 @@ from typing import Any
 from shared.logs import trace_context
 from shared.tasks import Task
 
-__all__ = ["CloudTasksQueue", "CloudTasksTarget"]
+__all__ = ["DISPATCH_DEADLINE", "CloudTasksQueue", "CloudTasksTarget"]
+
+DISPATCH_DEADLINE = 1800
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class CloudTasksQueue:
     def task_request(self, task: Task, now: float) -> dict[str, Any]:
         """The Cloud Tasks task for `task`, as the API takes it."""
         from google.cloud import tasks_v2
+        from google.protobuf import duration_pb2
 
         target = self.target
         headers = {"Content-Type": "application/json"}  # Cloud Tasks never sets one
@@ -79,6 +82,8 @@ class CloudTasksQueue:
                 "body": json.dumps(task.to_json()).encode(),
                 "oidc_token": {"service_account_email": target.service_account, "audience": target.audience},
             },
+            # The longest Cloud Tasks allows, and the tasks function's timeout: a long decode is not cut short.
+            "dispatch_deadline": duration_pb2.Duration(seconds=DISPATCH_DEADLINE),
         }
         if task.delay > 0:
             from google.protobuf import timestamp_pb2
