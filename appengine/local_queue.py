@@ -76,7 +76,7 @@ class LocalTaskDispatcher:
                 dispatched += 1
         return dispatched
 
-    def serve(self, stop: threading.Event, poll: float = 0.1) -> None:
+    def serve(self, stop: threading.Event, poll: float = 0.05) -> None:
         """Run until `stop` is set; a failing pass is logged and the next one goes on."""
         while not stop.is_set():
             try:
@@ -86,7 +86,7 @@ class LocalTaskDispatcher:
                 log.exception("local task queue pass failed")
                 stop.wait(poll)
 
-    def start(self, poll: float = 0.1) -> threading.Event:
+    def start(self, poll: float = 0.05) -> threading.Event:
         """Serve from a daemon thread of the local platform's process; set the event to stop it."""
         stop = threading.Event()
         threading.Thread(target=self.serve, args=(stop, poll), name="local-task-queue", daemon=True).start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from tests.servers import BIN, ROOT, free_port, running
+from tests.servers import BIN, ROOT, free_port, running, stop
 
 # Not forwarded: they describe one hop, not the request.
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "date", "server"}
@@ -142,3 +143,22 @@ def frozen_platform(names: list[str], env: dict[str, str], logs: Path) -> Iterat
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
         stack.callback(server.shutdown)
         yield FrozenPlatform(env["PUBLIC_URL"], functions)
+
+
+@contextmanager
+def local_queue(env: dict[str, str], logs: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The embedded queue's worker in a process of its own: the queue is Google's side of the
+    platform, so it is never frozen."""
+    with open(logs / "queue.log", "ab") as out:
+        queue = subprocess.Popen(
+            [sys.executable, "-m", "appengine.local_queue"],
+            cwd=ROOT,
+            env={**env, "PATH": str(Path(sys.executable).parent)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield queue
+    finally:
+        stop(queue)

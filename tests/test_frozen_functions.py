@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -32,7 +31,7 @@ from shared.standin import CalleeScript, VonageStandin
 from shared.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of, serve_in_thread
 from shared.standin.receiver import CallbackReceiver
 from tests.conftest import DATA, SECRET, TOKEN_SECRET
-from tests.frozen import FrozenPlatform, frozen_platform
+from tests.frozen import FrozenPlatform, frozen_platform, local_queue
 from tests.servers import ROOT, free_port, stop
 
 MAILBOX, TALK_LINE, AGENT, CALLEE = "447700900001", "447700900002", "447700900200", "447700900003"
@@ -64,21 +63,6 @@ class Frozen:
 
     def all_frozen(self) -> bool:
         return all(function.frozen for function in self.platform.functions.values())
-
-
-def start_local_queue(stack: ExitStack, env: dict[str, str], logs: Path) -> dict[str, str]:
-    """The embedded queue's worker, in a process of its own: the queue is Google's side, never frozen."""
-    with open(logs / "queue.log", "ab") as out:
-        queue = subprocess.Popen(
-            [sys.executable, "-m", "appengine.local_queue"],
-            cwd=ROOT,
-            env={**env, "PATH": str(Path(sys.executable).parent)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    stack.callback(stop, queue)
-    return {}
 
 
 def start_tasks_emulator(stack: ExitStack, logs: Path) -> dict[str, str]:
@@ -152,7 +136,7 @@ def frozen(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
         logs = root / "logs"
         logs.mkdir()
         if request.param == "local":
-            start_local_queue(stack, env, logs)
+            stack.enter_context(local_queue(env, logs))
         else:
             env |= start_tasks_emulator(stack, logs)
         platform = stack.enter_context(frozen_platform(FUNCTIONS, env, logs))

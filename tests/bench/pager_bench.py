@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 from shared.adapters.local_blob_store import LocalBlobStore  # noqa: E402
 from shared.standin import VonageStandin  # noqa: E402
 from shared.standin.api import StandinApi, make_application_key, public_key_of  # noqa: E402
-from tests.frozen import frozen_platform  # noqa: E402
-from tests.servers import free_port, gunicorn_command, running, stop  # noqa: E402
+from tests.frozen import frozen_platform, local_queue  # noqa: E402
+from tests.servers import free_port, gunicorn_command, running  # noqa: E402
 
 MAILBOX = "447700900001"
 AUDIO = ROOT / "tests" / "data" / "voicemail_outage.wav"
@@ -55,16 +54,7 @@ def devserver(env: dict[str, str], tmp: Path) -> Iterator[None]:
 def frozen(env: dict[str, str], tmp: Path) -> Iterator[None]:
     with ExitStack() as stack:
         stack.enter_context(frozen_platform(["answer", "event", "recording", "tasks"], env, tmp))
-        with open(tmp / "queue.log", "ab") as out:
-            queue = subprocess.Popen(
-                [sys.executable, "-m", "appengine.local_queue"],
-                cwd=ROOT,
-                env={**env, "PATH": str(Path(sys.executable).parent)},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        stack.callback(stop, queue)
+        stack.enter_context(local_queue(env, tmp))
         yield
 
 
