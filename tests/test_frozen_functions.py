@@ -79,7 +79,9 @@ def start_tasks_emulator(stack: ExitStack, logs: Path) -> dict[str, str]:
     port, queue = free_port(), "projects/tapedeck-test/locations/europe-west1/queues/tapedeck"
     command = [python, str(ROOT / "tests" / "tasks_emulator.py"), "start", f"--port={port}", "-q", "-r", "4"]
     with open(logs / "emulator.log", "ab") as out:
-        emulator = subprocess.Popen([*command, "-d", queue], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        emulator = subprocess.Popen(
+            [*command, "-d", queue], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     stack.callback(stop, emulator)
     wait_for_port(port)
     return {
