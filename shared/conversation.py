@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from shared.calls import call_key
-from shared.delivery import HttpClient, deliver_once, delivery_state
-from shared.documents import read_json
+from shared.delivery import HttpClient, deliver_once, delivery_state, take_attempt
+from shared.documents import read_json, update_json
 from shared.errors import PreconditionFailed, TapedeckError
 from shared.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
 from shared.notify import audio_link, text_once
@@ -159,13 +159,16 @@ def _post_result(
         "transcript": document,
     }
     claim = {"url": url, "state": "sending", "attempts": 0, "payload": payload}
+    key = _delivery_key(conversation_uuid, recording_uuid)
     try:
-        services.store.write(
-            _delivery_key(conversation_uuid, recording_uuid), json.dumps(claim).encode(), "application/json", 0
-        )
+        services.store.write(key, json.dumps(claim).encode(), "application/json", 0)
     except PreconditionFailed:
-        log.info("result already delivered", extra={"job": job["name"]})
-        return
+        existing = read_json(services.store, key) or {}
+        if existing.get("state") != "sending":
+            log.info("result already delivered", extra={"job": job["name"]})
+            return
+        # Claimed, and perhaps never queued (the claiming request died in between): queue it again;
+        # a task of the same name already queued makes this a no-op.
     keys = {"conversation_uuid": conversation_uuid, "recording_uuid": recording_uuid}
     services.queue.enqueue(Task("deliver-result", recording_uuid, keys))
 
@@ -175,11 +178,17 @@ def deliver_result(
 ) -> str:
     """One attempt at the result webhook, its outcome kept in the claim; Retry while attempts are left."""
     key = _delivery_key(conversation_uuid, recording_uuid)
-    claim = read_json(services.store, key)
-    if claim is None:
+    if read_json(services.store, key) is None:
         return "nothing to deliver"
-    if claim.get("state") in ("delivered", "failed"):
-        return f"already {claim['state']}"
+    taken = False
+
+    def take(record: dict[str, Any]) -> None:
+        nonlocal taken
+        taken = take_attempt(record, attempt)
+
+    claim = update_json(services.store, key, take, dict)
+    if not taken:
+        return f"nothing to send (result {claim.get('state')})"
     settings = services.settings
     outcome = deliver_once(
         services.http,
@@ -193,14 +202,14 @@ def deliver_result(
         now=now,
     )
     state = delivery_state(outcome, final)
-    claim.update(
-        state="sending" if state == "retrying" else state,
-        delivered=outcome.delivered,
-        attempts=attempt,
-        status=outcome.status,
-        error=outcome.error,
-    )
-    services.store.write(key, json.dumps(claim).encode(), "application/json")
+    outcome_fields = {
+        "state": "sending" if state == "retrying" else state,
+        "delivered": outcome.delivered,
+        "attempts": attempt,
+        "status": outcome.status,
+        "error": outcome.error,
+    }
+    update_json(services.store, key, lambda record: record.update(outcome_fields), dict)
     if state == "retrying":
         raise Retry(f"result webhook not delivered yet: {outcome.error}")
     if state == "failed":

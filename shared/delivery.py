@@ -29,6 +29,7 @@ __all__ = [
     "deliver_once",
     "delivery_state",
     "sign_delivery",
+    "take_attempt",
     "verify_delivery",
 ]
 
@@ -180,3 +181,12 @@ def delivery_state(outcome: DeliveryOutcome, final: bool) -> str:
     if outcome.delivered:
         return "delivered"
     return "failed" if final or outcome.permanent else "retrying"
+
+
+def take_attempt(record: dict[str, Any], attempt: int) -> bool:
+    """Mark `attempt` as started in a delivery's record; False when it is finished, or this attempt
+    (or a later one) was already started: a duplicate run of the same task sends nothing."""
+    if record.get("state") in ("delivered", "failed") or record.get("trying", 0) >= attempt:
+        return False
+    record["trying"] = attempt
+    return True

@@ -277,7 +277,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = _parse(argv)
     source_env = os.environ if environ is None else environ
     env = {name: source_env[name] for name in ENV_NAMES if source_env.get(name)}
-    if env.get("TASK_QUEUE") == "cloud-tasks":
+    # Deployed functions have no embedded queue's worker beside them: Cloud Tasks runs their tasks.
+    if env.setdefault("TASK_QUEUE", "cloud-tasks") != "cloud-tasks":
+        print("deploy: deployed functions need TASK_QUEUE=cloud-tasks", file=sys.stderr)
+        return 1
+    if env["TASK_QUEUE"] == "cloud-tasks":
         env.setdefault("TASKS_PROJECT", args.project)
         env.setdefault("TASKS_LOCATION", args.region)
         env.setdefault("TASKS_SERVICE_ACCOUNT", account_email("tasks", args.project))

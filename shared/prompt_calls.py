@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from shared.delivery import HttpClient, check_target, deliver_once, delivery_state
+from shared.delivery import HttpClient, check_target, deliver_once, delivery_state, take_attempt
 from shared.documents import read_json, update_json
 from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
 from shared.identifiers import TRANSACTION_ID, is_shaped
@@ -174,8 +174,15 @@ def webhook(services: PromptServices, query: Mapping[str, str], read_body: Any, 
 
 
 def settle_after_hang_up(services: PromptServices, tid: str, now: float) -> str:
-    """A call that ended without a result is an error, once a late input webhook had its chance."""
+    """A call that ended without a result is an error, once a late input webhook had its chance.
+
+    A callback settled earlier but never tried (its request died before queuing it) is queued
+    again here; a task of the same name already queued makes that a no-op.
+    """
     _settle(services, tid, lambda d: settle_hang_up(d, now))
+    callback = _read(services.store, tid, now)["callback"]
+    if callback["state"] == "sending" and not callback.get("attempts"):
+        services.queue.enqueue(Task("deliver-callback", tid))
     return "settled"
 
 
@@ -201,12 +208,16 @@ def _settle(services: PromptServices, tid: str, change: Any) -> None:
 def deliver_callback(services: PromptServices, tid: str, attempt: int, final: bool, now: float) -> str:
     """One attempt at the callback, kept in the document; Retry while attempts are left."""
     settings, store = services.settings, services.store
-    doc = read_json(store, transaction_key(tid))
-    if doc is None or doc["status"] not in FINAL:
-        return "not settled"
+    taken = False
+
+    def take(d: dict[str, Any]) -> None:
+        nonlocal taken
+        taken = d["status"] in FINAL and take_attempt(d["callback"], attempt)
+
+    doc = _update(store, tid, take)
+    if not taken:
+        return f"nothing to send (callback {doc['callback'].get('state')})"
     callback = doc["callback"]
-    if callback.get("state") in ("delivered", "failed"):
-        return f"already {callback['state']}"
     outcome = deliver_once(
         services.http,
         settings.delivery_policy,

@@ -59,3 +59,43 @@ def test_log_lines_name_the_trace_cloud_logging_groups_by() -> None:
     assert line["logging.googleapis.com/trace"] == "projects/demo-project/traces/105445aa7843bc8bf206b12000100000"
     assert "logging.googleapis.com/trace" not in json.loads(JsonFormatter("demo-project").format(record))
     assert current_trace("not a trace\n") is None
+
+
+class CountingHttp:
+    """A receiver that answers every delivery 200 and counts them."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def request(self, method: str, url: str, **kwargs: object) -> object:
+        from types import SimpleNamespace
+
+        self.sent.append(url)
+        return SimpleNamespace(status_code=200)
+
+
+def test_a_delivery_task_run_twice_sends_once(tmp_path: Path) -> None:
+    """Cloud Tasks delivers at least once (and the emulator runs a repeated name twice): the second
+    run of the same attempt finds it taken and sends nothing."""
+    import time
+    from dataclasses import dataclass, field
+
+    from shared.prompt_calls import deliver_callback, transaction_key
+    from shared.prompts import PromptRequest, new_transaction
+    from shared.settings import Settings
+
+    @dataclass
+    class Services:
+        store: LocalBlobStore
+        settings: Settings = field(default_factory=lambda: Settings(allow_private_callbacks=True))
+        http: CountingHttp = field(default_factory=CountingHttp)
+
+    services = Services(LocalBlobStore(tmp_path))
+    tid = "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a9f"
+    request = PromptRequest("447700900001", "447700900000", "PIN?", "1234", "http://127.0.0.1:9/cb")
+    doc = new_transaction(tid, request, time.time(), 7) | {"status": "ok", "detail": "PIN entered correctly"}
+    doc["callback"]["state"] = "sending"
+    services.store.write(transaction_key(tid), json.dumps(doc).encode())
+    assert deliver_callback(services, tid, 1, False, time.time()) == "delivered"  # type: ignore[arg-type]
+    assert deliver_callback(services, tid, 1, False, time.time()).startswith("nothing to send")  # type: ignore[arg-type]
+    assert len(services.http.sent) == 1
