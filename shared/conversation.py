@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from shared.calls import call_key
-from shared.delivery import HttpClient, deliver_once, delivery_state, take_attempt
+from shared.delivery import HttpClient, attempt_record, deliver_once, take_attempt
 from shared.documents import read_json, update_json
 from shared.errors import PreconditionFailed, TapedeckError
 from shared.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
@@ -201,15 +201,8 @@ def deliver_result(
         attempt=attempt,
         now=now,
     )
-    state = delivery_state(outcome, final)
-    outcome_fields = {
-        "state": "sending" if state == "retrying" else state,
-        "delivered": outcome.delivered,
-        "attempts": attempt,
-        "status": outcome.status,
-        "error": outcome.error,
-    }
-    update_json(services.store, key, lambda record: record.update(outcome_fields), dict)
+    state, fields = attempt_record(outcome, final, now)
+    update_json(services.store, key, lambda record: record.update(fields), dict)
     if state == "retrying":
         raise Retry(f"result webhook not delivered yet: {outcome.error}")
     if state == "failed":

@@ -14,7 +14,7 @@ import json
 import logging
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
@@ -25,6 +25,7 @@ __all__ = [
     "DeliveryOutcome",
     "DeliveryPolicy",
     "HttpClient",
+    "attempt_record",
     "check_target",
     "deliver_once",
     "delivery_state",
@@ -181,6 +182,12 @@ def delivery_state(outcome: DeliveryOutcome, final: bool) -> str:
     if outcome.delivered:
         return "delivered"
     return "failed" if final or outcome.permanent else "retrying"
+
+
+def attempt_record(outcome: DeliveryOutcome, final: bool, now: float) -> tuple[str, dict[str, Any]]:
+    """The attempt's state, and the fields a delivery's record keeps of it (still `sending` while retrying)."""
+    state = delivery_state(outcome, final)
+    return state, {"state": "sending" if state == "retrying" else state, **asdict(outcome), "at": now}
 
 
 def take_attempt(record: dict[str, Any], attempt: int) -> bool:

@@ -8,10 +8,9 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any, Protocol
 
-from shared.delivery import HttpClient, check_target, deliver_once, delivery_state, take_attempt
+from shared.delivery import HttpClient, attempt_record, check_target, deliver_once, take_attempt
 from shared.documents import read_json, update_json
 from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
 from shared.identifiers import TRANSACTION_ID, is_shaped
@@ -229,8 +228,7 @@ def deliver_callback(services: PromptServices, tid: str, attempt: int, final: bo
         attempt=attempt,
         now=now,
     )
-    state = delivery_state(outcome, final)
-    fields = {"state": "sending" if state == "retrying" else state, **asdict(outcome), "at": now}
+    state, fields = attempt_record(outcome, final, now)
     _update(store, tid, lambda d: d["callback"].update(fields))
     log.info("callback", extra={"tid": tid, "state": state, "attempt": attempt})
     if state == "retrying":
