@@ -26,7 +26,7 @@ from shared.logs import configure_logging
 from shared.ports import BlobStore
 from shared.services import Services, build_services
 from shared.settings import Settings
-from shared.tasks import ATTEMPT_HEADER, QUEUE_KEY_HEADER, TASK_NAME_HEADER
+from shared.tasks import ATTEMPT_HEADER, QUEUE_KEY_HEADER, TASK_NAME_HEADER, parse_task
 
 __all__ = ["LocalTaskDispatcher", "RetrySettings", "local_dispatcher", "main"]
 
@@ -113,7 +113,7 @@ class LocalTaskDispatcher:
         if document is None:
             return False
         task, attempts = document["task"], int(document["attempts"])
-        name = f"{task['kind']}-{task['key']}"
+        name = parse_task(task).name
         headers = {
             "Content-Type": "application/json",
             TASK_NAME_HEADER: name,

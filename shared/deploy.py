@@ -281,10 +281,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if env.setdefault("TASK_QUEUE", "cloud-tasks") != "cloud-tasks":
         print("deploy: deployed functions need TASK_QUEUE=cloud-tasks", file=sys.stderr)
         return 1
-    if env["TASK_QUEUE"] == "cloud-tasks":
-        env.setdefault("TASKS_PROJECT", args.project)
-        env.setdefault("TASKS_LOCATION", args.region)
-        env.setdefault("TASKS_SERVICE_ACCOUNT", account_email("tasks", args.project))
+    env.setdefault("TASKS_PROJECT", args.project)
+    env.setdefault("TASKS_LOCATION", args.region)
+    env.setdefault("TASKS_SERVICE_ACCOUNT", account_email("tasks", args.project))
     root = Path(__file__).resolve().parents[1]
     out = args.out if args.out is not None else root / "build"
     try:

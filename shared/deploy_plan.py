@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.adapters.cloud_tasks_queue import DISPATCH_DEADLINE
 from shared.settings import SECRET_NAMES, secret_id
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
     "Step",
     "account_email",
     "deploy_plan",
-    "secret_id",
 ]
 
 # Called only by the task queue with its service account's OIDC token: never public.
@@ -72,7 +72,7 @@ RESOURCES = {
     "link": Resources("256Mi", 30, 0, 20),
     "call": Resources("256Mi", 60, 0, 20),
     "prompt": Resources("256Mi", 30, 0, 50),
-    "tasks": Resources("2Gi", 1800, 0, 10),
+    "tasks": Resources("2Gi", DISPATCH_DEADLINE, 0, 10),
 }
 _DEFAULT_RESOURCES = Resources("256Mi", 60, 0, 20)
 # gcloud splits list flags on commas unless `^D^` picks another delimiter D that no value contains.

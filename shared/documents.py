@@ -11,16 +11,16 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.errors import Conflict, PreconditionFailed
-from shared.ports import BlobStore
+from shared.ports import Blob, BlobStore
 
-__all__ = ["read_json", "update_json"]
+__all__ = ["document_of", "read_json", "update_json"]
 
 log = logging.getLogger(__name__)
 _ATTEMPTS = 25
 
 
-def read_json(store: BlobStore, key: str) -> dict[str, Any] | None:
-    blob = store.read(key)
+def document_of(blob: Blob | None) -> dict[str, Any] | None:
+    """A stored object's JSON document, or None when there is none or it is not a JSON object."""
     if blob is None:
         return None
     try:
@@ -28,6 +28,10 @@ def read_json(store: BlobStore, key: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def read_json(store: BlobStore, key: str) -> dict[str, Any] | None:
+    return document_of(store.read(key))
 
 
 def update_json(
@@ -43,17 +47,11 @@ def update_json(
     """
     for attempt in range(_ATTEMPTS):
         blob = store.read(key)
-        doc: dict[str, Any] | None = None
-        if blob is not None:
-            try:
-                loaded = json.loads(blob.data)
-                doc = loaded if isinstance(loaded, dict) else None
-            except ValueError:
-                doc = None
-            if doc is None:
-                # Keep what was there for inspection rather than losing it.
-                store.write(f"{key}.corrupt-{blob.generation}", blob.data)
-                log.error("replaced an unreadable document", extra={"key": key})
+        doc = document_of(blob)
+        if blob is not None and doc is None:
+            # Keep what was there for inspection rather than losing it.
+            store.write(f"{key}.corrupt-{blob.generation}", blob.data)
+            log.error("replaced an unreadable document", extra={"key": key})
         if doc is None:
             doc = create()
         before = copy.deepcopy(doc)

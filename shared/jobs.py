@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from shared.calls import CALL_DOCUMENT, call_key, check_conversation_uuid, new_call
-from shared.documents import read_json, update_json
+from shared.documents import document_of, read_json, update_json
 from shared.errors import BadRequest, PreconditionFailed
 from shared.identifiers import RECORDING_ID, is_shaped
 from shared.payloads import split_url
@@ -152,13 +152,9 @@ def claim_job(store: BlobStore, job: Mapping[str, Any]) -> bool:
     except PreconditionFailed:
         pass
     blob = store.read(key)
-    try:
-        existing = json.loads(blob.data) if blob is not None else {}
-    except ValueError:
-        existing = {}
-    claimed_at = existing.get("received_at", 0) if isinstance(existing, dict) else 0
-    stale = isinstance(existing, dict) and existing.get("state") == "received"
-    if blob is not None and stale and job["received_at"] - claimed_at >= CLAIM_LEASE:
+    existing = document_of(blob) or {}
+    stale = existing.get("state") == "received"
+    if blob is not None and stale and job["received_at"] - existing.get("received_at", 0) >= CLAIM_LEASE:
         try:
             store.write(key, data, "application/json", if_generation_match=blob.generation)
             log.warning("took over a stale job claim", extra={"call": job["conversation_uuid"], "job": job["name"]})

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,6 +23,7 @@ from shared.tasks import Task
 
 __all__ = ["DISPATCH_DEADLINE", "CloudTasksQueue", "CloudTasksTarget"]
 
+# Cloud Tasks' longest dispatch deadline, and so the tasks function's timeout (deploy_plan).
 DISPATCH_DEADLINE = 1800
 
 log = logging.getLogger(__name__)
@@ -96,8 +98,6 @@ class CloudTasksQueue:
     def enqueue(self, task: Task) -> None:
         # The task carries the trace of the request that queued it, so its own lines join that story.
         task = replace(task, trace=task.trace or trace_context.get())
-        import time
-
         from google.api_core.exceptions import AlreadyExists
 
         target = self.target

@@ -14,7 +14,7 @@ from typing import Any
 from shared.errors import ConfigError
 from shared.settings import secret_id
 
-__all__ = ["SecretManagerSecrets", "secret_id"]
+__all__ = ["SecretManagerSecrets"]
 
 
 class SecretManagerSecrets:
