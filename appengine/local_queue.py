@@ -26,7 +26,7 @@ from shared.logs import configure_logging
 from shared.ports import BlobStore
 from shared.services import Services, build_services
 from shared.settings import Settings
-from shared.tasks import ATTEMPT_HEADER, QUEUE_KEY_HEADER, TASK_NAME_HEADER, parse_task
+from shared.tasks import ATTEMPT_HEADER, MAX_BACKOFF, QUEUE_KEY_HEADER, TASK_NAME_HEADER, parse_task
 
 __all__ = ["LocalTaskDispatcher", "RetrySettings", "local_dispatcher", "main"]
 
@@ -39,7 +39,7 @@ class RetrySettings:
 
     max_attempts: int = 5
     min_backoff: float = 2.0
-    max_backoff: float = 300.0
+    max_backoff: float = MAX_BACKOFF
     # How long one dispatch may take before another worker may try the task again.
     dispatch_deadline: float = 600.0
 

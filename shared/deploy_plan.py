@@ -15,6 +15,7 @@ from pathlib import Path
 
 from shared.adapters.cloud_tasks_queue import DISPATCH_DEADLINE
 from shared.settings import SECRET_NAMES, secret_id
+from shared.tasks import MAX_BACKOFF
 
 __all__ = [
     "ACCOUNTS",
@@ -143,7 +144,7 @@ def _queue(project: str, location: str, queue: str, env: Mapping[str, str]) -> l
     retry = (
         f"--max-attempts={env.get('CALLBACK_ATTEMPTS') or '5'}",
         f"--min-backoff={env.get('CALLBACK_BACKOFF') or '2'}s",
-        "--max-backoff=3600s",
+        f"--max-backoff={MAX_BACKOFF}s",
         "--max-doublings=8",
         "--max-retry-duration=86400s",
         "--max-concurrent-dispatches=20",

@@ -19,6 +19,7 @@ from shared.errors import BadRequest, TapedeckError
 __all__ = [
     "ATTEMPT_HEADER",
     "KINDS",
+    "MAX_BACKOFF",
     "QUEUE_KEY_HEADER",
     "TASK_NAME_HEADER",
     "Retry",
@@ -28,6 +29,8 @@ __all__ = [
 
 # What the tasks function runs: each kind is one step of a flow.
 KINDS = ("transcribe", "deliver-result", "deliver-callback", "settle-hangup")
+# The longest wait between two runs of a task, on Cloud Tasks and on the embedded queue alike.
+MAX_BACKOFF = 3600
 # Cloud Tasks' own headers: which task, and how many dispatches before this one (0 the first time).
 TASK_NAME_HEADER = "X-CloudTasks-TaskName"
 ATTEMPT_HEADER = "X-CloudTasks-TaskRetryCount"
