@@ -12,7 +12,7 @@ nox.options.sessions = ["tests"]
 
 FUNCTIONS = "functions/requirements.txt"
 RECORDER = "appengine/requirements.txt"
-STANDIN = "shared/standin/requirements.txt"
+STANDIN = "tools/standin/requirements.txt"
 TESTS = "tests/requirements.txt"
 # gcloud-tasks-emulator pins protobuf < 5, which the functions' google-cloud-tasks cannot share.
 TASKS_EMULATOR = "tests/emulator-requirements.txt"
@@ -50,7 +50,7 @@ def serve(session: nox.Session) -> None:
     session.install("-r", FUNCTIONS, "-r", RECORDER, "-r", STANDIN)
     port = os.environ.get("PORT", "8080")
     env = {"PORT": port, **_local_env(port)}
-    session.run("python", "-m", "shared.standin", "setup", "data")
+    session.run("python", "-m", "tools.standin", "setup", "data")
     session.log(f"tapedeck on http://localhost:{port}: /answer, /event, /socket, /healthz")
     session.log("Storage: ./data (LOCAL_STORAGE_DIR). In another terminal, place a call:")
     session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav                   (recorded stream)")
@@ -76,7 +76,7 @@ def call(session: nox.Session) -> None:
     """Place a simulated inbound call against `nox -s serve`: `nox -s call -- --audio f.wav`."""
     session.install("-r", FUNCTIONS, "-r", STANDIN)
     port = os.environ.get("PORT", "8080")
-    session.run("python", "-m", "shared.standin", "call", *session.posargs, env=_local_env(port))
+    session.run("python", "-m", "tools.standin", "call", *session.posargs, env=_local_env(port))
 
 
 @nox.session
@@ -89,7 +89,7 @@ def recover(session: nox.Session) -> None:
 @nox.session
 def deploy(session: nox.Session) -> None:
     """Stage functions/ + shared/ and the recorder, then run (or with --dry-run print) the gcloud commands."""
-    session.run("python", "-m", "shared.deploy", *session.posargs)
+    session.run("python", "-m", "tools.deploy", *session.posargs)
 
 
 @nox.session
@@ -111,7 +111,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the tree, mypy --strict over shared/ (also part of `tests`)."""
+    """ruff over the tree, mypy --strict over shared/ and tools/ (also part of `tests`)."""
     session.install("-r", TESTS, *LINTERS)
     _lint(session)
 
@@ -146,7 +146,7 @@ def _lint(session: nox.Session) -> None:
 def aws_setup(session: nox.Session) -> None:
     """Create or update the AWS side of transcription (bucket, EventBridge connection, destination, rule)."""
     session.install("boto3==1.43.11")
-    session.run("python", "-m", "shared.aws_setup", *session.posargs)
+    session.run("python", "-m", "tools.aws_setup", *session.posargs)
 
 
 @nox.session
@@ -155,4 +155,4 @@ def prompt(session: nox.Session) -> None:
     `nox -s prompt -- --to 447700900001 --pin 1234 --dtmf 1111,1234`."""
     session.install("-r", FUNCTIONS, "-r", STANDIN)
     port = os.environ.get("PORT", "8080")
-    session.run("python", "-m", "shared.standin", "prompt", *session.posargs, env=_local_env(port))
+    session.run("python", "-m", "tools.standin", "prompt", *session.posargs, env=_local_env(port))

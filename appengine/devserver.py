@@ -11,7 +11,7 @@ import flask
 
 from appengine.local_queue import local_dispatcher
 from appengine.main import create_app
-from shared.services import services_from_env
+from shared.runtime.services import services_from_env
 
 __all__ = ["FUNCTIONS_SOURCE", "create_dev_app", "load_functions"]
 

@@ -21,12 +21,12 @@ from types import FrameType
 from typing import Any
 
 from shared.adapters.local_task_queue import FAILED_PREFIX, TASKS_PREFIX
-from shared.errors import PreconditionFailed
-from shared.logs import configure_logging
-from shared.ports import BlobStore
-from shared.services import Services, build_services
-from shared.settings import Settings
-from shared.tasks import ATTEMPT_HEADER, MAX_BACKOFF, QUEUE_KEY_HEADER, TASK_NAME_HEADER, parse_task
+from shared.config.settings import Settings
+from shared.core.errors import PreconditionFailed
+from shared.core.ports import BlobStore
+from shared.core.tasks import ATTEMPT_HEADER, MAX_BACKOFF, QUEUE_KEY_HEADER, TASK_NAME_HEADER, parse_task
+from shared.runtime.logs import configure_logging
+from shared.runtime.services import Services, build_services
 
 __all__ = ["LocalTaskDispatcher", "RetrySettings", "local_dispatcher", "main"]
 

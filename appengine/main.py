@@ -14,10 +14,10 @@ from flask import Flask, jsonify, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
-from shared.logs import configure_logging
-from shared.services import Services, build_services
-from shared.settings import SECRET_NAMES, Settings
-from shared.streams import CLOSE_INTERNAL_ERROR, StreamClosed, StreamContext, run_stream
+from shared.config.settings import SECRET_NAMES, Settings
+from shared.flows.streams import CLOSE_INTERNAL_ERROR, StreamClosed, StreamContext, run_stream
+from shared.runtime.logs import configure_logging
+from shared.runtime.services import Services, build_services
 
 __all__ = ["create_app", "production_app"]
 

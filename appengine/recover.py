@@ -10,10 +10,10 @@ import os
 import sys
 import time
 
-from shared.logs import configure_logging
-from shared.recording import recover_recordings
-from shared.services import build_services
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.flows.stream_audio import recover_recordings
+from shared.runtime.logs import configure_logging
+from shared.runtime.services import build_services
 
 
 def main(argv: list[str] | None = None) -> int:

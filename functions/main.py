@@ -12,11 +12,11 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared.errors import NotFound
-from shared.inbound import answer_call, record_call_event
-from shared.links import resolve_link
-from shared.services import services_from_env
-from shared.web import (
+from shared.core.errors import NotFound
+from shared.flows.inbound import answer_call, record_call_event
+from shared.flows.links import resolve_link
+from shared.runtime.services import services_from_env
+from shared.runtime.web import (
     API_KEY_HEADER,
     check_api_key,
     guarded,
@@ -56,9 +56,9 @@ def recording(request: flask.Request) -> Any:
     """Vonage's recording webhook (voicemail or conversation): store it, queue its transcription, answer."""
     from dataclasses import asdict
 
-    from shared.jobs import RECORDING_URL_PARAMS
-    from shared.recorded_calls import receive_recording
-    from shared.tasks import Task
+    from shared.core.tasks import Task
+    from shared.flows.jobs import RECORDING_URL_PARAMS
+    from shared.flows.transcription import receive_recording
 
     services = services_from_env()
     secret = services.settings.vonage_signature_secret
@@ -73,7 +73,7 @@ def recording(request: flask.Request) -> Any:
 @guarded(methods=("POST",))
 def transcription(request: flask.Request) -> Any:
     """EventBridge's API destination: a Transcribe job changed state."""
-    from shared.recorded_calls import on_transcription_event
+    from shared.flows.transcription import on_transcription_event
 
     services = services_from_env()
     check_api_key(request, services.settings.transcription_api_key)
@@ -85,9 +85,9 @@ def transcription(request: flask.Request) -> Any:
 @guarded(methods=("POST",))
 def tasks(request: flask.Request) -> Any:
     """The task queue calling back: run one deferred step within this request. Not public."""
-    from shared.task_runner import run_task
-    from shared.tasks import parse_task
-    from shared.web import check_queue_caller, task_attempt
+    from shared.core.tasks import parse_task
+    from shared.runtime.task_dispatch import run_task
+    from shared.runtime.web import check_queue_caller, task_attempt
 
     services = services_from_env()
     check_queue_caller(request, services.settings)
@@ -109,7 +109,7 @@ def link(request: flask.Request) -> Any:
 @guarded(methods=("GET", "POST"))
 def call(request: flask.Request) -> Any:
     """The PIN prompt API: POST places a call and answers its tid; GET /<tid> answers its status."""
-    from shared.prompt_calls import create_prompt_call, credentials_for, prompt_status
+    from shared.flows.pin_calls import create_prompt_call, credentials_for, prompt_status
 
     services = services_from_env()
     settings, tid = services.settings, subpath(request, "call")
@@ -133,7 +133,7 @@ def call(request: flask.Request) -> Any:
 @guarded(methods=("GET", "POST"))
 def prompt(request: flask.Request) -> Any:
     """Vonage's answer, input and event webhooks of one PIN prompt call (`?tid=&step=&sig=`)."""
-    from shared.prompt_calls import WEBHOOK_URL_PARAMS, webhook
+    from shared.flows.pin_calls import WEBHOOK_URL_PARAMS, webhook
 
     services = services_from_env()
     now = time.time()

@@ -59,7 +59,7 @@ def amazon_transcript(job_name: str, audio: bytes, media_format: str, store_fold
     each channel of `audio`: moto accepts jobs but recognises nothing."""
     from shared.adapters.local_blob_store import LocalBlobStore
     from shared.adapters.pocketsphinx_transcriber import PocketsphinxTranscriber
-    from shared.ports import TranscriptionJob
+    from shared.core.ports import TranscriptionJob
 
     store = LocalBlobStore(store_folder)
     store.write(f"audio.{media_format}", audio)

@@ -13,8 +13,8 @@ from functions_framework import create_app
 
 from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.ports import BlobStore
-from shared.services import services_from_env
+from shared.core.ports import BlobStore
+from shared.runtime.services import services_from_env
 from tests.aws import moto_server, point_boto3_at, reset
 from tests.servers import ROOT, free_port, running, storage_emulator_command
 

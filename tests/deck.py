@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.standin import VonageStandin
-from shared.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
 from tests.conftest import SECRET, TOKEN_SECRET
 from tests.servers import free_port, gunicorn_command, running
+from tools.standin import VonageStandin
+from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
 
 
 @dataclass

@@ -9,12 +9,12 @@ from typing import Any
 import boto3
 import pytest
 
-from shared import aws_setup
 from shared.adapters.aws_transcriber import AwsTranscriber
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.errors import BadRequest, Conflict, NotFound
-from shared.ports import TranscriptionJob
+from shared.core.errors import BadRequest, Conflict, NotFound
+from shared.core.ports import TranscriptionJob
 from tests.aws import REGION, finish_jobs_immediately
+from tools import aws_setup
 
 BUCKET = "tapedeck-staging-test"
 AUDIO_KEY = "calls/CON-7f3a/message.mp3"

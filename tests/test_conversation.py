@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import ConfigError
-from shared.ncco import conversation_answer
-from shared.pager import fit_sms, sms_length
-from shared.routes import Route, parse_routes
-from shared.settings import Settings
+from shared.config.routes import Route, parse_routes
+from shared.config.settings import Settings
+from shared.core.errors import ConfigError
+from shared.core.ncco import conversation_answer
+from shared.core.pager import fit_sms, sms_length
 from tests.test_functions import check_ncco
 
 ROUTES = """\

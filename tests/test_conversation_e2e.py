@@ -15,10 +15,8 @@ import boto3
 import pytest
 import requests
 
-from shared.standin.api import serve_in_thread
-from shared.standin.receiver import CallbackReceiver
-from shared.wav import parse_wav
-from shared.web import API_KEY_HEADER
+from shared.core.wav import parse_wav
+from shared.runtime.web import API_KEY_HEADER
 from tests.aws import (
     REGION,
     amazon_transcript,
@@ -35,6 +33,8 @@ from tests.aws import (
 from tests.conftest import DATA
 from tests.deck import Deck, DeckFactory, deck_fixture
 from tests.test_voicemail_e2e import signed_post
+from tools.standin.api import serve_in_thread
+from tools.standin.receiver import CallbackReceiver
 
 NUMBER = "447700900002"
 AGENT = "447700900200"

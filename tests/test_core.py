@@ -7,12 +7,12 @@ import wave
 
 import pytest
 
-from shared.calls import call_key, new_call, record_status
-from shared.errors import BadRequest, ConfigError, Unauthorized
-from shared.settings import Settings
-from shared.tokens import mint_stream_token, verify_stream_token
-from shared.wav import parse_wav, wav_header
-from shared.webhooks import parse_call_event, parse_inbound_call
+from shared.config.settings import Settings
+from shared.core.call_record import call_key, new_call, record_status
+from shared.core.errors import BadRequest, ConfigError, Unauthorized
+from shared.core.tokens import mint_stream_token, verify_stream_token
+from shared.core.wav import parse_wav, wav_header
+from shared.core.webhooks import parse_call_event, parse_inbound_call
 from tests.conftest import DATA
 
 

@@ -18,11 +18,18 @@ from flask import Flask, request
 from appengine.local_queue import LocalTaskDispatcher, RetrySettings
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.adapters.local_task_queue import LocalTaskQueue
-from shared.delivery import DeliveryPolicy, check_target, deliver_once, delivery_state, sign_delivery, verify_delivery
-from shared.errors import BadRequest
-from shared.standin.api import serve_in_thread
-from shared.standin.receiver import CallbackReceiver
-from shared.tasks import ATTEMPT_HEADER, QUEUE_KEY_HEADER, TASK_NAME_HEADER, Task
+from shared.config.settings import DeliveryPolicy
+from shared.core.errors import BadRequest
+from shared.core.tasks import ATTEMPT_HEADER, QUEUE_KEY_HEADER, TASK_NAME_HEADER, Task
+from shared.flows.delivery import (
+    check_target,
+    deliver_once,
+    delivery_state,
+    sign_delivery,
+    verify_delivery,
+)
+from tools.standin.api import serve_in_thread
+from tools.standin.receiver import CallbackReceiver
 
 SECRET = "callback-secret"
 LOCAL = DeliveryPolicy(attempts=4, backoff=0.01, timeout=5, allow_private=True)

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from shared.deploy import (
+from shared.config.settings import secret_id
+from tools.deploy import (
     ENV_NAMES,
     DeployError,
     entry_points,
@@ -29,8 +30,7 @@ from shared.deploy import (
     stage_functions,
     stage_recorder,
 )
-from shared.deploy_plan import Step, deploy_plan
-from shared.settings import secret_id
+from tools.deploy_plan import Step, deploy_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDER_URL = "wss://rec.example.test/socket"
@@ -47,18 +47,19 @@ def _write(path: Path, text: str = "") -> None:
 
 @pytest.fixture
 def fake_root(tmp_path: Path) -> Path:
-    """A small tree shaped like the repo, with the caches and stand-in a bundle must leave out."""
+    """A small tree shaped like the repo, with the caches and tools a bundle must leave out."""
     root = tmp_path / "repo"
     _write(root / "functions" / "main.py", '__all__ = ["answer", "on_finalize"]\n')
     _write(root / "functions" / "requirements.txt", "flask\n")
     _write(root / "functions" / "__pycache__" / "main.cpython-311.pyc")
     _write(root / "shared" / "__init__.py")
-    _write(root / "shared" / "ncco.py")
+    _write(root / "shared" / "core" / "ncco.py")
     _write(root / "shared" / "adapters" / "keys.py")
     _write(root / "shared" / "adapters" / "__pycache__" / "keys.cpython-311.pyc")
     _write(root / "shared" / "__pycache__" / "ncco.cpython-311.pyc")
-    _write(root / "shared" / "standin" / "__main__.py")
-    _write(root / "shared" / "standin" / "requirements.txt", "vonage\n")
+    _write(root / "tools" / "deploy.py")
+    _write(root / "tools" / "standin" / "__main__.py")
+    _write(root / "tools" / "standin" / "requirements.txt", "vonage\n")
     _write(root / "app.yaml", "runtime: python\nenv: flex\n")
     _write(root / "appengine" / "__init__.py")
     _write(root / "appengine" / "main.py")
@@ -75,7 +76,7 @@ def test_functions_bundle_holds_main_requirements_and_shared_only(fake_root: Pat
         "main.py",
         "requirements.txt",
         "shared/__init__.py",
-        "shared/ncco.py",
+        "shared/core/ncco.py",
         "shared/adapters/keys.py",
     }
     assert (staged / "requirements.txt").read_text() == "flask\n"
@@ -91,7 +92,7 @@ def test_recorder_bundle_has_app_yaml_and_requirements_at_its_root(fake_root: Pa
         "appengine/main.py",
         "appengine/requirements.txt",
         "shared/__init__.py",
-        "shared/ncco.py",
+        "shared/core/ncco.py",
         "shared/adapters/keys.py",
     }
     assert (staged / "requirements.txt").read_text() == "gunicorn\n"
@@ -99,11 +100,11 @@ def test_recorder_bundle_has_app_yaml_and_requirements_at_its_root(fake_root: Pa
 
 def test_restaging_drops_files_deleted_from_the_repo(fake_root: Path, tmp_path: Path) -> None:
     stage_functions(fake_root, tmp_path / "build")
-    (fake_root / "shared" / "ncco.py").unlink()
+    (fake_root / "shared" / "core" / "ncco.py").unlink()
 
     staged = stage_functions(fake_root, tmp_path / "build")
 
-    assert "shared/ncco.py" not in _files(staged)
+    assert "shared/core/ncco.py" not in _files(staged)
 
 
 def test_staging_refuses_to_overwrite_the_sources(fake_root: Path) -> None:
@@ -111,18 +112,18 @@ def test_staging_refuses_to_overwrite_the_sources(fake_root: Path) -> None:
         stage_functions(fake_root, fake_root)
 
 
-def test_the_real_functions_bundle_copies_every_shared_module_but_the_standin(tmp_path: Path) -> None:
+def test_the_real_functions_bundle_copies_every_shared_module_and_no_tool(tmp_path: Path) -> None:
     staged = stage_functions(ROOT, tmp_path)
 
     expected = {
         "shared/" + p.relative_to(ROOT / "shared").as_posix()
         for p in (ROOT / "shared").rglob("*.py")
-        if "standin" not in p.parts and "__pycache__" not in p.parts
+        if "__pycache__" not in p.parts
     }
     files = _files(staged)
-    assert {"main.py", "requirements.txt", "shared/settings.py", "shared/inbound.py"} <= files
+    assert {"main.py", "requirements.txt", "shared/config/settings.py", "shared/flows/inbound.py"} <= files
     assert {f for f in files if f.endswith(".py")} - {"main.py"} == expected
-    assert not any("standin" in f or "__pycache__" in f for f in files)
+    assert not any("standin" in f or "deploy" in f or "__pycache__" in f for f in files)
 
 
 def test_entry_points_come_from_main_dunder_all() -> None:
@@ -361,7 +362,7 @@ def test_staged_bundle_answers_a_call_from_a_fresh_venv(tmp_path: Path) -> None:
 
 
 def test_the_staged_app_yaml_carries_the_recorder_settings_and_identity() -> None:
-    from shared.deploy import recorder_app_yaml
+    from tools.deploy import recorder_app_yaml
 
     source = "runtime: python\nenv: flex\nenv_variables:\n  # set at deploy time\n  STORAGE: gcs\n"
     staged = recorder_app_yaml(source, {"GCS_BUCKET": "calls", "GREETING": 'a"b: c'}, "rec@demo.iam")
@@ -404,7 +405,7 @@ class SecretManager:
 
 def test_the_recorder_reads_its_secrets_from_secret_manager() -> None:
     from shared.adapters.secret_manager_secrets import SecretManagerSecrets
-    from shared.errors import ConfigError
+    from shared.core.errors import ConfigError
 
     path = "projects/demo/secrets/tapedeck-stream-token-secret/versions/latest"
     secrets = SecretManagerSecrets("demo", SecretManager({path: "tok"}))
@@ -417,8 +418,8 @@ def test_the_recorder_reads_its_secrets_from_secret_manager() -> None:
 
 
 def test_a_missing_secret_is_named_with_the_secret_it_comes_from() -> None:
-    from shared.errors import ConfigError
-    from shared.settings import Settings
+    from shared.config.settings import Settings
+    from shared.core.errors import ConfigError
 
     with pytest.raises(
         ConfigError, match="STREAM_TOKEN_SECRET \\(Secret Manager secret tapedeck-stream-token-secret\\)"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.documents import update_json
-from shared.errors import PreconditionFailed
+from shared.core.errors import PreconditionFailed
+from shared.flows.documents import update_json
 
 
 def test_two_writers_from_the_same_generation_cannot_both_win(tmp_path: Path) -> None:

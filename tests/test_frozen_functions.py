@@ -26,13 +26,13 @@ import pytest
 import requests
 
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.signatures import API_KEY_HEADER
-from shared.standin import CalleeScript, VonageStandin
-from shared.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of, serve_in_thread
-from shared.standin.receiver import CallbackReceiver
+from shared.core.signatures import API_KEY_HEADER
 from tests.conftest import DATA, SECRET, TOKEN_SECRET
 from tests.frozen import FrozenPlatform, frozen_platform, local_queue
 from tests.servers import ROOT, free_port, stop
+from tools.standin import CalleeScript, VonageStandin
+from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of, serve_in_thread
+from tools.standin.receiver import CallbackReceiver
 
 MAILBOX, TALK_LINE, AGENT, CALLEE = "447700900001", "447700900002", "447700900200", "447700900003"
 API_KEY, CALLBACK_SECRET = "frozen-api-key", "frozen-callback-secret"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from vonage_voice.models import Connect, Record, Talk
 
-from shared.signatures import sign_webhook
-from shared.tokens import verify_stream_token
+from shared.core.signatures import sign_webhook
+from shared.core.tokens import verify_stream_token
 from tests.conftest import SECRET, TOKEN_SECRET, client
 from tests.vonage_signing import bearer, query_payload
 

@@ -26,14 +26,14 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from shared.services import services_from_env
-from shared.standin import CalleeScript
-from shared.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
-from shared.tokens import mint_stream_token, sign_caller
+from shared.core.tokens import mint_stream_token, sign_caller
+from shared.runtime.services import services_from_env
 from tests import vonage_payloads as vonage
 from tests.conftest import SECRET, TOKEN_SECRET, client
 from tests.servers import free_port, gunicorn_command, running
 from tests.vonage_signing import query_payload, vonage_token
+from tools.standin import CalleeScript
+from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3000"))
 FUNCTIONS = ("answer", "event", "recording", "transcription", "link", "call", "prompt")

@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from shared.jobs import recording_event_url
-from shared.settings import Settings
-from shared.standin.api import make_application_key
+from shared.config.settings import Settings
+from shared.flows.jobs import recording_event_url
 from tests.conftest import TOKEN_SECRET, client
+from tools.standin.api import make_application_key
 
 Environment = Callable[..., None]
 MAILBOX, CALLER, CONVERSATION = "447700900001", "447700900123", "CON-4b3a2c1d-0e9f-4a8b-9c7d-6e5f4a3b2c1d"

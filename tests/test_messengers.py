@@ -10,9 +10,9 @@ import pytest
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.adapters.outbox_messenger import OutboxMessenger
 from shared.adapters.vonage_messenger import SmsRefused, VonageMessenger
-from shared.ports import TextMessage
-from shared.standin.api import StandinApi, make_tls_files
+from shared.core.ports import TextMessage
 from tests.servers import free_port
+from tools.standin.api import StandinApi, make_tls_files
 
 PAGE = TextMessage("447700900111", "tapedeck", "[From: +447700900123]\n\nCALL ME BACK\n\nhttps://x/link?id=abc")
 

@@ -14,15 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from shared.jobs import recording_event_url
-from shared.prompt_calls import transaction_key
-from shared.prompts import PromptRequest, new_transaction
-from shared.settings import Settings
-from shared.standin.api import make_application_key
-from shared.tasks import QUEUE_KEY_HEADER
-from shared.tokens import sign_caller
+from shared.config.settings import Settings
+from shared.core.pin_prompt import PromptRequest, new_transaction
+from shared.core.tasks import QUEUE_KEY_HEADER
+from shared.core.tokens import sign_caller
+from shared.flows.jobs import recording_event_url
+from shared.flows.pin_calls import transaction_key
 from tests.conftest import TOKEN_SECRET, client
 from tests.servers import ROOT
+from tools.standin.api import make_application_key
 
 # What starts work that runs on after the caller returns (a Lock or an exception class does not).
 BACKGROUND = {
@@ -84,9 +84,12 @@ def function_code() -> dict[str, Path]:
 
 def test_no_function_code_imports_threads_timers_or_pools() -> None:
     modules = function_code()
-    assert {"functions.main", "shared.prompt_calls", "shared.task_runner", "shared.adapters.local_task_queue"} <= set(
-        modules
-    )
+    assert {
+        "functions.main",
+        "shared.flows.pin_calls",
+        "shared.runtime.task_dispatch",
+        "shared.adapters.local_task_queue",
+    } <= set(modules)
     offenders = {name: sorted(starters(path)) for name, path in modules.items() if starters(path)}
     assert offenders == {}
 

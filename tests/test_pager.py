@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from vonage_voice.models import Record, Talk
 
-from shared.errors import ConfigError
-from shared.ncco import voicemail_answer
-from shared.pager import build_pager_text, sms_length, sms_limit
-from shared.routes import Route, parse_routes
-from shared.standin.calls import DtmfPress, record_length
-from shared.webhooks import InboundCall
+from shared.config.routes import Route, parse_routes
+from shared.core.errors import ConfigError
+from shared.core.ncco import voicemail_answer
+from shared.core.pager import build_pager_text, sms_length, sms_limit
+from shared.core.webhooks import InboundCall
 from tests.conftest import DATA
+from tools.standin.inbound_calls import DtmfPress, record_length
 
 LINK = "https://fn.example.test/link?id=AbCdEfGhIjKlMnOp"
 
@@ -97,7 +97,7 @@ def test_the_voicemail_ncco_passes_the_official_models() -> None:
 
 
 def test_the_stand_in_ends_a_recording_on_silence_key_or_time_out() -> None:
-    from shared.wav import parse_wav
+    from shared.core.wav import parse_wav
 
     speech = parse_wav((DATA / "voicemail_outage.wav").read_bytes()).pcm
     pcm = speech + bytes(32000 * 5)  # then five seconds of silence

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import requests
 
-from shared.signatures import API_KEY_HEADER
-from shared.standin.api import serve_in_thread
-from shared.standin.outbound import CalleeScript
-from shared.standin.receiver import CallbackReceiver
+from shared.core.signatures import API_KEY_HEADER
 from tests.conftest import SECRET
 from tests.deck import Deck, start_deck
+from tools.standin.api import serve_in_thread
+from tools.standin.outbound import CalleeScript
+from tools.standin.receiver import CallbackReceiver
 
 API_KEY = "prompt-api-key"
 CALLBACK_SECRET = "prompt-callback-secret"
@@ -217,6 +217,6 @@ def test_a_forwarded_application_jwt_places_the_call(prompt: Prompt, tmp_path: P
 
 
 def _other_key(folder: Path) -> str:
-    from shared.standin.api import make_application_key
+    from tools.standin.api import make_application_key
 
     return make_application_key(folder / "other.pem").decode()

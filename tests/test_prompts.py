@@ -12,9 +12,8 @@ import pytest
 from vonage_voice.models import Input, Talk
 
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.errors import BadRequest
-from shared.prompt_calls import _settle, transaction_key
-from shared.prompts import (
+from shared.core.errors import BadRequest
+from shared.core.pin_prompt import (
     answer_ncco,
     apply_event,
     apply_input,
@@ -24,7 +23,8 @@ from shared.prompts import (
     read_dtmf,
     settle_hang_up,
 )
-from shared.tasks import Task
+from shared.core.tasks import Task
+from shared.flows.pin_calls import _settle, transaction_key
 
 GOOD = {
     "to": "447700900001",

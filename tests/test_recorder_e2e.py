@@ -23,12 +23,12 @@ from websockets.sync.client import ClientConnection, connect
 
 from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.ports import BlobStore
-from shared.standin import DtmfPress, VonageStandin
-from shared.tokens import mint_stream_token
-from shared.wav import parse_wav
+from shared.core.ports import BlobStore
+from shared.core.tokens import mint_stream_token
+from shared.core.wav import parse_wav
 from tests.conftest import DATA, SECRET, TOKEN_SECRET, Emulator, fresh_bucket, gcs_client
 from tests.servers import BIN, ROOT, free_port, gunicorn_command, running, stop
+from tools.standin import DtmfPress, VonageStandin
 
 FIXTURE = DATA / "voicemail_outage.wav"
 FIXTURE_PCM = parse_wav(FIXTURE.read_bytes()).pcm
@@ -207,7 +207,7 @@ def test_a_real_time_call_is_paced_at_20_ms_frames(platform_factory: Any) -> Non
 
 
 def parse_and_rewrap(data: bytes, size: int) -> bytes:
-    from shared.wav import wav_header
+    from shared.core.wav import wav_header
 
     return wav_header(16000, size) + data[44 : 44 + size]
 

@@ -6,7 +6,7 @@ import pytest
 from simple_websocket import ConnectionClosed
 
 from appengine.main import _VonageSocket
-from shared.streams import StreamClosed
+from shared.flows.streams import StreamClosed
 
 
 class QueuedSocket:

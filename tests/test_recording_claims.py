@@ -17,13 +17,13 @@ import requests
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.adapters.local_task_queue import LocalTaskQueue
 from shared.adapters.outbox_messenger import OutboxMessenger
-from shared.errors import TapedeckError
-from shared.jobs import CLAIM_LEASE, job_key
-from shared.ports import Transcript, TranscriptionJob
-from shared.recorded_calls import receive_recording, run_transcription
-from shared.routes import parse_routes
-from shared.settings import Settings
-from shared.tokens import sign_caller
+from shared.config.routes import parse_routes
+from shared.config.settings import Settings
+from shared.core.errors import TapedeckError
+from shared.core.ports import Transcript, TranscriptionJob
+from shared.core.tokens import sign_caller
+from shared.flows.jobs import CLAIM_LEASE, job_key
+from shared.flows.transcription import receive_recording, run_transcription
 from tests.conftest import DATA, TOKEN_SECRET
 
 MAILBOX, CALLER, CONVERSATION = "447700900001", "447700900123", "CON-7d3e1f20-1c2b-4a5d-9e8f-0a1b2c3d4e5f"
@@ -92,7 +92,7 @@ def services(tmp_path: Path) -> FakeServices:
 
 
 def webhook(recording_uuid: str = "5f0c8d2e-3b4a-4c1d-9e7f-8a6b5c4d3e2f") -> dict[str, Any]:
-    # The seal the record eventUrl carries (shared.jobs.recording_event_url).
+    # The seal the record eventUrl carries (shared.flows.jobs.recording_event_url).
     seal = sign_caller(TOKEN_SECRET, CONVERSATION, f"{CALLER}|{MAILBOX}")
     return {
         "recording_url": f"https://api.nexmo.com/v1/files/{recording_uuid}",

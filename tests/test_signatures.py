@@ -10,8 +10,8 @@ import time
 import jwt
 import pytest
 
-from shared.errors import BadRequest, Unauthorized, Unsigned
-from shared.signatures import query_payloads, sign_webhook, verify_webhook
+from shared.core.errors import BadRequest, Unauthorized, Unsigned
+from shared.core.signatures import query_payloads, sign_webhook, verify_webhook
 from tests.vonage_signing import query_payload, vonage_token
 
 SECRET = "signature-secret-of-the-vonage-account-0123456789abcdef"

@@ -17,12 +17,12 @@ import pytest
 import requests
 from flask import Flask, jsonify, request
 
-from shared.audio import decode_audio, split_channels
-from shared.standin import CallReport, VonageStandin
-from shared.standin.api import StandinApi, make_application_key, public_key_of, serve_in_thread
-from shared.standin.audio import load_pcm
-from shared.wav import parse_wav, wav_header
+from shared.core.audio import decode_audio, split_channels
+from shared.core.wav import parse_wav, wav_header
 from tests.conftest import DATA, SECRET
+from tools.standin import CallReport, VonageStandin
+from tools.standin.api import StandinApi, make_application_key, public_key_of, serve_in_thread
+from tools.standin.audio import load_pcm
 
 CALLER_ID = "447700900002"
 AGENT = "447700900200"

@@ -20,11 +20,11 @@ from vonage import Auth, HttpClientOptions, Vonage
 from vonage_http_client.errors import AuthenticationError
 from vonage_voice import CreateCallRequest
 
-from shared.standin import CalleeScript, OutboundReport
-from shared.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of, serve_in_thread
-from shared.standin.outbound import typed_digits
 from tests.conftest import SECRET
 from tests.vonage_signing import is_signed_as_vonage_signs
+from tools.standin import CalleeScript, OutboundReport
+from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of, serve_in_thread
+from tools.standin.outbound import typed_digits
 
 CALLEE = "447700900001"
 CALLER_ID = "447700900002"

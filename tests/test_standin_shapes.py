@@ -14,12 +14,12 @@ from urllib.parse import parse_qsl
 import pytest
 from flask import Flask, jsonify, request
 
-from shared.standin import CalleeScript, OutboundReport, VonageStandin
-from shared.standin.api import serve_in_thread
-from shared.standin.outbound import OutboundCall
-from shared.standin.webhooks import WebhookSigning
 from tests.conftest import DATA, SECRET
 from tests.vonage_signing import is_signed_as_vonage_signs
+from tools.standin import CalleeScript, OutboundReport, VonageStandin
+from tools.standin.api import serve_in_thread
+from tools.standin.outbound import OutboundCall
+from tools.standin.webhooks import WebhookSigning
 
 # Field names of the live captures (vendor request recordings of an inbound call), as sets.
 EVENT_FIELDS = {"headers", "from", "to", "uuid", "conversation_uuid", "status", "direction", "timestamp"}

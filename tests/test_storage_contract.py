@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from shared.errors import PreconditionFailed
-from shared.ports import BlobStore
+from shared.core.errors import PreconditionFailed
+from shared.core.ports import BlobStore
 
 
 def test_write_then_read_returns_the_bytes_and_a_generation(store: BlobStore) -> None:

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.adapters.local_task_queue import LocalTaskQueue
-from shared.errors import BadRequest
-from shared.logs import JsonFormatter, current_trace, trace_context
-from shared.tasks import Task, parse_task
+from shared.config.settings import Settings
+from shared.core.errors import BadRequest
+from shared.core.tasks import Task, parse_task
+from shared.runtime.logs import JsonFormatter, current_trace, trace_context
+from shared.runtime.services import build_services
 
 TRACE = "105445aa7843bc8bf206b12000100000/1;o=1"
 
@@ -42,7 +43,8 @@ def test_a_task_carries_the_trace_of_the_request_that_queued_it(tmp_path: Path) 
     store = LocalBlobStore(tmp_path)
     token = trace_context.set(current_trace(TRACE))
     try:
-        LocalTaskQueue(store).enqueue(Task("settle-hangup", "t-1", delay=5))
+        # Through the composition root, which hands the queue the request's trace.
+        build_services(Settings(), store).queue.enqueue(Task("settle-hangup", "t-1", delay=5))
     finally:
         trace_context.reset(token)
     stored = json.loads(store.read("tasks/settle-hangup-t-1.json").data)  # type: ignore[union-attr]
@@ -80,9 +82,9 @@ def test_a_delivery_task_run_twice_sends_once(tmp_path: Path) -> None:
     import time
     from dataclasses import dataclass, field
 
-    from shared.prompt_calls import deliver_callback, transaction_key
-    from shared.prompts import PromptRequest, new_transaction
-    from shared.settings import Settings
+    from shared.config.settings import Settings
+    from shared.core.pin_prompt import PromptRequest, new_transaction
+    from shared.flows.pin_calls import deliver_callback, transaction_key
 
     @dataclass
     class Services:

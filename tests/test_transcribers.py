@@ -16,10 +16,10 @@ from google.cloud import speech_v1 as speech
 from shared.adapters.google_transcriber import GoogleTranscriber
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.adapters.pocketsphinx_transcriber import PocketsphinxTranscriber
-from shared.audio import decode_audio, probe_audio, resample, split_channels
-from shared.errors import BadRequest, NotFound
-from shared.ports import Transcript, TranscriptionJob
-from shared.wav import wav_header
+from shared.core.audio import decode_audio, probe_audio, resample, split_channels
+from shared.core.errors import BadRequest, NotFound
+from shared.core.ports import Transcript, TranscriptionJob
+from shared.core.wav import wav_header
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = (
@@ -320,7 +320,7 @@ def test_google_has_nothing_to_collect(audio_store: LocalBlobStore) -> None:
         GoogleTranscriber(audio_store, bucket=None, client=FakeSpeechClient(VOICEMAIL)).collect("job-1")
 
 
-# shared.audio ------------------------------------------------------------------------------------
+# shared.core.audio ------------------------------------------------------------------------------------
 
 
 def tone(frequency: float, rate: int, seconds: float = 1.0, amplitude: float = 10000) -> bytes:

@@ -10,8 +10,8 @@ import pytest
 
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.adapters.pocketsphinx_transcriber import PocketsphinxTranscriber
-from shared.ports import TranscriptionJob
-from shared.transcripts import (
+from shared.core.ports import TranscriptionJob
+from shared.core.transcripts import (
     Channel,
     TranscriptModel,
     Turn,

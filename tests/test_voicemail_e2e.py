@@ -17,9 +17,9 @@ import boto3
 import pytest
 import requests
 
-from shared.signatures import sign_webhook
-from shared.wav import parse_wav
-from shared.web import API_KEY_HEADER
+from shared.core.signatures import sign_webhook
+from shared.core.wav import parse_wav
+from shared.runtime.web import API_KEY_HEADER
 from tests.aws import REGION, aws_transcriber_env, job_state_change, started_job
 from tests.aws import TRANSCRIBE_BUCKET as BUCKET
 from tests.aws import TRANSCRIPTION_API_KEY as API_KEY
@@ -91,7 +91,7 @@ def test_ten_concurrent_deliveries_of_a_recording_webhook_download_and_page_once
 
 
 def test_pressing_hash_ends_the_message(deck_factory: DeckFactory) -> None:
-    from shared.standin import DtmfPress
+    from tools.standin import DtmfPress
 
     deck = deck_factory()
     report = deck.call(DATA / "voicemail_outage.wav", dtmf=[DtmfPress("#", 4.0)])

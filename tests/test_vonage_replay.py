@@ -14,15 +14,15 @@ import pytest
 from flask.testing import FlaskClient
 
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.jobs import recording_event_url
-from shared.prompt_calls import transaction_key
-from shared.prompts import PromptRequest, new_transaction
-from shared.settings import Settings
-from shared.standin.api import make_application_key
-from shared.tokens import sign_caller
+from shared.config.settings import Settings
+from shared.core.pin_prompt import PromptRequest, new_transaction
+from shared.core.tokens import sign_caller
+from shared.flows.jobs import recording_event_url
+from shared.flows.pin_calls import transaction_key
 from tests import vonage_payloads as vonage
 from tests.conftest import SECRET, TOKEN_SECRET, client
 from tests.vonage_signing import bearer, query_payload
+from tools.standin.api import make_application_key
 
 Environment = Callable[..., None]
 

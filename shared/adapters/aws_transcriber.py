@@ -6,8 +6,8 @@ import json
 import logging
 from typing import Any
 
-from shared.errors import BadRequest, Conflict, NotFound
-from shared.ports import BlobStore, Transcript, TranscriptionJob
+from shared.core.errors import BadRequest, Conflict, NotFound
+from shared.core.ports import BlobStore, Transcript, TranscriptionJob
 
 __all__ = ["MEDIA_FORMATS", "AwsTranscriber", "media_key", "parse_transcript", "transcript_key"]
 

@@ -15,11 +15,11 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shared.logs import trace_context
-from shared.tasks import Task
+from shared.core.tasks import Task
 
 __all__ = ["DISPATCH_DEADLINE", "CloudTasksQueue", "CloudTasksTarget"]
 
@@ -42,10 +42,18 @@ class CloudTasksTarget:
 
 
 class CloudTasksQueue:
-    def __init__(self, target: CloudTasksTarget, client: Any = None, emulator_host: str | None = None) -> None:
+    def __init__(
+        self,
+        target: CloudTasksTarget,
+        client: Any = None,
+        emulator_host: str | None = None,
+        trace: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.target = target
         self._client = client
         self._emulator_host = emulator_host
+        # The trace of the request being handled, which each task carries to its own request.
+        self.trace = trace
 
     @property
     def client(self) -> Any:
@@ -97,7 +105,7 @@ class CloudTasksQueue:
 
     def enqueue(self, task: Task) -> None:
         # The task carries the trace of the request that queued it, so its own lines join that story.
-        task = replace(task, trace=task.trace or trace_context.get())
+        task = replace(task, trace=task.trace or self.trace())
         from google.api_core.exceptions import AlreadyExists
 
         target = self.target

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.keys import check_key
-from shared.errors import PreconditionFailed
-from shared.ports import Blob, BlobInfo
+from shared.core.errors import PreconditionFailed
+from shared.core.ports import Blob, BlobInfo
 
 if TYPE_CHECKING:
     import google.cloud.storage as storage

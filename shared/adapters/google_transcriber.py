@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from shared.errors import NotFound, TapedeckError
-from shared.ports import BlobStore, Transcript, TranscriptionJob
+from shared.core.errors import NotFound, TapedeckError
+from shared.core.ports import BlobStore, Transcript, TranscriptionJob
 
 __all__ = ["GoogleTranscriber"]
 
@@ -50,7 +50,7 @@ class GoogleTranscriber:
     def start(self, job: TranscriptionJob) -> Transcript:
         from google.api_core.exceptions import GoogleAPIError
 
-        from shared.audio import probe_audio
+        from shared.core.audio import probe_audio
 
         speech = _speech()
         blob = self.store.read(job.audio_key)

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.adapters.keys import check_key
-from shared.errors import PreconditionFailed
-from shared.ports import Blob, BlobInfo
+from shared.core.errors import PreconditionFailed
+from shared.core.ports import Blob, BlobInfo
 
 __all__ = ["LocalBlobStore"]
 

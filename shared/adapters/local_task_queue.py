@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from shared.errors import PreconditionFailed
-from shared.logs import trace_context
-from shared.ports import BlobStore
-from shared.tasks import Task
+from shared.core.errors import PreconditionFailed
+from shared.core.ports import BlobStore
+from shared.core.tasks import Task
 
 __all__ = ["FAILED_PREFIX", "TASKS_PREFIX", "LocalTaskQueue", "task_key"]
 
@@ -34,13 +33,19 @@ def task_key(name: str) -> str:
 class LocalTaskQueue:
     """Enqueues into the store; nothing runs in the enqueuing process."""
 
-    def __init__(self, store: BlobStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        clock: Callable[[], float] = time.time,
+        trace: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.trace = trace
 
     def enqueue(self, task: Task) -> None:
         # The task carries the trace of the request that queued it, so its own lines join that story.
-        task = replace(task, trace=task.trace or trace_context.get())
+        task = replace(task, trace=task.trace or self.trace())
         document = {"task": task.to_json(), "due_at": self.clock() + task.delay, "attempts": 0}
         try:
             self.store.write(task_key(task.name), json.dumps(document).encode(), "application/json", 0)

@@ -6,8 +6,8 @@ import contextlib
 import json
 import time
 
-from shared.errors import PreconditionFailed
-from shared.ports import BlobStore, TextMessage
+from shared.core.errors import PreconditionFailed
+from shared.core.ports import BlobStore, TextMessage
 
 __all__ = ["OUTBOX", "OutboxMessenger"]
 

@@ -8,8 +8,8 @@ import struct
 import threading
 from typing import Any
 
-from shared.errors import NotFound, TapedeckError
-from shared.ports import BlobStore, Transcript, TranscriptionJob
+from shared.core.errors import NotFound, TapedeckError
+from shared.core.ports import BlobStore, Transcript, TranscriptionJob
 
 __all__ = ["PocketsphinxTranscriber"]
 
@@ -49,7 +49,7 @@ class PocketsphinxTranscriber:
         if blob is None:
             return _failed(job, f"no audio at {job.audio_key}")
         try:
-            from shared.audio import decode_audio, resample
+            from shared.core.audio import decode_audio, resample
 
             rate, channels = decode_audio(blob.data, job.media_format)
             pcm = [resample(channel, rate, SAMPLE_RATE) for channel in channels]

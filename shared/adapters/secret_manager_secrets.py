@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared.errors import ConfigError
-from shared.settings import secret_id
+from shared.config.settings import secret_id
+from shared.core.errors import ConfigError
 
 __all__ = ["SecretManagerSecrets"]
 

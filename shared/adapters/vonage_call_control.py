@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared.errors import BadGateway, BadRequest, Unauthorized
-from shared.ports import OutboundCall, VonageCredentials
+from shared.core.errors import BadGateway, BadRequest, Unauthorized
+from shared.core.ports import OutboundCall, VonageCredentials
 
 __all__ = ["VonageCallControl"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import TapedeckError
-from shared.ports import TextMessage
+from shared.core.errors import TapedeckError
+from shared.core.ports import TextMessage
 
 __all__ = ["VonageMessenger"]
 

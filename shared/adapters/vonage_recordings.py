@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from shared.errors import BadRequest, TapedeckError
-from shared.payloads import split_url
+from shared.core.errors import BadRequest, TapedeckError
+from shared.core.payloads import split_url
 
 __all__ = ["MAX_RECORDING_BYTES", "VonageRecordings"]
 

@@ -19,7 +19,7 @@ from flask import Flask
 from flask_sock import Sock
 
 from appengine.main import _VonageSocket, production_app
-from shared.streams import StreamContext, run_stream
+from shared.flows.streams import StreamContext, run_stream
 from tests.bench.timing import STAMP, STATS_DIR_ENV, TIMED_PATH, DelayHistogram
 
 __all__ = ["create_app"]

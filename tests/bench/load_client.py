@@ -18,7 +18,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from shared.tokens import mint_stream_token
+from shared.core.tokens import mint_stream_token
 from tests.bench.timing import FRAME_BYTES, FRAME_SECONDS, STAMP, DelayHistogram
 
 _PAD = bytes(FRAME_BYTES - STAMP.size)

@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from shared.adapters.local_blob_store import LocalBlobStore  # noqa: E402
-from shared.standin import VonageStandin  # noqa: E402
-from shared.standin.api import StandinApi, make_application_key, public_key_of  # noqa: E402
 from tests.frozen import frozen_platform, local_queue  # noqa: E402
 from tests.servers import free_port, gunicorn_command, running  # noqa: E402
+from tools.standin import VonageStandin  # noqa: E402
+from tools.standin.api import StandinApi, make_application_key, public_key_of  # noqa: E402
 
 MAILBOX = "447700900001"
 AUDIO = ROOT / "tests" / "data" / "voicemail_outage.wav"

@@ -1,0 +1,220 @@
+"""The routes file: which flow each called number gets, with that flow's settings.
+
+YAML or JSON (JSON is read as YAML), one entry per number:
+
+    "447700900001":
+      flow: voicemail
+      owner: Sam
+      recipients: ["447700900111"]
+      language: en-US
+      max_seconds: 120
+    "447700900002":
+      flow: conversation
+      connect: ["447700900200"]           # one or more parties, each on its own channel
+      caller_id: "447700900002"           # a Vonage number shown to the parties
+      labels: [Caller, Agent]             # one per channel: the caller first
+      notice: This call is recorded.      # read to the caller before connecting
+      format: mp3                         # or wav
+      result_webhook: https://crm.example.com/transcripts
+      recipients: ["447700900111"]        # SMS summary of the dialogue
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.core.errors import BadRequest, ConfigError
+from shared.core.identifiers import E164, LANGUAGE_TAG, ROUTE_NUMBER, is_shaped
+from shared.core.payloads import split_url
+
+__all__ = ["DEFAULT_LABELS", "FLOWS", "RECORDING_FORMATS", "Route", "Routes", "load_routes", "parse_routes"]
+
+FLOWS = ("stream", "voicemail", "conversation")
+RECORDING_FORMATS = ("mp3", "wav")
+DEFAULT_LABELS = ("Caller", "Agent")
+# Vonage records at most 32 channels, one per leg.
+MAX_CHANNELS = 32
+_SECONDS = re.compile(r"[0-9]{1,4}", re.ASCII)
+_LIST_FIELDS = {"recipients", "connect", "labels"}
+_FIELDS = {
+    "flow",
+    "owner",
+    "recipients",
+    "language",
+    "max_seconds",
+    "connect",
+    "caller_id",
+    "labels",
+    "notice",
+    "format",
+    "result_webhook",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    flow: str
+    owner: str = ""
+    recipients: tuple[str, ...] = ()
+    language: str = "en-US"
+    max_seconds: int | None = None
+    connect: tuple[str, ...] = ()
+    caller_id: str = ""
+    labels: tuple[str, ...] = ()
+    notice: str = ""
+    format: str = "mp3"
+    result_webhook: str = ""
+
+    @property
+    def channels(self) -> int:
+        """Recording channels of a conversation: the caller, then one per connected party."""
+        return 1 + len(self.connect)
+
+    def channel_labels(self) -> tuple[str, ...]:
+        """A label per channel: the route's own, then the defaults, then "Party N"."""
+        defaults = (*DEFAULT_LABELS, *(f"Party {i}" for i in range(len(DEFAULT_LABELS), self.channels)))
+        return tuple(self.labels) + defaults[len(self.labels) : self.channels]
+
+
+@dataclass(frozen=True)
+class Routes:
+    by_number: dict[str, Route] = field(default_factory=dict)
+    default_flow: str = "stream"
+
+    def for_number(self, number: str) -> Route:
+        """The route of a called number; unlisted numbers get the default flow."""
+        return self.by_number.get(number.lstrip("+")) or Route(flow=self.default_flow)
+
+
+def _fail(source: str, node: Any, message: str) -> ConfigError:
+    return ConfigError(f"{source}, line {node.start_mark.line + 1}: {message}")
+
+
+def _scalar(source: str, node: Any, what: str) -> str:
+    import yaml
+
+    if not isinstance(node, yaml.ScalarNode):
+        raise _fail(source, node, f"{what} must be a single value")
+    return str(node.value)
+
+
+def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        raise _fail(source, node, f"the entry for {number} must be a mapping")
+    values: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = _scalar(source, key_node, "a field name")
+        if key not in _FIELDS:
+            raise _fail(source, key_node, f"unknown field {key!r} (expected one of {', '.join(sorted(_FIELDS))})")
+        if key in _LIST_FIELDS:
+            values[key] = _list(source, key, value_node)
+            continue
+        text = _scalar(source, value_node, key)
+        if key == "flow" and text not in FLOWS:
+            raise _fail(source, value_node, f"flow must be one of {', '.join(FLOWS)}, not {text!r}")
+        if key == "max_seconds":
+            if not is_shaped(text, _SECONDS) or not 3 <= int(text) <= 7200:
+                raise _fail(source, value_node, "max_seconds must be a whole number from 3 to 7200")
+            values[key] = int(text)
+            continue
+        _check_value(source, key, text, value_node)
+        values[key] = text.lstrip("+") if key == "caller_id" else text
+    if "flow" not in values:
+        raise _fail(source, number_node, f"the entry for {number} has no flow")
+    if values["flow"] == "voicemail" and not values.get("recipients"):
+        raise _fail(source, number_node, f"the voicemail entry for {number} needs at least one recipient")
+    if values["flow"] == "conversation":
+        _check_conversation(source, number, number_node, values)
+    return Route(**values)
+
+
+def _list(source: str, key: str, node: Any) -> tuple[str, ...]:
+    """A list field (a single value counts as a list of one); numbers are checked as numbers."""
+    import yaml
+
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    noun = {"recipients": "recipient", "connect": "number to connect", "labels": "label"}[key]
+    values = []
+    for item in items:
+        text = _scalar(source, item, f"a {noun}")
+        if key == "labels":
+            if not 0 < len(text.strip()) <= 40:
+                raise _fail(source, item, "a label must be 1 to 40 characters")
+            values.append(text.strip())
+            continue
+        number = text.lstrip("+")
+        if not is_shaped(number, ROUTE_NUMBER):
+            raise _fail(source, item, f"{noun} {number!r} is not a phone number")
+        values.append(number)
+    return tuple(values)
+
+
+def _check_value(source: str, key: str, text: str, node: Any) -> None:
+    if key == "flow" and text not in FLOWS:
+        raise _fail(source, node, f"flow must be one of {', '.join(FLOWS)}, not {text!r}")
+    if key == "language" and not is_shaped(text, LANGUAGE_TAG):
+        raise _fail(source, node, f"language {text!r} is not a BCP-47 tag like en-US")
+    # Connect's `from` must be a 7-15 digit number.
+    if key == "caller_id" and not is_shaped(text.lstrip("+"), E164):
+        raise _fail(source, node, f"caller_id {text!r} must be a Vonage number of 7 to 15 digits")
+    if key == "format" and text not in RECORDING_FORMATS:
+        raise _fail(source, node, f"format must be one of {', '.join(RECORDING_FORMATS)}, not {text!r}")
+    if key == "notice" and len(text) > 1500:
+        raise _fail(source, node, "notice must be at most 1500 characters (Vonage's talk limit)")
+    if key == "result_webhook":
+        try:
+            scheme = split_url(text, "result_webhook").scheme
+        except BadRequest:
+            scheme = ""
+        if scheme not in ("https", "http"):
+            raise _fail(source, node, f"result_webhook {text!r} must be an https:// URL")
+
+
+def _check_conversation(source: str, number: str, node: Any, values: dict[str, Any]) -> None:
+    parties = values.get("connect", ())
+    if not parties:
+        raise _fail(source, node, f"the conversation entry for {number} needs at least one number to connect")
+    if 1 + len(parties) > MAX_CHANNELS:
+        raise _fail(source, node, f"a conversation records at most {MAX_CHANNELS} channels: connect fewer parties")
+    if len(values.get("labels", ())) > 1 + len(parties):
+        raise _fail(source, node, f"{number} has more labels than channels (the caller plus {len(parties)})")
+
+
+def parse_routes(text: str, source: str, default_flow: str = "stream") -> Routes:
+    """Parse and check a routes document; any fault names its line."""
+    import yaml
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}{line}: not valid YAML or JSON ({getattr(err, 'problem', err)})") from err
+    if root is None:
+        return Routes(default_flow=default_flow)
+    if not isinstance(root, yaml.MappingNode):
+        raise _fail(source, root, "the routes file must map numbers to entries")
+    routes: dict[str, Route] = {}
+    for key_node, value_node in root.value:
+        number = _scalar(source, key_node, "a number").lstrip("+")
+        if not is_shaped(number, ROUTE_NUMBER):
+            raise _fail(source, key_node, f"{number!r} is not a phone number (5 to 15 digits)")
+        if number in routes:
+            raise _fail(source, key_node, f"{number} is listed twice")
+        routes[number] = _route(source, value_node, number, key_node)
+    return Routes(routes, default_flow)
+
+
+def load_routes(path: Path | None, default_flow: str) -> Routes:
+    if path is None:
+        return Routes(default_flow=default_flow)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"ROUTES_FILE {path} cannot be read: {err.strerror}") from err
+    return parse_routes(text, str(path), default_flow)

@@ -1,0 +1,87 @@
+"""Reading what arrives from outside: JSON and URLs, strictly and within bounds. Pure, no I/O.
+
+Python's `json` accepts `NaN`, `Infinity`, numbers that overflow to `inf` and repeated keys, and
+recurses once per nesting level; `urlsplit` raises on `https://[::1`. Each of those became a 500
+somewhere; here each is a BadRequest that names what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+from shared.core.errors import BadRequest
+
+__all__ = ["MAX_JSON_DEPTH", "TooDeep", "load_json", "load_json_object", "split_url"]
+
+# Vonage's deepest payload is two levels (an input's `dtmf`); tapedeck's own documents about four.
+MAX_JSON_DEPTH = 32
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+class TooDeep(BadRequest):
+    """JSON nested past MAX_JSON_DEPTH: refused before the parser recurses into it."""
+
+
+def _nesting_depth(text: str) -> int:
+    depth = deepest = 0
+    for bracket in _BRACKET.finditer(_STRING.sub('""', text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("an object repeats a key")
+    return result
+
+
+def load_json(data: bytes | str, what: str = "body") -> Any:
+    """Parse JSON from outside: finite numbers, unique keys, at most MAX_JSON_DEPTH levels deep."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        if _nesting_depth(text) > MAX_JSON_DEPTH:
+            raise TooDeep(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+        value = json.loads(text, parse_float=_finite, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+        # `"\ud800"` is valid JSON but no text: a lone surrogate fails wherever the value is encoded.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except (UnicodeError, ValueError, RecursionError) as err:
+        raise BadRequest(f"{what} is not valid JSON: {str(err)[:80]}") from err
+
+
+def load_json_object(data: bytes | str, what: str = "body") -> dict[str, Any]:
+    """`load_json`, for input that must be one JSON object."""
+    value = load_json(data, what)
+    if not isinstance(value, dict):
+        raise BadRequest(f"{what} must be a JSON object")
+    return value
+
+
+def split_url(url: str, what: str = "URL") -> SplitResult:
+    """The parts of an absolute URL; BadRequest for one that cannot be parsed (`https://[::1`, a bad port)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it validates the port
+    except ValueError as err:
+        raise BadRequest(f"{what} is not a valid URL: {err}") from err
+    if not parts.scheme or not parts.hostname:
+        raise BadRequest(f"{what} must be an absolute URL")
+    return parts

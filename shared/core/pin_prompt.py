@@ -1,0 +1,272 @@
+"""PIN prompt calls, the pure core: the request, the NCCOs, the PIN's hash, and the state machine
+of one transaction as functions over its JSON document."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.core.errors import BadRequest
+from shared.core.identifiers import DTMF_DIGITS, E164, LANGUAGE_TAG, PIN, is_shaped
+from shared.core.payloads import load_json_object, split_url
+
+__all__ = [
+    "FINAL",
+    "TALK_LIMIT",
+    "PromptRequest",
+    "answer_ncco",
+    "apply_event",
+    "apply_input",
+    "callback_fields",
+    "check_pin",
+    "hash_pin",
+    "new_transaction",
+    "parse_prompt_request",
+    "read_dtmf",
+    "settle_hang_up",
+]
+
+# Vonage's talk action takes at most 1,500 characters.
+TALK_LIMIT = 1500
+FINAL = ("ok", "failed", "error")
+# Call statuses that end an outbound call before anyone could answer the prompt.
+UNREACHED = ("busy", "unanswered", "rejected", "failed", "timeout", "cancelled")
+DEFAULT_BYE = "Thank you. Goodbye."
+DEFAULT_FAILED = "That PIN was not right. Please try again."
+_WHOLE = re.compile(r"-?[0-9]{1,6}", re.ASCII)
+_PBKDF2_ROUNDS = 100_000
+
+
+@dataclass(frozen=True)
+class PromptRequest:
+    to: str
+    from_: str
+    text: str
+    pin_code: str
+    callback: str
+    callback_method: str = "POST"
+    bye_text: str = DEFAULT_BYE
+    failed_text: str = DEFAULT_FAILED
+    max_attempts: int = 3
+    language: str = "en-US"
+    style: int | None = None
+
+
+def parse_prompt_request(fields: Mapping[str, Any]) -> PromptRequest:
+    """Check every field of a `POST /call`; one BadRequest names each bad field and why."""
+    problems: dict[str, str] = {}
+
+    def text_field(name: str, required: bool, default: str = "") -> str:
+        value = fields.get(name)
+        if value is None or value == "":
+            if required:
+                problems[name] = "is required"
+            return default
+        if not isinstance(value, str):
+            problems[name] = "must be a string"
+            return default
+        if len(value) > TALK_LIMIT:
+            problems[name] = f"is {len(value)} characters, over Vonage's {TALK_LIMIT}-character talk limit"
+        return value
+
+    def number(name: str) -> str:
+        value = fields.get(name)
+        text = value.removeprefix("+") if isinstance(value, str) else str(value)
+        if isinstance(value, bool) or not isinstance(value, str | int) or not is_shaped(text, E164):
+            problems[name] = "must be a phone number in E.164 without '+', 7 to 15 digits"
+            return ""
+        return text
+
+    def whole(name: str, low: int, high: int, default: int | None) -> int | None:
+        value = fields.get(name)
+        if value is None or value == "":
+            return default
+        text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+        result = int(text) if is_shaped(text, _WHOLE) else low - 1
+        if not low <= result <= high:
+            problems[name] = f"must be a whole number from {low} to {high}"
+            return default
+        return result
+
+    to, from_ = number("to"), number("from")
+    text = text_field("text", required=True)
+    pin = fields.get("pin_code")
+    if isinstance(pin, bool) or not isinstance(pin, str | int) or not is_shaped(str(pin), PIN):
+        problems["pin_code"] = "must be 1 to 20 digits"
+    callback = text_field("callback", required=True)
+    try:
+        if callback and split_url(callback, "callback").scheme not in ("http", "https"):
+            problems["callback"] = "must be an https:// URL"
+    except BadRequest as err:
+        problems["callback"] = str(err)
+    method = fields.get("callback_method") or "POST"
+    if not isinstance(method, str) or method.upper() not in ("GET", "POST"):
+        problems["callback_method"] = "must be GET or POST"
+        method = "POST"
+    bye = text_field("bye_text", required=False, default=DEFAULT_BYE)
+    failed = text_field("failed_text", required=False, default=DEFAULT_FAILED)
+    attempts = whole("max_attempts", 1, 10, 3)
+    language = fields.get("language") or "en-US"
+    if not is_shaped(language, LANGUAGE_TAG):
+        problems["language"] = "must be a language tag like en-US"
+        language = "en-US"
+    style = whole("voice", 0, 20, None)
+    if problems:
+        raise BadRequest(f"invalid fields: {', '.join(sorted(problems))}", problems)
+    return PromptRequest(
+        to, from_, text, str(pin), callback, method.upper(), bye, failed, attempts or 3, language, style
+    )
+
+
+def hash_pin(pin: str, salt: bytes | None = None) -> dict[str, Any]:
+    """The PIN as a salted PBKDF2 hash; the PIN itself is never stored."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, _PBKDF2_ROUNDS)
+    return {"salt": salt.hex(), "hash": digest.hex(), "rounds": _PBKDF2_ROUNDS, "length": len(pin)}
+
+
+def check_pin(stored: Mapping[str, Any], digits: str) -> bool:
+    """Whether `digits` is the PIN, compared in constant time."""
+    digest = hashlib.pbkdf2_hmac("sha256", digits.encode(), bytes.fromhex(stored["salt"]), int(stored["rounds"]))
+    return hmac.compare_digest(digest.hex(), stored["hash"])
+
+
+def new_transaction(tid: str, request: PromptRequest, now: float, ttl_days: int) -> dict[str, Any]:
+    return {
+        "tid": tid,
+        "to": request.to,
+        "from": request.from_,
+        "status": "calling",
+        "detail": "",
+        "attempts": 0,
+        "max_attempts": request.max_attempts,
+        "pin": hash_pin(request.pin_code),
+        "text": request.text,
+        "bye_text": request.bye_text,
+        "failed_text": request.failed_text,
+        "language": request.language,
+        "style": request.style,
+        "callback": {"url": request.callback, "method": request.callback_method, "state": "waiting"},
+        "replies": {},
+        "events": [],
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": now + ttl_days * 86400,
+    }
+
+
+def _talk(doc: Mapping[str, Any], text: str, barge_in: bool) -> dict[str, Any]:
+    action: dict[str, Any] = {"action": "talk", "text": text, "language": doc["language"]}
+    if doc.get("style") is not None:
+        action["style"] = doc["style"]
+    if barge_in:
+        action["bargeIn"] = True
+    return action
+
+
+def _input(doc: Mapping[str, Any], input_url: str, attempt: int, timeout: int) -> dict[str, Any]:
+    return {
+        "action": "input",
+        "type": ["dtmf"],
+        "dtmf": {"maxDigits": doc["pin"]["length"], "submitOnHash": True, "timeOut": timeout},
+        # The attempt number in the URL tells a retried delivery from the next try.
+        "eventUrl": [f"{input_url}&attempt={attempt}"],
+        "eventMethod": "POST",
+    }
+
+
+def answer_ncco(doc: Mapping[str, Any], input_url: str, timeout: int) -> list[dict[str, Any]]:
+    """Speak the message (a keypress cuts it short), then wait for the PIN."""
+    return [_talk(doc, doc["text"], barge_in=True), _input(doc, input_url, doc["attempts"] + 1, timeout)]
+
+
+def read_dtmf(params: Mapping[str, Any]) -> tuple[str, bool]:
+    """The digits and whether the input timed out, from the current or the legacy webhook shape.
+
+    A GET input webhook carries `dtmf` as JSON text (`{"digits":"3","timed_out":true}`).
+    """
+    dtmf = params.get("dtmf")
+    if isinstance(dtmf, str) and dtmf.startswith("{"):
+        dtmf = load_json_object(dtmf, "dtmf")
+    if isinstance(dtmf, dict):
+        digits, timed_out = dtmf.get("digits"), dtmf.get("timed_out", False)
+    else:
+        # Before 2020 `dtmf` was the digits as a string, with `timed_out` beside it.
+        digits, timed_out = dtmf, params.get("timed_out", False)
+    if digits is None:
+        digits = ""
+    if not is_shaped(digits, DTMF_DIGITS):
+        raise BadRequest("dtmf digits are malformed")
+    # `1` and `True` compare equal, so the check is on the type: a JSON true, or the text of one.
+    return digits.rstrip("#"), timed_out is True or timed_out in ("true", "True")
+
+
+def _finish(doc: dict[str, Any], status: str, detail: str, now: float) -> None:
+    doc.update(status=status, detail=detail, finished_at=now)
+    doc["callback"]["state"] = "due"
+
+
+def apply_input(
+    doc: dict[str, Any], attempt: int, digits: str, timed_out: bool, input_url: str, timeout: int, now: float
+) -> list[dict[str, Any]]:
+    """Count one try and return the NCCO to answer with. A retried delivery of the same try gets
+    the answer it got the first time and counts nothing."""
+    stored = doc["replies"].get(str(attempt))
+    if stored is not None:
+        return list(stored)
+    if doc["status"] in FINAL or attempt != doc["attempts"] + 1:
+        return []
+    doc["attempts"] = attempt
+    doc["updated_at"] = now
+    if not timed_out and digits and check_pin(doc["pin"], digits):
+        _finish(doc, "ok", f"PIN entered correctly on try {attempt}", now)
+        reply = [_talk(doc, doc["bye_text"], barge_in=False)]
+    elif attempt >= doc["max_attempts"]:
+        why = "no PIN entered" if timed_out or not digits else "wrong PIN"
+        _finish(doc, "failed", f"{why} on the last of {doc['max_attempts']} tries", now)
+        reply = []
+    else:
+        doc["status"] = "answered"
+        reply = [_talk(doc, doc["failed_text"], barge_in=True), _input(doc, input_url, attempt + 1, timeout)]
+    doc["replies"][str(attempt)] = reply
+    return reply
+
+
+def apply_event(doc: dict[str, Any], status: str, timestamp: str, now: float) -> bool:
+    """Note a call status; True when it settles the outcome as an error.
+
+    `completed` only settles once the hang-up grace has passed (see `settle_hang_up`), because
+    a delayed input webhook may still carry the right PIN.
+    """
+    event = {"status": status, "timestamp": timestamp}
+    if event in doc["events"]:
+        return False
+    doc["events"].append(event)
+    doc["updated_at"] = now
+    if doc["status"] in FINAL:
+        return False
+    if status in UNREACHED:
+        _finish(doc, "error", f"call {status}", now)
+        return True
+    if status == "answered" and doc["status"] == "calling":
+        doc["status"] = "answered"
+    if status == "completed":
+        doc["hung_up_at"] = now
+    return False
+
+
+def settle_hang_up(doc: dict[str, Any], now: float) -> bool:
+    """After the grace: a call that hung up without a result is an error. True when settled now."""
+    if doc["status"] in FINAL or "hung_up_at" not in doc:
+        return False
+    _finish(doc, "error", "hung up before a result", now)
+    return True
+
+
+def callback_fields(doc: Mapping[str, Any]) -> dict[str, str]:
+    return {"to": doc["to"], "tid": doc["tid"], "status": doc["status"], "detail": doc["detail"]}

@@ -1,0 +1,168 @@
+"""The ports tapedeck's use cases are written against."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shared.core.tasks import Task
+
+__all__ = [
+    "Blob",
+    "BlobInfo",
+    "BlobStore",
+    "CallControl",
+    "Messenger",
+    "OutboundCall",
+    "Recordings",
+    "TaskQueue",
+    "TextMessage",
+    "Transcriber",
+    "Transcript",
+    "TranscriptionJob",
+    "VonageCredentials",
+]
+
+
+@dataclass(frozen=True)
+class Blob:
+    """An object's bytes and the generation they were read at."""
+
+    data: bytes
+    generation: int
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    key: str
+    size: int
+    updated: float  # seconds since the epoch
+
+
+class BlobStore(Protocol):
+    """Object storage: a local folder or a Cloud Storage bucket."""
+
+    def read(self, key: str) -> Blob | None:
+        """The object, or None when there is none."""
+        ...
+
+    def write(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        if_generation_match: int | None = None,
+    ) -> int:
+        """Store `data` and return its generation.
+
+        With `if_generation_match` the write happens only if the object is still at that
+        generation (0: only if absent); otherwise PreconditionFailed is raised.
+        """
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing object is not an error."""
+        ...
+
+    def list(self, prefix: str) -> list[BlobInfo]:
+        """Every object whose key starts with `prefix`, sorted by key."""
+        ...
+
+    def compose(self, key: str, sources: Sequence[str], content_type: str) -> None:
+        """Write `key` as the concatenation of `sources`, which are left in place."""
+        ...
+
+
+@dataclass(frozen=True)
+class TranscriptionJob:
+    """One recording to transcribe. `name` is deterministic, so a retried start is recognised."""
+
+    name: str
+    audio_key: str  # the stored audio, in the BlobStore
+    media_format: str  # "wav" or "mp3"
+    language: str  # BCP-47, e.g. "en-US"
+    channels: int = 1
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A finished job: its plain text, and the engine's own document when it has one."""
+
+    job_name: str
+    status: str  # "completed" or "failed"
+    text: str
+    document: dict[str, Any] | None = None
+    failure: str | None = None
+
+
+class Transcriber(Protocol):
+    """Speech to text: pocketsphinx offline, Amazon Transcribe, or Google Speech-to-Text."""
+
+    def start(self, job: TranscriptionJob) -> Transcript | None:
+        """Begin the job. Engines that finish in-process return the transcript; cloud
+        engines return None and their result is fetched with `collect` once notified.
+        Starting a job that is already running is not an error."""
+        ...
+
+    def collect(self, job_name: str) -> Transcript:
+        """The result of a finished job, after the engine said it changed state."""
+        ...
+
+
+@dataclass(frozen=True)
+class TextMessage:
+    to: str  # E.164 without '+'
+    sender: str
+    text: str
+
+
+class Messenger(Protocol):
+    """Sends a text message: Vonage SMS, or an outbox in storage."""
+
+    def send(self, message: TextMessage, key: str) -> str:
+        """Send once and return the provider's message id; `key` names this message for idempotency."""
+        ...
+
+
+class Recordings(Protocol):
+    """Fetches a call recording from Vonage with the application's credentials."""
+
+    def download(self, url: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class VonageCredentials:
+    """Whose Vonage application places a call: its id and key, or a JWT it signed (forwarded as is)."""
+
+    application_id: str = ""
+    private_key: str = field(default="", repr=False)
+    bearer: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class OutboundCall:
+    to: str  # E.164 without '+'
+    from_: str
+    answer_url: str
+    event_url: str
+
+
+class CallControl(Protocol):
+    """Places calls through the Vonage Voice API."""
+
+    def check_credentials(self, credentials: VonageCredentials) -> None:
+        """Raise BadRequest for credentials that could never place a call (a key that is no key)."""
+        ...
+
+    def create_call(self, call: OutboundCall, credentials: VonageCredentials) -> str:
+        """Ask Vonage to place the call; returns its uuid once Vonage accepted it."""
+        ...
+
+
+class TaskQueue(Protocol):
+    """Runs a step later, in a request of its own: Cloud Tasks, or the embedded local queue."""
+
+    def enqueue(self, task: Task) -> None:
+        """Hand `task` over once the queue holds it; the same task name again is not an error."""
+        ...

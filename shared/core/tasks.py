@@ -1,0 +1,81 @@
+"""Deferred work as tasks: what a request hands to the queue instead of doing after its answer. Pure.
+
+On Cloud Functions an instance gets CPU only while it handles a request, so a step that must
+happen later (transcribe a recording, deliver a result webhook or a callback, settle a hang-up
+after its grace) is a task: the queue calls the `tasks` function back with it, in a request of
+its own. A task's name comes from the work's identity, so enqueuing the same work twice is
+refused by the queue (mostly; the handler stays idempotent, since delivery is at least once).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.core.errors import BadRequest, TapedeckError
+
+__all__ = [
+    "ATTEMPT_HEADER",
+    "KINDS",
+    "MAX_BACKOFF",
+    "QUEUE_KEY_HEADER",
+    "TASK_NAME_HEADER",
+    "Retry",
+    "Task",
+    "parse_task",
+]
+
+# What the tasks function runs: each kind is one step of a flow.
+KINDS = ("transcribe", "deliver-result", "deliver-callback", "settle-hangup")
+# The longest wait between two runs of a task, on Cloud Tasks and on the embedded queue alike.
+MAX_BACKOFF = 3600
+# Cloud Tasks' own headers: which task, and how many dispatches before this one (0 the first time).
+TASK_NAME_HEADER = "X-CloudTasks-TaskName"
+ATTEMPT_HEADER = "X-CloudTasks-TaskRetryCount"
+# The embedded queue proves itself to the tasks function with this header (Cloud Tasks uses OIDC).
+QUEUE_KEY_HEADER = "X-Tapedeck-Queue-Key"
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}", re.ASCII)
+_PAYLOAD_LIMIT = 4096
+
+
+class Retry(TapedeckError):
+    """This run of a task did not succeed and the queue should run it again (answered 503)."""
+
+    status = 503
+    public = True
+
+
+@dataclass(frozen=True)
+class Task:
+    """One step to run later: `kind`, the identity of the work (`key`), and what the step needs."""
+
+    kind: str
+    key: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    delay: float = 0.0
+    # The Cloud Trace context of the request that enqueued it, so one call's story shows together.
+    trace: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Unique per piece of work: `transcribe-<job>`, `deliver-callback-<tid>`."""
+        return f"{self.kind}-{self.key}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "key": self.key, "payload": dict(self.payload), "trace": self.trace}
+
+
+def parse_task(document: Mapping[str, Any]) -> Task:
+    """A task from the JSON body the queue delivers; BadRequest for anything else."""
+    kind, key, payload, trace = (document.get(k) for k in ("kind", "key", "payload", "trace"))
+    if kind not in KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise BadRequest("key is missing or malformed")
+    if not isinstance(payload, dict) or len(str(payload)) > _PAYLOAD_LIMIT:
+        raise BadRequest("payload must be a small JSON object")
+    if trace is not None and not isinstance(trace, str):
+        raise BadRequest("trace must be a string")
+    return Task(str(kind), key, payload, trace=trace)

@@ -1,0 +1,67 @@
+"""Read-modify-write of JSON documents in a BlobStore, safe against concurrent writers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shared.core.errors import Conflict, PreconditionFailed
+from shared.core.ports import Blob, BlobStore
+
+__all__ = ["document_of", "read_json", "update_json"]
+
+log = logging.getLogger(__name__)
+_ATTEMPTS = 25
+
+
+def document_of(blob: Blob | None) -> dict[str, Any] | None:
+    """A stored object's JSON document, or None when there is none or it is not a JSON object."""
+    if blob is None:
+        return None
+    try:
+        doc = json.loads(blob.data)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def read_json(store: BlobStore, key: str) -> dict[str, Any] | None:
+    return document_of(store.read(key))
+
+
+def update_json(
+    store: BlobStore,
+    key: str,
+    change: Callable[[dict[str, Any]], object],
+    create: Callable[[], dict[str, Any]],
+) -> dict[str, Any]:
+    """Apply `change` to the document at `key` (made by `create` if absent) and store it.
+
+    Each write is conditional on the generation read, so of two concurrent updates one
+    retries on top of the other instead of overwriting it.
+    """
+    for attempt in range(_ATTEMPTS):
+        blob = store.read(key)
+        doc = document_of(blob)
+        if blob is not None and doc is None:
+            # Keep what was there for inspection rather than losing it.
+            store.write(f"{key}.corrupt-{blob.generation}", blob.data)
+            log.error("replaced an unreadable document", extra={"key": key})
+        if doc is None:
+            doc = create()
+        before = copy.deepcopy(doc)
+        change(doc)
+        if blob is not None and doc == before:
+            return doc
+        data = json.dumps(doc, indent=2, sort_keys=True).encode()
+        try:
+            store.write(key, data, "application/json", if_generation_match=blob.generation if blob else 0)
+            return doc
+        except PreconditionFailed:
+            time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+    raise Conflict(f"{key} kept changing under concurrent updates")

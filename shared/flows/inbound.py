@@ -1,0 +1,87 @@
+"""Use cases of an inbound call: answering it, and keeping its status events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from shared.config.settings import Settings
+from shared.core import ncco
+from shared.core.call_record import CALL_DOCUMENT, call_key, new_call, record_status
+from shared.core.ports import BlobStore
+from shared.core.tokens import mint_stream_token
+from shared.core.webhooks import parse_call_event, parse_inbound_call
+from shared.flows.documents import update_json
+
+__all__ = ["answer_call", "record_call_event"]
+
+log = logging.getLogger(__name__)
+
+
+def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> list[ncco.Action]:
+    """The NCCO for an inbound call, by the called number's route: stream, voicemail or conversation."""
+    call = parse_inbound_call(params)
+    route = settings.routes.for_number(call.to)
+    log.info("answering", extra={"call": call.conversation_uuid, "flow": route.flow})
+    if route.flow in ("voicemail", "conversation"):
+        from shared.flows.jobs import recording_event_url
+
+        recording_url = recording_event_url(settings, call.conversation_uuid, call.from_, call.to)
+        if route.flow == "conversation":
+            return ncco.conversation_answer(
+                parties=route.connect,
+                caller_id=route.caller_id or call.to,
+                notice=route.notice,
+                language=route.language,
+                media_format=route.format,
+                max_seconds=route.max_seconds,
+                recording_url=recording_url,
+                event_url=f"{settings.public_url}/event",
+            )
+        return ncco.voicemail_answer(
+            call,
+            owner=route.owner,
+            language=route.language,
+            max_seconds=route.max_seconds,
+            recording_url=recording_url,
+        )
+    token = mint_stream_token(settings.stream_token_secret, call.conversation_uuid, now, settings.stream_token_ttl)
+    return ncco.stream_answer(
+        call,
+        greeting=settings.greeting,
+        recorder_url=settings.recorder_url,
+        sample_rate=settings.stream_rate,
+        token=token,
+        event_url=f"{settings.public_url}/event",
+    )
+
+
+def record_call_event(store: BlobStore, params: Mapping[str, Any]) -> bool:
+    """Add an event to call.json; a duplicate changes nothing. Returns whether it was new.
+
+    An event that names no conversation (none of Vonage's documented ones) is logged, not kept.
+    """
+    event = parse_call_event(params)
+    if not event.conversation_uuid:
+        log.warning("event without a conversation", extra={"fields": sorted(params)[:20]})
+        return False
+    added = False
+
+    def change(call: dict[str, Any]) -> None:
+        nonlocal added
+        added = record_status(
+            call,
+            status=event.status,
+            timestamp=event.timestamp,
+            uuid=event.uuid or None,
+            from_=event.from_ or None,
+            to=event.to or None,
+            direction=event.direction or None,
+            details=event.details,
+        )
+
+    key = call_key(event.conversation_uuid, CALL_DOCUMENT)
+    update_json(store, key, change, lambda: new_call(event.conversation_uuid))
+    log.info("call event", extra={"call": event.conversation_uuid, "status": event.status, "duplicate": not added})
+    return added

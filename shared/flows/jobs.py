@@ -1,0 +1,218 @@
+"""Transcription jobs of recorded calls: the recording webhook, its seal, and the job document.
+
+A job is one JSON document under `jobs/`, keyed on Vonage's recording_uuid, so a webhook that
+Vonage delivers again finds its job already there and starts nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from shared.config.settings import Settings
+from shared.core.call_record import CALL_DOCUMENT, call_key, check_conversation_uuid, new_call
+from shared.core.errors import BadRequest, PreconditionFailed
+from shared.core.identifiers import RECORDING_ID, is_shaped
+from shared.core.payloads import split_url
+from shared.core.ports import BlobStore, Recordings
+from shared.core.tokens import sign_caller, verify_caller
+from shared.flows.documents import document_of, read_json, update_json
+
+__all__ = [
+    "AUDIO_CONTENT_TYPES",
+    "CLAIM_LEASE",
+    "JOB_PREFIX",
+    "RECORDING_URL_PARAMS",
+    "RecordingWebhook",
+    "claim_job",
+    "job_key",
+    "job_name",
+    "media_format_of",
+    "new_job",
+    "read_job",
+    "read_recording_webhook",
+    "recording_event_url",
+    "release_job",
+    "run_claimed",
+    "set_job",
+    "store_recording",
+]
+
+log = logging.getLogger(__name__)
+
+# Every job this deployment starts is named with this prefix; cloud events for others are ignored.
+JOB_PREFIX = "tapedeck-"
+# The query parameters tapedeck puts in the record eventUrl; the seal covers them.
+RECORDING_URL_PARAMS = ("caller", "to", "sig")
+# A job still `received` this long after its claim was claimed by a request that died (a recording
+# download takes far less); a redelivery of the webhook may take it over.
+CLAIM_LEASE = 900.0
+# Vonage's largest recording (7,200 s of 32-channel WAV) is well under this.
+_MAX_RECORDING_BYTES = 2**40
+_SIZE = re.compile(r"[0-9]{1,15}", re.ASCII)
+T = TypeVar("T")
+_FLOW_TAGS = {"voicemail": "vm", "conversation": "cv"}
+_JOB_NAME = re.compile(rf"{JOB_PREFIX}(?:{'|'.join(_FLOW_TAGS.values())})-{RECORDING_ID.pattern}", re.ASCII)
+AUDIO_CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+
+
+def job_name(flow: str, recording_uuid: str) -> str:
+    return f"{JOB_PREFIX}{_FLOW_TAGS[flow]}-{recording_uuid}"
+
+
+def job_key(name: str) -> str:
+    return f"jobs/{name}.json"
+
+
+def recording_event_url(settings: Settings, conversation_uuid: str, caller: str, called: str) -> str:
+    """The record eventUrl: the `recording` function, with the caller's and the called number
+    (Vonage's recording webhook carries neither) sealed to this conversation."""
+    signature = sign_caller(settings.stream_token_secret, conversation_uuid, f"{caller}|{called}")
+    return (
+        f"{settings.public_url}/recording?caller={quote(caller, safe='')}&to={quote(called, safe='')}&sig={signature}"
+    )
+
+
+@dataclass(frozen=True)
+class RecordingWebhook:
+    conversation_uuid: str
+    recording_uuid: str
+    recording_url: str
+    size: int
+    caller: str
+    called: str
+
+
+def _size(value: object) -> int:
+    """The webhook's `size`: a number in a JSON body, a string in a GET query."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_RECORDING_BYTES:
+        return value
+    if is_shaped(value, _SIZE) and int(value) <= _MAX_RECORDING_BYTES:
+        return int(value)
+    raise BadRequest("size must be a whole number of bytes")
+
+
+def read_recording_webhook(settings: Settings, params: Mapping[str, Any]) -> RecordingWebhook:
+    """The recording webhook's fields, with the numbers from its sealed eventUrl checked."""
+    recording_uuid = params.get("recording_uuid")
+    if not is_shaped(recording_uuid, RECORDING_ID):
+        raise BadRequest("recording_uuid is missing or malformed")
+    url = params.get("recording_url", "")
+    if not isinstance(url, str):
+        raise BadRequest("recording_url must be a string")
+    if url:
+        split_url(url, "recording_url")
+    size = _size(params.get("size"))
+    conversation_uuid = check_conversation_uuid(params.get("conversation_uuid"))
+    caller, called, signature = (params.get(k, "") for k in RECORDING_URL_PARAMS)
+    if not all(isinstance(v, str) for v in (caller, called, signature)):
+        raise BadRequest("caller, to and sig must be strings")
+    # The seal binds both numbers to this conversation: a webhook for another one is refused.
+    verify_caller(settings.stream_token_secret, conversation_uuid, f"{caller}|{called}", signature)
+    return RecordingWebhook(conversation_uuid, recording_uuid, url, size, caller, called)
+
+
+def new_job(
+    flow: str, hook: RecordingWebhook, recipients: tuple[str, ...], language: str, now: float
+) -> dict[str, Any]:
+    """The job document of a recording, before anything is done with it."""
+    return {
+        "name": job_name(flow, hook.recording_uuid),
+        "flow": flow,
+        "conversation_uuid": hook.conversation_uuid,
+        "recording_uuid": hook.recording_uuid,
+        "caller": hook.caller,
+        "called": hook.called,
+        "recipients": list(recipients),
+        "language": language,
+        "state": "received",
+        "received_at": now,
+    }
+
+
+def claim_job(store: BlobStore, job: Mapping[str, Any]) -> bool:
+    """Create the job document: the one gate before any download. False for a duplicate delivery.
+
+    The document is created only if absent, so of any number of concurrent deliveries one gets
+    True. A job still `received` after CLAIM_LEASE belongs to a request that died; a redelivery
+    takes it over with a write conditioned on the generation it read, so again only one does.
+    """
+    key = job_key(job["name"])
+    data = json.dumps(job).encode()
+    try:
+        store.write(key, data, "application/json", if_generation_match=0)
+        return True
+    except PreconditionFailed:
+        pass
+    blob = store.read(key)
+    existing = document_of(blob) or {}
+    stale = existing.get("state") == "received"
+    if blob is not None and stale and job["received_at"] - existing.get("received_at", 0) >= CLAIM_LEASE:
+        try:
+            store.write(key, data, "application/json", if_generation_match=blob.generation)
+            log.warning("took over a stale job claim", extra={"call": job["conversation_uuid"], "job": job["name"]})
+            return True
+        except PreconditionFailed:
+            pass
+    log.info("duplicate recording webhook", extra={"call": job["conversation_uuid"], "job": job["name"]})
+    return False
+
+
+def release_job(store: BlobStore, name: str) -> None:
+    """Forget a claim whose request failed, so that Vonage's retry of the webhook starts afresh."""
+    store.delete(job_key(name))
+
+
+def run_claimed(store: BlobStore, job: Mapping[str, Any], work: Callable[[], T]) -> T | None:
+    """`work()` if this delivery claims the job (None for a duplicate); a failure releases the claim."""
+    if not claim_job(store, job):
+        return None
+    try:
+        return work()
+    except BaseException:
+        release_job(store, job["name"])
+        raise
+
+
+def read_job(store: BlobStore, name: str) -> dict[str, Any] | None:
+    """The job document, or None for a name this deployment never gives a job (a cloud event's)."""
+    if not is_shaped(name, _JOB_NAME):
+        return None
+    return read_json(store, job_key(name))
+
+
+def set_job(store: BlobStore, name: str, **fields: Any) -> None:
+    update_json(store, job_key(name), lambda doc: doc.update(fields), lambda: {"name": name})
+
+
+def media_format_of(data: bytes) -> str:
+    """Vonage records WAV or MP3; the bytes say which."""
+    return "wav" if data[:4] == b"RIFF" else "mp3"
+
+
+def store_recording(
+    store: BlobStore, recordings: Recordings, hook: RecordingWebhook, stem: str, flow: str, job: str
+) -> tuple[str, str, bytes]:
+    """Download the recording into `calls/<id>/<stem>.<ext>` and note it in call.json.
+
+    Returns the object's key, its format and its bytes.
+    """
+    data = recordings.download(hook.recording_url)
+    media_format = media_format_of(data)
+    audio_key = call_key(hook.conversation_uuid, f"{stem}.{media_format}")
+    store.write(audio_key, data, AUDIO_CONTENT_TYPES[media_format])
+    entry = {"recording_uuid": hook.recording_uuid, "object": audio_key, "bytes": len(data), "job": job}
+    update_json(
+        store,
+        call_key(hook.conversation_uuid, CALL_DOCUMENT),
+        lambda doc: doc.update({"flow": flow, flow: entry}),
+        lambda: new_call(hook.conversation_uuid),
+    )
+    return audio_key, media_format, data

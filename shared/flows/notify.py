@@ -1,0 +1,56 @@
+"""Telling people about a recording: a short link to its audio, and SMS sent once per recipient."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+
+from shared.config.settings import Settings
+from shared.core.call_record import call_key
+from shared.core.errors import PreconditionFailed, TapedeckError
+from shared.core.ports import BlobStore, Messenger, TextMessage
+from shared.flows.links import create_link
+
+__all__ = ["audio_link", "text_once"]
+
+log = logging.getLogger(__name__)
+
+
+def audio_link(settings: Settings, store: BlobStore, audio_key: str | None, now: float) -> str | None:
+    """A new short link to stored audio, or None when there is no audio."""
+    if not audio_key:
+        return None
+    return f"{settings.public_url}/link?id={create_link(store, audio_key, now, settings.link_ttl_days)}"
+
+
+def text_once(
+    store: BlobStore,
+    messenger: Messenger,
+    sender: str,
+    conversation_uuid: str,
+    recording_uuid: str,
+    recipients: Iterable[str],
+    text: str,
+) -> list[str]:
+    """Send `text` to each recipient at most once per recording, however often this runs.
+
+    A claim object per recipient is created before sending, so a retried webhook or a second
+    worker finds it and skips that recipient. Returns the recipients sent to by this call.
+    """
+    sent = []
+    for recipient in recipients:
+        claim = call_key(conversation_uuid, f"pages/{recording_uuid}-{recipient}.json")
+        try:
+            store.write(claim, json.dumps({"to": recipient, "state": "sending"}).encode(), if_generation_match=0)
+        except PreconditionFailed:
+            continue
+        try:
+            message_id = messenger.send(TextMessage(recipient, sender, text), f"{recording_uuid}-{recipient}")
+        except TapedeckError as err:
+            store.write(claim, json.dumps({"to": recipient, "state": "failed", "error": str(err)}).encode())
+            log.error("text not sent", extra={"call": conversation_uuid, "to": recipient, "error": str(err)})
+            continue
+        store.write(claim, json.dumps({"to": recipient, "state": "sent", "id": message_id, "text": text}).encode())
+        sent.append(recipient)
+    return sent

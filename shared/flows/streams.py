@@ -1,0 +1,180 @@
+"""Vonage's websocket protocol on the recorder side: handshake message, audio, DTMF, end."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shared.config.settings import STREAM_RATES
+from shared.core.call_record import check_conversation_uuid
+from shared.core.errors import TapedeckError
+from shared.core.identifiers import DTMF_KEY, is_shaped
+from shared.core.payloads import load_json_object
+from shared.core.ports import BlobStore
+from shared.core.tokens import verify_stream_token
+from shared.flows.stream_audio import StreamRecording
+
+__all__ = [
+    "CLOSE_GOING_AWAY",
+    "CLOSE_INTERNAL_ERROR",
+    "CLOSE_POLICY",
+    "CLOSE_TOO_BIG",
+    "CLOSE_UNSUPPORTED",
+    "Socket",
+    "StreamClosed",
+    "StreamContext",
+    "parse_content_type",
+    "run_stream",
+]
+
+log = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNSUPPORTED = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+_FIRST_MESSAGE_TIMEOUT = 10.0
+# Vonage sends a frame every 20 ms, silence included; a long gap means the network is gone.
+IDLE_TIMEOUT = 30.0
+_POLL = 1.0
+_CONTENT_TYPE = re.compile(r"\s*audio/l16\s*;\s*rate\s*=\s*([0-9]{1,6})\s*", re.IGNORECASE | re.ASCII)
+# The handshake message is a few hundred bytes; Vonage caps the NCCO headers it repeats at 512.
+MAX_FIRST_MESSAGE = 8 * 1024
+
+
+class StreamClosed(Exception):
+    """The peer closed the socket, or the connection dropped."""
+
+
+class Socket(Protocol):
+    def receive(self, timeout: float | None = None) -> str | bytes | None: ...
+
+    def close(self, reason: int, message: str) -> None: ...
+
+
+@dataclass
+class StreamContext:
+    """What a running recorder shares between streams: storage, settings and a stop flag."""
+
+    store: BlobStore
+    token_secret: str
+    chunk_bytes: int
+    clock: Callable[[], float] = time.time
+    stopping: threading.Event = field(default_factory=threading.Event)
+    idle_timeout: float = IDLE_TIMEOUT
+
+
+class _Rejected(TapedeckError):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def parse_content_type(value: object) -> int:
+    """The sample rate of an `audio/l16;rate=N` content type tapedeck can record."""
+    match = _CONTENT_TYPE.fullmatch(value) if isinstance(value, str) else None
+    if not match or int(match.group(1)) not in STREAM_RATES:
+        raise _Rejected(CLOSE_UNSUPPORTED, f"unsupported content-type {value!r}")
+    return int(match.group(1))
+
+
+def _handshake(message: str | bytes | None, context: StreamContext) -> tuple[dict[str, Any], int]:
+    # Vonage sends one JSON text frame with the call's metadata before any audio.
+    if not isinstance(message, str):
+        raise _Rejected(CLOSE_POLICY, "first message must be the websocket:connected text message")
+    if len(message) > MAX_FIRST_MESSAGE:
+        raise _Rejected(CLOSE_TOO_BIG, f"first message is over {MAX_FIRST_MESSAGE} characters")
+    try:
+        meta = load_json_object(message, "first message")
+    except TapedeckError as err:
+        raise _Rejected(CLOSE_POLICY, str(err)) from err
+    rate = parse_content_type(meta.get("content-type"))
+    try:
+        conversation_uuid = check_conversation_uuid(meta.get("conversation_uuid"))
+        token = meta.get("token")
+        if not isinstance(token, str):
+            raise _Rejected(CLOSE_POLICY, "stream token is missing")
+        verify_stream_token(context.token_secret, conversation_uuid, token, context.clock())
+    except _Rejected:
+        raise
+    except TapedeckError as err:
+        raise _Rejected(CLOSE_POLICY, str(err)) from err
+    return meta, rate
+
+
+def _text_field(meta: dict[str, Any], name: str) -> str | None:
+    value = meta.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def run_stream(ws: Socket, context: StreamContext) -> None:
+    """Record one websocket stream until it ends, however it ends."""
+    try:
+        meta, rate = _handshake(ws.receive(timeout=_FIRST_MESSAGE_TIMEOUT), context)
+    except _Rejected as err:
+        log.warning("stream refused", extra={"reason": str(err), "close_code": err.code})
+        # A close frame's reason has room for 123 bytes of UTF-8.
+        ws.close(err.code, str(err).encode()[:120].decode(errors="ignore"))
+        return
+    except StreamClosed:
+        log.info("stream closed before its first message")
+        return
+    recording = StreamRecording(
+        context.store, meta["conversation_uuid"], uuidlib.uuid4().hex[:12], rate, context.chunk_bytes, context.clock
+    )
+    recording.start(_text_field(meta, "uuid"), _text_field(meta, "from"), _text_field(meta, "to"))
+    log.info(
+        "stream started", extra={"call": recording.conversation_uuid, "rate": rate, "object": recording.object_key}
+    )
+    reason = "hangup"
+    try:
+        reason = _pump(ws, recording, context)
+    finally:
+        recording.finish(reason)
+
+
+def _pump(ws: Socket, recording: StreamRecording, context: StreamContext) -> str:
+    last = time.monotonic()
+    while True:
+        if context.stopping.is_set():
+            ws.close(CLOSE_GOING_AWAY, "recorder shutting down")
+            return "recorder shutdown"
+        try:
+            message = ws.receive(timeout=_POLL)
+        except StreamClosed:
+            return "hangup"
+        if message is None:
+            if time.monotonic() - last > context.idle_timeout:
+                ws.close(CLOSE_GOING_AWAY, "no audio received")
+                return "idle timeout"
+            continue
+        last = time.monotonic()
+        if isinstance(message, bytes):
+            recording.add_audio(message)
+        else:
+            _on_text(message, recording)
+
+
+def _on_text(message: str, recording: StreamRecording) -> None:
+    try:
+        event = load_json_object(message, "text frame")
+    except TapedeckError as err:
+        log.warning("ignored a text frame", extra={"call": recording.conversation_uuid, "error": str(err)})
+        return
+    if event.get("event") == "websocket:dtmf":
+        digit = event.get("digit")
+        duration = event.get("duration")
+        if is_shaped(digit, DTMF_KEY):
+            valid = isinstance(duration, int) and not isinstance(duration, bool) and 0 <= duration <= 3_600_000
+            recording.add_dtmf(digit, duration if valid else None)
+            return
+        log.warning("ignored a malformed DTMF event", extra={"call": recording.conversation_uuid})
+        return
+    log.debug("ignored a text event", extra={"call": recording.conversation_uuid, "event": event.get("event")})

@@ -1,0 +1,58 @@
+"""Running one task, within the request the queue made for it: each kind is a step of a flow.
+
+Every step is idempotent: Cloud Tasks delivers at least once, so a task that runs twice finds its
+work done (a job past `transcribing`, a delivery `delivered` or `failed`) and changes nothing.
+A delivery makes one attempt per run; while attempts are left a failure raises Retry (a 503), and
+the queue's own backoff decides when the next run comes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from shared.core.errors import BadRequest
+from shared.core.identifiers import CONVERSATION_ID, RECORDING_ID, is_shaped
+from shared.core.ports import TranscriptionJob
+from shared.core.tasks import Task
+from shared.flows.conversation import deliver_result
+from shared.flows.pin_calls import PromptServices, deliver_callback, settle_after_hang_up
+from shared.flows.transcription import RecordedCallServices, run_transcription
+
+__all__ = ["TaskServices", "run_task"]
+
+
+class TaskServices(RecordedCallServices, PromptServices, Protocol):
+    pass
+
+
+def _transcription_job(task: Task) -> TranscriptionJob:
+    fields: dict[str, Any] = dict(task.payload)
+    try:
+        job = TranscriptionJob(**fields)
+    except TypeError as err:
+        raise BadRequest("a transcribe task names a job, its audio, format, language and channels") from err
+    texts = (job.name, job.audio_key, job.media_format, job.language)
+    if not all(isinstance(v, str) for v in texts) or not isinstance(job.channels, int) or job.name != task.key:
+        raise BadRequest("a transcribe task's fields are malformed")
+    return job
+
+
+def _ids(task: Task) -> tuple[str, str]:
+    conversation_uuid, recording_uuid = task.payload.get("conversation_uuid"), task.payload.get("recording_uuid")
+    if not is_shaped(conversation_uuid, CONVERSATION_ID) or not is_shaped(recording_uuid, RECORDING_ID):
+        raise BadRequest("a deliver-result task names its conversation and recording")
+    return conversation_uuid, recording_uuid
+
+
+def run_task(services: TaskServices, task: Task, attempt: int, now: float) -> str:
+    """Run `task`'s step; `attempt` counts from 1. Returns what happened."""
+    final = attempt >= services.settings.callback_attempts
+    if task.kind == "transcribe":
+        return run_transcription(services, _transcription_job(task), now)
+    if task.kind == "deliver-result":
+        return deliver_result(services, *_ids(task), attempt, final, now)
+    if task.kind == "deliver-callback":
+        return deliver_callback(services, task.key, attempt, final, now)
+    if task.kind == "settle-hangup":
+        return settle_after_hang_up(services, task.key, now)
+    raise BadRequest(f"no step runs tasks of kind {task.kind}")

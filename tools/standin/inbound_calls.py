@@ -1,0 +1,415 @@
+"""Simulated inbound calls, run the way the Vonage platform runs them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import uuid as uuidlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from shared.core.wav import parse_wav, wav_header
+from shared.flows.stream_audio import iso
+from shared.flows.streams import parse_content_type
+from tools.standin.api import StandinApi
+from tools.standin.audio import FRAME_SECONDS, frame_bytes, frames, load_pcm
+from tools.standin.dtmf import DtmfPress
+from tools.standin.recordings import (
+    RECORDING_RATE,
+    encode_recording,
+    lay_out_channels,
+    record_length,
+    recording_layout,
+    records_in_background,
+)
+from tools.standin.webhooks import WebhookSigning, send_webhook
+
+__all__ = ["CallReport", "DtmfPress", "VonageStandin"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallReport:
+    """What the stand-in did and saw during one call."""
+
+    conversation_uuid: str
+    uuid: str
+    ncco: list[dict[str, Any]] = field(default_factory=list)
+    talks: list[str] = field(default_factory=list)
+    bytes_sent: int = 0
+    frames_sent: int = 0
+    closed_by: str | None = None
+    close_code: int | None = None
+    event_statuses: dict[str, int] = field(default_factory=dict)
+    recording_uuid: str | None = None
+    recording_bytes: int = 0
+    recording_ended_by: str | None = None
+    recording_posted_at: float | None = None
+    recording_webhook: dict[str, Any] | None = None  # the recording webhook's body, as posted
+    recording_channels: int = 0
+    recording_format: str | None = None
+    parties: list[str] = field(default_factory=list)
+    party_statuses: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Leg:
+    """A party reached through a phone connect, on the call until hang-up."""
+
+    event_url: str
+    fields: dict[str, str]
+    audio: Path
+    answered: float
+
+
+@dataclass
+class _Conversation:
+    """Who is on the call and what records it in the background; time 0 is when the first joined."""
+
+    legs: list[_Leg] = field(default_factory=list)
+    record: dict[str, Any] | None = None
+    record_started: float = 0.0
+    began: float | None = None
+
+    def join(self, at: float) -> None:
+        if self.began is None:
+            self.began = at
+
+
+class VonageStandin:
+    """Plays Vonage's part against tapedeck's webhooks and recorder."""
+
+    def __init__(
+        self,
+        signature_secret: str | None = None,
+        http: requests.Session | None = None,
+        api: StandinApi | None = None,
+        api_base: str = "",
+        webhook_copies: int = 1,
+        signing: WebhookSigning | None = None,
+    ) -> None:
+        self.signing = signing or WebhookSigning(signature_secret)
+        self.http = http or requests.Session()
+        self.api = api
+        self.api_base = api_base
+        # Vonage retries a webhook it thinks failed; more than one copy simulates that.
+        self.webhook_copies = webhook_copies
+
+    def post_event(self, url: str, payload: dict[str, Any]) -> int:
+        """POST one JSON webhook, signed as Vonage signs it; return the HTTP status."""
+        return send_webhook(self.http, url, payload, self.signing).status_code
+
+    def fetch_ncco(self, answer_url: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        """GET the answer URL with the call's fields as Vonage does, and return the NCCO."""
+        response = send_webhook(self.http, answer_url, params, self.signing, method="GET")
+        response.raise_for_status()
+        ncco = response.json()
+        if not isinstance(ncco, list):
+            raise ValueError(f"answer URL returned {type(ncco).__name__}, not an NCCO list")
+        return ncco
+
+    def inbound_call(
+        self,
+        answer_url: str,
+        event_url: str,
+        audio: Path,
+        from_: str = "447700900123",
+        to: str = "447700900000",
+        fast: bool = False,
+        dtmf: list[DtmfPress] | None = None,
+        drop_after: float | None = None,
+        other_parties: Sequence[Path] | None = None,
+    ) -> CallReport:
+        """Ring tapedeck: events, NCCO, then each action; `drop_after` cuts the network mid-stream.
+
+        `other_parties` are what the people reached through phone connects say, in connect order;
+        a phone connect with no file left goes unanswered.
+        """
+        report = CallReport(conversation_uuid=f"CON-{uuidlib.uuid4()}", uuid=str(uuidlib.uuid4()))
+        # Fields in the order of the live captures: events open with the (empty) SIP headers.
+        common: dict[str, Any] = {
+            "headers": {},
+            "from": from_,
+            "to": to,
+            "uuid": report.uuid,
+            "conversation_uuid": report.conversation_uuid,
+            "direction": "inbound",
+        }
+        started = time.time()
+        for status in ("started", "ringing"):
+            self._event(report, event_url, {**common, "status": status, "timestamp": iso(time.time())})
+        report.ncco = self.fetch_ncco(answer_url, _answer_query(from_, to, report))
+        answered = time.time()
+        answer = {"status": "answered", "timestamp": iso(answered), "start_time": iso(answered)}
+        # A live capture's inbound `answered` has `rate` and `network` present but null.
+        self._event(report, event_url, {**common, **answer, "rate": None, "network": None})
+        self._transfer(report, event_url)
+        parties = iter(other_parties or [])
+        conversation = _Conversation()
+        for action in report.ncco:
+            kind = action.get("action")
+            if kind == "talk":
+                report.talks.append(str(action.get("text", "")))
+                log.info("talk", extra={"text": action.get("text")})
+            elif kind == "connect" and _endpoint(action).get("type") == "phone":
+                self._dial(report, action, common, event_url, next(parties, None), conversation)
+            elif kind == "connect":
+                self._connect(report, action, common, audio, fast, dtmf or [], drop_after)
+            elif kind == "record" and not records_in_background(action):
+                self._record(report, action, audio, dtmf or [])
+            elif kind == "record":
+                self._recordings()  # fail before the call goes on, not at hang-up
+                if conversation.record is not None:
+                    log.warning("second background recording not simulated")
+                    continue
+                conversation.record, conversation.record_started = action, time.time()
+                conversation.join(conversation.record_started)
+            else:
+                log.warning("action not simulated", extra={"action": kind})
+        ended = self._hang_up(report, conversation, audio)
+        self._event(
+            report,
+            event_url,
+            {
+                **common,
+                "status": "completed",
+                "timestamp": iso(ended),
+                "start_time": iso(answered),
+                "end_time": iso(ended),
+                "duration": str(int(ended - started)),
+                **_charges(ended - answered),
+            },
+        )
+        return report
+
+    def _event(self, report: CallReport, url: str, payload: dict[str, Any], leg: str = "") -> None:
+        status = self.post_event(url, payload)
+        report.event_statuses[f"{leg} {payload.get('status') or payload['type']}".lstrip()] = status
+
+    def _transfer(self, report: CallReport, event_url: str) -> None:
+        """The event a live inbound call gets once answered: the leg moves into the call's conversation.
+
+        It has no `status` and no `conversation_uuid` (captured from the live platform).
+        """
+        payload = {
+            "conversation_uuid_from": f"CON-{uuidlib.uuid4()}",
+            "type": "transfer",
+            "uuid": report.uuid,
+            "conversation_uuid_to": report.conversation_uuid,
+            "timestamp": iso(time.time()),
+        }
+        self._event(report, event_url, payload)
+
+    def _recordings(self) -> dict[str, bytes]:
+        if self.api is None:
+            raise ValueError("the NCCO records, so the stand-in needs its API to serve the recording")
+        return self.api.recordings
+
+    def _record(self, report: CallReport, action: dict[str, Any], audio: Path, dtmf: list[DtmfPress]) -> None:
+        """Record the caller's file until the action's end condition, as a blocking record does."""
+        self._recordings()
+        source = parse_wav(Path(audio).read_bytes())
+        rate = source.sample_rate
+        pcm = load_pcm(audio, rate)
+        cut, reason = record_length(pcm, rate, action, dtmf)
+        data = wav_header(rate, cut) + pcm[:cut]
+        self._deliver_recording(report, action, data, time.time(), cut / 2 / rate, reason, channels=1, media="wav")
+
+    def _deliver_recording(
+        self,
+        report: CallReport,
+        action: dict[str, Any],
+        data: bytes,
+        started: float,
+        seconds: float,
+        ended_by: str,
+        channels: int,
+        media: str,
+    ) -> None:
+        """Serve the file from the stand-in's API, then post the recording webhook as often as Vonage would."""
+        recording_uuid = str(uuidlib.uuid4())
+        self._recordings()[recording_uuid] = data
+        report.recording_uuid, report.recording_bytes, report.recording_ended_by = recording_uuid, len(data), ended_by
+        report.recording_channels, report.recording_format = channels, media
+        log.info("recorded", extra={"bytes": len(data), "ended_by": ended_by, "channels": channels, "format": media})
+        payload = {
+            "start_time": iso(started),
+            "end_time": iso(started + seconds),
+            "recording_url": f"{self.api_base}/v1/files/{recording_uuid}",
+            "size": len(data),
+            "recording_uuid": recording_uuid,
+            "conversation_uuid": report.conversation_uuid,
+            "timestamp": iso(time.time()),
+        }
+        report.recording_posted_at, report.recording_webhook = time.time(), payload
+        for _ in range(self.webhook_copies):
+            report.event_statuses["record"] = self.post_event(action["eventUrl"][0], payload)
+
+    def _dial(
+        self,
+        report: CallReport,
+        action: dict[str, Any],
+        call: dict[str, Any],
+        event_url: str,
+        audio: Path | None,
+        conversation: _Conversation,
+    ) -> None:
+        """Ring a phone endpoint on a new leg; the party answers if it has something to say."""
+        number = str(_endpoint(action).get("number", ""))
+        url = str((action.get("eventUrl") or [event_url])[0])
+        fields = {
+            # Without `from` (randomFromNumber) Vonage picks one of the application's numbers.
+            "from": str(action.get("from") or call["to"]),
+            "to": number,
+            "uuid": str(uuidlib.uuid4()),
+            "conversation_uuid": report.conversation_uuid,
+            "direction": "outbound",
+        }
+        for status in ("started", "ringing"):
+            self._event(report, url, {**fields, "status": status, "timestamp": iso(time.time())}, number)
+        if audio is None:
+            log.info("party did not answer", extra={"to": number})
+            payload = {**fields, "status": "unanswered", "detail": "timeout", "timestamp": iso(time.time())}
+            self._event(report, url, payload, number)
+            report.party_statuses[number] = "unanswered"
+            return
+        answered = time.time()
+        payload = {**fields, "status": "answered", "timestamp": iso(answered), "start_time": iso(answered)}
+        self._event(report, url, payload, number)
+        report.parties.append(number)
+        report.party_statuses[number] = "answered"
+        conversation.legs.append(_Leg(url, fields, audio, answered))
+        conversation.join(answered)
+
+    def _hang_up(self, report: CallReport, conversation: _Conversation, audio: Path) -> float:
+        """End the conversation when its longest audio does: legs complete, then the recording is posted."""
+        if conversation.began is None:
+            return time.time()
+        tracks = [load_pcm(audio, RECORDING_RATE)] + [load_pcm(leg.audio, RECORDING_RATE) for leg in conversation.legs]
+        seconds = max(len(track) for track in tracks) / 2 / RECORDING_RATE
+        # Nothing waits for the conversation to be spoken; its end is when the audio would run out.
+        ended = max(time.time(), conversation.began + seconds)
+        for leg in conversation.legs:
+            payload = {
+                **leg.fields,
+                "status": "completed",
+                "timestamp": iso(ended),
+                "start_time": iso(leg.answered),
+                "end_time": iso(ended),
+                "duration": str(int(ended - leg.answered)),
+            }
+            self._event(report, leg.event_url, payload, leg.fields["to"])
+            report.party_statuses[leg.fields["to"]] = "completed"
+        if conversation.record is not None:
+            channels, media = recording_layout(conversation.record)
+            grid = lay_out_channels(tracks, channels)
+            data, media = encode_recording(grid, RECORDING_RATE, media)
+            started, length = conversation.record_started, len(grid) / RECORDING_RATE
+            self._deliver_recording(report, conversation.record, data, started, length, "hangup", channels, media)
+        return ended
+
+    def _connect(
+        self,
+        report: CallReport,
+        action: dict[str, Any],
+        common: dict[str, Any],
+        audio: Path,
+        fast: bool,
+        dtmf: list[DtmfPress],
+        drop_after: float | None,
+    ) -> None:
+        endpoint = _endpoint(action)
+        if endpoint.get("type") != "websocket":
+            log.warning("connect endpoint not simulated", extra={"type": endpoint.get("type")})
+            return
+        rate = parse_content_type(endpoint.get("content-type"))
+        pcm = load_pcm(audio, rate)
+        # Vonage sends the content type and each NCCO header as top-level fields of the first message.
+        first = {
+            "event": "websocket:connected",
+            "content-type": endpoint["content-type"],
+            **endpoint.get("headers", {}),
+        }
+        with connect(endpoint["uri"], compression=None, max_size=None, open_timeout=10) as ws:
+            ws.send(json.dumps(first))
+            dropped = self._stream(report, ws, pcm, rate, fast, dtmf, drop_after)
+            if dropped:
+                report.closed_by = "network"
+                return
+            if report.closed_by is None:
+                report.closed_by = "caller"
+                ws.close()
+        if report.closed_by == "recorder" and action.get("eventUrl"):
+            self._event(
+                report,
+                action["eventUrl"][0],
+                {**common, "to": endpoint["uri"], "status": "disconnected", "timestamp": iso(time.time())},
+            )
+
+    def _stream(
+        self,
+        report: CallReport,
+        ws: ClientConnection,
+        pcm: bytes,
+        rate: int,
+        fast: bool,
+        dtmf: list[DtmfPress],
+        drop_after: float | None,
+    ) -> bool:
+        pending = list(dtmf)
+        size = frame_bytes(rate)
+        start = time.monotonic()
+        try:
+            for index, frame in enumerate(frames(pcm, size)):
+                position = index * FRAME_SECONDS
+                while pending and pending[0].at <= position:
+                    press = pending.pop(0)
+                    ws.send(json.dumps({"event": "websocket:dtmf", "digit": press.digit, "duration": press.duration}))
+                if drop_after is not None and position >= drop_after:
+                    # Cut the TCP connection with no close frame, as a failing network would.
+                    ws.socket.shutdown(socket.SHUT_RDWR)
+                    ws.socket.close()
+                    return True
+                if not fast:
+                    delay = start + position - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                ws.send(frame)
+                report.frames_sent += 1
+                report.bytes_sent += len(frame)
+        except ConnectionClosed as err:
+            report.closed_by = "recorder"
+            report.close_code = err.rcvd.code if err.rcvd else None
+        return False
+
+
+def _charges(seconds: float) -> dict[str, str]:
+    """What a `completed` event says the call cost: EUR strings, billed per started minute."""
+    rate = "0.00450000"
+    minutes = max(1, -(-int(seconds) // 60))
+    return {"rate": rate, "price": f"{float(rate) * minutes:.8f}", "network": "GB-FIXED"}
+
+
+def _answer_query(from_: str, to: str, report: CallReport) -> dict[str, str]:
+    """The answer webhook's query, in the order of a live capture; `region_url` is newer than it."""
+    return {
+        "to": to,
+        "from": from_,
+        "conversation_uuid": report.conversation_uuid,
+        "uuid": report.uuid,
+        "region_url": "https://api-standin.vonage.com",
+    }
+
+
+def _endpoint(action: dict[str, Any]) -> dict[str, Any]:
+    """A connect action's endpoint: Vonage takes at most one."""
+    return dict((action.get("endpoint") or [{}])[0])
