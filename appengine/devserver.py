@@ -34,7 +34,7 @@ def create_dev_app() -> flask.Flask:
     # `answer` verify at `/socket` even with the per-process secret of a local run.
     services = services_from_env()
     app = create_app(services.settings, services, handle_sigterm=True)
-    if services.settings.task_queue == "local":
+    if services.settings.tasks.queue == "local":
         # The embedded queue's worker: it calls /tasks back, as Cloud Tasks would, from this process.
         local_dispatcher(services).start()
     functions = load_functions()

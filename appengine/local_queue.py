@@ -154,8 +154,8 @@ class LocalTaskDispatcher:
 def local_dispatcher(services: Services) -> LocalTaskDispatcher:
     """The embedded queue's worker for these settings: retries as the Cloud Tasks queue is set up."""
     settings = services.settings
-    retry = RetrySettings(settings.callback_attempts, settings.callback_backoff)
-    return LocalTaskDispatcher(services.store, settings.tasks_url, settings.local_queue_key, retry)
+    retry = RetrySettings(settings.delivery.attempts, settings.delivery.backoff)
+    return LocalTaskDispatcher(services.store, settings.tasks.url, settings.local_queue_key, retry)
 
 
 def main() -> int:

@@ -69,11 +69,11 @@ def create_app(
     settings = settings or Settings.from_env(os.environ)
     services = services or build_services(settings)
     configure_logging(settings.log_level)
-    if settings.stream_token_secret_generated:
+    if settings.stream.token_secret_generated:
         log.warning("STREAM_TOKEN_SECRET is not set: stream tokens use a random secret of this process")
     app = Flask(__name__)
     app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_FRAME_BYTES}
-    context = StreamContext(services.store, settings.stream_token_secret, settings.upload_chunk_bytes)
+    context = StreamContext(services.store, settings.stream.token_secret, settings.storage.upload_chunk_bytes)
     app.extensions["tapedeck.streams"] = context
     if handle_sigterm:
         # On SIGTERM every open stream closes and finishes its WAV before the worker exits.

@@ -36,7 +36,7 @@ __all__ = ["answer", "call", "event", "link", "prompt", "recording", "tasks", "t
 def answer(request: flask.Request) -> Any:
     """Vonage's answer webhook: return the NCCO for the call."""
     services = services_from_env()
-    params = read_webhook(request, services.settings.vonage_signature_secret, time.time())
+    params = read_webhook(request, services.settings.vonage.signature_secret, time.time())
     return flask.jsonify(answer_call(services.settings, params, time.time()))
 
 
@@ -45,7 +45,7 @@ def answer(request: flask.Request) -> Any:
 def event(request: flask.Request) -> Any:
     """Vonage's event webhook: keep each call status in call.json, answer 204."""
     services = services_from_env()
-    params = read_webhook(request, services.settings.vonage_signature_secret, time.time())
+    params = read_webhook(request, services.settings.vonage.signature_secret, time.time())
     record_call_event(services.store, params)
     return "", 204
 
@@ -61,7 +61,7 @@ def recording(request: flask.Request) -> Any:
     from shared.flows.transcription import receive_recording
 
     services = services_from_env()
-    secret = services.settings.vonage_signature_secret
+    secret = services.settings.vonage.signature_secret
     params = read_webhook(request, secret, time.time(), own=RECORDING_URL_PARAMS)
     job = receive_recording(services, params, time.time())
     if job is not None:
@@ -76,7 +76,7 @@ def transcription(request: flask.Request) -> Any:
     from shared.flows.transcription import on_transcription_event
 
     services = services_from_env()
-    check_api_key(request, services.settings.transcription_api_key)
+    check_api_key(request, services.settings.transcription.api_key)
     name = read_transcription_event(read_webhook(request, None, time.time()))
     return flask.jsonify({"job": name, "result": on_transcription_event(services, name, time.time())})
 
@@ -102,7 +102,7 @@ def link(request: flask.Request) -> Any:
     """A short link to a message's audio: a fresh signed URL at each click, or the audio locally."""
     services = services_from_env()
     object_key = resolve_link(services.store, request.args.get("id", ""), time.time())
-    return serve_object(services.store, object_key, services.settings.signed_url_ttl)
+    return serve_object(services.store, object_key, services.settings.storage.signed_url_ttl)
 
 
 @functions_framework.http
@@ -114,7 +114,7 @@ def call(request: flask.Request) -> Any:
     services = services_from_env()
     settings, tid = services.settings, subpath(request, "call")
     if request.method == "GET":
-        check_api_key(request, settings.prompt_api_key)
+        check_api_key(request, settings.prompt.api_key)
         return flask.jsonify(prompt_status(services, tid, time.time()))
     if tid:
         raise NotFound("POST to /call itself")
@@ -124,7 +124,7 @@ def call(request: flask.Request) -> Any:
         request.headers.get(API_KEY_HEADER, ""),
         request.headers.get("Authorization", ""),
         fields,
-        is_secure(request, settings.allow_private_callbacks),
+        is_secure(request, settings.delivery.allow_private),
     )
     return flask.jsonify({"tid": create_prompt_call(services, fields, credentials, mode, time.time())})
 

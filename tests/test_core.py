@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import io
 import wave
+from typing import Any
 
 import pytest
 
-from shared.config.settings import Settings
+from shared.config.settings import VARIABLES, Settings
 from shared.core.call_record import call_key, new_call, record_status
 from shared.core.errors import BadRequest, ConfigError, Unauthorized
 from shared.core.tokens import mint_stream_token, verify_stream_token
 from shared.core.wav import parse_wav, wav_header
 from shared.core.webhooks import parse_call_event, parse_inbound_call
 from tests.conftest import DATA
+from tools.deploy import ENV_NAMES
 
 
 def test_wav_header_is_read_back_by_the_standard_library() -> None:
@@ -56,12 +58,45 @@ def test_stream_token_binds_the_conversation_and_expires() -> None:
 
 def test_settings_defaults_are_the_embedded_local_run() -> None:
     settings = Settings.from_env({})
-    assert settings.storage == "local"
-    assert str(settings.local_storage_dir) == "data"
-    assert settings.stream_rate == 16000
-    assert settings.recorder_url == "ws://localhost:8080/socket"
-    assert settings.vonage_signature_secret is None
-    assert len(settings.stream_token_secret) > 20
+    assert settings.storage.kind == "local"
+    assert str(settings.storage.local_dir) == "data"
+    assert settings.stream.rate == 16000
+    assert settings.stream.recorder_url == "ws://localhost:8080/socket"
+    assert settings.vonage.signature_secret is None
+    assert len(settings.stream.token_secret) > 20
+
+
+class Watched(dict[str, str]):
+    """An environment that remembers every variable asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+
+def test_settings_read_every_declared_variable_and_nothing_else() -> None:
+    env = Watched(
+        {
+            "TASK_QUEUE": "cloud-tasks",
+            "GOOGLE_CLOUD_PROJECT": "p",
+            "TASKS_LOCATION": "l",
+            "CLOUD_TASKS_EMULATOR_HOST": "h:1",
+        }
+    )
+    settings = Settings.from_env(env)
+    assert env.asked == {variable.name for variable in VARIABLES}
+    assert (settings.tasks.queue, settings.tasks.project, settings.tasks.service_account) == ("cloud-tasks", "p", None)
+    # What deploy passes on: every declared variable but those the platform or a local run sets.
+    assert set(ENV_NAMES) == env.asked - {"GOOGLE_CLOUD_PROJECT", "AWS_DEFAULT_REGION", "CLOUD_TASKS_EMULATOR_HOST"}
+    assert {"ALLOW_PRIVATE_CALLBACKS", "VONAGE_PRIVATE_KEY"} <= set(ENV_NAMES)
 
 
 @pytest.mark.parametrize(
@@ -77,6 +112,12 @@ def test_settings_defaults_are_the_embedded_local_run() -> None:
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"UPLOAD_CHUNK_BYTES": "1000"}, "UPLOAD_CHUNK_BYTES"),
         ({"GREETING": "x" * 1501}, "GREETING"),
+        ({"CALLBACK_ATTEMPTS": "0"}, "CALLBACK_ATTEMPTS must be from 1 to 20"),
+        ({"PROMPT_INPUT_TIMEOUT": "11"}, "PROMPT_INPUT_TIMEOUT must be from 1 to 10 seconds"),
+        ({"PROMPT_HANGUP_GRACE": "-1"}, "PROMPT_HANGUP_GRACE must be from 0 to 3600 seconds"),
+        ({"SIGNED_URL_TTL": "10"}, "SIGNED_URL_TTL must be from 60 to 604800 seconds"),
+        ({"VONAGE_API_HOST": "api.nexmo.com/x"}, "VONAGE_API_HOST must be a host"),
+        ({"TASK_QUEUE": "cloud-tasks"}, "TASKS_PROJECT is required when TASK_QUEUE=cloud-tasks"),
     ],
 )
 def test_a_bad_setting_fails_naming_the_variable(env: dict[str, str], named: str) -> None:

@@ -18,7 +18,7 @@ from shared.adapters.local_blob_store import LocalBlobStore
 from shared.adapters.local_task_queue import LocalTaskQueue
 from shared.adapters.outbox_messenger import OutboxMessenger
 from shared.config.routes import parse_routes
-from shared.config.settings import Settings
+from shared.config.settings import Settings, StreamSettings
 from shared.core.errors import TapedeckError
 from shared.core.ports import Transcript, TranscriptionJob
 from shared.core.tokens import sign_caller
@@ -84,7 +84,7 @@ class FakeServices:
 def services(tmp_path: Path) -> FakeServices:
     store = LocalBlobStore(tmp_path / "data")
     settings = Settings(
-        stream_token_secret=TOKEN_SECRET,
+        stream=StreamSettings(token_secret=TOKEN_SECRET),
         public_url="https://fn.example.test",
         routes=parse_routes(ROUTES, "routes.yaml", default_flow="stream"),
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.config.settings import Settings
+from shared.config.settings import DeliveryPolicy, Settings
 from shared.core.errors import BadRequest
 from shared.core.tasks import Task, parse_task
 from shared.runtime.logs import JsonFormatter, current_trace, trace_context
@@ -89,7 +89,7 @@ def test_a_delivery_task_run_twice_sends_once(tmp_path: Path) -> None:
     @dataclass
     class Services:
         store: LocalBlobStore
-        settings: Settings = field(default_factory=lambda: Settings(allow_private_callbacks=True))
+        settings: Settings = field(default_factory=lambda: Settings(delivery=DeliveryPolicy(allow_private=True)))
         http: CountingHttp = field(default_factory=CountingHttp)
 
     services = Services(LocalBlobStore(tmp_path))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.config.settings import SECRET_NAMES, secret_id
+from shared.config.settings import SECRET_NAMES, deployed_names, secret_id
 from tools.deploy_plan import RUNTIME, Step, account_email, deploy_plan
 
 __all__ = [
@@ -40,52 +40,8 @@ __all__ = [
     "stage_recorder",
 ]
 
-# Every variable Settings.from_env reads; only these are passed on to the functions.
-ENV_NAMES = (
-    "STORAGE",
-    "LOCAL_STORAGE_DIR",
-    "GCS_BUCKET",
-    "PUBLIC_URL",
-    "RECORDER_URL",
-    "STREAM_RATE",
-    "GREETING",
-    "VONAGE_SIGNATURE_SECRET",
-    "STREAM_TOKEN_SECRET",
-    "STREAM_TOKEN_TTL",
-    "UPLOAD_CHUNK_BYTES",
-    "LOG_LEVEL",
-    "ROUTES_FILE",
-    "DEFAULT_FLOW",
-    "TRANSCRIBER",
-    "MESSENGER",
-    "VONAGE_APPLICATION_ID",
-    "VONAGE_PRIVATE_KEY",
-    "VONAGE_API_KEY",
-    "VONAGE_API_SECRET",
-    "VONAGE_API_HOST",
-    "VONAGE_REST_HOST",
-    "SMS_FROM",
-    "TRANSCRIBE_BUCKET",
-    "TRANSCRIPTION_API_KEY",
-    "AWS_REGION",
-    "SIGNED_URL_TTL",
-    "LINK_TTL_DAYS",
-    "CALLBACK_SECRET",
-    "CALLBACK_ATTEMPTS",
-    "CALLBACK_BACKOFF",
-    "PROMPT_API_KEY",
-    "PROMPT_TTL_DAYS",
-    "PROMPT_INPUT_TIMEOUT",
-    "PROMPT_HANGUP_GRACE",
-    "ALLOW_PRIVATE_CALLBACKS",
-    "TASK_QUEUE",
-    "TASKS_URL",
-    "TASKS_PROJECT",
-    "TASKS_LOCATION",
-    "TASKS_QUEUE",
-    "TASKS_SERVICE_ACCOUNT",
-    "TASKS_AUDIENCE",
-)
+# Every variable the settings read that a deployment sets; only these are passed on.
+ENV_NAMES = deployed_names()
 # Transaction documents of PIN prompt calls are deleted by the bucket's lifecycle rule after this.
 PROMPT_PREFIX = "prompts/"
 # gcloud's rule for a function name: a letter, then up to 62 letters, digits, `-` or `_`.

@@ -1,31 +1,46 @@
-"""The one typed settings object, and the only reader of the environment."""
+"""The typed settings, in frozen groups, and the only reader of the environment.
+
+Every variable is declared once below, with its kind, default and range beside its name; each
+group reads its own. Rules that tie variables together are in `_check_across`. `VARIABLES` lists
+them all, and `nox -s deploy` passes on exactly those, so the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from shared.config.routes import FLOWS, Routes, load_routes
 from shared.core.errors import ConfigError
 
-__all__ = ["SECRET_NAMES", "STREAM_RATES", "DeliveryPolicy", "Settings", "secret_id"]
+__all__ = [
+    "SECRET_NAMES",
+    "STREAM_RATES",
+    "VARIABLES",
+    "DeliveryPolicy",
+    "PromptSettings",
+    "Settings",
+    "StorageSettings",
+    "StreamSettings",
+    "TaskSettings",
+    "TranscriptionSettings",
+    "Variable",
+    "VonageSettings",
+    "deployed_names",
+    "secret_id",
+]
 
 STREAM_RATES = (8000, 16000, 24000)
-# Settings that are secrets: deployed, they live in Secret Manager, never in a plain variable.
-SECRET_NAMES = (
-    "VONAGE_PRIVATE_KEY",
-    "VONAGE_SIGNATURE_SECRET",
-    "STREAM_TOKEN_SECRET",
-    "CALLBACK_SECRET",
-    "PROMPT_API_KEY",
-    "TRANSCRIPTION_API_KEY",
-    "VONAGE_API_SECRET",
-)
+# Cloud Storage needs resumable chunks in multiples of 256 KiB; parts of the same size keep one rule.
+_CHUNK_UNIT = 256 * 1024
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:\d+)?")
 
 
 def secret_id(name: str) -> str:
@@ -33,286 +48,476 @@ def secret_id(name: str) -> str:
     return "tapedeck-" + name.lower().replace("_", "-")
 
 
-def _missing(name: str) -> str:
-    """How to name a missing setting: a secret also by the Secret Manager secret it comes from."""
-    return f"{name} (Secret Manager secret {secret_id(name)})" if name in SECRET_NAMES else name
+# --- the variables: one reader per kind of value -------------------------------------------------
+
+_DECLARED: list[Variable] = []
 
 
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-# Cloud Storage needs resumable chunks in multiples of 256 KiB; parts of the same size keep one rule.
-_CHUNK_UNIT = 256 * 1024
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable. `secret`: deployed from Secret Manager, never as a plain variable.
+    `deployed`: passed on to the deployed functions (not those the platform or a local run sets)."""
+
+    name: str
+    secret: bool = field(default=False, kw_only=True)
+    deployed: bool = field(default=True, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _DECLARED.append(self)
+
+    @property
+    def label(self) -> str:
+        """How an error names it: a secret also by the Secret Manager secret it comes from."""
+        return f"{self.name} (Secret Manager secret {secret_id(self.name)})" if self.secret else self.name
+
+    def raw(self, env: Mapping[str, str]) -> str | None:
+        """The value as given, or None when unset or empty."""
+        return env.get(self.name) or None
+
+
+@dataclass(frozen=True)
+class Text(Variable):
+    default: str | None = None
+    # Length bounds, when the value goes somewhere that has them.
+    longest: int | None = field(default=None, kw_only=True)
+    why: str = field(default="", kw_only=True)
+
+    def read(self, env: Mapping[str, str]) -> str | None:
+        if self.longest is None:
+            return self.raw(env) or self.default
+        # Bounded text is checked as given: set but empty is too short.
+        value = env.get(self.name, self.default) or ""
+        if not 0 < len(value) <= self.longest:
+            raise ConfigError(f"{self.name} must be 1 to {self.longest} characters{self.why}")
+        return value
+
+
+@dataclass(frozen=True)
+class Choice(Variable):
+    options: tuple[str, ...] = ()
+    default: str = ""
+    upper: bool = field(default=False, kw_only=True)
+
+    def read(self, env: Mapping[str, str]) -> str:
+        given = self.raw(env) or self.default
+        value = given.upper() if self.upper else given.lower()
+        if value not in self.options:
+            raise ConfigError(f"{self.name} must be one of {', '.join(self.options)}, got {env.get(self.name)!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class Whole(Variable):
+    """A whole number from `low` to `high`, one of `allowed`, or a positive multiple of `multiple`."""
+
+    default: int = 0
+    low: int | None = None
+    high: int | None = None
+    unit: str = ""
+    allowed: tuple[int, ...] = field(default=(), kw_only=True)
+    multiple: int | None = field(default=None, kw_only=True)
+    why: str = field(default="", kw_only=True)
+
+    def read(self, env: Mapping[str, str]) -> int:
+        raw = self.raw(env)
+        if raw is None:
+            return self.default
+        try:
+            value = int(raw)
+        except ValueError as err:
+            raise ConfigError(f"{self.name} must be a whole number, got {raw!r}") from err
+        if self.allowed and value not in self.allowed:
+            raise ConfigError(f"{self.name} must be one of {self.allowed}, got {value}")
+        if self.multiple and (value <= 0 or value % self.multiple):
+            raise ConfigError(f"{self.name} must be a positive multiple of {self.multiple}, got {value}")
+        if self.low is not None and self.high is not None and not self.low <= value <= self.high:
+            unit = f" {self.unit}" if self.unit else ""
+            raise ConfigError(f"{self.name} must be from {self.low} to {self.high}{unit}{self.why}, got {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class Seconds(Variable):
+    default: float = 0.0
+    low: float = 0.0
+    high: float = 0.0
+
+    def read(self, env: Mapping[str, str]) -> float:
+        raw = self.raw(env)
+        if raw is None:
+            return self.default
+        try:
+            value = float(raw)
+        except ValueError as err:
+            raise ConfigError(f"{self.name} must be a number of seconds, got {raw!r}") from err
+        if not self.low <= value <= self.high:
+            raise ConfigError(f"{self.name} must be from {self.low:g} to {self.high:g} seconds")
+        return value
+
+
+@dataclass(frozen=True)
+class Url(Variable):
+    schemes: tuple[str, ...] = ("http", "https")
+    default: str | None = None
+
+    def read(self, env: Mapping[str, str], default: str | None = None) -> str:
+        value = self.raw(env) or default or self.default or ""
+        parts = urlsplit(value)
+        if parts.scheme not in self.schemes or not parts.netloc:
+            wanted = " or ".join(s + "://" for s in self.schemes)
+            raise ConfigError(f"{self.name} must be a {wanted} URL, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class Host(Variable):
+    default: str = ""
+
+    def read(self, env: Mapping[str, str]) -> str:
+        host = self.raw(env) or self.default
+        if not _HOST.fullmatch(host):
+            raise ConfigError(f"{self.name} must be a host[:port], got {host!r}")
+        return host
+
+
+# Storage
+STORAGE = Choice("STORAGE", ("local", "gcs"), "local")
+LOCAL_STORAGE_DIR = Text("LOCAL_STORAGE_DIR", "./data")
+GCS_BUCKET = Text("GCS_BUCKET")
+UPLOAD_CHUNK_BYTES = Whole("UPLOAD_CHUNK_BYTES", _CHUNK_UNIT, multiple=_CHUNK_UNIT)
+SIGNED_URL_TTL = Whole("SIGNED_URL_TTL", 900, 60, 7 * 24 * 3600, "seconds", why=" (Cloud Storage's limit is 7 days)")
+LINK_TTL_DAYS = Whole("LINK_TTL_DAYS", 30, 1, 3650, "days")
+# The public side
+PUBLIC_URL = Url("PUBLIC_URL", ("http", "https"), "http://localhost:8080")
+LOG_LEVEL = Choice("LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True)
+ROUTES_FILE = Text("ROUTES_FILE")
+DEFAULT_FLOW = Choice("DEFAULT_FLOW", FLOWS, "stream")
+MESSENGER = Choice("MESSENGER", ("outbox", "vonage"), "outbox")
+# Streams
+RECORDER_URL = Url("RECORDER_URL", ("ws", "wss"), "ws://localhost:8080/socket")
+STREAM_RATE = Whole("STREAM_RATE", 16000, allowed=STREAM_RATES)
+GREETING = Text("GREETING", "Hello. This call is recorded.", longest=1500, why=" (Vonage's talk limit)")
+STREAM_TOKEN_SECRET = Text("STREAM_TOKEN_SECRET", secret=True)
+STREAM_TOKEN_TTL = Whole("STREAM_TOKEN_TTL", 300, 10, 3600, "seconds")
+# Vonage
+VONAGE_APPLICATION_ID = Text("VONAGE_APPLICATION_ID")
+VONAGE_PRIVATE_KEY = Text("VONAGE_PRIVATE_KEY", secret=True)
+VONAGE_API_KEY = Text("VONAGE_API_KEY")
+VONAGE_API_SECRET = Text("VONAGE_API_SECRET", secret=True)
+VONAGE_API_HOST = Host("VONAGE_API_HOST", "api.nexmo.com")
+VONAGE_REST_HOST = Host("VONAGE_REST_HOST", "rest.nexmo.com")
+VONAGE_SIGNATURE_SECRET = Text("VONAGE_SIGNATURE_SECRET", secret=True)
+SMS_FROM = Text("SMS_FROM", "tapedeck")
+# Transcription
+TRANSCRIBER = Choice("TRANSCRIBER", ("offline", "aws", "google"), "offline")
+TRANSCRIBE_BUCKET = Text("TRANSCRIBE_BUCKET")
+TRANSCRIPTION_API_KEY = Text("TRANSCRIPTION_API_KEY", secret=True)
+AWS_REGION = Text("AWS_REGION")
+AWS_DEFAULT_REGION = Text("AWS_DEFAULT_REGION", "us-east-1", deployed=False)
+# Deliveries: result webhooks and PIN callbacks
+CALLBACK_SECRET = Text("CALLBACK_SECRET", secret=True)
+CALLBACK_ATTEMPTS = Whole("CALLBACK_ATTEMPTS", 5, 1, 20)
+CALLBACK_BACKOFF = Seconds("CALLBACK_BACKOFF", 2.0, 0, 600)
+ALLOW_PRIVATE_CALLBACKS = Choice("ALLOW_PRIVATE_CALLBACKS", ("false", "true"), "false")
+# PIN prompt calls
+PROMPT_API_KEY = Text("PROMPT_API_KEY", secret=True)
+PROMPT_TTL_DAYS = Whole("PROMPT_TTL_DAYS", 7, 1, 3650, "days")
+PROMPT_INPUT_TIMEOUT = Whole("PROMPT_INPUT_TIMEOUT", 8, 1, 10, "seconds", why=" (Vonage's dtmf.timeOut range)")
+# At most an hour: the longest a queued task waits (MAX_BACKOFF in shared/core/tasks.py).
+PROMPT_HANGUP_GRACE = Seconds("PROMPT_HANGUP_GRACE", 5.0, 0, 3600)
+# Deferred work
+TASK_QUEUE = Choice("TASK_QUEUE", ("local", "cloud-tasks"), "local")
+TASKS_URL = Url("TASKS_URL")
+TASKS_PROJECT = Text("TASKS_PROJECT")
+GOOGLE_CLOUD_PROJECT = Text("GOOGLE_CLOUD_PROJECT", deployed=False)
+TASKS_LOCATION = Text("TASKS_LOCATION")
+TASKS_QUEUE = Text("TASKS_QUEUE", "tapedeck")
+TASKS_SERVICE_ACCOUNT = Text("TASKS_SERVICE_ACCOUNT")
+TASKS_AUDIENCE = Text("TASKS_AUDIENCE")
+CLOUD_TASKS_EMULATOR_HOST = Text("CLOUD_TASKS_EMULATOR_HOST", deployed=False)
+
+# Every variable the settings read, in the order above.
+VARIABLES: tuple[Variable, ...] = tuple(_DECLARED)
+# Settings that are secrets: deployed, they live in Secret Manager, never in a plain variable.
+SECRET_NAMES = tuple(v.name for v in VARIABLES if v.secret)
+
+
+def deployed_names() -> tuple[str, ...]:
+    """The variables `nox -s deploy` passes on to the deployables, secrets included."""
+    return tuple(v.name for v in VARIABLES if v.deployed)
+
+
+# --- the groups ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where calls, jobs and links are kept: a local folder, or a Cloud Storage bucket."""
+
+    kind: str = "local"
+    local_dir: Path = Path("./data")
+    bucket: str | None = None
+    upload_chunk_bytes: int = _CHUNK_UNIT
+    signed_url_ttl: int = 900
+    link_ttl_days: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
+        return cls(
+            kind=STORAGE.read(env),
+            local_dir=Path(LOCAL_STORAGE_DIR.read(env) or "./data"),
+            bucket=GCS_BUCKET.read(env),
+            upload_chunk_bytes=UPLOAD_CHUNK_BYTES.read(env),
+            signed_url_ttl=SIGNED_URL_TTL.read(env),
+            link_ttl_days=LINK_TTL_DAYS.read(env),
+        )
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """The recorder's websocket, and the secret that seals its tokens and tapedeck's own URLs."""
+
+    recorder_url: str = "ws://localhost:8080/socket"
+    rate: int = 16000
+    greeting: str = "Hello. This call is recorded."
+    token_secret: str = field(default="", repr=False)
+    token_ttl: int = 300
+    # True when no STREAM_TOKEN_SECRET was given and a per-process one was made up.
+    token_secret_generated: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StreamSettings:
+        secret = STREAM_TOKEN_SECRET.read(env)
+        return cls(
+            recorder_url=RECORDER_URL.read(env),
+            rate=STREAM_RATE.read(env),
+            greeting=GREETING.read(env) or "",
+            # One local process both mints and checks tokens, so a per-process secret is enough.
+            token_secret=secret or secrets.token_urlsafe(32),
+            token_ttl=STREAM_TOKEN_TTL.read(env),
+            token_secret_generated=secret is None,
+        )
+
+
+@dataclass(frozen=True)
+class VonageSettings:
+    """The Vonage application: its key for recordings and calls, the API account for SMS, hosts."""
+
+    application_id: str | None = None
+    private_key: str | None = field(default=None, repr=False)
+    api_key: str | None = None
+    api_secret: str | None = field(default=None, repr=False)
+    api_host: str = "api.nexmo.com"
+    rest_host: str = "rest.nexmo.com"
+    signature_secret: str | None = field(default=None, repr=False)
+    sms_from: str = "tapedeck"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> VonageSettings:
+        return cls(
+            application_id=VONAGE_APPLICATION_ID.read(env),
+            private_key=_private_key(env),
+            api_key=VONAGE_API_KEY.read(env),
+            api_secret=VONAGE_API_SECRET.read(env),
+            api_host=VONAGE_API_HOST.read(env),
+            rest_host=VONAGE_REST_HOST.read(env),
+            signature_secret=VONAGE_SIGNATURE_SECRET.read(env),
+            sms_from=SMS_FROM.read(env) or "tapedeck",
+        )
+
+
+@dataclass(frozen=True)
+class TranscriptionSettings:
+    """Which engine turns recordings into text, and what Amazon Transcribe needs."""
+
+    engine: str = "offline"
+    bucket: str | None = None
+    aws_region: str = "us-east-1"
+    api_key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TranscriptionSettings:
+        return cls(
+            engine=TRANSCRIBER.read(env),
+            bucket=TRANSCRIBE_BUCKET.read(env),
+            aws_region=AWS_REGION.read(env) or AWS_DEFAULT_REGION.read(env) or "us-east-1",
+            api_key=TRANSCRIPTION_API_KEY.read(env),
+        )
 
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    """How hard to try: attempts in all and the first backoff (doubled each time), which are the task
-    queue's retry settings, and the timeout of one request."""
+    """How result webhooks and callbacks are sent: attempts in all and the first backoff (doubled
+    each time), which are the task queue's retry settings, the timeout of one request, and the
+    secret that signs them."""
 
     attempts: int = 5
     backoff: float = 2.0
     timeout: float = 10.0
     # Local development only: allow http:// and private or loopback addresses.
     allow_private: bool = False
+    secret: str = field(default="", repr=False)
+    # True when no CALLBACK_SECRET was given and a per-process one was made up.
+    secret_generated: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DeliveryPolicy:
+        secret = CALLBACK_SECRET.read(env)
+        return cls(
+            attempts=CALLBACK_ATTEMPTS.read(env),
+            backoff=CALLBACK_BACKOFF.read(env),
+            allow_private=ALLOW_PRIVATE_CALLBACKS.read(env) == "true",
+            # Locally, one process signs; a receiver that checks needs the secret set in both.
+            secret=secret or secrets.token_urlsafe(32),
+            secret_generated=secret is None,
+        )
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """PIN prompt calls: the API key that may place them, and their timing."""
+
+    api_key: str | None = field(default=None, repr=False)
+    ttl_days: int = 7
+    input_timeout: int = 8
+    hangup_grace: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PromptSettings:
+        return cls(
+            api_key=PROMPT_API_KEY.read(env),
+            ttl_days=PROMPT_TTL_DAYS.read(env),
+            input_timeout=PROMPT_INPUT_TIMEOUT.read(env),
+            hangup_grace=PROMPT_HANGUP_GRACE.read(env),
+        )
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """Where deferred work goes: the embedded queue, or Cloud Tasks (or its emulator)."""
+
+    queue: str = "local"
+    url: str = "http://localhost:8080/tasks"
+    project: str | None = None
+    location: str | None = None
+    queue_name: str = "tapedeck"
+    service_account: str | None = None
+    audience: str | None = None
+    emulator_host: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], public_url: str) -> TaskSettings:
+        url = TASKS_URL.read(env, default=f"{public_url}/tasks")
+        return cls(
+            queue=TASK_QUEUE.read(env),
+            url=url,
+            project=TASKS_PROJECT.read(env) or GOOGLE_CLOUD_PROJECT.read(env),
+            location=TASKS_LOCATION.read(env),
+            queue_name=TASKS_QUEUE.read(env) or "tapedeck",
+            service_account=TASKS_SERVICE_ACCOUNT.read(env),
+            audience=TASKS_AUDIENCE.read(env) or url,
+            emulator_host=CLOUD_TASKS_EMULATOR_HOST.read(env),
+        )
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything tapedeck reads from the environment, validated once at start-up."""
 
-    storage: str = "local"
-    local_storage_dir: Path = Path("./data")
-    gcs_bucket: str | None = None
     public_url: str = "http://localhost:8080"
-    recorder_url: str = "ws://localhost:8080/socket"
-    stream_rate: int = 16000
-    greeting: str = "Hello. This call is recorded."
-    vonage_signature_secret: str | None = None
-    stream_token_secret: str = field(default="", repr=False)
-    stream_token_ttl: int = 300
-    upload_chunk_bytes: int = _CHUNK_UNIT
     log_level: str = "INFO"
-    stream_token_secret_generated: bool = False
     routes: Routes = field(default_factory=Routes)
-    transcriber: str = "offline"
     messenger: str = "outbox"
-    vonage_application_id: str | None = None
-    vonage_private_key: str | None = field(default=None, repr=False)
-    vonage_api_key: str | None = None
-    vonage_api_secret: str | None = field(default=None, repr=False)
-    vonage_api_host: str = "api.nexmo.com"
-    vonage_rest_host: str = "rest.nexmo.com"
-    sms_from: str = "tapedeck"
-    transcribe_bucket: str | None = None
-    aws_region: str = "us-east-1"
-    transcription_api_key: str | None = field(default=None, repr=False)
-    signed_url_ttl: int = 900
-    link_ttl_days: int = 30
-    callback_secret: str = field(default="", repr=False)
-    callback_attempts: int = 5
-    callback_backoff: float = 2.0
-    allow_private_callbacks: bool = False
-    prompt_api_key: str | None = field(default=None, repr=False)
-    prompt_ttl_days: int = 7
-    prompt_input_timeout: int = 8
-    prompt_hangup_grace: float = 5.0
-    task_queue: str = "local"
-    tasks_url: str = "http://localhost:8080/tasks"
-    tasks_project: str | None = None
-    tasks_location: str | None = None
-    tasks_queue_name: str = "tapedeck"
-    tasks_service_account: str | None = None
-    tasks_audience: str | None = None
-    tasks_emulator_host: str | None = None
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    vonage: VonageSettings = field(default_factory=VonageSettings)
+    transcription: TranscriptionSettings = field(default_factory=TranscriptionSettings)
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    prompt: PromptSettings = field(default_factory=PromptSettings)
+    tasks: TaskSettings = field(default_factory=TaskSettings)
 
     @property
     def local_queue_key(self) -> str:
         """What the embedded queue shows the tasks function: derived from the stream-token secret,
         which every local process of one deployment shares."""
-        import hashlib
-        import hmac
-
-        return hmac.new(self.stream_token_secret.encode(), b"local-task-queue", hashlib.sha256).hexdigest()
-
-    @property
-    def delivery_policy(self) -> DeliveryPolicy:
-        """How result webhooks and callbacks are sent."""
-        return DeliveryPolicy(self.callback_attempts, self.callback_backoff, allow_private=self.allow_private_callbacks)
+        return hmac.new(self.stream.token_secret.encode(), b"local-task-queue", hashlib.sha256).hexdigest()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Read and check every variable; a bad or missing one raises ConfigError naming it."""
-        storage = _choice(env, "STORAGE", ("local", "gcs"), "local")
-        bucket = env.get("GCS_BUCKET") or None
-        if storage == "gcs" and not bucket:
-            raise ConfigError("GCS_BUCKET is required when STORAGE=gcs")
-        token_secret = env.get("STREAM_TOKEN_SECRET", "")
-        if not token_secret:
-            if storage == "gcs":
-                raise ConfigError(f"{_missing('STREAM_TOKEN_SECRET')} is required when STORAGE=gcs")
-            # One local process both mints and checks tokens, so a per-process secret is enough.
-            token_secret = secrets.token_urlsafe(32)
-        chunk = _integer(env, "UPLOAD_CHUNK_BYTES", _CHUNK_UNIT)
-        if chunk <= 0 or chunk % _CHUNK_UNIT:
-            raise ConfigError(f"UPLOAD_CHUNK_BYTES must be a positive multiple of {_CHUNK_UNIT}, got {chunk}")
-        ttl = _integer(env, "STREAM_TOKEN_TTL", 300)
-        if not 10 <= ttl <= 3600:
-            raise ConfigError(f"STREAM_TOKEN_TTL must be between 10 and 3600 seconds, got {ttl}")
-        rate = _integer(env, "STREAM_RATE", 16000)
-        if rate not in STREAM_RATES:
-            raise ConfigError(f"STREAM_RATE must be one of {STREAM_RATES}, got {rate}")
-        greeting = env.get("GREETING", cls.greeting)
-        if not 0 < len(greeting) <= 1500:
-            raise ConfigError("GREETING must be 1 to 1500 characters (Vonage's talk limit)")
-        vonage = _vonage_settings(env)
-        routes = load_routes(
-            Path(env["ROUTES_FILE"]) if env.get("ROUTES_FILE") else None,
-            _choice(env, "DEFAULT_FLOW", FLOWS, "stream"),
-        )
-        records = routes.default_flow == "voicemail" or any(
-            r.flow in ("voicemail", "conversation") for r in routes.by_number.values()
-        )
-        if records and not (vonage["vonage_application_id"] and vonage["vonage_private_key"]):
-            raise ConfigError(
-                f"VONAGE_APPLICATION_ID and {_missing('VONAGE_PRIVATE_KEY')} are required to fetch call recordings"
-            )
-        transcriber = _choice(env, "TRANSCRIBER", ("offline", "aws", "google"), "offline")
-        if transcriber == "aws":
-            for name in ("TRANSCRIBE_BUCKET", "TRANSCRIPTION_API_KEY"):
-                if not env.get(name):
-                    raise ConfigError(f"{_missing(name)} is required when TRANSCRIBER=aws")
-            for number, route in routes.by_number.items():
-                if route.flow == "conversation" and route.channels > 2:
-                    raise ConfigError(
-                        f"ROUTES_FILE: {number} records {route.channels} channels, but Amazon Transcribe tells apart "
-                        "at most 2: connect one party, or use TRANSCRIBER=google or offline"
-                    )
-        callback_secret = env.get("CALLBACK_SECRET", "")
-        if not callback_secret:
-            if storage == "gcs" and any(r.result_webhook for r in routes.by_number.values()):
-                raise ConfigError(f"{_missing('CALLBACK_SECRET')} is required for result webhooks: receivers check it")
-            if storage == "gcs" and env.get("PROMPT_API_KEY"):
-                raise ConfigError(f"{_missing('CALLBACK_SECRET')} is required with PROMPT_API_KEY: receivers check it")
-            # Locally, one process signs; a receiver that checks needs the secret set in both.
-            callback_secret = secrets.token_urlsafe(32)
-        callback_attempts = _integer(env, "CALLBACK_ATTEMPTS", 5)
-        if not 1 <= callback_attempts <= 20:
-            raise ConfigError(f"CALLBACK_ATTEMPTS must be from 1 to 20, got {callback_attempts}")
-        callback_backoff = _seconds(env, "CALLBACK_BACKOFF", 2.0)
-        if not 0 <= callback_backoff <= 600:
-            raise ConfigError("CALLBACK_BACKOFF must be from 0 to 600 seconds")
-        messenger = _choice(env, "MESSENGER", ("outbox", "vonage"), "outbox")
-        if messenger == "vonage" and not (vonage["vonage_api_key"] and vonage["vonage_api_secret"]):
-            raise ConfigError(f"VONAGE_API_KEY and {_missing('VONAGE_API_SECRET')} are required when MESSENGER=vonage")
-        signed_url_ttl = _integer(env, "SIGNED_URL_TTL", 900)
-        if not 60 <= signed_url_ttl <= 7 * 24 * 3600:
-            raise ConfigError("SIGNED_URL_TTL must be from 60 seconds to 7 days (Cloud Storage's limit)")
-        link_ttl_days = _integer(env, "LINK_TTL_DAYS", 30)
-        if not 1 <= link_ttl_days <= 3650:
-            raise ConfigError("LINK_TTL_DAYS must be from 1 to 3650")
-        prompt_ttl_days = _integer(env, "PROMPT_TTL_DAYS", 7)
-        if not 1 <= prompt_ttl_days <= 3650:
-            raise ConfigError("PROMPT_TTL_DAYS must be from 1 to 3650")
-        prompt_input_timeout = _integer(env, "PROMPT_INPUT_TIMEOUT", 8)
-        if not 1 <= prompt_input_timeout <= 10:
-            raise ConfigError("PROMPT_INPUT_TIMEOUT must be from 1 to 10 seconds (Vonage's dtmf.timeOut range)")
-        grace = _seconds(env, "PROMPT_HANGUP_GRACE", 5.0)
-        public_url = _url(env, "PUBLIC_URL", ("http", "https"), cls.public_url).rstrip("/")
-        return cls(
-            **_task_settings(env, public_url),
-            prompt_api_key=env.get("PROMPT_API_KEY") or None,
-            prompt_ttl_days=prompt_ttl_days,
-            prompt_input_timeout=prompt_input_timeout,
-            prompt_hangup_grace=grace,
-            callback_secret=callback_secret,
-            callback_attempts=callback_attempts,
-            callback_backoff=callback_backoff,
-            allow_private_callbacks=_choice(env, "ALLOW_PRIVATE_CALLBACKS", ("false", "true"), "false") == "true",
-            routes=routes,
-            transcriber=transcriber,
-            messenger=messenger,
-            transcribe_bucket=env.get("TRANSCRIBE_BUCKET") or None,
-            aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            transcription_api_key=env.get("TRANSCRIPTION_API_KEY") or None,
-            signed_url_ttl=signed_url_ttl,
-            link_ttl_days=link_ttl_days,
-            sms_from=env.get("SMS_FROM") or "tapedeck",
-            **vonage,
-            storage=storage,
-            local_storage_dir=Path(env.get("LOCAL_STORAGE_DIR") or "./data"),
-            gcs_bucket=bucket,
+        public_url = PUBLIC_URL.read(env).rstrip("/")
+        routes_file = ROUTES_FILE.read(env)
+        settings = cls(
             public_url=public_url,
-            recorder_url=_url(env, "RECORDER_URL", ("ws", "wss"), cls.recorder_url),
-            stream_rate=rate,
-            greeting=greeting,
-            vonage_signature_secret=env.get("VONAGE_SIGNATURE_SECRET") or None,
-            stream_token_secret=token_secret,
-            stream_token_secret_generated=not env.get("STREAM_TOKEN_SECRET"),
-            stream_token_ttl=ttl,
-            upload_chunk_bytes=chunk,
-            log_level=_choice(env, "LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True),
+            log_level=LOG_LEVEL.read(env),
+            routes=load_routes(Path(routes_file) if routes_file else None, DEFAULT_FLOW.read(env)),
+            messenger=MESSENGER.read(env),
+            storage=StorageSettings.from_env(env),
+            stream=StreamSettings.from_env(env),
+            vonage=VonageSettings.from_env(env),
+            transcription=TranscriptionSettings.from_env(env),
+            delivery=DeliveryPolicy.from_env(env),
+            prompt=PromptSettings.from_env(env),
+            tasks=TaskSettings.from_env(env, public_url),
         )
+        _check_across(settings)
+        return settings
 
 
-def _task_settings(env: Mapping[str, str], public_url: str) -> dict[str, Any]:
-    """Where deferred work goes: the embedded queue, or Cloud Tasks (or its emulator)."""
-    queue = _choice(env, "TASK_QUEUE", ("local", "cloud-tasks"), "local")
-    tasks_url = _url(env, "TASKS_URL", ("http", "https"), f"{public_url}/tasks")
-    project = env.get("TASKS_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT") or None
-    emulator = env.get("CLOUD_TASKS_EMULATOR_HOST") or None
-    settings = {
-        "task_queue": queue,
-        "tasks_url": tasks_url,
-        "tasks_project": project,
-        "tasks_location": env.get("TASKS_LOCATION") or None,
-        "tasks_queue_name": env.get("TASKS_QUEUE") or "tapedeck",
-        "tasks_service_account": env.get("TASKS_SERVICE_ACCOUNT") or None,
-        "tasks_audience": env.get("TASKS_AUDIENCE") or tasks_url,
-        "tasks_emulator_host": emulator,
-    }
-    if queue == "cloud-tasks":
-        needed = {"TASKS_PROJECT": project, "TASKS_LOCATION": settings["tasks_location"]}
-        if not emulator:
-            needed["TASKS_SERVICE_ACCOUNT"] = settings["tasks_service_account"]
-        for name, value in needed.items():
-            if not value:
-                raise ConfigError(f"{name} is required when TASK_QUEUE=cloud-tasks")
-    return settings
-
-
-def _vonage_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    key = env.get("VONAGE_PRIVATE_KEY") or None
+def _private_key(env: Mapping[str, str]) -> str | None:
+    key = VONAGE_PRIVATE_KEY.read(env)
     if key and "-----BEGIN" not in key:
         # A path to a PEM file; read now so a missing file fails at start-up.
         try:
-            key = Path(key).read_text(encoding="utf-8")
+            return Path(key).read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"VONAGE_PRIVATE_KEY {key} cannot be read: {err.strerror}") from err
-    hosts = {}
-    for name, default in (("VONAGE_API_HOST", "api.nexmo.com"), ("VONAGE_REST_HOST", "rest.nexmo.com")):
-        host = env.get(name) or default
-        if not re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", host):
-            raise ConfigError(f"{name} must be a host[:port], got {host!r}")
-        hosts[name.lower()] = host
-    return {
-        "vonage_application_id": env.get("VONAGE_APPLICATION_ID") or None,
-        "vonage_private_key": key,
-        "vonage_api_key": env.get("VONAGE_API_KEY") or None,
-        "vonage_api_secret": env.get("VONAGE_API_SECRET") or None,
-        **hosts,
-    }
+    return key
 
 
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str, upper: bool = False) -> str:
-    value = env.get(name) or default
-    value = value.upper() if upper else value.lower()
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {env.get(name)!r}")
-    return value
+def _required(variable: Variable, when: str) -> ConfigError:
+    return ConfigError(f"{variable.label} is required {when}")
 
 
-def _integer(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as err:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from err
+def _check_across(settings: Settings) -> None:
+    """The rules that tie one variable to another, in one place."""
+    storage, stream, vonage, routes = settings.storage, settings.stream, settings.vonage, settings.routes
+    if storage.kind == "gcs" and not storage.bucket:
+        raise _required(GCS_BUCKET, "when STORAGE=gcs")
+    if storage.kind == "gcs" and stream.token_secret_generated:
+        raise _required(STREAM_TOKEN_SECRET, "when STORAGE=gcs")
+    records = routes.default_flow == "voicemail" or any(
+        r.flow in ("voicemail", "conversation") for r in routes.by_number.values()
+    )
+    if records and not (vonage.application_id and vonage.private_key):
+        raise ConfigError(f"VONAGE_APPLICATION_ID and {VONAGE_PRIVATE_KEY.label} are required to fetch call recordings")
+    if settings.transcription.engine == "aws":
+        _check_aws(settings)
+    if storage.kind == "gcs" and settings.delivery.secret_generated:
+        if any(r.result_webhook for r in routes.by_number.values()):
+            raise ConfigError(f"{CALLBACK_SECRET.label} is required for result webhooks: receivers check it")
+        if settings.prompt.api_key:
+            raise ConfigError(f"{CALLBACK_SECRET.label} is required with PROMPT_API_KEY: receivers check it")
+    if settings.messenger == "vonage" and not (vonage.api_key and vonage.api_secret):
+        raise ConfigError(f"VONAGE_API_KEY and {VONAGE_API_SECRET.label} are required when MESSENGER=vonage")
+    tasks = settings.tasks
+    if tasks.queue == "cloud-tasks":
+        needed = {TASKS_PROJECT: tasks.project, TASKS_LOCATION: tasks.location}
+        if not tasks.emulator_host:
+            needed[TASKS_SERVICE_ACCOUNT] = tasks.service_account
+        for variable, value in needed.items():
+            if not value:
+                raise _required(variable, "when TASK_QUEUE=cloud-tasks")
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as err:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from err
-
-
-def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...], default: str) -> str:
-    value = env.get(name) or default
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.netloc:
-        raise ConfigError(f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL, got {value!r}")
-    return value
+def _check_aws(settings: Settings) -> None:
+    transcription = settings.transcription
+    for variable, value in ((TRANSCRIBE_BUCKET, transcription.bucket), (TRANSCRIPTION_API_KEY, transcription.api_key)):
+        if not value:
+            raise _required(variable, "when TRANSCRIBER=aws")
+    for number, route in settings.routes.by_number.items():
+        if route.flow == "conversation" and route.channels > 2:
+            raise ConfigError(
+                f"ROUTES_FILE: {number} records {route.channels} channels, but Amazon Transcribe tells apart "
+                "at most 2: connect one party, or use TRANSCRIBER=google or offline"
+            )

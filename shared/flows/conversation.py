@@ -128,7 +128,7 @@ def _send_summary(
     sent = text_once(
         services.store,
         services.messenger,
-        settings.sms_from,
+        settings.vonage.sms_from,
         job["conversation_uuid"],
         job["recording_uuid"],
         recipients,
@@ -192,8 +192,8 @@ def deliver_result(
     settings = services.settings
     outcome = deliver_once(
         services.http,
-        settings.delivery_policy,
-        settings.callback_secret,
+        settings.delivery,
+        settings.delivery.secret,
         claim["url"],
         "POST",
         claim["payload"],

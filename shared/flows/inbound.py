@@ -46,12 +46,12 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
             max_seconds=route.max_seconds,
             recording_url=recording_url,
         )
-    token = mint_stream_token(settings.stream_token_secret, call.conversation_uuid, now, settings.stream_token_ttl)
+    token = mint_stream_token(settings.stream.token_secret, call.conversation_uuid, now, settings.stream.token_ttl)
     return ncco.stream_answer(
         call,
-        greeting=settings.greeting,
-        recorder_url=settings.recorder_url,
-        sample_rate=settings.stream_rate,
+        greeting=settings.stream.greeting,
+        recorder_url=settings.stream.recorder_url,
+        sample_rate=settings.stream.rate,
         token=token,
         event_url=f"{settings.public_url}/event",
     )

@@ -72,7 +72,7 @@ def job_key(name: str) -> str:
 def recording_event_url(settings: Settings, conversation_uuid: str, caller: str, called: str) -> str:
     """The record eventUrl: the `recording` function, with the caller's and the called number
     (Vonage's recording webhook carries neither) sealed to this conversation."""
-    signature = sign_caller(settings.stream_token_secret, conversation_uuid, f"{caller}|{called}")
+    signature = sign_caller(settings.stream.token_secret, conversation_uuid, f"{caller}|{called}")
     return (
         f"{settings.public_url}/recording?caller={quote(caller, safe='')}&to={quote(called, safe='')}&sig={signature}"
     )
@@ -115,7 +115,7 @@ def read_recording_webhook(settings: Settings, params: Mapping[str, Any]) -> Rec
     if not all(isinstance(v, str) for v in (caller, called, signature)):
         raise BadRequest("caller, to and sig must be strings")
     # The seal binds both numbers to this conversation: a webhook for another one is refused.
-    verify_caller(settings.stream_token_secret, conversation_uuid, f"{caller}|{called}", signature)
+    verify_caller(settings.stream.token_secret, conversation_uuid, f"{caller}|{called}", signature)
     return RecordingWebhook(conversation_uuid, recording_uuid, url, size, caller, called)
 
 

@@ -21,7 +21,7 @@ def audio_link(settings: Settings, store: BlobStore, audio_key: str | None, now:
     """A new short link to stored audio, or None when there is no audio."""
     if not audio_key:
         return None
-    return f"{settings.public_url}/link?id={create_link(store, audio_key, now, settings.link_ttl_days)}"
+    return f"{settings.public_url}/link?id={create_link(store, audio_key, now, settings.storage.link_ttl_days)}"
 
 
 def text_once(

@@ -74,7 +74,7 @@ def transaction_key(tid: str) -> str:
 
 
 def _webhook_url(settings: Settings, tid: str, step: str) -> str:
-    signature = sign_caller(settings.stream_token_secret, tid, f"prompt-{step}")
+    signature = sign_caller(settings.stream.token_secret, tid, f"prompt-{step}")
     return f"{settings.public_url}/prompt?tid={tid}&step={step}&sig={signature}"
 
 
@@ -90,11 +90,11 @@ def create_prompt_call(
     request = parse_prompt_request(fields)
     services.calls.check_credentials(credentials)
     try:
-        check_target(request.callback, settings.allow_private_callbacks)
+        check_target(request.callback, settings.delivery.allow_private)
     except BadRequest as err:
         raise BadRequest(f"invalid fields: callback ({err})", {"callback": str(err)}) from err
     tid = str(uuid.uuid4())
-    doc = new_transaction(tid, request, now, settings.prompt_ttl_days)
+    doc = new_transaction(tid, request, now, settings.prompt.ttl_days)
     doc.update(auth=mode, application_id=credentials.application_id or None)
     store.write(transaction_key(tid), json.dumps(doc).encode(), "application/json", if_generation_match=0)
     call = OutboundCall(
@@ -141,11 +141,11 @@ def webhook(services: PromptServices, query: Mapping[str, str], read_body: Any, 
     tid, step = query.get("tid", ""), query.get("step", "")
     if step not in STEPS:
         raise BadRequest("step must be answer, input or event")
-    verify_caller(settings.stream_token_secret, tid, f"prompt-{step}", query.get("sig", ""))
+    verify_caller(settings.stream.token_secret, tid, f"prompt-{step}", query.get("sig", ""))
     doc = _read(store, tid, now)
     operator = doc.get("auth") == "operator"
-    params = read_body(settings.vonage_signature_secret if operator else None)
-    timeout = settings.prompt_input_timeout
+    params = read_body(settings.vonage.signature_secret if operator else None)
+    timeout = settings.prompt.input_timeout
     input_url = _webhook_url(settings, tid, "input")
     if step == "answer":
         return answer_ncco(doc, input_url, timeout)
@@ -168,7 +168,7 @@ def webhook(services: PromptServices, query: Mapping[str, str], read_body: Any, 
     _settle(services, tid, lambda d: apply_event(d, status, timestamp, now))
     if status == "completed":
         # Checked again after the grace, in a request of its own; by then it re-reads the state.
-        services.queue.enqueue(Task("settle-hangup", tid, delay=settings.prompt_hangup_grace))
+        services.queue.enqueue(Task("settle-hangup", tid, delay=settings.prompt.hangup_grace))
     return []
 
 
@@ -219,8 +219,8 @@ def deliver_callback(services: PromptServices, tid: str, attempt: int, final: bo
     callback = doc["callback"]
     outcome = deliver_once(
         services.http,
-        settings.delivery_policy,
-        settings.callback_secret,
+        settings.delivery,
+        settings.delivery.secret,
         callback["url"],
         callback["method"],
         callback_fields(doc),
@@ -241,11 +241,11 @@ def credentials_for(
 ) -> tuple[VonageCredentials, str]:
     """Whose application places the call, and how the request proved it, by the three modes."""
     if api_key:
-        if not api_key_matches(api_key, settings.prompt_api_key):
+        if not api_key_matches(api_key, settings.prompt.api_key):
             raise Unauthorized("wrong API key")
-        if not (settings.vonage_application_id and settings.vonage_private_key):
+        if not (settings.vonage.application_id and settings.vonage.private_key):
             raise Conflict("tapedeck has no Vonage application configured for API-key requests")
-        return VonageCredentials(settings.vonage_application_id, settings.vonage_private_key), "operator"
+        return VonageCredentials(settings.vonage.application_id, settings.vonage.private_key), "operator"
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return VonageCredentials(_application_of(token.strip()), bearer=token.strip()), "bearer"

@@ -105,7 +105,7 @@ def _page(services: VoicemailServices, job: Mapping[str, Any], message: str, aud
     sent = text_once(
         store,
         services.messenger,
-        settings.sms_from,
+        settings.vonage.sms_from,
         job["conversation_uuid"],
         job["recording_uuid"],
         job.get("recipients", []),

@@ -36,32 +36,35 @@ class Services:
     @property
     def store(self) -> BlobStore:
         if self._store is None:
-            if self.settings.storage == "gcs":
+            if self.settings.storage.kind == "gcs":
                 from shared.adapters.gcs_blob_store import GcsBlobStore
 
-                assert self.settings.gcs_bucket
-                self._store = GcsBlobStore(self.settings.gcs_bucket)
+                assert self.settings.storage.bucket
+                self._store = GcsBlobStore(self.settings.storage.bucket)
             else:
                 from shared.adapters.local_blob_store import LocalBlobStore
 
-                self._store = LocalBlobStore(self.settings.local_storage_dir)
+                self._store = LocalBlobStore(self.settings.storage.local_dir)
         return self._store
 
     @property
     def transcriber(self) -> Transcriber:
         if self._transcriber is None:
-            if self.settings.transcriber == "aws":
+            if self.settings.transcription.engine == "aws":
                 from shared.adapters.aws_transcriber import AwsTranscriber
                 from shared.flows.jobs import JOB_PREFIX
 
-                assert self.settings.transcribe_bucket
+                assert self.settings.transcription.bucket
                 self._transcriber = AwsTranscriber(
-                    self.store, self.settings.transcribe_bucket, self.settings.aws_region, job_prefix=JOB_PREFIX
+                    self.store,
+                    self.settings.transcription.bucket,
+                    self.settings.transcription.aws_region,
+                    job_prefix=JOB_PREFIX,
                 )
-            elif self.settings.transcriber == "google":
+            elif self.settings.transcription.engine == "google":
                 from shared.adapters.google_transcriber import GoogleTranscriber
 
-                bucket = self.settings.gcs_bucket if self.settings.storage == "gcs" else None
+                bucket = self.settings.storage.bucket if self.settings.storage.kind == "gcs" else None
                 self._transcriber = GoogleTranscriber(self.store, bucket)
             else:
                 from shared.adapters.pocketsphinx_transcriber import PocketsphinxTranscriber
@@ -75,9 +78,9 @@ class Services:
             if self.settings.messenger == "vonage":
                 from shared.adapters.vonage_messenger import VonageMessenger
 
-                assert self.settings.vonage_api_key and self.settings.vonage_api_secret
+                assert self.settings.vonage.api_key and self.settings.vonage.api_secret
                 self._messenger = VonageMessenger(
-                    self.settings.vonage_api_key, self.settings.vonage_api_secret, self.settings.vonage_rest_host
+                    self.settings.vonage.api_key, self.settings.vonage.api_secret, self.settings.vonage.rest_host
                 )
             else:
                 from shared.adapters.outbox_messenger import OutboxMessenger
@@ -91,9 +94,9 @@ class Services:
             from shared.adapters.vonage_recordings import VonageRecordings
 
             settings = self.settings
-            assert settings.vonage_application_id and settings.vonage_private_key
+            assert settings.vonage.application_id and settings.vonage.private_key
             self._recordings = VonageRecordings(
-                settings.vonage_application_id, settings.vonage_private_key, settings.vonage_api_host
+                settings.vonage.application_id, settings.vonage.private_key, settings.vonage.api_host
             )
         return self._recordings
 
@@ -111,7 +114,7 @@ class Services:
         if self._calls is None:
             from shared.adapters.vonage_call_control import VonageCallControl
 
-            self._calls = VonageCallControl(self.settings.vonage_api_host)
+            self._calls = VonageCallControl(self.settings.vonage.api_host)
         return self._calls
 
     @property
@@ -119,20 +122,20 @@ class Services:
         """Where work that must happen after a response goes: nothing runs after it in this process."""
         if self._queue is None:
             settings = self.settings
-            if settings.task_queue == "cloud-tasks":
+            if settings.tasks.queue == "cloud-tasks":
                 from shared.adapters.cloud_tasks_queue import CloudTasksQueue, CloudTasksTarget
 
-                assert settings.tasks_project and settings.tasks_location
+                assert settings.tasks.project and settings.tasks.location
                 target = CloudTasksTarget(
-                    settings.tasks_project,
-                    settings.tasks_location,
-                    settings.tasks_queue_name,
-                    settings.tasks_url,
-                    settings.tasks_service_account or "",
-                    settings.tasks_audience or settings.tasks_url,
+                    settings.tasks.project,
+                    settings.tasks.location,
+                    settings.tasks.queue_name,
+                    settings.tasks.url,
+                    settings.tasks.service_account or "",
+                    settings.tasks.audience or settings.tasks.url,
                 )
                 self._queue = CloudTasksQueue(
-                    target, emulator_host=settings.tasks_emulator_host, trace=trace_context.get
+                    target, emulator_host=settings.tasks.emulator_host, trace=trace_context.get
                 )
             else:
                 from shared.adapters.local_task_queue import LocalTaskQueue
@@ -150,5 +153,5 @@ def build_services(settings: Settings, store: BlobStore | None = None) -> Servic
 def services_from_env() -> Services:
     """The process-wide services of a deployed function, read from the environment once."""
     settings = Settings.from_env(os.environ)
-    configure_logging(settings.log_level, settings.tasks_project)
+    configure_logging(settings.log_level, settings.tasks.project)
     return build_services(settings)

@@ -46,7 +46,7 @@ def _ids(task: Task) -> tuple[str, str]:
 
 def run_task(services: TaskServices, task: Task, attempt: int, now: float) -> str:
     """Run `task`'s step; `attempt` counts from 1. Returns what happened."""
-    final = attempt >= services.settings.callback_attempts
+    final = attempt >= services.settings.delivery.attempts
     if task.kind == "transcribe":
         return run_transcription(services, _transcription_job(task), now)
     if task.kind == "deliver-result":

@@ -162,7 +162,7 @@ def check_queue_caller(request: flask.Request, settings: Settings) -> None:
     """Who may run tasks. Deployed, Cloud Run lets only the queue's service account through (the
     function is not public); locally, only the embedded queue, which shows a key derived from the
     deployment's secret."""
-    if settings.task_queue != "local":
+    if settings.tasks.queue != "local":
         return
     if not api_key_matches(request.headers.get(QUEUE_KEY_HEADER, ""), settings.local_queue_key):
         raise Unauthorized("tasks come only from tapedeck's task queue")

@@ -148,7 +148,7 @@ def prompt(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     callback_secret = os.environ.get("CALLBACK_SECRET", "")
     if not callback_secret:
         out.write("warning: CALLBACK_SECRET is not set, so the callback's signature cannot verify\n")
-    key = settings.vonage_private_key
+    key = settings.vonage.private_key
     api = StandinApi(public_key_of(key.encode()) if key else None, signing=_signing(args, settings))
     api.scripts[args.to] = CalleeScript(
         outcome=args.outcome,
@@ -159,7 +159,7 @@ def prompt(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         ring_seconds=args.ring_seconds,
     )
     receiver = CallbackReceiver(callback_secret, on_delivery=lambda delivery: _print_delivery(delivery, out))
-    host, _, port = settings.vonage_api_host.partition(":")
+    host, _, port = settings.vonage.api_host.partition(":")
     tls = ensure_tls_files(args.folder / ".standin", host)
     with (
         api.serving(host, int(port or 443), tls=tls),
@@ -180,7 +180,7 @@ def prompt(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         response = requests.post(args.url, json=body, headers={API_KEY_HEADER: api_key} if api_key else {}, timeout=30)
         out.write(f"tapedeck answered {response.status_code}: {response.text.strip()}\n")
         no_call_hint = (
-            f"hint: no call reached the stand-in; tapedeck needs VONAGE_API_HOST={settings.vonage_api_host} "
+            f"hint: no call reached the stand-in; tapedeck needs VONAGE_API_HOST={settings.vonage.api_host} "
             f"and REQUESTS_CA_BUNDLE={tls[0].parent / 'ca-bundle.pem'}\n"
         )
         if not response.ok:
@@ -210,7 +210,7 @@ def prompt(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 def _signing(args: argparse.Namespace, settings: Settings) -> WebhookSigning:
     """How webhooks are signed: with VONAGE_SIGNATURE_SECRET, as the command line chose."""
     return WebhookSigning(
-        settings.vonage_signature_secret, query_reading=args.get_signing, unsigned_first=args.unsigned_first
+        settings.vonage.signature_secret, query_reading=args.get_signing, unsigned_first=args.unsigned_first
     )
 
 
@@ -286,9 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as err:
             sys.stderr.write(f"prompt failed: {err}\n")
             return 1
-    key = settings.vonage_private_key
+    key = settings.vonage.private_key
     api = StandinApi(public_key_of(key.encode()) if key else None)
-    host, _, port = settings.vonage_api_host.partition(":")
+    host, _, port = settings.vonage.api_host.partition(":")
     try:
         with api.serving(host, int(port or 0)) as base:
             standin = VonageStandin(
@@ -313,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         sys.stderr.write(f"call failed: {err}\n")
         return 1
-    if settings.storage == "local":
-        folder = settings.local_storage_dir / "calls" / report.conversation_uuid
+    if settings.storage.kind == "local":
+        folder = settings.storage.local_dir / "calls" / report.conversation_uuid
         sys.stdout.write(f"  stored in {folder}/\n")
     return 0
 
