@@ -26,7 +26,7 @@ from shared.core.errors import PreconditionFailed
 from shared.core.ports import BlobStore
 from shared.core.tasks import ATTEMPT_HEADER, MAX_BACKOFF, QUEUE_KEY_HEADER, TASK_NAME_HEADER, parse_task
 from shared.runtime.logs import configure_logging
-from shared.runtime.services import Services, build_services
+from shared.runtime.services import Services
 
 __all__ = ["LocalTaskDispatcher", "RetrySettings", "local_dispatcher", "main"]
 
@@ -168,7 +168,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
-    local_dispatcher(build_services(settings)).serve(stop)
+    local_dispatcher(Services(settings)).serve(stop)
     return 0
 
 

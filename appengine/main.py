@@ -17,7 +17,7 @@ from simple_websocket import ConnectionClosed
 from shared.config.settings import SECRET_NAMES, Settings
 from shared.flows.streams import CLOSE_INTERNAL_ERROR, StreamClosed, StreamContext, run_stream
 from shared.runtime.logs import configure_logging
-from shared.runtime.services import Services, build_services
+from shared.runtime.services import Services, install_services
 
 __all__ = ["create_app", "production_app"]
 
@@ -67,11 +67,13 @@ def create_app(
 ) -> Flask:
     """The recorder app; tests pass their own settings and services."""
     settings = settings or Settings.from_env(os.environ)
-    services = services or build_services(settings)
+    services = services or Services(settings)
     configure_logging(settings.log_level)
     if settings.stream.token_secret_generated:
         log.warning("STREAM_TOKEN_SECRET is not set: stream tokens use a random secret of this process")
     app = Flask(__name__)
+    # The functions the local platform mounts on this app run against the same services.
+    install_services(app, services)
     app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_FRAME_BYTES}
     context = StreamContext(services.store, settings.stream.token_secret, settings.storage.upload_chunk_bytes)
     app.extensions["tapedeck.streams"] = context

@@ -13,7 +13,7 @@ import time
 from shared.config.settings import Settings
 from shared.flows.stream_audio import recover_recordings
 from shared.runtime.logs import configure_logging
-from shared.runtime.services import build_services
+from shared.runtime.services import Services
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level)
-    recovered = recover_recordings(build_services(settings).store, time.time(), args.min_age)
+    recovered = recover_recordings(Services(settings).store, time.time(), args.min_age)
     for summary in recovered:
         sys.stdout.write(f"recovered {summary.object_key}: {summary.bytes} bytes, {summary.duration:.2f} s\n")
     sys.stdout.write(f"{len(recovered)} recording(s) recovered\n")

@@ -6,7 +6,6 @@ prompt functions are imported when those run, not at start-up: `answer` stays qu
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import flask
@@ -15,7 +14,7 @@ import functions_framework
 from shared.core.errors import NotFound
 from shared.flows.inbound import answer_call, record_call_event
 from shared.flows.links import resolve_link
-from shared.runtime.services import services_from_env
+from shared.runtime.services import app_services
 from shared.runtime.web import (
     API_KEY_HEADER,
     check_api_key,
@@ -35,17 +34,19 @@ __all__ = ["answer", "call", "event", "link", "prompt", "recording", "tasks", "t
 @guarded(methods=("GET", "POST"))
 def answer(request: flask.Request) -> Any:
     """Vonage's answer webhook: return the NCCO for the call."""
-    services = services_from_env()
-    params = read_webhook(request, services.settings.vonage.signature_secret, time.time())
-    return flask.jsonify(answer_call(services.settings, params, time.time()))
+    services = app_services()
+    now = services.clock()
+    params = read_webhook(request, services.settings.vonage.signature_secret, now)
+    return flask.jsonify(answer_call(services.settings, params, now))
 
 
 @functions_framework.http
 @guarded(methods=("GET", "POST"))
 def event(request: flask.Request) -> Any:
     """Vonage's event webhook: keep each call status in call.json, answer 204."""
-    services = services_from_env()
-    params = read_webhook(request, services.settings.vonage.signature_secret, time.time())
+    services = app_services()
+    now = services.clock()
+    params = read_webhook(request, services.settings.vonage.signature_secret, now)
     record_call_event(services.store, params)
     return "", 204
 
@@ -60,10 +61,11 @@ def recording(request: flask.Request) -> Any:
     from shared.flows.jobs import RECORDING_URL_PARAMS
     from shared.flows.transcription import receive_recording
 
-    services = services_from_env()
+    services = app_services()
+    now = services.clock()
     secret = services.settings.vonage.signature_secret
-    params = read_webhook(request, secret, time.time(), own=RECORDING_URL_PARAMS)
-    job = receive_recording(services, params, time.time())
+    params = read_webhook(request, secret, now, own=RECORDING_URL_PARAMS)
+    job = receive_recording(services, params, now)
     if job is not None:
         services.queue.enqueue(Task("transcribe", job.name, asdict(job)))
     return "", 204
@@ -75,10 +77,11 @@ def transcription(request: flask.Request) -> Any:
     """EventBridge's API destination: a Transcribe job changed state."""
     from shared.flows.transcription import on_transcription_event
 
-    services = services_from_env()
+    services = app_services()
+    now = services.clock()
     check_api_key(request, services.settings.transcription.api_key)
-    name = read_transcription_event(read_webhook(request, None, time.time()))
-    return flask.jsonify({"job": name, "result": on_transcription_event(services, name, time.time())})
+    name = read_transcription_event(read_webhook(request, None, now))
+    return flask.jsonify({"job": name, "result": on_transcription_event(services, name, now)})
 
 
 @functions_framework.http
@@ -89,10 +92,11 @@ def tasks(request: flask.Request) -> Any:
     from shared.runtime.task_dispatch import run_task
     from shared.runtime.web import check_queue_caller, task_attempt
 
-    services = services_from_env()
+    services = app_services()
+    now = services.clock()
     check_queue_caller(request, services.settings)
-    task = parse_task(read_webhook(request, None, time.time()))
-    result = run_task(services, task, task_attempt(request), time.time())
+    task = parse_task(read_webhook(request, None, now))
+    result = run_task(services, task, task_attempt(request), now)
     return flask.jsonify({"task": task.name, "result": result})
 
 
@@ -100,8 +104,9 @@ def tasks(request: flask.Request) -> Any:
 @guarded(methods=("GET",))
 def link(request: flask.Request) -> Any:
     """A short link to a message's audio: a fresh signed URL at each click, or the audio locally."""
-    services = services_from_env()
-    object_key = resolve_link(services.store, request.args.get("id", ""), time.time())
+    services = app_services()
+    now = services.clock()
+    object_key = resolve_link(services.store, request.args.get("id", ""), now)
     return serve_object(services.store, object_key, services.settings.storage.signed_url_ttl)
 
 
@@ -111,14 +116,15 @@ def call(request: flask.Request) -> Any:
     """The PIN prompt API: POST places a call and answers its tid; GET /<tid> answers its status."""
     from shared.flows.pin_calls import create_prompt_call, credentials_for, prompt_status
 
-    services = services_from_env()
+    services = app_services()
+    now = services.clock()
     settings, tid = services.settings, subpath(request, "call")
     if request.method == "GET":
         check_api_key(request, settings.prompt.api_key)
-        return flask.jsonify(prompt_status(services, tid, time.time()))
+        return flask.jsonify(prompt_status(services, tid, now))
     if tid:
         raise NotFound("POST to /call itself")
-    fields = read_webhook(request, None, time.time())
+    fields = read_webhook(request, None, now)
     credentials, mode = credentials_for(
         settings,
         request.headers.get(API_KEY_HEADER, ""),
@@ -126,7 +132,7 @@ def call(request: flask.Request) -> Any:
         fields,
         is_secure(request, settings.delivery.allow_private),
     )
-    return flask.jsonify({"tid": create_prompt_call(services, fields, credentials, mode, time.time())})
+    return flask.jsonify({"tid": create_prompt_call(services, fields, credentials, mode, now)})
 
 
 @functions_framework.http
@@ -135,8 +141,8 @@ def prompt(request: flask.Request) -> Any:
     """Vonage's answer, input and event webhooks of one PIN prompt call (`?tid=&step=&sig=`)."""
     from shared.flows.pin_calls import WEBHOOK_URL_PARAMS, webhook
 
-    services = services_from_env()
-    now = time.time()
+    services = app_services()
+    now = services.clock()
     query = dict(read_query(request))
     ncco = webhook(services, query, lambda secret: read_webhook(request, secret, now, own=WEBHOOK_URL_PARAMS), now)
     return ("", 204) if query.get("step") == "event" else flask.jsonify(ncco)

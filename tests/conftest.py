@@ -14,7 +14,6 @@ from functions_framework import create_app
 from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.ports import BlobStore
-from shared.runtime.services import services_from_env
 from tests.aws import moto_server, point_boto3_at, reset
 from tests.servers import ROOT, free_port, running, storage_emulator_command
 
@@ -99,11 +98,9 @@ def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         }
         for name, value in {**base, **env}.items():
             monkeypatch.setenv(name, value)
-        services_from_env.cache_clear()
 
     configure()
     yield configure
-    services_from_env.cache_clear()
 
 
 def client(target: str) -> FlaskClient:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from vonage_voice.models import Connect, Record, Talk
 
+from shared.core.errors import Unauthorized
 from shared.core.signatures import sign_webhook
 from shared.core.tokens import verify_stream_token
 from tests.conftest import SECRET, TOKEN_SECRET, client
@@ -144,3 +145,34 @@ def test_a_broken_setting_answers_json_not_a_stack_trace(environment: Callable[.
     response = client("answer").get("/", query_string=answer_params())
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal error"}
+
+
+def test_a_function_runs_against_the_services_installed_on_its_app(tmp_path: Path) -> None:
+    """The composition root: the store and the clock handed in are the ones the functions use."""
+    from functions_framework import create_app
+
+    from shared.adapters.local_blob_store import LocalBlobStore
+    from shared.config.settings import Settings, StreamSettings
+    from shared.runtime.services import Services, install_services
+    from tests.conftest import FUNCTIONS_SOURCE
+
+    store = LocalBlobStore(tmp_path / "injected")
+    services = Services(Settings(stream=StreamSettings(token_secret=TOKEN_SECRET)), store=store, clock=lambda: 1e9)
+    answer, event = (create_app(target=name, source=FUNCTIONS_SOURCE) for name in ("answer", "event"))
+    install_services(answer, services)
+    install_services(event, services)
+
+    ncco = answer.test_client().get("/", query_string=answer_params()).get_json()
+    token = ncco[1]["endpoint"][0]["headers"]["token"]
+    # Minted at the injected clock's time, with the default 300 s lifetime.
+    verify_stream_token(TOKEN_SECRET, "CON-7f3a", token, 1e9 + 299)
+    with pytest.raises(Unauthorized, match="expired"):
+        verify_stream_token(TOKEN_SECRET, "CON-7f3a", token, 1e9 + 301)
+    status = {
+        "conversation_uuid": "CON-7f3a",
+        "uuid": "leg-1",
+        "status": "ringing",
+        "timestamp": "2026-11-30T10:00:00Z",
+    }
+    assert event.test_client().post("/", json=status).status_code == 204
+    assert store.read("calls/CON-7f3a/call.json") is not None

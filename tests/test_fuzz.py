@@ -27,7 +27,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from shared.core.tokens import mint_stream_token, sign_caller
-from shared.runtime.services import services_from_env
 from tests import vonage_payloads as vonage
 from tests.conftest import SECRET, TOKEN_SECRET, client
 from tests.servers import free_port, gunicorn_command, running
@@ -222,9 +221,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with pytest.MonkeyPatch.context() as patch, api.serving("127.0.0.1", free_port(), tls=tls) as base:
         for name, value in {**env, "VONAGE_API_HOST": base.removeprefix("https://")}.items():
             patch.setenv(name, value)
-        services_from_env.cache_clear()
         yield Platform(root, {name: client(name) for name in FUNCTIONS})
-    services_from_env.cache_clear()
 
 
 def check_answer(request: Request, response: Any) -> None:

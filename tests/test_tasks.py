@@ -13,7 +13,7 @@ from shared.config.settings import DeliveryPolicy, Settings
 from shared.core.errors import BadRequest
 from shared.core.tasks import Task, parse_task
 from shared.runtime.logs import JsonFormatter, current_trace, trace_context
-from shared.runtime.services import build_services
+from shared.runtime.services import Services
 
 TRACE = "105445aa7843bc8bf206b12000100000/1;o=1"
 
@@ -44,7 +44,7 @@ def test_a_task_carries_the_trace_of_the_request_that_queued_it(tmp_path: Path) 
     token = trace_context.set(current_trace(TRACE))
     try:
         # Through the composition root, which hands the queue the request's trace.
-        build_services(Settings(), store).queue.enqueue(Task("settle-hangup", "t-1", delay=5))
+        Services(Settings(), store=store).queue.enqueue(Task("settle-hangup", "t-1", delay=5))
     finally:
         trace_context.reset(token)
     stored = json.loads(store.read("tasks/settle-hangup-t-1.json").data)  # type: ignore[union-attr]

@@ -1,12 +1,21 @@
-"""The composition root: services built from settings, each created on first use."""
+"""The composition root: every service the use cases run against, built from settings.
+
+Each service can be handed in (tests inject an in-memory store, a fixed clock, a counting HTTP
+client); the rest are built from the settings when first asked for, so an entry point that never
+transcribes never imports a speech engine. A process's services live on its Flask app
+(`app_services`), not in a process-wide cache.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import flask
 
 from shared.config.settings import Settings
 from shared.core.ports import BlobStore, CallControl, Messenger, Recordings, TaskQueue, Transcriber
@@ -15,143 +24,179 @@ from shared.runtime.logs import configure_logging, trace_context
 if TYPE_CHECKING:
     from shared.flows.delivery import HttpClient
 
-__all__ = ["Services", "build_services", "services_from_env"]
+__all__ = ["Services", "app_services", "install_services", "services_from_env"]
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+# Where an app keeps its services (Flask's place for what extensions attach to an app).
+_EXTENSION = "tapedeck.services"
+# Two first requests at once must not build two sets of services (two speech models).
+_BUILDING = threading.Lock()
 
-@dataclass
+
 class Services:
-    """What the use cases run against. Adapters (and their SDKs) are built when first asked for."""
+    """What the use cases run against: given ones as they are, the others built on first use."""
 
-    settings: Settings
-    _store: BlobStore | None = field(default=None, repr=False)
-    _transcriber: Transcriber | None = field(default=None, repr=False)
-    _messenger: Messenger | None = field(default=None, repr=False)
-    _recordings: Recordings | None = field(default=None, repr=False)
-    _queue: TaskQueue | None = field(default=None, repr=False)
-    _http: HttpClient | None = field(default=None, repr=False)
-    _calls: CallControl | None = field(default=None, repr=False)
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: BlobStore | None = None,
+        transcriber: Transcriber | None = None,
+        messenger: Messenger | None = None,
+        recordings: Recordings | None = None,
+        calls: CallControl | None = None,
+        http: HttpClient | None = None,
+        queue: TaskQueue | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        # The time now, in seconds since the epoch: what every request reads its `now` from.
+        self.clock = clock
+        given = {
+            "store": store,
+            "transcriber": transcriber,
+            "messenger": messenger,
+            "recordings": recordings,
+            "calls": calls,
+            "http": http,
+            "queue": queue,
+        }
+        self._built: dict[str, object] = {name: service for name, service in given.items() if service is not None}
+
+    def _service(self, name: str, build: Callable[[], _T]) -> _T:
+        if name not in self._built:
+            self._built[name] = build()
+        return self._built[name]  # type: ignore[return-value]
 
     @property
     def store(self) -> BlobStore:
-        if self._store is None:
-            if self.settings.storage.kind == "gcs":
-                from shared.adapters.gcs_blob_store import GcsBlobStore
-
-                assert self.settings.storage.bucket
-                self._store = GcsBlobStore(self.settings.storage.bucket)
-            else:
-                from shared.adapters.local_blob_store import LocalBlobStore
-
-                self._store = LocalBlobStore(self.settings.storage.local_dir)
-        return self._store
+        return self._service("store", self._build_store)
 
     @property
     def transcriber(self) -> Transcriber:
-        if self._transcriber is None:
-            if self.settings.transcription.engine == "aws":
-                from shared.adapters.aws_transcriber import AwsTranscriber
-                from shared.flows.jobs import JOB_PREFIX
-
-                assert self.settings.transcription.bucket
-                self._transcriber = AwsTranscriber(
-                    self.store,
-                    self.settings.transcription.bucket,
-                    self.settings.transcription.aws_region,
-                    job_prefix=JOB_PREFIX,
-                )
-            elif self.settings.transcription.engine == "google":
-                from shared.adapters.google_transcriber import GoogleTranscriber
-
-                bucket = self.settings.storage.bucket if self.settings.storage.kind == "gcs" else None
-                self._transcriber = GoogleTranscriber(self.store, bucket)
-            else:
-                from shared.adapters.pocketsphinx_transcriber import PocketsphinxTranscriber
-
-                self._transcriber = PocketsphinxTranscriber(self.store)
-        return self._transcriber
+        return self._service("transcriber", self._build_transcriber)
 
     @property
     def messenger(self) -> Messenger:
-        if self._messenger is None:
-            if self.settings.messenger == "vonage":
-                from shared.adapters.vonage_messenger import VonageMessenger
-
-                assert self.settings.vonage.api_key and self.settings.vonage.api_secret
-                self._messenger = VonageMessenger(
-                    self.settings.vonage.api_key, self.settings.vonage.api_secret, self.settings.vonage.rest_host
-                )
-            else:
-                from shared.adapters.outbox_messenger import OutboxMessenger
-
-                self._messenger = OutboxMessenger(self.store)
-        return self._messenger
+        return self._service("messenger", self._build_messenger)
 
     @property
     def recordings(self) -> Recordings:
-        if self._recordings is None:
-            from shared.adapters.vonage_recordings import VonageRecordings
+        return self._service("recordings", self._build_recordings)
 
-            settings = self.settings
-            assert settings.vonage.application_id and settings.vonage.private_key
-            self._recordings = VonageRecordings(
-                settings.vonage.application_id, settings.vonage.private_key, settings.vonage.api_host
-            )
-        return self._recordings
+    @property
+    def calls(self) -> CallControl:
+        return self._service("calls", self._build_calls)
 
     @property
     def http(self) -> HttpClient:
         """The HTTP client for result webhooks and callbacks."""
-        if self._http is None:
-            import requests
-
-            self._http = requests.Session()
-        return self._http
-
-    @property
-    def calls(self) -> CallControl:
-        if self._calls is None:
-            from shared.adapters.vonage_call_control import VonageCallControl
-
-            self._calls = VonageCallControl(self.settings.vonage.api_host)
-        return self._calls
+        return self._service("http", self._build_http)
 
     @property
     def queue(self) -> TaskQueue:
         """Where work that must happen after a response goes: nothing runs after it in this process."""
-        if self._queue is None:
-            settings = self.settings
-            if settings.tasks.queue == "cloud-tasks":
-                from shared.adapters.cloud_tasks_queue import CloudTasksQueue, CloudTasksTarget
+        return self._service("queue", self._build_queue)
 
-                assert settings.tasks.project and settings.tasks.location
-                target = CloudTasksTarget(
-                    settings.tasks.project,
-                    settings.tasks.location,
-                    settings.tasks.queue_name,
-                    settings.tasks.url,
-                    settings.tasks.service_account or "",
-                    settings.tasks.audience or settings.tasks.url,
-                )
-                self._queue = CloudTasksQueue(
-                    target, emulator_host=settings.tasks.emulator_host, trace=trace_context.get
-                )
-            else:
-                from shared.adapters.local_task_queue import LocalTaskQueue
+    def _build_store(self) -> BlobStore:
+        storage = self.settings.storage
+        if storage.kind == "gcs":
+            from shared.adapters.gcs_blob_store import GcsBlobStore
 
-                self._queue = LocalTaskQueue(self.store, trace=trace_context.get)
-        return self._queue
+            assert storage.bucket
+            return GcsBlobStore(storage.bucket)
+        from shared.adapters.local_blob_store import LocalBlobStore
+
+        return LocalBlobStore(storage.local_dir)
+
+    def _build_transcriber(self) -> Transcriber:
+        transcription = self.settings.transcription
+        if transcription.engine == "aws":
+            from shared.adapters.aws_transcriber import AwsTranscriber
+            from shared.flows.jobs import JOB_PREFIX
+
+            assert transcription.bucket
+            return AwsTranscriber(self.store, transcription.bucket, transcription.aws_region, job_prefix=JOB_PREFIX)
+        if transcription.engine == "google":
+            from shared.adapters.google_transcriber import GoogleTranscriber
+
+            storage = self.settings.storage
+            return GoogleTranscriber(self.store, storage.bucket if storage.kind == "gcs" else None)
+        from shared.adapters.pocketsphinx_transcriber import PocketsphinxTranscriber
+
+        return PocketsphinxTranscriber(self.store)
+
+    def _build_messenger(self) -> Messenger:
+        vonage = self.settings.vonage
+        if self.settings.messenger == "vonage":
+            from shared.adapters.vonage_messenger import VonageMessenger
+
+            assert vonage.api_key and vonage.api_secret
+            return VonageMessenger(vonage.api_key, vonage.api_secret, vonage.rest_host)
+        from shared.adapters.outbox_messenger import OutboxMessenger
+
+        return OutboxMessenger(self.store)
+
+    def _build_recordings(self) -> Recordings:
+        from shared.adapters.vonage_recordings import VonageRecordings
+
+        vonage = self.settings.vonage
+        assert vonage.application_id and vonage.private_key
+        return VonageRecordings(vonage.application_id, vonage.private_key, vonage.api_host)
+
+    def _build_calls(self) -> CallControl:
+        from shared.adapters.vonage_call_control import VonageCallControl
+
+        return VonageCallControl(self.settings.vonage.api_host)
+
+    def _build_http(self) -> HttpClient:
+        import requests
+
+        return requests.Session()
+
+    def _build_queue(self) -> TaskQueue:
+        tasks = self.settings.tasks
+        if tasks.queue == "cloud-tasks":
+            from shared.adapters.cloud_tasks_queue import CloudTasksQueue, CloudTasksTarget
+
+            assert tasks.project and tasks.location
+            target = CloudTasksTarget(
+                tasks.project,
+                tasks.location,
+                tasks.queue_name,
+                tasks.url,
+                tasks.service_account or "",
+                tasks.audience or tasks.url,
+            )
+            return CloudTasksQueue(target, emulator_host=tasks.emulator_host, trace=trace_context.get)
+        from shared.adapters.local_task_queue import LocalTaskQueue
+
+        return LocalTaskQueue(self.store, self.clock, trace=trace_context.get)
 
 
-def build_services(settings: Settings, store: BlobStore | None = None) -> Services:
-    """Services for `settings`; tests inject a store, deployments let it be built lazily."""
-    return Services(settings, store)
-
-
-@functools.cache
 def services_from_env() -> Services:
-    """The process-wide services of a deployed function, read from the environment once."""
+    """Services for the settings in the environment, with logging set up as they say."""
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level, settings.tasks.project)
-    return build_services(settings)
+    return Services(settings)
+
+
+def install_services(app: flask.Flask, services: Services) -> None:
+    """Give `app` the services its requests run against."""
+    app.extensions[_EXTENSION] = services
+
+
+def app_services() -> Services:
+    """The services of the app handling this request: those installed on it, or, the first time,
+    services read from the environment (a deployed function's app)."""
+    app = flask.current_app
+    services = app.extensions.get(_EXTENSION)
+    if services is None:
+        with _BUILDING:
+            services = app.extensions.get(_EXTENSION)
+            if services is None:
+                services = app.extensions[_EXTENSION] = services_from_env()
+    assert isinstance(services, Services)
+    return services

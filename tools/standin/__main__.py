@@ -26,7 +26,7 @@ from shared.config.settings import Settings
 from shared.core.ports import BlobStore
 from shared.core.signatures import API_KEY_HEADER
 from shared.runtime.logs import configure_logging
-from shared.runtime.services import build_services
+from shared.runtime.services import Services
 from tools.standin.api import StandinApi, ensure_tls_files, make_application_key, public_key_of, serve_in_thread
 from tools.standin.inbound_calls import CallReport, DtmfPress, VonageStandin
 from tools.standin.outbound import OUTCOMES, CalleeScript, OutboundReport
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             _print_report(report, sys.stdout)
             if report.recording_uuid:
-                store = build_services(settings).store
+                store = Services(settings).store
                 split = report.recording_channels > 1
                 if not split or _print_transcript(store, report, sys.stdout):
                     _print_pages(store, api, report, sys.stdout)
