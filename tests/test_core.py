@@ -77,10 +77,6 @@ class Watched(dict[str, str]):
         self.asked.add(key)
         return super().get(key, default)
 
-    def __getitem__(self, key: str) -> str:
-        self.asked.add(key)
-        return super().__getitem__(key)
-
 
 def test_settings_read_every_declared_variable_and_nothing_else() -> None:
     env = Watched(

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import flask
 
@@ -33,6 +33,19 @@ _T = TypeVar("_T")
 _EXTENSION = "tapedeck.services"
 # Two first requests at once must not build two sets of services (two speech models).
 _BUILDING = threading.Lock()
+
+
+class _Service(Generic[_T]):
+    """One service of `Services`: the one handed in, else built by its `_build_<name>` on first use."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, services: Services, owner: type | None = None) -> _T:
+        built = services._built
+        if self.name not in built:
+            built[self.name] = getattr(services, f"_build_{self.name}")()
+        return built[self.name]  # type: ignore[return-value]
 
 
 class Services:
@@ -65,40 +78,15 @@ class Services:
         }
         self._built: dict[str, object] = {name: service for name, service in given.items() if service is not None}
 
-    def _service(self, name: str, build: Callable[[], _T]) -> _T:
-        if name not in self._built:
-            self._built[name] = build()
-        return self._built[name]  # type: ignore[return-value]
-
-    @property
-    def store(self) -> BlobStore:
-        return self._service("store", self._build_store)
-
-    @property
-    def transcriber(self) -> Transcriber:
-        return self._service("transcriber", self._build_transcriber)
-
-    @property
-    def messenger(self) -> Messenger:
-        return self._service("messenger", self._build_messenger)
-
-    @property
-    def recordings(self) -> Recordings:
-        return self._service("recordings", self._build_recordings)
-
-    @property
-    def calls(self) -> CallControl:
-        return self._service("calls", self._build_calls)
-
-    @property
-    def http(self) -> HttpClient:
-        """The HTTP client for result webhooks and callbacks."""
-        return self._service("http", self._build_http)
-
-    @property
-    def queue(self) -> TaskQueue:
-        """Where work that must happen after a response goes: nothing runs after it in this process."""
-        return self._service("queue", self._build_queue)
+    store: _Service[BlobStore] = _Service()
+    transcriber: _Service[Transcriber] = _Service()
+    messenger: _Service[Messenger] = _Service()
+    recordings: _Service[Recordings] = _Service()
+    calls: _Service[CallControl] = _Service()
+    # The HTTP client for result webhooks and callbacks.
+    http: _Service[HttpClient] = _Service()
+    # Where work that must happen after a response goes: nothing runs after it in this process.
+    queue: _Service[TaskQueue] = _Service()
 
     def _build_store(self) -> BlobStore:
         storage = self.settings.storage
