@@ -9,9 +9,9 @@ from typing import Any, Protocol
 
 from shared.config.routes import Route
 from shared.core.call_record import call_key
-from shared.core.errors import PreconditionFailed, TapedeckError
+from shared.core.errors import TapedeckError
 from shared.core.pager import fit_sms
-from shared.core.ports import TaskQueue, Transcript, TranscriptionJob
+from shared.core.ports import StorageConflict, TaskQueue, Transcript, TranscriptionJob
 from shared.core.tasks import Retry, Task
 from shared.core.transcripts import (
     TranscriptModel,
@@ -162,7 +162,7 @@ def _post_result(
     key = _delivery_key(conversation_uuid, recording_uuid)
     try:
         services.store.write(key, json.dumps(claim).encode(), "application/json", 0)
-    except PreconditionFailed:
+    except StorageConflict:
         existing = read_json(services.store, key) or {}
         if existing.get("state") != "sending":
             log.info("result already delivered", extra={"job": job["name"]})

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shared.core.errors import Conflict, PreconditionFailed
-from shared.core.ports import Blob, BlobStore
+from shared.core.errors import Conflict
+from shared.core.ports import Blob, BlobStore, StorageConflict
 
 __all__ = ["document_of", "read_json", "update_json"]
 
@@ -62,6 +62,6 @@ def update_json(
         try:
             store.write(key, data, "application/json", if_generation_match=blob.generation if blob else 0)
             return doc
-        except PreconditionFailed:
+        except StorageConflict:
             time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
     raise Conflict(f"{key} kept changing under concurrent updates")

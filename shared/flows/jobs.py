@@ -16,10 +16,10 @@ from urllib.parse import quote
 
 from shared.config.settings import Settings
 from shared.core.call_record import CALL_DOCUMENT, call_key, check_conversation_uuid, new_call
-from shared.core.errors import BadRequest, PreconditionFailed
+from shared.core.errors import BadRequest
 from shared.core.identifiers import RECORDING_ID, is_shaped
 from shared.core.payloads import split_url
-from shared.core.ports import BlobStore, Recordings
+from shared.core.ports import BlobStore, Recordings, StorageConflict
 from shared.core.tokens import sign_caller, verify_caller
 from shared.flows.documents import document_of, read_json, update_json
 
@@ -149,7 +149,7 @@ def claim_job(store: BlobStore, job: Mapping[str, Any]) -> bool:
     try:
         store.write(key, data, "application/json", if_generation_match=0)
         return True
-    except PreconditionFailed:
+    except StorageConflict:
         pass
     blob = store.read(key)
     existing = document_of(blob) or {}
@@ -159,7 +159,7 @@ def claim_job(store: BlobStore, job: Mapping[str, Any]) -> bool:
             store.write(key, data, "application/json", if_generation_match=blob.generation)
             log.warning("took over a stale job claim", extra={"call": job["conversation_uuid"], "job": job["name"]})
             return True
-        except PreconditionFailed:
+        except StorageConflict:
             pass
     log.info("duplicate recording webhook", extra={"call": job["conversation_uuid"], "job": job["name"]})
     return False

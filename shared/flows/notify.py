@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 from shared.config.settings import Settings
 from shared.core.call_record import call_key
-from shared.core.errors import PreconditionFailed, TapedeckError
-from shared.core.ports import BlobStore, Messenger, TextMessage
+from shared.core.errors import TapedeckError
+from shared.core.ports import BlobStore, Messenger, StorageConflict, TextMessage
 from shared.flows.links import create_link
 
 __all__ = ["audio_link", "text_once"]
@@ -43,7 +43,7 @@ def text_once(
         claim = call_key(conversation_uuid, f"pages/{recording_uuid}-{recipient}.json")
         try:
             store.write(claim, json.dumps({"to": recipient, "state": "sending"}).encode(), if_generation_match=0)
-        except PreconditionFailed:
+        except StorageConflict:
             continue
         try:
             message_id = messenger.send(TextMessage(recipient, sender, text), f"{recording_uuid}-{recipient}")
