@@ -11,7 +11,7 @@ from shared.config.routes import Route
 from shared.core.call_record import call_key
 from shared.core.errors import TapedeckError
 from shared.core.pager import fit_sms
-from shared.core.ports import StorageConflict, TaskQueue, Transcript, TranscriptionJob
+from shared.core.ports import TaskQueue, Transcript, TranscriptionJob
 from shared.core.tasks import Retry, Task
 from shared.core.transcripts import (
     TranscriptModel,
@@ -23,7 +23,7 @@ from shared.core.transcripts import (
 )
 from shared.core.transcripts import transcript_document as model_document
 from shared.flows.delivery import HttpClient, attempt_record, deliver_once, take_attempt
-from shared.flows.documents import read_json, update_json
+from shared.flows.documents import claim_once, read_json, update_json
 from shared.flows.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
 from shared.flows.notify import audio_link, text_once
 from shared.flows.voicemail import VoicemailServices
@@ -160,9 +160,7 @@ def _post_result(
     }
     claim = {"url": url, "state": "sending", "attempts": 0, "payload": payload}
     key = _delivery_key(conversation_uuid, recording_uuid)
-    try:
-        services.store.write(key, json.dumps(claim).encode(), "application/json", 0)
-    except StorageConflict:
+    if not claim_once(services.store, key, claim):
         existing = read_json(services.store, key) or {}
         if existing.get("state") != "sending":
             log.info("result already delivered", extra={"job": job["name"]})

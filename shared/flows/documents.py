@@ -7,13 +7,13 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.core.errors import Conflict
 from shared.core.ports import Blob, BlobStore, StorageConflict
 
-__all__ = ["document_of", "read_json", "update_json"]
+__all__ = ["claim_once", "document_of", "read_json", "update_json"]
 
 log = logging.getLogger(__name__)
 _ATTEMPTS = 25
@@ -28,6 +28,15 @@ def document_of(blob: Blob | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def claim_once(store: BlobStore, key: str, document: Mapping[str, object]) -> bool:
+    """Create the document at `key` unless one is there; of any number of concurrent claims, one gets True."""
+    try:
+        store.write(key, json.dumps(document).encode(), "application/json", if_generation_match=0)
+    except StorageConflict:
+        return False
+    return True
 
 
 def read_json(store: BlobStore, key: str) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from shared.core.identifiers import RECORDING_ID, is_shaped
 from shared.core.payloads import split_url
 from shared.core.ports import BlobStore, Recordings, StorageConflict
 from shared.core.tokens import sign_caller, verify_caller
-from shared.flows.documents import document_of, read_json, update_json
+from shared.flows.documents import claim_once, document_of, read_json, update_json
 
 __all__ = [
     "AUDIO_CONTENT_TYPES",
@@ -145,12 +145,9 @@ def claim_job(store: BlobStore, job: Mapping[str, Any]) -> bool:
     takes it over with a write conditioned on the generation it read, so again only one does.
     """
     key = job_key(job["name"])
-    data = json.dumps(job).encode()
-    try:
-        store.write(key, data, "application/json", if_generation_match=0)
+    if claim_once(store, key, job):
         return True
-    except StorageConflict:
-        pass
+    data = json.dumps(job).encode()
     blob = store.read(key)
     existing = document_of(blob) or {}
     stale = existing.get("state") == "received"

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from shared.config.settings import Settings
 from shared.core.call_record import call_key
 from shared.core.errors import TapedeckError
-from shared.core.ports import BlobStore, Messenger, StorageConflict, TextMessage
+from shared.core.ports import BlobStore, Messenger, TextMessage
+from shared.flows.documents import claim_once
 from shared.flows.links import create_link
 
 __all__ = ["audio_link", "text_once"]
@@ -41,16 +42,16 @@ def text_once(
     sent = []
     for recipient in recipients:
         claim = call_key(conversation_uuid, f"pages/{recording_uuid}-{recipient}.json")
-        try:
-            store.write(claim, json.dumps({"to": recipient, "state": "sending"}).encode(), if_generation_match=0)
-        except StorageConflict:
+        if not claim_once(store, claim, {"to": recipient, "state": "sending"}):
             continue
         try:
             message_id = messenger.send(TextMessage(recipient, sender, text), f"{recording_uuid}-{recipient}")
         except TapedeckError as err:
-            store.write(claim, json.dumps({"to": recipient, "state": "failed", "error": str(err)}).encode())
+            failed = {"to": recipient, "state": "failed", "error": str(err)}
+            store.write(claim, json.dumps(failed).encode(), "application/json")
             log.error("text not sent", extra={"call": conversation_uuid, "to": recipient, "error": str(err)})
             continue
-        store.write(claim, json.dumps({"to": recipient, "state": "sent", "id": message_id, "text": text}).encode())
+        done = {"to": recipient, "state": "sent", "id": message_id, "text": text}
+        store.write(claim, json.dumps(done).encode(), "application/json")
         sent.append(recipient)
     return sent

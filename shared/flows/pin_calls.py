@@ -3,7 +3,6 @@ and report the outcome to the caller's callback exactly once."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -15,6 +14,7 @@ from shared.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from shared.core.identifiers import TRANSACTION_ID, is_shaped
 from shared.core.pin_prompt import (
     FINAL,
+    PromptRequest,
     answer_ncco,
     apply_event,
     apply_input,
@@ -30,7 +30,7 @@ from shared.core.tasks import Retry, Task
 from shared.core.tokens import sign_caller, verify_caller
 from shared.core.webhooks import parse_call_event
 from shared.flows.delivery import HttpClient, attempt_record, check_target, deliver_once, take_attempt
-from shared.flows.documents import read_json, update_json
+from shared.flows.documents import claim_once, read_json, update_json
 
 __all__ = [
     "WEBHOOK_URL_PARAMS",
@@ -93,10 +93,7 @@ def create_prompt_call(
         check_target(request.callback, settings.allow_private_callbacks)
     except BadRequest as err:
         raise BadRequest(f"invalid fields: callback ({err})", {"callback": str(err)}) from err
-    tid = str(uuid.uuid4())
-    doc = new_transaction(tid, request, now, settings.prompt_ttl_days)
-    doc.update(auth=mode, application_id=credentials.application_id or None)
-    store.write(transaction_key(tid), json.dumps(doc).encode(), "application/json", if_generation_match=0)
+    tid = _claim_transaction(store, request, credentials, mode, now=now, ttl_days=settings.prompt_ttl_days)
     call = OutboundCall(
         request.to, request.from_, _webhook_url(settings, tid, "answer"), _webhook_url(settings, tid, "event")
     )
@@ -109,6 +106,19 @@ def create_prompt_call(
     _update(store, tid, lambda d: d.update(call_uuid=call_uuid))
     log.info("prompt call placed", extra={"tid": tid, "call": call_uuid, "auth": mode})
     return tid
+
+
+def _claim_transaction(
+    store: BlobStore, request: PromptRequest, credentials: VonageCredentials, mode: str, *, now: float, ttl_days: int
+) -> str:
+    """Store a new transaction under a fresh tid, and return the tid."""
+    while True:
+        # A random uuid never collides in practice; if one did, the next is as good.
+        tid = str(uuid.uuid4())
+        doc = new_transaction(tid, request, now, ttl_days)
+        doc.update(auth=mode, application_id=credentials.application_id or None)
+        if claim_once(store, transaction_key(tid), doc):
+            return tid
 
 
 def prompt_status(services: PromptServices, tid: str, now: float) -> dict[str, Any]:
