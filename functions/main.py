@@ -124,7 +124,7 @@ def call(request: flask.Request) -> Any:
         request.headers.get(API_KEY_HEADER, ""),
         request.headers.get("Authorization", ""),
         fields,
-        is_secure(request, settings.allow_private_callbacks),
+        secure=is_secure(request, allow_loopback=settings.allow_private_callbacks),
     )
     return flask.jsonify({"tid": create_prompt_call(services, fields, credentials, mode, time.time())})
 

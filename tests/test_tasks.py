@@ -98,6 +98,6 @@ def test_a_delivery_task_run_twice_sends_once(tmp_path: Path) -> None:
     doc = new_transaction(tid, request, time.time(), 7).to_json() | {"status": "ok", "detail": "PIN entered correctly"}
     doc["callback"]["state"] = "sending"
     services.store.write(transaction_key(tid), json.dumps(doc).encode())
-    assert deliver_callback(services, tid, 1, False, time.time()) == "delivered"  # type: ignore[arg-type]
-    assert deliver_callback(services, tid, 1, False, time.time()).startswith("nothing to send")  # type: ignore[arg-type]
+    assert deliver_callback(services, tid, attempt=1, final=False, now=time.time()) == "delivered"  # type: ignore[arg-type]
+    assert deliver_callback(services, tid, attempt=1, final=False, now=time.time()).startswith("nothing to send")  # type: ignore[arg-type]
     assert len(services.http.sent) == 1

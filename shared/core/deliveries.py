@@ -54,7 +54,7 @@ class DeliveryOutcome:
         return asdict(self)
 
 
-def delivery_state(outcome: DeliveryOutcome, final: bool) -> DeliveryState:
+def delivery_state(outcome: DeliveryOutcome, *, final: bool) -> DeliveryState:
     """`delivered`, `failed` (the last attempt, or nothing a retry could change) or `retrying`."""
     if outcome.delivered:
         return DeliveryState.DELIVERED
@@ -129,9 +129,9 @@ class DeliveryRecord:
         self.trying = attempt
         return True
 
-    def note(self, outcome: DeliveryOutcome, final: bool, now: float) -> DeliveryState:
+    def note(self, outcome: DeliveryOutcome, *, final: bool, now: float) -> DeliveryState:
         """Keep an attempt's outcome; returns its state (the record stays `sending` while retrying)."""
-        state = delivery_state(outcome, final)
+        state = delivery_state(outcome, final=final)
         self.state = DeliveryState.SENDING if state == DeliveryState.RETRYING else state
         self.last, self.attempts, self.at = outcome, outcome.attempts, now
         return state

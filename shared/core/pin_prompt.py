@@ -78,7 +78,7 @@ def parse_prompt_request(fields: Mapping[str, Any]) -> PromptRequest:
     """Check every field of a `POST /call`; one BadRequest names each bad field and why."""
     problems: dict[str, str] = {}
 
-    def text_field(name: str, required: bool, default: str = "") -> str:
+    def text_field(name: str, *, required: bool, default: str = "") -> str:
         value = fields.get(name)
         if value is None or value == "":
             if required:
@@ -315,7 +315,7 @@ def new_transaction(tid: str, request: PromptRequest, now: float, ttl_days: int)
     )
 
 
-def _talk(doc: PromptTransaction, text: str, barge_in: bool) -> Action:
+def _talk(doc: PromptTransaction, text: str, *, barge_in: bool) -> Action:
     action: Action = {"action": "talk", "text": text, "language": doc.language}
     if doc.style is not None:
         action["style"] = doc.style

@@ -30,7 +30,7 @@ _EVENT_DETAILS = (
 )
 
 
-def _text(params: Mapping[str, Any], name: str, required: bool = False) -> str:
+def _text(params: Mapping[str, Any], name: str, *, required: bool = False) -> str:
     value = params.get(name)
     if value is None or value == "":
         if required:

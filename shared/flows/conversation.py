@@ -162,7 +162,13 @@ def _post_result(services: ConversationServices, job: Job, document: Mapping[str
 
 
 def deliver_result(
-    services: ConversationServices, conversation_uuid: str, recording_uuid: str, attempt: int, final: bool, now: float
+    services: ConversationServices,
+    conversation_uuid: str,
+    recording_uuid: str,
+    *,
+    attempt: int,
+    final: bool,
+    now: float,
 ) -> str:
     """One attempt at the result webhook, its outcome kept in the claim; Retry while attempts are left."""
     key = _delivery_key(conversation_uuid, recording_uuid)
@@ -186,7 +192,7 @@ def deliver_result(
 
     def note(record: DeliveryRecord) -> None:
         nonlocal state
-        state = record.note(outcome, final, now)
+        state = record.note(outcome, final=final, now=now)
 
     update_document(services.store, key, DeliveryRecord, note, _no_claim)
     if state == DeliveryState.RETRYING:

@@ -80,7 +80,7 @@ def verify_delivery(secret: str, header: str, body: bytes, now: float) -> bool:
     return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
-def check_target(url: str, allow_private: bool, resolve: Resolver = _resolve) -> None:
+def check_target(url: str, *, allow_private: bool, resolve: Resolver = _resolve) -> None:
     """Refuse URLs a delivery must not reach: not https, or resolving to a private address.
 
     The address check guards against server-side request forgery into the project's network.
@@ -121,7 +121,7 @@ def deliver_once(
     """
     url, method, payload = request.url, request.method, request.payload
     try:
-        check_target(url, policy.allow_private, resolve)
+        check_target(url, allow_private=policy.allow_private, resolve=resolve)
     except BadRequest as err:
         return DeliveryOutcome(False, attempt, error=str(err), permanent=True)
     if method == "GET":

@@ -93,7 +93,7 @@ def create_prompt_call(
     request = parse_prompt_request(fields)
     services.calls.check_credentials(credentials)
     try:
-        check_target(request.callback, settings.allow_private_callbacks)
+        check_target(request.callback, allow_private=settings.allow_private_callbacks)
     except BadRequest as err:
         raise BadRequest(f"invalid fields: callback ({err})", {"callback": str(err)}) from err
     tid = _claim_transaction(store, request, credentials, mode, now=now, ttl_days=settings.prompt_ttl_days)
@@ -225,7 +225,7 @@ def _settle(services: PromptServices, tid: str, change: Change) -> None:
         services.queue.enqueue(Task("deliver-callback", tid))
 
 
-def deliver_callback(services: PromptServices, tid: str, attempt: int, final: bool, now: float) -> str:
+def deliver_callback(services: PromptServices, tid: str, *, attempt: int, final: bool, now: float) -> str:
     """One attempt at the callback, kept in the document; Retry while attempts are left."""
     settings, store = services.settings, services.store
     taken = False
@@ -246,7 +246,7 @@ def deliver_callback(services: PromptServices, tid: str, attempt: int, final: bo
 
     def note(d: PromptTransaction) -> None:
         nonlocal state
-        state = d.callback.note(outcome, final, now)
+        state = d.callback.note(outcome, final=final, now=now)
 
     _update(store, tid, note)
     log.info("callback", extra={"tid": tid, "state": state, "attempt": attempt})
@@ -256,7 +256,7 @@ def deliver_callback(services: PromptServices, tid: str, attempt: int, final: bo
 
 
 def credentials_for(
-    settings: Settings, api_key: str, authorization: str, fields: Mapping[str, Any], secure: bool
+    settings: Settings, api_key: str, authorization: str, fields: Mapping[str, Any], *, secure: bool
 ) -> tuple[VonageCredentials, str]:
     """Whose application places the call, and how the request proved it, by the three modes."""
     if api_key:

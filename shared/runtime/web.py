@@ -208,7 +208,7 @@ def subpath(request: flask.Request, name: str) -> str:
     return path.strip("/")
 
 
-def is_secure(request: flask.Request, allow_loopback: bool) -> bool:
+def is_secure(request: flask.Request, *, allow_loopback: bool) -> bool:
     """Whether the request came over HTTPS (Cloud Functions' front end says so in X-Forwarded-Proto).
 
     With `allow_loopback` (local development) a request from this machine counts too.
