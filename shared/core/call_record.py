@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -9,6 +10,7 @@ from typing import Any, Self
 
 from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, is_shaped
+from shared.core.payloads import JsonObject
 
 __all__ = [
     "CALL_DOCUMENT",
@@ -49,12 +51,14 @@ class RecordingState(StrEnum):
     RECOVERED = "recovered"
 
 
-def _split(doc: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+def _split(doc: dict[str, Any], known: tuple[str, ...]) -> JsonObject:
     """The fields of `doc` not in `known`: kept as they were, for whatever wrote them."""
     return {k: v for k, v in doc.items() if k not in known}
 
 
 _EVENT = ("status", "timestamp", "uuid")
+# A further field of a status event: a plain value from the webhook.
+Detail = str | int | float
 
 
 @dataclass
@@ -64,11 +68,12 @@ class CallEvent:
     status: str
     timestamp: str
     uuid: str | None
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Detail] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(doc["status"], doc["timestamp"], doc.get("uuid"), _split(doc, _EVENT))
+        details = {k: v for k, v in doc.items() if k not in _EVENT}
+        return cls(doc["status"], doc["timestamp"], doc.get("uuid"), details)
 
     def to_json(self) -> dict[str, object]:
         return {"status": self.status, "timestamp": self.timestamp, "uuid": self.uuid, **self.details}
@@ -102,7 +107,7 @@ class StreamEntry:
     ended_at: str | None = None
     end_reason: str | None = None
     recovered_at: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JsonObject = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:
@@ -204,7 +209,7 @@ class CallRecord:
     # The recording of a voicemail or a conversation call, once downloaded.
     voicemail: StoredRecording | None = None
     conversation: StoredRecording | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JsonObject = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:
@@ -294,7 +299,7 @@ def record_status(
     from_: str | None = None,
     to: str | None = None,
     direction: str | None = None,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Detail] | None = None,
 ) -> bool:
     """Add one status event unless it is already there; return whether anything changed."""
     if any(e.status == status and e.timestamp == timestamp and e.uuid == uuid for e in call.events):

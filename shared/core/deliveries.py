@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Self
 
+from shared.core.payloads import JsonObject
+
 __all__ = ["DeliveryOutcome", "DeliveryRecord", "DeliveryRequest", "DeliveryState", "Encoding", "delivery_state"]
 
 
@@ -78,12 +80,12 @@ class DeliveryRecord:
     url: str
     state: DeliveryState
     method: str | None = None
-    payload: dict[str, Any] | None = None
+    payload: dict[str, object] | None = None
     attempts: int | None = None
     trying: int | None = None
     last: DeliveryOutcome | None = None
     at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JsonObject = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Self:

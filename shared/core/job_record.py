@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any, Self
 
 from shared.core.call_record import Flow
+from shared.core.payloads import JsonObject
 
 __all__ = ["Job", "JobState"]
 
@@ -46,7 +47,7 @@ class Job:
     transcript_status: str | None = None
     paged: list[str] | None = None
     # Fields this version does not know, kept as they were.
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JsonObject = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:

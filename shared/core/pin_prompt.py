@@ -16,7 +16,7 @@ from shared.core.deliveries import DeliveryRecord, DeliveryState
 from shared.core.errors import BadRequest
 from shared.core.identifiers import DTMF_DIGITS, E164, LANGUAGE_TAG, PIN, is_shaped
 from shared.core.ncco import Action
-from shared.core.payloads import load_json_object, split_url
+from shared.core.payloads import JsonObject, load_json_object, split_url
 
 __all__ = [
     "FINAL",
@@ -225,7 +225,7 @@ class PromptTransaction:
     call_uuid: str | None = None
     finished_at: float | None = None
     hung_up_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JsonObject = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Self:

@@ -139,7 +139,7 @@ def _post_result(services: ConversationServices, job: Job, document: Mapping[str
     if not url:
         return
     conversation_uuid, recording_uuid = job.conversation_uuid, job.recording_uuid
-    payload = {
+    payload: dict[str, object] = {
         "event": "transcript",
         "conversation_uuid": conversation_uuid,
         "recording_uuid": recording_uuid,

@@ -14,7 +14,7 @@ import json
 import logging
 import socket
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
 from shared.config.settings import DeliveryPolicy
@@ -47,6 +47,11 @@ def _resolve(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
 
 
+class HttpResponse(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+
 class HttpClient(Protocol):
     """What deliveries need of an HTTP client; a requests.Session fits."""
 
@@ -59,7 +64,7 @@ class HttpClient(Protocol):
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         allow_redirects: bool = True,
-    ) -> Any: ...
+    ) -> HttpResponse: ...
 
 
 def sign_delivery(secret: str, timestamp: int, body: bytes) -> str:
