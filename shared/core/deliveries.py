@@ -13,7 +13,9 @@ __all__ = ["DeliveryOutcome", "DeliveryRecord", "DeliveryRequest", "DeliveryStat
 
 
 class DeliveryState(StrEnum):
-    # Stored while attempts are left; `retrying` names an attempt's result, never a record's state.
+    """A delivery's state. A callback is `waiting` for its outcome, then `due`, then `sending`;
+    `retrying` names an attempt's result only: the record stays `sending` while attempts are left."""
+
     WAITING = "waiting"
     DUE = "due"
     SENDING = "sending"

@@ -106,7 +106,7 @@ def create_prompt_call(
         log.info("prompt call not placed", extra={"tid": tid, "error": str(err)})
         store.delete(transaction_key(tid))
         raise
-    _update(store, tid, lambda d: setattr(d, "call_uuid", call_uuid))
+    _update(store, tid, lambda d: d.placed(call_uuid))
     log.info("prompt call placed", extra={"tid": tid, "call": call_uuid, "auth": mode})
     return tid
 
