@@ -22,8 +22,7 @@ from typing import Any
 
 from shared.adapters.local_task_queue import FAILED_PREFIX, TASKS_PREFIX
 from shared.config.settings import Settings
-from shared.core.errors import PreconditionFailed
-from shared.core.ports import BlobStore
+from shared.core.ports import BlobStore, StorageConflict
 from shared.core.tasks import ATTEMPT_HEADER, MAX_BACKOFF, QUEUE_KEY_HEADER, TASK_NAME_HEADER, parse_task
 from shared.runtime.logs import configure_logging
 from shared.runtime.services import Services
@@ -104,7 +103,7 @@ class LocalTaskDispatcher:
         document["leased_until"] = now + self.retry.dispatch_deadline
         try:
             self.store.write(key, json.dumps(document).encode(), "application/json", blob.generation)
-        except PreconditionFailed:
+        except StorageConflict:
             return None
         return document
 

@@ -130,7 +130,7 @@ def call(request: flask.Request) -> Any:
         request.headers.get(API_KEY_HEADER, ""),
         request.headers.get("Authorization", ""),
         fields,
-        is_secure(request, settings.delivery.allow_private),
+        secure=is_secure(request, allow_loopback=settings.delivery.allow_private),
     )
     return flask.jsonify({"tid": create_prompt_call(services, fields, credentials, mode, now)})
 

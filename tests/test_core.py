@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import wave
 from typing import Any
 
@@ -163,9 +164,10 @@ def test_status_history_ignores_duplicates_and_orders_by_time() -> None:
     assert record_status(call, status="answered", timestamp="2026-01-01T00:00:02.000Z", uuid="u")
     assert record_status(call, status="started", timestamp="2026-01-01T00:00:01.000Z", uuid="u", from_="44", to="33")
     assert not record_status(call, status="answered", timestamp="2026-01-01T00:00:02.000Z", uuid="u")
-    assert [e["status"] for e in call["events"]] == ["started", "answered"]
-    assert call["status"] == "answered"
-    assert (call["from"], call["to"], call["uuids"]) == ("44", "33", ["u"])
+    stored = json.loads(json.dumps(call.to_json()))
+    assert [e["status"] for e in stored["events"]] == ["started", "answered"]
+    assert stored["status"] == "answered"
+    assert (stored["from"], stored["to"], stored["uuids"]) == ("44", "33", ["u"])
 
 
 def test_call_keys_stay_under_their_prefix() -> None:

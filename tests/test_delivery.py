@@ -22,6 +22,8 @@ from shared.config.settings import DeliveryPolicy
 from shared.core.errors import BadRequest
 from shared.core.tasks import ATTEMPT_HEADER, QUEUE_KEY_HEADER, TASK_NAME_HEADER, Task
 from shared.flows.delivery import (
+    DeliveryRequest,
+    Encoding,
     check_target,
     deliver_once,
     delivery_state,
@@ -44,7 +46,9 @@ def receiver(fail_first: int = 0) -> Iterator[tuple[CallbackReceiver, str]]:
 
 def send(base: str, method: str = "POST", as_form: bool = False, policy: DeliveryPolicy = LOCAL, **payload: str):  # type: ignore[no-untyped-def]
     session = requests.Session()
-    return deliver_once(session, policy, SECRET, f"{base}/hook", method, payload, as_form, attempt=1, now=time.time())
+    encoding = Encoding.FORM if as_form else Encoding.JSON
+    request = DeliveryRequest(f"{base}/hook", payload, method, encoding)
+    return deliver_once(session, policy, SECRET, request, attempt=1, now=time.time())
 
 
 def test_a_signature_verifies_only_with_the_secret_the_body_and_a_recent_time() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.core.errors import PreconditionFailed
+from shared.core.ports import StorageConflict
 from shared.flows.documents import update_json
 
 
@@ -19,7 +19,7 @@ def test_two_writers_from_the_same_generation_cannot_both_win(tmp_path: Path) ->
     seen = store.read("calls/C/call.json")
     assert seen is not None
     store.write("calls/C/call.json", b'{"a": 1}', if_generation_match=seen.generation)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(StorageConflict):
         store.write("calls/C/call.json", b'{"b": 1}', if_generation_match=seen.generation)
 
 

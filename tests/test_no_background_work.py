@@ -123,7 +123,7 @@ def drive_every_deferring_request(tmp_path: Path, environment: Callable[..., Non
     assert client("recording").post("/", query_string=query, json=body).status_code == 204
     tid = "7c6b5a49-3827-4160-9f5e-4d3c2b1a0f9e"
     request = PromptRequest("447700900001", "447700900000", "PIN?", "1234", "http://127.0.0.1:1/cb")
-    doc = new_transaction(tid, request, time.time(), 7) | {"status": "answered"}
+    doc = new_transaction(tid, request, time.time(), 7).to_json() | {"status": "answered"}
     (tmp_path / "data" / "prompts").mkdir(parents=True)
     (tmp_path / "data" / transaction_key(tid)).write_text(json.dumps(doc))
     seal = sign_caller(TOKEN_SECRET, tid, "prompt-input")

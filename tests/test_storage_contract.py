@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from shared.core.errors import PreconditionFailed
-from shared.core.ports import BlobStore
+from shared.core.ports import BlobStore, StorageConflict
 
 
 def test_write_then_read_returns_the_bytes_and_a_generation(store: BlobStore) -> None:
@@ -72,7 +71,7 @@ def test_conditional_create_only_when_absent(store: BlobStore, request: pytest.F
     if "gcs" in request.node.callspec.id:
         pytest.skip("gcp-storage-emulator ignores generation preconditions; real GCS answers 412")
     store.write("doc.json", b"1", if_generation_match=0)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(StorageConflict):
         store.write("doc.json", b"2", if_generation_match=0)
     assert store.read("doc.json").data == b"1"  # type: ignore[union-attr]
 
@@ -82,7 +81,7 @@ def test_conditional_write_fails_on_a_stale_generation(store: BlobStore, request
         pytest.skip("gcp-storage-emulator ignores generation preconditions; real GCS answers 412")
     first = store.write("doc.json", b"1")
     store.write("doc.json", b"2", if_generation_match=first)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(StorageConflict):
         store.write("doc.json", b"3", if_generation_match=first)
     assert store.read("doc.json").data == b"2"  # type: ignore[union-attr]
 

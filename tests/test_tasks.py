@@ -95,9 +95,9 @@ def test_a_delivery_task_run_twice_sends_once(tmp_path: Path) -> None:
     services = Services(LocalBlobStore(tmp_path))
     tid = "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a9f"
     request = PromptRequest("447700900001", "447700900000", "PIN?", "1234", "http://127.0.0.1:9/cb")
-    doc = new_transaction(tid, request, time.time(), 7) | {"status": "ok", "detail": "PIN entered correctly"}
+    doc = new_transaction(tid, request, time.time(), 7).to_json() | {"status": "ok", "detail": "PIN entered correctly"}
     doc["callback"]["state"] = "sending"
     services.store.write(transaction_key(tid), json.dumps(doc).encode())
-    assert deliver_callback(services, tid, 1, False, time.time()) == "delivered"  # type: ignore[arg-type]
-    assert deliver_callback(services, tid, 1, False, time.time()).startswith("nothing to send")  # type: ignore[arg-type]
+    assert deliver_callback(services, tid, attempt=1, final=False, now=time.time()) == "delivered"  # type: ignore[arg-type]
+    assert deliver_callback(services, tid, attempt=1, final=False, now=time.time()).startswith("nothing to send")  # type: ignore[arg-type]
     assert len(services.http.sent) == 1

@@ -158,7 +158,7 @@ def test_a_recording_webhook_sent_by_get_is_read_and_paged(
 
 def write_transaction(tmp_path: Path, tid: str) -> None:
     request = PromptRequest("447700900001", "447700900000", "Enter your PIN.", "1234", "https://cb.example.test/")
-    doc = new_transaction(tid, request, time.time(), 7) | {"auth": "operator", "status": "answered"}
+    doc = new_transaction(tid, request, time.time(), 7).to_json() | {"auth": "operator", "status": "answered"}
     LocalBlobStore(tmp_path / "data").write(transaction_key(tid), json.dumps(doc).encode(), "application/json")
 
 

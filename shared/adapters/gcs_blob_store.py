@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.keys import check_key
-from shared.core.errors import PreconditionFailed
-from shared.core.ports import Blob, BlobInfo
+from shared.core.ports import Blob, BlobInfo, StorageConflict
 
 if TYPE_CHECKING:
     import google.cloud.storage as storage
@@ -54,7 +53,7 @@ class GcsBlobStore:
             except GcsPreconditionFailed:
                 continue
             return Blob(data, generation)
-        raise PreconditionFailed(f"{key} kept changing while being read")
+        raise StorageConflict(f"{key} kept changing while being read")
 
     def write(
         self,
@@ -69,7 +68,7 @@ class GcsBlobStore:
         try:
             blob.upload_from_string(data, content_type=content_type, if_generation_match=if_generation_match)
         except GcsPreconditionFailed as err:
-            raise PreconditionFailed(f"{key} changed since it was read") from err
+            raise StorageConflict(f"{key} changed since it was read") from err
         return int(blob.generation or 0)
 
     def delete(self, key: str) -> None:

@@ -11,8 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.adapters.keys import check_key
-from shared.core.errors import PreconditionFailed
-from shared.core.ports import Blob, BlobInfo
+from shared.core.ports import Blob, BlobInfo, StorageConflict
 
 __all__ = ["LocalBlobStore"]
 
@@ -79,7 +78,7 @@ class LocalBlobStore:
             current = self.read(key)
             found = current.generation if current else 0
             if found != if_generation_match:
-                raise PreconditionFailed(f"{key} is at generation {found}, not {if_generation_match}")
+                raise StorageConflict(f"{key} is at generation {found}, not {if_generation_match}")
             self._replace(path, iter((data,)))
         return _generation(data)
 

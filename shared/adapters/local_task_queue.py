@@ -14,8 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from shared.core.errors import PreconditionFailed
-from shared.core.ports import BlobStore
+from shared.core.ports import BlobStore, StorageConflict
 from shared.core.tasks import Task
 
 __all__ = ["FAILED_PREFIX", "TASKS_PREFIX", "LocalTaskQueue", "task_key"]
@@ -49,7 +48,7 @@ class LocalTaskQueue:
         document = {"task": task.to_json(), "due_at": self.clock() + task.delay, "attempts": 0}
         try:
             self.store.write(task_key(task.name), json.dumps(document).encode(), "application/json", 0)
-        except PreconditionFailed:
+        except StorageConflict:
             log.info("task already queued", extra={"task": task.name})
             return
         log.info("task queued", extra={"task": task.name, "delay": task.delay})

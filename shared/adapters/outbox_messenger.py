@@ -6,8 +6,7 @@ import contextlib
 import json
 import time
 
-from shared.core.errors import PreconditionFailed
-from shared.core.ports import BlobStore, TextMessage
+from shared.core.ports import BlobStore, StorageConflict, TextMessage
 
 __all__ = ["OUTBOX", "OutboxMessenger"]
 
@@ -22,7 +21,7 @@ class OutboxMessenger:
         object_key = f"{OUTBOX}/{key}.json"
         document = {"to": message.to, "from": message.sender, "text": message.text, "sent_at": time.time()}
         # Create-only: a message already in the outbox is not written (sent) twice.
-        with contextlib.suppress(PreconditionFailed):
+        with contextlib.suppress(StorageConflict):
             self.store.write(
                 object_key, json.dumps(document, indent=2).encode(), "application/json", if_generation_match=0
             )

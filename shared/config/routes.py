@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.core.call_record import Flow
 from shared.core.errors import BadRequest, ConfigError
 from shared.core.identifiers import E164, LANGUAGE_TAG, ROUTE_NUMBER, is_shaped
 from shared.core.payloads import split_url
 
-__all__ = ["DEFAULT_LABELS", "FLOWS", "RECORDING_FORMATS", "Route", "Routes", "load_routes", "parse_routes"]
+__all__ = ["DEFAULT_LABELS", "FLOWS", "RECORDING_FORMATS", "Flow", "Route", "Routes", "load_routes", "parse_routes"]
 
-FLOWS = ("stream", "voicemail", "conversation")
+FLOWS = tuple(Flow)
 RECORDING_FORMATS = ("mp3", "wav")
 DEFAULT_LABELS = ("Caller", "Agent")
 # Vonage records at most 32 channels, one per leg.
@@ -56,7 +57,7 @@ _FIELDS = {
 
 @dataclass(frozen=True)
 class Route:
-    flow: str
+    flow: Flow
     owner: str = ""
     recipients: tuple[str, ...] = ()
     language: str = "en-US"
@@ -86,7 +87,7 @@ class Routes:
 
     def for_number(self, number: str) -> Route:
         """The route of a called number; unlisted numbers get the default flow."""
-        return self.by_number.get(number.lstrip("+")) or Route(flow=self.default_flow)
+        return self.by_number.get(number.lstrip("+")) or Route(flow=Flow(self.default_flow))
 
 
 def _fail(source: str, node: Any, message: str) -> ConfigError:
@@ -115,8 +116,11 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
             values[key] = _list(source, key, value_node)
             continue
         text = _scalar(source, value_node, key)
-        if key == "flow" and text not in FLOWS:
-            raise _fail(source, value_node, f"flow must be one of {', '.join(FLOWS)}, not {text!r}")
+        if key == "flow":
+            if text not in FLOWS:
+                raise _fail(source, value_node, f"flow must be one of {', '.join(FLOWS)}, not {text!r}")
+            values[key] = Flow(text)
+            continue
         if key == "max_seconds":
             if not is_shaped(text, _SECONDS) or not 3 <= int(text) <= 7200:
                 raise _fail(source, value_node, "max_seconds must be a whole number from 3 to 7200")
@@ -126,9 +130,9 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
         values[key] = text.lstrip("+") if key == "caller_id" else text
     if "flow" not in values:
         raise _fail(source, number_node, f"the entry for {number} has no flow")
-    if values["flow"] == "voicemail" and not values.get("recipients"):
+    if values["flow"] == Flow.VOICEMAIL and not values.get("recipients"):
         raise _fail(source, number_node, f"the voicemail entry for {number} needs at least one recipient")
-    if values["flow"] == "conversation":
+    if values["flow"] == Flow.CONVERSATION:
         _check_conversation(source, number, number_node, values)
     return Route(**values)
 
@@ -155,8 +159,6 @@ def _list(source: str, key: str, node: Any) -> tuple[str, ...]:
 
 
 def _check_value(source: str, key: str, text: str, node: Any) -> None:
-    if key == "flow" and text not in FLOWS:
-        raise _fail(source, node, f"flow must be one of {', '.join(FLOWS)}, not {text!r}")
     if key == "language" and not is_shaped(text, LANGUAGE_TAG):
         raise _fail(source, node, f"language {text!r} is not a BCP-47 tag like en-US")
     # Connect's `from` must be a 7-15 digit number.

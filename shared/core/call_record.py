@@ -1,15 +1,26 @@
-"""call.json: the record of one conversation, as pure functions over a dict."""
+"""call.json: the record of one conversation, and the rules that keep it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Self
 
 from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, is_shaped
+from shared.core.payloads import JsonObject
 
 __all__ = [
     "CALL_DOCUMENT",
+    "CallEvent",
+    "CallRecord",
+    "Flow",
+    "Keypress",
+    "RecordingState",
+    "StoredRecording",
+    "StreamEntry",
     "call_key",
     "check_conversation_uuid",
     "new_call",
@@ -23,7 +34,232 @@ CALL_DOCUMENT = "call.json"
 # Kinds of event that say something about the call without being a state it is in.
 _NOT_A_STATE = ("transfer", "error")
 
-CallRecord = dict[str, Any]
+
+class Flow(StrEnum):
+    """What tapedeck does with a call to a number."""
+
+    STREAM = "stream"
+    VOICEMAIL = "voicemail"
+    CONVERSATION = "conversation"
+
+
+class RecordingState(StrEnum):
+    """Where a streamed recording is: still streaming, assembled at its end, or assembled afterwards."""
+
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    RECOVERED = "recovered"
+
+
+def _split(doc: dict[str, Any], known: tuple[str, ...]) -> JsonObject:
+    """The fields of `doc` not in `known`: kept as they were, for whatever wrote them."""
+    return {k: v for k, v in doc.items() if k not in known}
+
+
+_EVENT = ("status", "timestamp", "uuid")
+# A further field of a status event: a plain value from the webhook.
+Detail = str | int | float
+
+
+@dataclass
+class CallEvent:
+    """One status event; `details` are the webhook's further plain fields, stored beside the status."""
+
+    status: str
+    timestamp: str
+    uuid: str | None
+    details: dict[str, Detail] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        details = {k: v for k, v in doc.items() if k not in _EVENT}
+        return cls(doc["status"], doc["timestamp"], doc.get("uuid"), details)
+
+    def to_json(self) -> dict[str, object]:
+        return {"status": self.status, "timestamp": self.timestamp, "uuid": self.uuid, **self.details}
+
+
+_STREAM = (
+    "session",
+    "object",
+    "state",
+    "sample_rate",
+    "bytes",
+    "duration",
+    "started_at",
+    "ended_at",
+    "end_reason",
+    "recovered_at",
+)
+
+
+@dataclass
+class StreamEntry:
+    """One websocket stream's recording; `recovered_at` is set only for one assembled afterwards."""
+
+    session: str
+    object_key: str
+    state: RecordingState
+    sample_rate: int
+    size: int
+    duration: float
+    started_at: str
+    ended_at: str | None = None
+    end_reason: str | None = None
+    recovered_at: str | None = None
+    extra: JsonObject = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(
+            session=doc["session"],
+            object_key=doc["object"],
+            state=RecordingState(doc["state"]),
+            sample_rate=doc["sample_rate"],
+            size=doc["bytes"],
+            duration=doc["duration"],
+            started_at=doc["started_at"],
+            ended_at=doc["ended_at"],
+            end_reason=doc["end_reason"],
+            recovered_at=doc.get("recovered_at"),
+            extra=_split(doc, _STREAM),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        doc: dict[str, object] = {
+            "session": self.session,
+            "object": self.object_key,
+            "state": self.state,
+            "sample_rate": self.sample_rate,
+            "bytes": self.size,
+            "duration": self.duration,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "end_reason": self.end_reason,
+        }
+        if self.recovered_at is not None:
+            doc["recovered_at"] = self.recovered_at
+        return doc | self.extra
+
+
+@dataclass
+class StoredRecording:
+    """A recording Vonage made and tapedeck downloaded, with the job that transcribes it."""
+
+    recording_uuid: str
+    object_key: str
+    size: int
+    job: str
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(doc["recording_uuid"], doc["object"], doc["bytes"], doc["job"])
+
+    def to_json(self) -> dict[str, object]:
+        return {"recording_uuid": self.recording_uuid, "object": self.object_key, "bytes": self.size, "job": self.job}
+
+
+@dataclass
+class Keypress:
+    """A DTMF key heard `at` seconds into the recording of `session`."""
+
+    digit: str
+    duration: int | None
+    at: float
+    session: str
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(doc["digit"], doc["duration"], doc["at"], doc["session"])
+
+    def to_json(self) -> dict[str, object]:
+        return {"digit": self.digit, "duration": self.duration, "at": self.at, "session": self.session}
+
+
+_CALL = (
+    "conversation_uuid",
+    "uuids",
+    "from",
+    "to",
+    "flow",
+    "direction",
+    "status",
+    "events",
+    "recordings",
+    "dtmf",
+    "voicemail",
+    "conversation",
+)
+
+
+@dataclass
+class CallRecord:
+    """call.json. `status` is the latest state Vonage reported, kept as Vonage spells it."""
+
+    conversation_uuid: str
+    uuids: list[str] = field(default_factory=list)
+    from_: str | None = None
+    to: str | None = None
+    flow: Flow | None = None
+    direction: str | None = None
+    status: str | None = None
+    events: list[CallEvent] = field(default_factory=list)
+    recordings: list[StreamEntry] = field(default_factory=list)
+    dtmf: list[Keypress] = field(default_factory=list)
+    # The recording of a voicemail or a conversation call, once downloaded.
+    voicemail: StoredRecording | None = None
+    conversation: StoredRecording | None = None
+    extra: JsonObject = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        def stored(name: str) -> StoredRecording | None:
+            return StoredRecording.from_json(doc[name]) if doc.get(name) is not None else None
+
+        return cls(
+            conversation_uuid=doc["conversation_uuid"],
+            uuids=list(doc["uuids"]),
+            from_=doc["from"],
+            to=doc["to"],
+            flow=Flow(doc["flow"]) if doc["flow"] is not None else None,
+            direction=doc["direction"],
+            status=doc["status"],
+            events=[CallEvent.from_json(e) for e in doc["events"]],
+            recordings=[StreamEntry.from_json(r) for r in doc["recordings"]],
+            dtmf=[Keypress.from_json(k) for k in doc["dtmf"]],
+            voicemail=stored("voicemail"),
+            conversation=stored("conversation"),
+            extra=_split(doc, _CALL),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        doc: dict[str, object] = {
+            "conversation_uuid": self.conversation_uuid,
+            "uuids": list(self.uuids),
+            "from": self.from_,
+            "to": self.to,
+            "flow": self.flow,
+            "direction": self.direction,
+            "status": self.status,
+            "events": [e.to_json() for e in self.events],
+            "recordings": [r.to_json() for r in self.recordings],
+            "dtmf": [k.to_json() for k in self.dtmf],
+        }
+        for name, recording in (("voicemail", self.voicemail), ("conversation", self.conversation)):
+            if recording is not None:
+                doc[name] = recording.to_json()
+        return doc | self.extra
+
+    def stored_recording(self, flow: Flow, recording: StoredRecording) -> None:
+        """Note the downloaded recording of a voicemail or conversation call."""
+        self.flow = flow
+        if flow == Flow.CONVERSATION:
+            self.conversation = recording
+        else:
+            self.voicemail = recording
+
+    def stream(self, session: str) -> StreamEntry | None:
+        return next((entry for entry in self.recordings if entry.session == session), None)
 
 
 def check_conversation_uuid(value: object) -> str:
@@ -42,27 +278,16 @@ def call_key(conversation_uuid: str, name: str) -> str:
 
 
 def new_call(conversation_uuid: str) -> CallRecord:
-    return {
-        "conversation_uuid": conversation_uuid,
-        "uuids": [],
-        "from": None,
-        "to": None,
-        "flow": None,
-        "direction": None,
-        "status": None,
-        "events": [],
-        "recordings": [],
-        "dtmf": [],
-    }
+    return CallRecord(conversation_uuid)
 
 
 def _note_parties(call: CallRecord, uuid: str | None, from_: str | None, to: str | None) -> None:
-    if uuid and uuid not in call["uuids"]:
-        call["uuids"].append(uuid)
-    if from_ and not call["from"]:
-        call["from"] = from_
-    if to and not call["to"]:
-        call["to"] = to
+    if uuid and uuid not in call.uuids:
+        call.uuids.append(uuid)
+    if from_ and not call.from_:
+        call.from_ = from_
+    if to and not call.to:
+        call.to = to
 
 
 def record_status(
@@ -74,22 +299,21 @@ def record_status(
     from_: str | None = None,
     to: str | None = None,
     direction: str | None = None,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Detail] | None = None,
 ) -> bool:
     """Add one status event unless it is already there; return whether anything changed."""
-    event = {"status": status, "timestamp": timestamp, "uuid": uuid, **(details or {})}
-    if any(e["status"] == status and e["timestamp"] == timestamp and e.get("uuid") == uuid for e in call["events"]):
+    if any(e.status == status and e.timestamp == timestamp and e.uuid == uuid for e in call.events):
         return False
     _note_parties(call, uuid, from_, to)
-    if direction and not call["direction"]:
-        call["direction"] = direction
-    call["events"].append(event)
+    if direction and not call.direction:
+        call.direction = direction
+    call.events.append(CallEvent(status, timestamp, uuid, dict(details or {})))
     # Vonage may deliver out of order, so events are kept in timestamp order; the sort is stable,
     # so events with equal timestamps (Vonage's `started` and `ringing` often share one) keep the
     # order they arrived in.
-    call["events"].sort(key=lambda e: _instant(e.get("timestamp")))
-    states = [e["status"] for e in call["events"] if e["status"] not in _NOT_A_STATE]
-    call["status"] = states[-1] if states else call["status"]
+    call.events.sort(key=lambda e: _instant(e.timestamp))
+    states = [e.status for e in call.events if e.status not in _NOT_A_STATE]
+    call.status = states[-1] if states else call.status
     return True
 
 
@@ -104,41 +328,38 @@ def _instant(timestamp: object) -> tuple[int, float]:
 def record_stream_start(
     call: CallRecord,
     *,
-    session: str,
-    object_key: str,
-    sample_rate: int,
-    started_at: str,
+    entry: StreamEntry,
     uuid: str | None,
     from_: str | None,
     to: str | None,
 ) -> None:
-    """Note a websocket stream that has begun writing `object_key`."""
+    """Note a websocket stream that has begun writing its object."""
     _note_parties(call, uuid, from_, to)
-    call["flow"] = call["flow"] or "stream"
-    call["recordings"].append(
-        {
-            "session": session,
-            "object": object_key,
-            "state": "streaming",
-            "sample_rate": sample_rate,
-            "bytes": 0,
-            "duration": 0.0,
-            "started_at": started_at,
-            "ended_at": None,
-            "end_reason": None,
-        }
-    )
+    call.flow = call.flow or Flow.STREAM
+    call.recordings.append(entry)
 
 
-def record_recording(call: CallRecord, session: str, **fields: Any) -> None:
-    """Update the entry of one recording session (state, bytes, duration, end)."""
-    for entry in call["recordings"]:
-        if entry["session"] == session:
-            entry.update(fields)
-            return
-    call["recordings"].append({"session": session, **fields})
+def record_recording(
+    call: CallRecord,
+    session: str,
+    *,
+    state: RecordingState,
+    size: int,
+    duration: float,
+    ended_at: str | None,
+    end_reason: str | None,
+    recovered_at: str | None = None,
+) -> None:
+    """Note the end of one recording session: its state, size, duration and why it ended."""
+    entry = call.stream(session)
+    if entry is None:
+        return
+    entry.state, entry.size, entry.duration = state, size, duration
+    entry.ended_at, entry.end_reason = ended_at, end_reason
+    if recovered_at is not None:
+        entry.recovered_at = recovered_at
 
 
 def record_dtmf(call: CallRecord, *, session: str, digit: str, duration: int | None, at: float) -> None:
     """Add a keypress heard `at` seconds into the recording of `session`."""
-    call["dtmf"].append({"digit": digit, "duration": duration, "at": round(at, 3), "session": session})
+    call.dtmf.append(Keypress(digit, duration, round(at, 3), session))

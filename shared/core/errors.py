@@ -61,7 +61,7 @@ class Gone(TapedeckError):
 
 
 class PreconditionFailed(TapedeckError):
-    """A conditional write lost the race: the object changed since it was read."""
+    """The object a request works on kept changing under it (storage's StorageConflict, at the boundary)."""
 
     status = 412
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from shared.core.identifiers import E164, is_shaped
 from shared.core.webhooks import InboundCall
 
@@ -17,7 +15,7 @@ __all__ = [
     "voicemail_answer",
 ]
 
-Action = dict[str, Any]
+Action = dict[str, object]
 VOICEMAIL_SECONDS = 120
 # Vonage caps a websocket endpoint's headers at 512 bytes in all.
 HEADERS_LIMIT = 512

@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import SplitResult, urlsplit
 
 from shared.core.errors import BadRequest
 
-__all__ = ["MAX_JSON_DEPTH", "TooDeep", "load_json", "load_json_object", "split_url"]
+__all__ = ["MAX_JSON_DEPTH", "JsonObject", "JsonValue", "TooDeep", "load_json", "load_json_object", "split_url"]
+
+# What JSON holds, for a stored document's fields whose shape is not tapedeck's to choose.
+JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
+JsonObject: TypeAlias = "dict[str, JsonValue]"
 
 # Vonage's deepest payload is two levels (an input's `dtmf`); tapedeck's own documents about four.
 MAX_JSON_DEPTH = 32

@@ -1,24 +1,35 @@
-"""PIN prompt calls, the pure core: the request, the NCCOs, the PIN's hash, and the state machine
-of one transaction as functions over its JSON document."""
+"""PIN prompt calls, the pure core: the request, the NCCOs, and the state machine of one
+transaction (its document is in prompt_transaction.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.core.deliveries import DeliveryRecord, DeliveryState
 from shared.core.errors import BadRequest
 from shared.core.identifiers import DTMF_DIGITS, E164, LANGUAGE_TAG, PIN, is_shaped
+from shared.core.ncco import Action
 from shared.core.payloads import load_json_object, split_url
+from shared.core.prompt_transaction import (
+    FINAL,
+    PinHash,
+    PromptStatus,
+    PromptTransaction,
+    check_pin,
+    hash_pin,
+)
 
 __all__ = [
     "FINAL",
     "TALK_LIMIT",
+    "PinEntry",
+    "PinHash",
     "PromptRequest",
+    "PromptStatus",
+    "PromptTransaction",
     "answer_ncco",
     "apply_event",
     "apply_input",
@@ -33,13 +44,11 @@ __all__ = [
 
 # Vonage's talk action takes at most 1,500 characters.
 TALK_LIMIT = 1500
-FINAL = ("ok", "failed", "error")
 # Call statuses that end an outbound call before anyone could answer the prompt.
 UNREACHED = ("busy", "unanswered", "rejected", "failed", "timeout", "cancelled")
 DEFAULT_BYE = "Thank you. Goodbye."
 DEFAULT_FAILED = "That PIN was not right. Please try again."
 _WHOLE = re.compile(r"-?[0-9]{1,6}", re.ASCII)
-_PBKDF2_ROUNDS = 100_000
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ def parse_prompt_request(fields: Mapping[str, Any]) -> PromptRequest:
     """Check every field of a `POST /call`; one BadRequest names each bad field and why."""
     problems: dict[str, str] = {}
 
-    def text_field(name: str, required: bool, default: str = "") -> str:
+    def text_field(name: str, *, required: bool, default: str = "") -> str:
         value = fields.get(name)
         if value is None or value == "":
             if required:
@@ -123,66 +132,53 @@ def parse_prompt_request(fields: Mapping[str, Any]) -> PromptRequest:
     )
 
 
-def hash_pin(pin: str, salt: bytes | None = None) -> dict[str, Any]:
-    """The PIN as a salted PBKDF2 hash; the PIN itself is never stored."""
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, _PBKDF2_ROUNDS)
-    return {"salt": salt.hex(), "hash": digest.hex(), "rounds": _PBKDF2_ROUNDS, "length": len(pin)}
+def new_transaction(tid: str, request: PromptRequest, now: float, ttl_days: int) -> PromptTransaction:
+    return PromptTransaction(
+        tid=tid,
+        to=request.to,
+        from_=request.from_,
+        status=PromptStatus.CALLING,
+        detail="",
+        attempts=0,
+        max_attempts=request.max_attempts,
+        pin=hash_pin(request.pin_code),
+        text=request.text,
+        bye_text=request.bye_text,
+        failed_text=request.failed_text,
+        language=request.language,
+        style=request.style,
+        callback=DeliveryRecord(request.callback, DeliveryState.WAITING, method=request.callback_method),
+        replies={},
+        events=[],
+        created_at=now,
+        updated_at=now,
+        expires_at=now + ttl_days * 86400,
+    )
 
 
-def check_pin(stored: Mapping[str, Any], digits: str) -> bool:
-    """Whether `digits` is the PIN, compared in constant time."""
-    digest = hashlib.pbkdf2_hmac("sha256", digits.encode(), bytes.fromhex(stored["salt"]), int(stored["rounds"]))
-    return hmac.compare_digest(digest.hex(), stored["hash"])
-
-
-def new_transaction(tid: str, request: PromptRequest, now: float, ttl_days: int) -> dict[str, Any]:
-    return {
-        "tid": tid,
-        "to": request.to,
-        "from": request.from_,
-        "status": "calling",
-        "detail": "",
-        "attempts": 0,
-        "max_attempts": request.max_attempts,
-        "pin": hash_pin(request.pin_code),
-        "text": request.text,
-        "bye_text": request.bye_text,
-        "failed_text": request.failed_text,
-        "language": request.language,
-        "style": request.style,
-        "callback": {"url": request.callback, "method": request.callback_method, "state": "waiting"},
-        "replies": {},
-        "events": [],
-        "created_at": now,
-        "updated_at": now,
-        "expires_at": now + ttl_days * 86400,
-    }
-
-
-def _talk(doc: Mapping[str, Any], text: str, barge_in: bool) -> dict[str, Any]:
-    action: dict[str, Any] = {"action": "talk", "text": text, "language": doc["language"]}
-    if doc.get("style") is not None:
-        action["style"] = doc["style"]
+def _talk(doc: PromptTransaction, text: str, *, barge_in: bool) -> Action:
+    action: Action = {"action": "talk", "text": text, "language": doc.language}
+    if doc.style is not None:
+        action["style"] = doc.style
     if barge_in:
         action["bargeIn"] = True
     return action
 
 
-def _input(doc: Mapping[str, Any], input_url: str, attempt: int, timeout: int) -> dict[str, Any]:
+def _input(doc: PromptTransaction, input_url: str, attempt: int, timeout: int) -> Action:
     return {
         "action": "input",
         "type": ["dtmf"],
-        "dtmf": {"maxDigits": doc["pin"]["length"], "submitOnHash": True, "timeOut": timeout},
+        "dtmf": {"maxDigits": doc.pin.length, "submitOnHash": True, "timeOut": timeout},
         # The attempt number in the URL tells a retried delivery from the next try.
         "eventUrl": [f"{input_url}&attempt={attempt}"],
         "eventMethod": "POST",
     }
 
 
-def answer_ncco(doc: Mapping[str, Any], input_url: str, timeout: int) -> list[dict[str, Any]]:
+def answer_ncco(doc: PromptTransaction, input_url: str, timeout: int) -> list[Action]:
     """Speak the message (a keypress cuts it short), then wait for the PIN."""
-    return [_talk(doc, doc["text"], barge_in=True), _input(doc, input_url, doc["attempts"] + 1, timeout)]
+    return [_talk(doc, doc.text, barge_in=True), _input(doc, input_url, doc.attempts + 1, timeout)]
 
 
 def read_dtmf(params: Mapping[str, Any]) -> tuple[str, bool]:
@@ -206,67 +202,75 @@ def read_dtmf(params: Mapping[str, Any]) -> tuple[str, bool]:
     return digits.rstrip("#"), timed_out is True or timed_out in ("true", "True")
 
 
-def _finish(doc: dict[str, Any], status: str, detail: str, now: float) -> None:
-    doc.update(status=status, detail=detail, finished_at=now)
-    doc["callback"]["state"] = "due"
+def _finish(doc: PromptTransaction, status: PromptStatus, detail: str, now: float) -> None:
+    doc.status, doc.detail, doc.finished_at = status, detail, now
+    doc.callback.state = DeliveryState.DUE
 
 
-def apply_input(
-    doc: dict[str, Any], attempt: int, digits: str, timed_out: bool, input_url: str, timeout: int, now: float
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class PinEntry:
+    """One input webhook: the try it answers, the digits typed, and whether the wait timed out."""
+
+    attempt: int
+    digits: str
+    timed_out: bool
+
+
+def apply_input(doc: PromptTransaction, entry: PinEntry, *, input_url: str, timeout: int, now: float) -> list[Action]:
     """Count one try and return the NCCO to answer with. A retried delivery of the same try gets
     the answer it got the first time and counts nothing."""
-    stored = doc["replies"].get(str(attempt))
+    attempt, digits, timed_out = entry.attempt, entry.digits, entry.timed_out
+    stored = doc.replies.get(str(attempt))
     if stored is not None:
         return list(stored)
-    if doc["status"] in FINAL or attempt != doc["attempts"] + 1:
+    if doc.final or attempt != doc.attempts + 1:
         return []
-    doc["attempts"] = attempt
-    doc["updated_at"] = now
-    if not timed_out and digits and check_pin(doc["pin"], digits):
-        _finish(doc, "ok", f"PIN entered correctly on try {attempt}", now)
-        reply = [_talk(doc, doc["bye_text"], barge_in=False)]
-    elif attempt >= doc["max_attempts"]:
+    doc.attempts = attempt
+    doc.updated_at = now
+    if not timed_out and digits and check_pin(doc.pin, digits):
+        _finish(doc, PromptStatus.OK, f"PIN entered correctly on try {attempt}", now)
+        reply = [_talk(doc, doc.bye_text, barge_in=False)]
+    elif attempt >= doc.max_attempts:
         why = "no PIN entered" if timed_out or not digits else "wrong PIN"
-        _finish(doc, "failed", f"{why} on the last of {doc['max_attempts']} tries", now)
+        _finish(doc, PromptStatus.FAILED, f"{why} on the last of {doc.max_attempts} tries", now)
         reply = []
     else:
-        doc["status"] = "answered"
-        reply = [_talk(doc, doc["failed_text"], barge_in=True), _input(doc, input_url, attempt + 1, timeout)]
-    doc["replies"][str(attempt)] = reply
+        doc.status = PromptStatus.ANSWERED
+        reply = [_talk(doc, doc.failed_text, barge_in=True), _input(doc, input_url, attempt + 1, timeout)]
+    doc.replies[str(attempt)] = reply
     return reply
 
 
-def apply_event(doc: dict[str, Any], status: str, timestamp: str, now: float) -> bool:
+def apply_event(doc: PromptTransaction, status: str, timestamp: str, now: float) -> bool:
     """Note a call status; True when it settles the outcome as an error.
 
     `completed` only settles once the hang-up grace has passed (see `settle_hang_up`), because
     a delayed input webhook may still carry the right PIN.
     """
     event = {"status": status, "timestamp": timestamp}
-    if event in doc["events"]:
+    if event in doc.events:
         return False
-    doc["events"].append(event)
-    doc["updated_at"] = now
-    if doc["status"] in FINAL:
+    doc.events.append(event)
+    doc.updated_at = now
+    if doc.final:
         return False
     if status in UNREACHED:
-        _finish(doc, "error", f"call {status}", now)
+        _finish(doc, PromptStatus.ERROR, f"call {status}", now)
         return True
-    if status == "answered" and doc["status"] == "calling":
-        doc["status"] = "answered"
+    if status == "answered" and doc.status == PromptStatus.CALLING:
+        doc.status = PromptStatus.ANSWERED
     if status == "completed":
-        doc["hung_up_at"] = now
+        doc.hung_up_at = now
     return False
 
 
-def settle_hang_up(doc: dict[str, Any], now: float) -> bool:
+def settle_hang_up(doc: PromptTransaction, now: float) -> bool:
     """After the grace: a call that hung up without a result is an error. True when settled now."""
-    if doc["status"] in FINAL or "hung_up_at" not in doc:
+    if doc.final or doc.hung_up_at is None:
         return False
-    _finish(doc, "error", "hung up before a result", now)
+    _finish(doc, PromptStatus.ERROR, "hung up before a result", now)
     return True
 
 
-def callback_fields(doc: Mapping[str, Any]) -> dict[str, str]:
-    return {"to": doc["to"], "tid": doc["tid"], "status": doc["status"], "detail": doc["detail"]}
+def callback_fields(doc: PromptTransaction) -> dict[str, str]:
+    return {"to": doc.to, "tid": doc.tid, "status": doc.status, "detail": doc.detail}

@@ -16,6 +16,7 @@ __all__ = [
     "Messenger",
     "OutboundCall",
     "Recordings",
+    "StorageConflict",
     "TaskQueue",
     "TextMessage",
     "Transcriber",
@@ -40,6 +41,10 @@ class BlobInfo:
     updated: float  # seconds since the epoch
 
 
+class StorageConflict(Exception):
+    """The object is not at the generation a conditional write asked for, or changed while read."""
+
+
 class BlobStore(Protocol):
     """Object storage: a local folder or a Cloud Storage bucket."""
 
@@ -57,7 +62,7 @@ class BlobStore(Protocol):
         """Store `data` and return its generation.
 
         With `if_generation_match` the write happens only if the object is still at that
-        generation (0: only if absent); otherwise PreconditionFailed is raised.
+        generation (0: only if absent); otherwise StorageConflict is raised.
         """
         ...
 

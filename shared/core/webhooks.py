@@ -30,7 +30,7 @@ _EVENT_DETAILS = (
 )
 
 
-def _text(params: Mapping[str, Any], name: str, required: bool = False) -> str:
+def _text(params: Mapping[str, Any], name: str, *, required: bool = False) -> str:
     value = params.get(name)
     if value is None or value == "":
         if required:
@@ -74,12 +74,12 @@ class CallEvent:
     from_: str
     to: str
     direction: str
-    details: dict[str, Any]
+    details: dict[str, str | int | float]
 
 
-def _details(params: Mapping[str, Any]) -> dict[str, Any]:
+def _details(params: Mapping[str, Any]) -> dict[str, str | int | float]:
     """The documented extra fields that are plain values; objects (such as `headers: {}`) are left out."""
-    details: dict[str, Any] = {}
+    details: dict[str, str | int | float] = {}
     for name in _EVENT_DETAILS:
         value = params.get(name)
         if value is None or value == "" or not isinstance(value, str | int | float):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from shared.config.routes import Route
-from shared.core.call_record import call_key
-from shared.core.errors import PreconditionFailed, TapedeckError
+from shared.core.call_record import Flow, call_key
+from shared.core.deliveries import DeliveryRecord, DeliveryRequest, DeliveryState
+from shared.core.errors import Conflict, TapedeckError
+from shared.core.job_record import Job, JobState
 from shared.core.pager import fit_sms
 from shared.core.ports import TaskQueue, Transcript, TranscriptionJob
 from shared.core.tasks import Retry, Task
@@ -22,8 +24,8 @@ from shared.core.transcripts import (
     parse_transcript,
 )
 from shared.core.transcripts import transcript_document as model_document
-from shared.flows.delivery import HttpClient, attempt_record, deliver_once, take_attempt
-from shared.flows.documents import read_json, update_json
+from shared.flows.delivery import HttpClient, deliver_once
+from shared.flows.documents import claim_once, read_document, update_document
 from shared.flows.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
 from shared.flows.notify import audio_link, text_once
 from shared.flows.voicemail import VoicemailServices
@@ -32,7 +34,7 @@ __all__ = ["FLOW", "deliver_result", "finish_conversation", "receive_conversatio
 
 log = logging.getLogger(__name__)
 
-FLOW = "conversation"
+FLOW = Flow.CONVERSATION
 # How many dialogue lines the SMS summary starts with, before it is cut to fit.
 SUMMARY_LINES = 3
 
@@ -52,21 +54,24 @@ def receive_conversation(
     Returns None for a duplicate delivery, or for an empty recording (reported at once).
     """
     job_doc = new_job(FLOW, hook, route.recipients, route.language, now)
-    job_doc.update(labels=list(route.channel_labels()), channels=route.channels, result_webhook=route.result_webhook)
+    job_doc.labels, job_doc.channels = list(route.channel_labels()), route.channels
+    job_doc.result_webhook = route.result_webhook
     return run_claimed(services.store, job_doc, lambda: _store_conversation(services, hook, route, job_doc, now))
 
 
 def _store_conversation(
-    services: ConversationServices, hook: RecordingWebhook, route: Route, job_doc: dict[str, Any], now: float
+    services: ConversationServices, hook: RecordingWebhook, route: Route, job_doc: Job, now: float
 ) -> TranscriptionJob | None:
-    store, name = services.store, job_doc["name"]
+    store, name = services.store, job_doc.name
     if not hook.recording_url or hook.size == 0:
-        set_job(store, name, state="no-recording")
+        set_job(store, name, lambda job: job.move(JobState.NO_RECORDING))
         failed = Transcript(name, "failed", "", failure="Vonage delivered an empty recording")
         finish_conversation(services, job_doc, failed, now)
         return None
-    audio_key, media_format, data = store_recording(store, services.recordings, hook, "conversation", FLOW, name)
-    set_job(store, name, state="transcribing", audio_key=audio_key)
+    audio_key, media_format, data = store_recording(
+        store, services.recordings, hook, stem="conversation", flow=FLOW, job=name
+    )
+    set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
     return TranscriptionJob(name, audio_key, media_format, route.language, channels=_channels_in(data, media_format))
 
 
@@ -80,12 +85,10 @@ def _channels_in(data: bytes, media_format: str) -> int:
         return 1  # the engine reports the failure to decode
 
 
-def finish_conversation(
-    services: ConversationServices, job: Mapping[str, Any], transcript: Transcript, now: float
-) -> None:
+def finish_conversation(services: ConversationServices, job: Job, transcript: Transcript, now: float) -> None:
     """Write transcript.json, .txt and .vtt beside the audio, then deliver the result once."""
     store = services.store
-    labels, expected = job.get("labels", []), int(job.get("channels", 2))
+    labels, expected = job.labels or [], int(job.channels or 2)
     if transcript.status == "completed":
         model = parse_transcript(transcript.document or {}, labels, expected)
     else:
@@ -94,11 +97,11 @@ def finish_conversation(
     turns = build_turns(model)
     document = {
         "status": transcript.status,
-        "conversation_uuid": job["conversation_uuid"],
-        "recording_uuid": job["recording_uuid"],
+        "conversation_uuid": job.conversation_uuid,
+        "recording_uuid": job.recording_uuid,
         **model_document(model, turns),
     }
-    prefix = call_key(job["conversation_uuid"], "")
+    prefix = call_key(job.conversation_uuid, "")
     dialogue = format_dialogue(turns)
     text = f"{dialogue}\n\n{format_channel_text(model)}\n" if turns else f"{format_channel_text(model)}\n"
     store.write(f"{prefix}transcript.json", json.dumps(document, indent=2).encode(), "application/json")
@@ -106,66 +109,51 @@ def finish_conversation(
     store.write(f"{prefix}transcript.vtt", format_webvtt(turns).encode(), "text/vtt; charset=utf-8")
     if transcript.document:
         store.write(f"{prefix}transcript.engine.json", json.dumps(transcript.document).encode(), "application/json")
-    set_job(store, job["name"], state="transcribed", transcript_status=transcript.status)
-    link = audio_link(services.settings, store, job.get("audio_key"), now)
+    set_job(store, job.name, lambda done: done.move(JobState.TRANSCRIBED, transcript_status=transcript.status))
+    link = audio_link(services.settings, store, job.audio_key, now)
     _send_summary(services, job, dialogue, link, failed=transcript.status != "completed")
     _post_result(services, job, document, link)
 
 
-def _send_summary(
-    services: ConversationServices, job: Mapping[str, Any], dialogue: str, link: str | None, failed: bool
-) -> None:
-    recipients = job.get("recipients") or []
-    if not recipients:
+def _send_summary(services: ConversationServices, job: Job, dialogue: str, link: str | None, *, failed: bool) -> None:
+    if not job.recipients:
         return
-    caller = job.get("caller") or "withheld"
+    caller = job.caller or "withheld"
     head = f"[Call from {'+' + caller if caller.isdigit() else caller}]"
     if failed:
         body = "Transcription failed."
     else:
         body = "\n".join(dialogue.splitlines()[:SUMMARY_LINES]) or "Nothing was said."
     settings = services.settings
-    sent = text_once(
-        services.store,
-        services.messenger,
-        settings.vonage.sms_from,
-        job["conversation_uuid"],
-        job["recording_uuid"],
-        recipients,
-        fit_sms(head, body, link),
-    )
-    log.info("summary sent", extra={"job": job["name"], "recipients": sent})
+    sent = text_once(services.store, services.messenger, settings.vonage.sms_from, job, fit_sms(head, body, link))
+    log.info("summary sent", extra={"job": job.name, "recipients": sent})
 
 
 def _delivery_key(conversation_uuid: str, recording_uuid: str) -> str:
     return call_key(conversation_uuid, f"deliveries/{recording_uuid}.json")
 
 
-def _post_result(
-    services: ConversationServices, job: Mapping[str, Any], document: Mapping[str, Any], link: str | None
-) -> None:
+def _post_result(services: ConversationServices, job: Job, document: Mapping[str, object], link: str | None) -> None:
     """Claim the result's delivery once per recording and hand it to the queue, which makes the attempts."""
-    url = job.get("result_webhook")
+    url = job.result_webhook
     if not url:
         return
-    conversation_uuid, recording_uuid = job["conversation_uuid"], job["recording_uuid"]
-    payload = {
+    conversation_uuid, recording_uuid = job.conversation_uuid, job.recording_uuid
+    payload: dict[str, object] = {
         "event": "transcript",
         "conversation_uuid": conversation_uuid,
         "recording_uuid": recording_uuid,
-        "caller": job.get("caller", ""),
-        "called": job.get("called", ""),
+        "caller": job.caller,
+        "called": job.called,
         "audio_url": link,
         "transcript": document,
     }
-    claim = {"url": url, "state": "sending", "attempts": 0, "payload": payload}
+    claim = DeliveryRecord(url, DeliveryState.SENDING, payload=payload, attempts=0)
     key = _delivery_key(conversation_uuid, recording_uuid)
-    try:
-        services.store.write(key, json.dumps(claim).encode(), "application/json", 0)
-    except PreconditionFailed:
-        existing = read_json(services.store, key) or {}
-        if existing.get("state") != "sending":
-            log.info("result already delivered", extra={"job": job["name"]})
+    if not claim_once(services.store, key, claim.to_json()):
+        existing = read_document(services.store, key, DeliveryRecord)
+        if existing is None or existing.state != DeliveryState.SENDING:
+            log.info("result already delivered", extra={"job": job.name})
             return
         # Claimed, and perhaps never queued (the claiming request died in between): queue it again;
         # a task of the same name already queued makes this a no-op.
@@ -174,37 +162,45 @@ def _post_result(
 
 
 def deliver_result(
-    services: ConversationServices, conversation_uuid: str, recording_uuid: str, attempt: int, final: bool, now: float
+    services: ConversationServices,
+    conversation_uuid: str,
+    recording_uuid: str,
+    *,
+    attempt: int,
+    final: bool,
+    now: float,
 ) -> str:
     """One attempt at the result webhook, its outcome kept in the claim; Retry while attempts are left."""
     key = _delivery_key(conversation_uuid, recording_uuid)
-    if read_json(services.store, key) is None:
+    if read_document(services.store, key, DeliveryRecord) is None:
         return "nothing to deliver"
     taken = False
 
-    def take(record: dict[str, Any]) -> None:
+    def take(record: DeliveryRecord) -> None:
         nonlocal taken
-        taken = take_attempt(record, attempt)
+        taken = record.take_attempt(attempt)
 
-    claim = update_json(services.store, key, take, dict)
+    claim = update_document(services.store, key, DeliveryRecord, take, _no_claim)
     if not taken:
-        return f"nothing to send (result {claim.get('state')})"
+        return f"nothing to send (result {claim.state})"
     settings = services.settings
+    request = DeliveryRequest(claim.url, claim.payload or {})
     outcome = deliver_once(
-        services.http,
-        settings.delivery,
-        settings.delivery.secret,
-        claim["url"],
-        "POST",
-        claim["payload"],
-        False,
-        attempt=attempt,
-        now=now,
+        services.http, settings.delivery, settings.delivery.secret, request, attempt=attempt, now=now
     )
-    state, fields = attempt_record(outcome, final, now)
-    update_json(services.store, key, lambda record: record.update(fields), dict)
-    if state == "retrying":
+    state = DeliveryState.RETRYING
+
+    def note(record: DeliveryRecord) -> None:
+        nonlocal state
+        state = record.note(outcome, final=final, now=now)
+
+    update_document(services.store, key, DeliveryRecord, note, _no_claim)
+    if state == DeliveryState.RETRYING:
         raise Retry(f"result webhook not delivered yet: {outcome.error}")
-    if state == "failed":
+    if state == DeliveryState.FAILED:
         log.error("result not delivered", extra={"call": conversation_uuid, "error": outcome.error})
-    return state
+    return str(state)
+
+
+def _no_claim() -> DeliveryRecord:
+    raise Conflict("the result's delivery record disappeared")

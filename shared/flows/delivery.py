@@ -14,23 +14,23 @@ import json
 import logging
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
 from shared.config.settings import DeliveryPolicy
+from shared.core.deliveries import DeliveryOutcome, DeliveryRequest, Encoding, delivery_state
 from shared.core.errors import BadRequest
 
 __all__ = [
     "SIGNATURE_HEADER",
     "DeliveryOutcome",
+    "DeliveryRequest",
+    "Encoding",
     "HttpClient",
-    "attempt_record",
     "check_target",
     "deliver_once",
     "delivery_state",
     "sign_delivery",
-    "take_attempt",
     "verify_delivery",
 ]
 
@@ -47,14 +47,9 @@ def _resolve(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
 
 
-@dataclass(frozen=True)
-class DeliveryOutcome:
-    delivered: bool
-    attempts: int
-    status: int | None = None
-    error: str | None = None
-    # Nothing a retry could change: the guard refused the URL.
-    permanent: bool = False
+class HttpResponse(Protocol):
+    @property
+    def status_code(self) -> int: ...
 
 
 class HttpClient(Protocol):
@@ -69,7 +64,7 @@ class HttpClient(Protocol):
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         allow_redirects: bool = True,
-    ) -> Any: ...
+    ) -> HttpResponse: ...
 
 
 def sign_delivery(secret: str, timestamp: int, body: bytes) -> str:
@@ -90,7 +85,7 @@ def verify_delivery(secret: str, header: str, body: bytes, now: float) -> bool:
     return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
-def check_target(url: str, allow_private: bool, resolve: Resolver = _resolve) -> None:
+def check_target(url: str, *, allow_private: bool, resolve: Resolver = _resolve) -> None:
     """Refuse URLs a delivery must not reach: not https, or resolving to a private address.
 
     The address check guards against server-side request forgery into the project's network.
@@ -118,22 +113,20 @@ def deliver_once(
     http: HttpClient,
     policy: DeliveryPolicy,
     secret: str,
-    url: str,
-    method: str,
-    payload: Mapping[str, Any],
-    as_form: bool,
+    request: DeliveryRequest,
     *,
     attempt: int,
     now: float,
     resolve: Resolver = _resolve,
 ) -> DeliveryOutcome:
-    """Send `payload` (GET query, POST form, or POST JSON) once, signed; a 2xx is delivered.
+    """Send the request's payload (GET query, POST form, or POST JSON) once, signed; a 2xx is delivered.
 
     Redirects are not followed: the guard checked this URL, not theirs. A URL the guard refuses
     is a permanent failure, never sent.
     """
+    url, method, payload = request.url, request.method, request.payload
     try:
-        check_target(url, policy.allow_private, resolve)
+        check_target(url, allow_private=policy.allow_private, resolve=resolve)
     except BadRequest as err:
         return DeliveryOutcome(False, attempt, error=str(err), permanent=True)
     if method == "GET":
@@ -141,7 +134,7 @@ def deliver_once(
         target = f"{url}{'&' if urlsplit(url).query else '?'}{body.decode()}"
         headers: dict[str, str] = {}
         data = None
-    elif as_form:
+    elif request.encoding == Encoding.FORM:
         body = urlencode(payload).encode()
         target, data = url, body
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -163,25 +156,3 @@ def deliver_once(
         return DeliveryOutcome(True, attempt, status)
     log.warning("delivery failed", extra={"url": url, "attempt": attempt, "http": status})
     return DeliveryOutcome(False, attempt, status, f"HTTP {status}")
-
-
-def delivery_state(outcome: DeliveryOutcome, final: bool) -> str:
-    """`delivered`, `failed` (the last attempt, or nothing a retry could change) or `retrying`."""
-    if outcome.delivered:
-        return "delivered"
-    return "failed" if final or outcome.permanent else "retrying"
-
-
-def attempt_record(outcome: DeliveryOutcome, final: bool, now: float) -> tuple[str, dict[str, Any]]:
-    """The attempt's state, and the fields a delivery's record keeps of it (still `sending` while retrying)."""
-    state = delivery_state(outcome, final)
-    return state, {"state": "sending" if state == "retrying" else state, **asdict(outcome), "at": now}
-
-
-def take_attempt(record: dict[str, Any], attempt: int) -> bool:
-    """Mark `attempt` as started in a delivery's record; False when it is finished, or this attempt
-    (or a later one) was already started: a duplicate run of the same task sends nothing."""
-    if record.get("state") in ("delivered", "failed") or record.get("trying", 0) >= attempt:
-        return False
-    record["trying"] = attempt
-    return True

@@ -7,16 +7,42 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, Self, TypeVar
 
-from shared.core.errors import Conflict, PreconditionFailed
-from shared.core.ports import Blob, BlobStore
+from shared.core.errors import Conflict
+from shared.core.ports import Blob, BlobStore, StorageConflict
 
-__all__ = ["document_of", "read_json", "update_json"]
+__all__ = [
+    "Document",
+    "claim_once",
+    "document_of",
+    "encode_document",
+    "read_document",
+    "read_json",
+    "update_document",
+    "update_json",
+]
 
 log = logging.getLogger(__name__)
 _ATTEMPTS = 25
+
+
+class Document(Protocol):
+    """A typed stored document: read from, and written as, one JSON object."""
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self: ...
+
+    def to_json(self) -> dict[str, object]: ...
+
+
+D = TypeVar("D", bound=Document)
+
+
+def encode_document(doc: Mapping[str, object]) -> bytes:
+    """A document as every update stores it: indented, keys sorted."""
+    return json.dumps(doc, indent=2, sort_keys=True).encode()
 
 
 def document_of(blob: Blob | None) -> dict[str, Any] | None:
@@ -28,6 +54,15 @@ def document_of(blob: Blob | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def claim_once(store: BlobStore, key: str, document: Mapping[str, object]) -> bool:
+    """Create the document at `key` unless one is there; of any number of concurrent claims, one gets True."""
+    try:
+        store.write(key, json.dumps(document).encode(), "application/json", if_generation_match=0)
+    except StorageConflict:
+        return False
+    return True
 
 
 def read_json(store: BlobStore, key: str) -> dict[str, Any] | None:
@@ -58,10 +93,29 @@ def update_json(
         change(doc)
         if blob is not None and doc == before:
             return doc
-        data = json.dumps(doc, indent=2, sort_keys=True).encode()
+        data = encode_document(doc)
         try:
             store.write(key, data, "application/json", if_generation_match=blob.generation if blob else 0)
             return doc
-        except PreconditionFailed:
+        except StorageConflict:
             time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
     raise Conflict(f"{key} kept changing under concurrent updates")
+
+
+def read_document(store: BlobStore, key: str, kind: type[D]) -> D | None:
+    doc = read_json(store, key)
+    return None if doc is None else kind.from_json(doc)
+
+
+def update_document(
+    store: BlobStore, key: str, kind: type[D], change: Callable[[D], object], create: Callable[[], D]
+) -> D:
+    """`update_json` over a typed document: `change` edits the document read (or made by `create`)."""
+
+    def edit(doc: dict[str, Any]) -> None:
+        typed = kind.from_json(doc)
+        change(typed)
+        doc.clear()
+        doc.update(typed.to_json())
+
+    return kind.from_json(update_json(store, key, edit, lambda: dict(create().to_json())))

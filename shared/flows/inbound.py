@@ -8,11 +8,11 @@ from typing import Any
 
 from shared.config.settings import Settings
 from shared.core import ncco
-from shared.core.call_record import CALL_DOCUMENT, call_key, new_call, record_status
+from shared.core.call_record import CALL_DOCUMENT, CallRecord, Flow, call_key, new_call, record_status
 from shared.core.ports import BlobStore
 from shared.core.tokens import mint_stream_token
 from shared.core.webhooks import parse_call_event, parse_inbound_call
-from shared.flows.documents import update_json
+from shared.flows.documents import update_document
 
 __all__ = ["answer_call", "record_call_event"]
 
@@ -24,11 +24,11 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
     call = parse_inbound_call(params)
     route = settings.routes.for_number(call.to)
     log.info("answering", extra={"call": call.conversation_uuid, "flow": route.flow})
-    if route.flow in ("voicemail", "conversation"):
+    if route.flow in (Flow.VOICEMAIL, Flow.CONVERSATION):
         from shared.flows.jobs import recording_event_url
 
         recording_url = recording_event_url(settings, call.conversation_uuid, call.from_, call.to)
-        if route.flow == "conversation":
+        if route.flow == Flow.CONVERSATION:
             return ncco.conversation_answer(
                 parties=route.connect,
                 caller_id=route.caller_id or call.to,
@@ -68,7 +68,7 @@ def record_call_event(store: BlobStore, params: Mapping[str, Any]) -> bool:
         return False
     added = False
 
-    def change(call: dict[str, Any]) -> None:
+    def change(call: CallRecord) -> None:
         nonlocal added
         added = record_status(
             call,
@@ -82,6 +82,6 @@ def record_call_event(store: BlobStore, params: Mapping[str, Any]) -> bool:
         )
 
     key = call_key(event.conversation_uuid, CALL_DOCUMENT)
-    update_json(store, key, change, lambda: new_call(event.conversation_uuid))
+    update_document(store, key, CallRecord, change, lambda: new_call(event.conversation_uuid))
     log.info("call event", extra={"call": event.conversation_uuid, "status": event.status, "duplicate": not added})
     return added

@@ -15,13 +15,22 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from shared.config.settings import Settings
-from shared.core.call_record import CALL_DOCUMENT, call_key, check_conversation_uuid, new_call
-from shared.core.errors import BadRequest, PreconditionFailed
+from shared.core.call_record import (
+    CALL_DOCUMENT,
+    CallRecord,
+    Flow,
+    StoredRecording,
+    call_key,
+    check_conversation_uuid,
+    new_call,
+)
+from shared.core.errors import BadRequest, Conflict
 from shared.core.identifiers import RECORDING_ID, is_shaped
+from shared.core.job_record import Job, JobState
 from shared.core.payloads import split_url
-from shared.core.ports import BlobStore, Recordings
+from shared.core.ports import BlobStore, Recordings, StorageConflict
 from shared.core.tokens import sign_caller, verify_caller
-from shared.flows.documents import document_of, read_json, update_json
+from shared.flows.documents import claim_once, document_of, read_document, update_document
 
 __all__ = [
     "AUDIO_CONTENT_TYPES",
@@ -56,12 +65,12 @@ CLAIM_LEASE = 900.0
 _MAX_RECORDING_BYTES = 2**40
 _SIZE = re.compile(r"[0-9]{1,15}", re.ASCII)
 T = TypeVar("T")
-_FLOW_TAGS = {"voicemail": "vm", "conversation": "cv"}
+_FLOW_TAGS = {Flow.VOICEMAIL: "vm", Flow.CONVERSATION: "cv"}
 _JOB_NAME = re.compile(rf"{JOB_PREFIX}(?:{'|'.join(_FLOW_TAGS.values())})-{RECORDING_ID.pattern}", re.ASCII)
 AUDIO_CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
-def job_name(flow: str, recording_uuid: str) -> str:
+def job_name(flow: Flow, recording_uuid: str) -> str:
     return f"{JOB_PREFIX}{_FLOW_TAGS[flow]}-{recording_uuid}"
 
 
@@ -119,49 +128,44 @@ def read_recording_webhook(settings: Settings, params: Mapping[str, Any]) -> Rec
     return RecordingWebhook(conversation_uuid, recording_uuid, url, size, caller, called)
 
 
-def new_job(
-    flow: str, hook: RecordingWebhook, recipients: tuple[str, ...], language: str, now: float
-) -> dict[str, Any]:
-    """The job document of a recording, before anything is done with it."""
-    return {
-        "name": job_name(flow, hook.recording_uuid),
-        "flow": flow,
-        "conversation_uuid": hook.conversation_uuid,
-        "recording_uuid": hook.recording_uuid,
-        "caller": hook.caller,
-        "called": hook.called,
-        "recipients": list(recipients),
-        "language": language,
-        "state": "received",
-        "received_at": now,
-    }
+def new_job(flow: Flow, hook: RecordingWebhook, recipients: tuple[str, ...], language: str, now: float) -> Job:
+    """The job of a recording, before anything is done with it."""
+    return Job(
+        name=job_name(flow, hook.recording_uuid),
+        flow=flow,
+        conversation_uuid=hook.conversation_uuid,
+        recording_uuid=hook.recording_uuid,
+        caller=hook.caller,
+        called=hook.called,
+        recipients=list(recipients),
+        language=language,
+        state=JobState.RECEIVED,
+        received_at=now,
+    )
 
 
-def claim_job(store: BlobStore, job: Mapping[str, Any]) -> bool:
+def claim_job(store: BlobStore, job: Job) -> bool:
     """Create the job document: the one gate before any download. False for a duplicate delivery.
 
     The document is created only if absent, so of any number of concurrent deliveries one gets
     True. A job still `received` after CLAIM_LEASE belongs to a request that died; a redelivery
     takes it over with a write conditioned on the generation it read, so again only one does.
     """
-    key = job_key(job["name"])
-    data = json.dumps(job).encode()
-    try:
-        store.write(key, data, "application/json", if_generation_match=0)
+    key = job_key(job.name)
+    document = job.to_json()
+    if claim_once(store, key, document):
         return True
-    except PreconditionFailed:
-        pass
     blob = store.read(key)
     existing = document_of(blob) or {}
-    stale = existing.get("state") == "received"
-    if blob is not None and stale and job["received_at"] - existing.get("received_at", 0) >= CLAIM_LEASE:
+    stale = existing.get("state") == JobState.RECEIVED
+    if blob is not None and stale and job.received_at - existing.get("received_at", 0) >= CLAIM_LEASE:
         try:
-            store.write(key, data, "application/json", if_generation_match=blob.generation)
-            log.warning("took over a stale job claim", extra={"call": job["conversation_uuid"], "job": job["name"]})
+            store.write(key, json.dumps(document).encode(), "application/json", if_generation_match=blob.generation)
+            log.warning("took over a stale job claim", extra={"call": job.conversation_uuid, "job": job.name})
             return True
-        except PreconditionFailed:
+        except StorageConflict:
             pass
-    log.info("duplicate recording webhook", extra={"call": job["conversation_uuid"], "job": job["name"]})
+    log.info("duplicate recording webhook", extra={"call": job.conversation_uuid, "job": job.name})
     return False
 
 
@@ -170,26 +174,34 @@ def release_job(store: BlobStore, name: str) -> None:
     store.delete(job_key(name))
 
 
-def run_claimed(store: BlobStore, job: Mapping[str, Any], work: Callable[[], T]) -> T | None:
+def run_claimed(store: BlobStore, job: Job, work: Callable[[], T]) -> T | None:
     """`work()` if this delivery claims the job (None for a duplicate); a failure releases the claim."""
     if not claim_job(store, job):
         return None
     try:
         return work()
     except BaseException:
-        release_job(store, job["name"])
+        release_job(store, job.name)
         raise
 
 
-def read_job(store: BlobStore, name: str) -> dict[str, Any] | None:
-    """The job document, or None for a name this deployment never gives a job (a cloud event's)."""
+def read_job(store: BlobStore, name: str) -> Job | None:
+    """The job, or None for a name this deployment never gives a job (a cloud event's)."""
     if not is_shaped(name, _JOB_NAME):
         return None
-    return read_json(store, job_key(name))
+    return read_document(store, job_key(name), Job)
 
 
-def set_job(store: BlobStore, name: str, **fields: Any) -> None:
-    update_json(store, job_key(name), lambda doc: doc.update(fields), lambda: {"name": name})
+def set_job(store: BlobStore, name: str, change: Callable[[Job], object]) -> Job | None:
+    """Apply `change` to a claimed job and store it; None (and nothing stored) when the job is gone."""
+    if read_document(store, job_key(name), Job) is None:
+        log.warning("no job to update", extra={"job": name})
+        return None
+    return update_document(store, job_key(name), Job, change, _gone)
+
+
+def _gone() -> Job:
+    raise Conflict("the job was released while it was being updated")
 
 
 def media_format_of(data: bytes) -> str:
@@ -198,7 +210,7 @@ def media_format_of(data: bytes) -> str:
 
 
 def store_recording(
-    store: BlobStore, recordings: Recordings, hook: RecordingWebhook, stem: str, flow: str, job: str
+    store: BlobStore, recordings: Recordings, hook: RecordingWebhook, *, stem: str, flow: Flow, job: str
 ) -> tuple[str, str, bytes]:
     """Download the recording into `calls/<id>/<stem>.<ext>` and note it in call.json.
 
@@ -208,11 +220,12 @@ def store_recording(
     media_format = media_format_of(data)
     audio_key = call_key(hook.conversation_uuid, f"{stem}.{media_format}")
     store.write(audio_key, data, AUDIO_CONTENT_TYPES[media_format])
-    entry = {"recording_uuid": hook.recording_uuid, "object": audio_key, "bytes": len(data), "job": job}
-    update_json(
+    entry = StoredRecording(hook.recording_uuid, audio_key, len(data), job)
+    update_document(
         store,
         call_key(hook.conversation_uuid, CALL_DOCUMENT),
-        lambda doc: doc.update({"flow": flow, flow: entry}),
+        CallRecord,
+        lambda call: call.stored_recording(flow, entry),
         lambda: new_call(hook.conversation_uuid),
     )
     return audio_key, media_format, data

@@ -8,6 +8,7 @@ import secrets
 
 from shared.core.errors import Gone, NotFound
 from shared.core.ports import BlobStore
+from shared.flows.documents import claim_once
 
 __all__ = ["create_link", "link_key", "resolve_link", "revoke_link"]
 
@@ -22,10 +23,12 @@ def link_key(link_id: str) -> str:
 
 def create_link(store: BlobStore, object_key: str, now: float, ttl_days: int) -> str:
     """A new unguessable link id for `object_key`, valid for `ttl_days`."""
-    link_id = secrets.token_urlsafe(12)
     document = {"object": object_key, "created": now, "expires": now + ttl_days * 86400, "revoked": False}
-    store.write(link_key(link_id), json.dumps(document).encode(), "application/json", if_generation_match=0)
-    return link_id
+    while True:
+        link_id = secrets.token_urlsafe(12)
+        # 96 random bits never collide in practice; if they did, the next id is as good.
+        if claim_once(store, link_key(link_id), document):
+            return link_id
 
 
 def resolve_link(store: BlobStore, link_id: str, now: float) -> str:

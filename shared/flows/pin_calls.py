@@ -3,18 +3,21 @@ and report the outcome to the caller's callback exactly once."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from shared.config.settings import Settings
+from shared.core.deliveries import DeliveryRequest, DeliveryState, Encoding
 from shared.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from shared.core.identifiers import TRANSACTION_ID, is_shaped
+from shared.core.ncco import Action
 from shared.core.pin_prompt import (
-    FINAL,
+    PinEntry,
+    PromptRequest,
+    PromptTransaction,
     answer_ncco,
     apply_event,
     apply_input,
@@ -29,8 +32,8 @@ from shared.core.signatures import api_key_matches, unverified_claims
 from shared.core.tasks import Retry, Task
 from shared.core.tokens import sign_caller, verify_caller
 from shared.core.webhooks import parse_call_event
-from shared.flows.delivery import HttpClient, attempt_record, check_target, deliver_once, take_attempt
-from shared.flows.documents import read_json, update_json
+from shared.flows.delivery import HttpClient, check_target, deliver_once
+from shared.flows.documents import claim_once, read_document, update_document
 
 __all__ = [
     "WEBHOOK_URL_PARAMS",
@@ -90,13 +93,10 @@ def create_prompt_call(
     request = parse_prompt_request(fields)
     services.calls.check_credentials(credentials)
     try:
-        check_target(request.callback, settings.delivery.allow_private)
+        check_target(request.callback, allow_private=settings.delivery.allow_private)
     except BadRequest as err:
         raise BadRequest(f"invalid fields: callback ({err})", {"callback": str(err)}) from err
-    tid = str(uuid.uuid4())
-    doc = new_transaction(tid, request, now, settings.prompt.ttl_days)
-    doc.update(auth=mode, application_id=credentials.application_id or None)
-    store.write(transaction_key(tid), json.dumps(doc).encode(), "application/json", if_generation_match=0)
+    tid = _claim_transaction(store, request, credentials, mode, now=now, ttl_days=settings.prompt.ttl_days)
     call = OutboundCall(
         request.to, request.from_, _webhook_url(settings, tid, "answer"), _webhook_url(settings, tid, "event")
     )
@@ -106,31 +106,51 @@ def create_prompt_call(
         log.info("prompt call not placed", extra={"tid": tid, "error": str(err)})
         store.delete(transaction_key(tid))
         raise
-    _update(store, tid, lambda d: d.update(call_uuid=call_uuid))
+    _update(store, tid, lambda d: d.placed(call_uuid))
     log.info("prompt call placed", extra={"tid": tid, "call": call_uuid, "auth": mode})
     return tid
 
 
-def prompt_status(services: PromptServices, tid: str, now: float) -> dict[str, Any]:
-    doc = _read(services.store, tid, now)
-    return {**{k: doc.get(k) for k in _PUBLIC}, "callback": doc["callback"].get("state")}
+def _claim_transaction(
+    store: BlobStore, request: PromptRequest, credentials: VonageCredentials, mode: str, *, now: float, ttl_days: int
+) -> str:
+    """Store a new transaction under a fresh tid, and return the tid."""
+    while True:
+        # A random uuid never collides in practice; if one did, the next is as good.
+        tid = str(uuid.uuid4())
+        doc = new_transaction(tid, request, now, ttl_days)
+        doc.place(mode, credentials.application_id or None)
+        if claim_once(store, transaction_key(tid), doc.to_json()):
+            return tid
 
 
-def _read(store: BlobStore, tid: str, now: float) -> dict[str, Any]:
-    doc = read_json(store, transaction_key(tid))
-    if doc is None or doc.get("expires_at", now + 1) <= now:
+def prompt_status(services: PromptServices, tid: str, now: float) -> dict[str, object]:
+    transaction = _read(services.store, tid, now)
+    doc = transaction.to_json()
+    return {**{k: doc.get(k) for k in _PUBLIC}, "callback": transaction.callback.state}
+
+
+def _read(store: BlobStore, tid: str, now: float) -> PromptTransaction:
+    doc = read_document(store, transaction_key(tid), PromptTransaction)
+    if doc is None or doc.expires_at <= now:
         raise NotFound("no such transaction")
     return doc
 
 
-def _update(store: BlobStore, tid: str, change: Any) -> dict[str, Any]:
-    def missing() -> dict[str, Any]:
+Change = Callable[[PromptTransaction], object]
+
+
+def _update(store: BlobStore, tid: str, change: Change) -> PromptTransaction:
+    def missing() -> PromptTransaction:
         raise NotFound("no such transaction")
 
-    return update_json(store, transaction_key(tid), change, missing)
+    return update_document(store, transaction_key(tid), PromptTransaction, change, missing)
 
 
-def webhook(services: PromptServices, query: Mapping[str, str], read_body: Any, now: float) -> list[dict[str, Any]]:
+BodyReader = Callable[[str | None], Mapping[str, Any]]
+
+
+def webhook(services: PromptServices, query: Mapping[str, str], read_body: BodyReader, now: float) -> list[Action]:
     """Vonage's answer, input or event webhook of one transaction; returns the NCCO to answer.
 
     `read_body(secret)` reads the webhook's fields, checking Vonage's signature with `secret`
@@ -143,7 +163,7 @@ def webhook(services: PromptServices, query: Mapping[str, str], read_body: Any, 
         raise BadRequest("step must be answer, input or event")
     verify_caller(settings.stream.token_secret, tid, f"prompt-{step}", query.get("sig", ""))
     doc = _read(store, tid, now)
-    operator = doc.get("auth") == "operator"
+    operator = doc.auth == "operator"
     params = read_body(settings.vonage.signature_secret if operator else None)
     timeout = settings.prompt.input_timeout
     input_url = _webhook_url(settings, tid, "input")
@@ -154,11 +174,12 @@ def webhook(services: PromptServices, query: Mapping[str, str], read_body: Any, 
             raise BadRequest("attempt is missing or malformed")
         attempt = int(query["attempt"])
         digits, timed_out = read_dtmf(params)
-        reply: list[dict[str, Any]] = []
+        entry = PinEntry(attempt, digits, timed_out)
+        reply: list[Action] = []
 
-        def take(d: dict[str, Any]) -> None:
+        def take(d: PromptTransaction) -> None:
             nonlocal reply
-            reply = apply_input(d, attempt, digits, timed_out, input_url, timeout, now)
+            reply = apply_input(d, entry, input_url=input_url, timeout=timeout, now=now)
 
         _settle(services, tid, take)
         return reply
@@ -179,65 +200,63 @@ def settle_after_hang_up(services: PromptServices, tid: str, now: float) -> str:
     again here; a task of the same name already queued makes that a no-op.
     """
     _settle(services, tid, lambda d: settle_hang_up(d, now))
-    callback = _read(services.store, tid, now)["callback"]
-    if callback["state"] == "sending" and not callback.get("attempts"):
+    callback = _read(services.store, tid, now).callback
+    if callback.state == DeliveryState.SENDING and not callback.attempts:
         services.queue.enqueue(Task("deliver-callback", tid))
     return "settled"
 
 
-def _settle(services: PromptServices, tid: str, change: Any) -> None:
+def _settle(services: PromptServices, tid: str, change: Change) -> None:
     """Apply `change` atomically; if this update is the one that settled the outcome, send the callback.
 
     The document's generation precondition makes the settling update happen once, however many
     webhooks race: the loser re-reads, finds the outcome final, and changes nothing.
     """
-    before: dict[str, Any] = {}
+    before: list[DeliveryState] = []
 
-    def run(doc: dict[str, Any]) -> None:
-        before["state"] = doc["callback"]["state"]
+    def run(doc: PromptTransaction) -> None:
+        before[:] = [doc.callback.state]
         change(doc)
-        if before["state"] == "waiting" and doc["callback"]["state"] == "due":
-            doc["callback"]["state"] = "sending"
+        if before == [DeliveryState.WAITING] and doc.callback.state == DeliveryState.DUE:
+            doc.callback.state = DeliveryState.SENDING
 
     doc = _update(services.store, tid, run)
-    if before.get("state") == "waiting" and doc["callback"]["state"] == "sending":
+    if before == [DeliveryState.WAITING] and doc.callback.state == DeliveryState.SENDING:
         services.queue.enqueue(Task("deliver-callback", tid))
 
 
-def deliver_callback(services: PromptServices, tid: str, attempt: int, final: bool, now: float) -> str:
+def deliver_callback(services: PromptServices, tid: str, *, attempt: int, final: bool, now: float) -> str:
     """One attempt at the callback, kept in the document; Retry while attempts are left."""
     settings, store = services.settings, services.store
     taken = False
 
-    def take(d: dict[str, Any]) -> None:
+    def take(d: PromptTransaction) -> None:
         nonlocal taken
-        taken = d["status"] in FINAL and take_attempt(d["callback"], attempt)
+        taken = d.final and d.callback.take_attempt(attempt)
 
     doc = _update(store, tid, take)
     if not taken:
-        return f"nothing to send (callback {doc['callback'].get('state')})"
-    callback = doc["callback"]
+        return f"nothing to send (callback {doc.callback.state})"
+    callback = doc.callback
+    request = DeliveryRequest(callback.url, callback_fields(doc), callback.method or "POST", Encoding.FORM)
     outcome = deliver_once(
-        services.http,
-        settings.delivery,
-        settings.delivery.secret,
-        callback["url"],
-        callback["method"],
-        callback_fields(doc),
-        True,
-        attempt=attempt,
-        now=now,
+        services.http, settings.delivery, settings.delivery.secret, request, attempt=attempt, now=now
     )
-    state, fields = attempt_record(outcome, final, now)
-    _update(store, tid, lambda d: d["callback"].update(fields))
+    state = DeliveryState.RETRYING
+
+    def note(d: PromptTransaction) -> None:
+        nonlocal state
+        state = d.callback.note(outcome, final=final, now=now)
+
+    _update(store, tid, note)
     log.info("callback", extra={"tid": tid, "state": state, "attempt": attempt})
     if state == "retrying":
         raise Retry(f"callback not delivered yet: {outcome.error}")
-    return state
+    return str(state)
 
 
 def credentials_for(
-    settings: Settings, api_key: str, authorization: str, fields: Mapping[str, Any], secure: bool
+    settings: Settings, api_key: str, authorization: str, fields: Mapping[str, Any], *, secure: bool
 ) -> tuple[VonageCredentials, str]:
     """Whose application places the call, and how the request proved it, by the three modes."""
     if api_key:

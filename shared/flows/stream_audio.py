@@ -7,10 +7,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from shared.core.call_record import (
     CALL_DOCUMENT,
+    CallRecord,
+    RecordingState,
+    StreamEntry,
     call_key,
     new_call,
     record_dtmf,
@@ -19,7 +21,7 @@ from shared.core.call_record import (
 )
 from shared.core.ports import BlobInfo, BlobStore
 from shared.core.wav import wav_header
-from shared.flows.documents import read_json, update_json
+from shared.flows.documents import read_document, update_document
 
 __all__ = ["PARTS_DIR", "RecordingSummary", "StreamRecording", "assemble_wav", "recover_recordings"]
 
@@ -96,24 +98,21 @@ class StreamRecording:
     def start(self, uuid: str | None, from_: str | None, to: str | None) -> None:
         """Register the stream in call.json and choose its object name."""
 
-        def change(call: dict[str, Any]) -> None:
-            taken = {r.get("object") for r in call["recordings"]}
+        def change(call: CallRecord) -> None:
+            taken = {r.object_key for r in call.recordings}
             first = call_key(self.conversation_uuid, "audio.wav")
             self.object_key = (
                 first if first not in taken else call_key(self.conversation_uuid, f"audio-{self.session}.wav")
             )
-            record_stream_start(
-                call,
-                session=self.session,
-                object_key=self.object_key,
-                sample_rate=self.sample_rate,
-                started_at=iso(self.clock()),
-                uuid=uuid,
-                from_=from_,
-                to=to,
+            entry = StreamEntry(
+                self.session, self.object_key, RecordingState.STREAMING, self.sample_rate, 0, 0.0, iso(self.clock())
             )
+            record_stream_start(call, entry=entry, uuid=uuid, from_=from_, to=to)
 
-        update_json(self.store, self._doc_key, change, lambda: new_call(self.conversation_uuid))
+        self._update(change)
+
+    def _update(self, change: Callable[[CallRecord], object]) -> None:
+        update_document(self.store, self._doc_key, CallRecord, change, lambda: new_call(self.conversation_uuid))
 
     def add_audio(self, data: bytes) -> None:
         """Take one frame of any size; a trailing odd byte waits for the next frame."""
@@ -134,12 +133,7 @@ class StreamRecording:
 
     def add_dtmf(self, digit: str, duration: int | None) -> None:
         at = self.seconds
-        update_json(
-            self.store,
-            self._doc_key,
-            lambda call: record_dtmf(call, session=self.session, digit=digit, duration=duration, at=at),
-            lambda: new_call(self.conversation_uuid),
-        )
+        self._update(lambda call: record_dtmf(call, session=self.session, digit=digit, duration=duration, at=at))
 
     def finish(self, reason: str) -> RecordingSummary:
         """Flush what is buffered and assemble the WAV; safe to call more than once."""
@@ -158,19 +152,16 @@ class StreamRecording:
             self.store, self.conversation_uuid, self.session, self.object_key, self.sample_rate, pcm_parts
         )
         summary = self._summary(data_bytes)
-        update_json(
-            self.store,
-            self._doc_key,
+        self._update(
             lambda call: record_recording(
                 call,
                 self.session,
-                state="complete",
-                bytes=summary.bytes,
+                state=RecordingState.COMPLETE,
+                size=summary.bytes,
                 duration=summary.duration,
                 ended_at=iso(self.clock()),
                 end_reason=reason,
-            ),
-            lambda: new_call(self.conversation_uuid),
+            )
         )
         _delete_parts(self.store, self.conversation_uuid, self.session)
         log.info(
@@ -208,30 +199,30 @@ def _recover_session(
     store: BlobStore, conversation_uuid: str, session: str, infos: list[BlobInfo], now: float
 ) -> RecordingSummary | None:
     doc_key = call_key(conversation_uuid, CALL_DOCUMENT)
-    call = read_json(store, doc_key) or new_call(conversation_uuid)
-    entry = next((r for r in call["recordings"] if r.get("session") == session), None)
+    call = read_document(store, doc_key, CallRecord) or new_call(conversation_uuid)
+    entry = call.stream(session)
     if entry is None:
         log.error("parts without a recording entry", extra={"call": conversation_uuid, "session": session})
         return None
     pcm_parts = [i for i in infos if i.key.endswith(".pcm")]
-    rate = int(entry["sample_rate"])
-    data_bytes = assemble_wav(store, conversation_uuid, session, entry["object"], rate, pcm_parts)
+    rate = int(entry.sample_rate)
+    data_bytes = assemble_wav(store, conversation_uuid, session, entry.object_key, rate, pcm_parts)
     duration = round(data_bytes / 2 / rate, 3)
     last_audio = iso(max(i.updated for i in infos))
 
-    def change(doc: dict[str, Any]) -> None:
+    def change(doc: CallRecord) -> None:
         record_recording(
             doc,
             session,
-            state="recovered",
-            bytes=data_bytes,
+            state=RecordingState.RECOVERED,
+            size=data_bytes,
             duration=duration,
-            ended_at=entry.get("ended_at") or last_audio,
-            end_reason=entry.get("end_reason") or "recorder stopped",
+            ended_at=entry.ended_at or last_audio,
+            end_reason=entry.end_reason or "recorder stopped",
             recovered_at=iso(now),
         )
 
-    update_json(store, doc_key, change, lambda: new_call(conversation_uuid))
+    update_document(store, doc_key, CallRecord, change, lambda: new_call(conversation_uuid))
     _delete_parts(store, conversation_uuid, session)
-    log.info("recording recovered", extra={"call": conversation_uuid, "object": entry["object"], "bytes": data_bytes})
-    return RecordingSummary(entry["object"], rate, data_bytes, duration)
+    log.info("recording recovered", extra={"call": conversation_uuid, "object": entry.object_key, "bytes": data_bytes})
+    return RecordingSummary(entry.object_key, rate, data_bytes, duration)

@@ -7,7 +7,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from shared.core.call_record import Flow
 from shared.core.errors import BadRequest
+from shared.core.job_record import JobState
 from shared.core.ports import Transcriber, Transcript, TranscriptionJob
 from shared.flows.conversation import ConversationServices, finish_conversation, receive_conversation
 from shared.flows.jobs import read_job, read_recording_webhook
@@ -33,9 +35,9 @@ def receive_recording(services: RecordedCallServices, params: Mapping[str, Any],
     """Store a recording once per recording_uuid; returns the transcription to run, if any."""
     hook = read_recording_webhook(services.settings, params)
     route = services.settings.routes.for_number(hook.called)
-    if route.flow == "voicemail":
+    if route.flow == Flow.VOICEMAIL:
         return receive_voicemail(services, hook, route, now)
-    if route.flow == "conversation":
+    if route.flow == Flow.CONVERSATION:
         return receive_conversation(services, hook, route, now)
     raise BadRequest(f"{hook.called} does not record calls")
 
@@ -46,7 +48,7 @@ def complete_transcription(services: RecordedCallServices, transcript: Transcrip
     if job is None:
         log.warning("transcript for an unknown job", extra={"job": transcript.job_name})
         return False
-    if job.get("flow") == "conversation":
+    if job.flow == Flow.CONVERSATION:
         finish_conversation(services, job, transcript, now)
     else:
         finish_voicemail(services, job, transcript, now)
@@ -57,7 +59,7 @@ def run_transcription(services: RecordedCallServices, job: TranscriptionJob, now
     """Run a job in the task's own request; if the engine breaks, the failure is still reported to
     whoever waits for it. A job already past `transcribing` (a task run twice) changes nothing."""
     stored = read_job(services.store, job.name)
-    if stored is None or stored.get("state") != "transcribing":
+    if stored is None or stored.state != JobState.TRANSCRIBING:
         return "already handled" if stored else "unknown job"
     try:
         transcript = services.transcriber.start(job)
@@ -75,7 +77,7 @@ def on_transcription_event(services: RecordedCallServices, name: str, now: float
     job = read_job(services.store, name)
     if job is None:
         return "unknown job"
-    if job.get("state") != "transcribing":
+    if job.state != JobState.TRANSCRIBING:
         return "already handled"
     complete_transcription(services, services.transcriber.collect(name), now)
     return "completed"

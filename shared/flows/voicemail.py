@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from shared.config.routes import Route
 from shared.config.settings import Settings
-from shared.core.call_record import call_key
+from shared.core.call_record import Flow, call_key
 from shared.core.errors import TapedeckError
+from shared.core.job_record import Job, JobState
 from shared.core.pager import build_pager_text
 from shared.core.ports import BlobStore, Messenger, Recordings, Transcript, TranscriptionJob
 from shared.flows.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
@@ -20,7 +20,7 @@ __all__ = ["FLOW", "NO_MESSAGE", "VoicemailServices", "finish_voicemail", "recei
 
 log = logging.getLogger(__name__)
 
-FLOW = "voicemail"
+FLOW = Flow.VOICEMAIL
 # Below this peak amplitude (of 32767) a recording is treated as silence: no words to transcribe.
 SILENCE_PEAK = 200
 NO_MESSAGE = "Caller left no message"
@@ -65,26 +65,28 @@ def receive_voicemail(
 
 
 def _store_message(
-    services: VoicemailServices, hook: RecordingWebhook, route: Route, job_doc: dict[str, Any], now: float
+    services: VoicemailServices, hook: RecordingWebhook, route: Route, job_doc: Job, now: float
 ) -> TranscriptionJob | None:
-    store, name = services.store, job_doc["name"]
+    store, name = services.store, job_doc.name
     if not hook.recording_url or hook.size == 0:
-        set_job(store, name, state="no-message")
+        set_job(store, name, lambda job: job.move(JobState.NO_MESSAGE))
         _page(services, job_doc, NO_MESSAGE, audio_key=None, now=now)
         return None
-    audio_key, media_format, data = store_recording(store, services.recordings, hook, "message", FLOW, name)
+    audio_key, media_format, data = store_recording(
+        store, services.recordings, hook, stem="message", flow=FLOW, job=name
+    )
     if _is_silent(data, media_format):
-        set_job(store, name, state="no-message", audio_key=audio_key)
+        set_job(store, name, lambda job: job.move(JobState.NO_MESSAGE, audio_key=audio_key))
         _page(services, job_doc, NO_MESSAGE, audio_key=audio_key, now=now)
         return None
-    set_job(store, name, state="transcribing", audio_key=audio_key)
+    set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
     return TranscriptionJob(name, audio_key, media_format, route.language)
 
 
-def finish_voicemail(services: VoicemailServices, job: Mapping[str, Any], transcript: Transcript, now: float) -> None:
+def finish_voicemail(services: VoicemailServices, job: Job, transcript: Transcript, now: float) -> None:
     """Store the transcript beside the audio and page the owners."""
     store = services.store
-    prefix = call_key(job["conversation_uuid"], "")
+    prefix = call_key(job.conversation_uuid, "")
     document = transcript.document or {"text": transcript.text}
     store.write(f"{prefix}transcript.json", json.dumps(document, indent=2).encode(), "application/json")
     store.write(f"{prefix}transcript.txt", (transcript.text + "\n").encode(), "text/plain; charset=utf-8")
@@ -94,22 +96,16 @@ def finish_voicemail(services: VoicemailServices, job: Mapping[str, Any], transc
         message = NO_MESSAGE
     else:
         message = transcript.text
-    set_job(store, transcript.job_name, state="transcribed", transcript_status=transcript.status)
-    _page(services, job, message, audio_key=job.get("audio_key"), now=now)
+    set_job(
+        store, transcript.job_name, lambda done: done.move(JobState.TRANSCRIBED, transcript_status=transcript.status)
+    )
+    _page(services, job, message, audio_key=job.audio_key, now=now)
 
 
-def _page(services: VoicemailServices, job: Mapping[str, Any], message: str, audio_key: str | None, now: float) -> None:
+def _page(services: VoicemailServices, job: Job, message: str, audio_key: str | None, now: float) -> None:
     """Send the page to each recipient exactly once, however often this runs."""
     settings, store = services.settings, services.store
-    text = build_pager_text(job.get("caller", ""), message, audio_link(settings, store, audio_key, now))
-    sent = text_once(
-        store,
-        services.messenger,
-        settings.vonage.sms_from,
-        job["conversation_uuid"],
-        job["recording_uuid"],
-        job.get("recipients", []),
-        text,
-    )
-    set_job(store, job["name"], state="paged", paged=sent)
-    log.info("paged", extra={"job": job["name"], "recipients": sent})
+    text = build_pager_text(job.caller, message, audio_link(settings, store, audio_key, now))
+    sent = text_once(store, services.messenger, settings.vonage.sms_from, job, text)
+    set_job(store, job.name, lambda paged: paged.move(JobState.PAGED, paged=sent))
+    log.info("paged", extra={"job": job.name, "recipients": sent})

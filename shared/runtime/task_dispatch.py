@@ -50,9 +50,9 @@ def run_task(services: TaskServices, task: Task, attempt: int, now: float) -> st
     if task.kind == "transcribe":
         return run_transcription(services, _transcription_job(task), now)
     if task.kind == "deliver-result":
-        return deliver_result(services, *_ids(task), attempt, final, now)
+        return deliver_result(services, *_ids(task), attempt=attempt, final=final, now=now)
     if task.kind == "deliver-callback":
-        return deliver_callback(services, task.key, attempt, final, now)
+        return deliver_callback(services, task.key, attempt=attempt, final=final, now=now)
     if task.kind == "settle-hangup":
         return settle_after_hang_up(services, task.key, now)
     raise BadRequest(f"no step runs tasks of kind {task.kind}")

@@ -17,11 +17,13 @@ from shared.core.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    PreconditionFailed,
     TapedeckError,
     Unauthorized,
     Unsigned,
 )
 from shared.core.payloads import load_json_object
+from shared.core.ports import StorageConflict
 from shared.core.signatures import API_KEY_HEADER, api_key_matches, query_payloads, verify_webhook
 from shared.core.tasks import ATTEMPT_HEADER, QUEUE_KEY_HEADER
 from shared.runtime.logs import TRACE_HEADER, current_trace, trace_context
@@ -85,6 +87,9 @@ def guarded(methods: tuple[str, ...]) -> Callable[[Handler], Handler]:
                 return handler(request)
             except TapedeckError as err:
                 return _refusal(request, err)
+            except StorageConflict as err:
+                # Storage's own error, answered as HTTP here: the object kept changing under the request.
+                return _refusal(request, PreconditionFailed(str(err)))
             except HTTPException as err:
                 return _error(err.code or 400, err.description or err.name)
             except Exception:
@@ -203,7 +208,7 @@ def subpath(request: flask.Request, name: str) -> str:
     return path.strip("/")
 
 
-def is_secure(request: flask.Request, allow_loopback: bool) -> bool:
+def is_secure(request: flask.Request, *, allow_loopback: bool) -> bool:
     """Whether the request came over HTTPS (Cloud Functions' front end says so in X-Forwarded-Proto).
 
     With `allow_loopback` (local development) a request from this machine counts too.

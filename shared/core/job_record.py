@@ -1,0 +1,90 @@
+"""A transcription job's document (`jobs/<name>.json`): one recording, from its webhook to its page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Self
+
+from shared.core.call_record import Flow
+from shared.core.payloads import JsonObject
+
+__all__ = ["Job", "JobState"]
+
+
+class JobState(StrEnum):
+    RECEIVED = "received"
+    NO_MESSAGE = "no-message"
+    NO_RECORDING = "no-recording"
+    TRANSCRIBING = "transcribing"
+    TRANSCRIBED = "transcribed"
+    PAGED = "paged"
+
+
+# Fields written once a job moves on; absent until then.
+_LATER = ("labels", "channels", "result_webhook", "audio_key", "transcript_status", "paged")
+
+
+@dataclass
+class Job:
+    """A job as stored. Fields a job has not reached yet are None, and absent from its JSON."""
+
+    name: str
+    flow: Flow
+    conversation_uuid: str
+    recording_uuid: str
+    caller: str
+    called: str
+    recipients: list[str]
+    language: str
+    state: JobState
+    received_at: float
+    # A conversation's: one label per channel, the channel count, and where its result goes.
+    labels: list[str] | None = None
+    channels: int | None = None
+    result_webhook: str | None = None
+    audio_key: str | None = None
+    transcript_status: str | None = None
+    paged: list[str] | None = None
+    # Fields this version does not know, kept as they were.
+    extra: JsonObject = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        known = {f: doc[f] for f in (*_FIRST, *_LATER) if f in doc}
+        extra = {k: v for k, v in doc.items() if k not in known}
+        return cls(**{**known, "flow": Flow(doc["flow"]), "state": JobState(doc["state"])}, extra=extra)
+
+    def to_json(self) -> dict[str, object]:
+        doc: dict[str, object] = {f: getattr(self, f) for f in _FIRST}
+        doc.update({f: getattr(self, f) for f in _LATER if getattr(self, f) is not None})
+        return doc | self.extra
+
+    def move(
+        self,
+        state: JobState,
+        *,
+        audio_key: str | None = None,
+        transcript_status: str | None = None,
+        paged: list[str] | None = None,
+    ) -> None:
+        """Enter `state`, noting what this step learnt (a field left None keeps what it was)."""
+        self.state = state
+        self.audio_key = audio_key if audio_key is not None else self.audio_key
+        self.transcript_status = transcript_status if transcript_status is not None else self.transcript_status
+        self.paged = paged if paged is not None else self.paged
+
+
+# The fields of a job as it is claimed, in the order they are written.
+_FIRST = (
+    "name",
+    "flow",
+    "conversation_uuid",
+    "recording_uuid",
+    "caller",
+    "called",
+    "recipients",
+    "language",
+    "state",
+    "received_at",
+)

@@ -1,0 +1,185 @@
+"""A PIN prompt call's stored transaction (`prompts/<tid>.json`) and the PIN's salted hash."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Self
+
+from shared.core.deliveries import DeliveryRecord
+from shared.core.ncco import Action
+from shared.core.payloads import JsonObject
+
+__all__ = ["FINAL", "PinHash", "PromptStatus", "PromptTransaction", "check_pin", "hash_pin"]
+
+_PBKDF2_ROUNDS = 100_000
+
+
+class PromptStatus(StrEnum):
+    CALLING = "calling"
+    ANSWERED = "answered"
+    OK = "ok"
+    FAILED = "failed"
+    ERROR = "error"
+
+
+FINAL = (PromptStatus.OK, PromptStatus.FAILED, PromptStatus.ERROR)
+
+
+@dataclass(frozen=True)
+class PinHash:
+    """The PIN as a salted PBKDF2 hash, and its length (the digits to wait for); never the PIN."""
+
+    salt: str
+    hash: str
+    rounds: int
+    length: int
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Self:
+        return cls(doc["salt"], doc["hash"], doc["rounds"], doc["length"])
+
+    def to_json(self) -> dict[str, object]:
+        return {"salt": self.salt, "hash": self.hash, "rounds": self.rounds, "length": self.length}
+
+
+def hash_pin(pin: str, salt: bytes | None = None) -> PinHash:
+    """The PIN as a salted PBKDF2 hash; the PIN itself is never stored."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, _PBKDF2_ROUNDS)
+    return PinHash(salt.hex(), digest.hex(), _PBKDF2_ROUNDS, len(pin))
+
+
+def check_pin(stored: PinHash, digits: str) -> bool:
+    """Whether `digits` is the PIN, compared in constant time."""
+    digest = hashlib.pbkdf2_hmac("sha256", digits.encode(), bytes.fromhex(stored.salt), int(stored.rounds))
+    return hmac.compare_digest(digest.hex(), stored.hash)
+
+
+# The fields of a transaction as created, in the order they are first written, then the later ones.
+_FIELDS = (
+    "tid",
+    "to",
+    "from",
+    "status",
+    "detail",
+    "attempts",
+    "max_attempts",
+    "pin",
+    "text",
+    "bye_text",
+    "failed_text",
+    "language",
+    "style",
+    "callback",
+    "replies",
+    "events",
+    "created_at",
+    "updated_at",
+    "expires_at",
+)
+_LATER = ("auth", "application_id", "call_uuid", "finished_at", "hung_up_at")
+
+
+@dataclass
+class PromptTransaction:
+    """One PIN prompt call (`prompts/<tid>.json`). Later fields are None until set, and absent."""
+
+    tid: str
+    to: str
+    from_: str
+    status: PromptStatus
+    detail: str
+    attempts: int
+    max_attempts: int
+    pin: PinHash
+    text: str
+    bye_text: str
+    failed_text: str
+    language: str
+    style: int | None
+    callback: DeliveryRecord
+    # The NCCO answered to each try, by its number, so a retried webhook gets the same answer.
+    replies: dict[str, list[Action]]
+    events: list[dict[str, str]]
+    created_at: float
+    updated_at: float
+    expires_at: float
+    # How the request proved whose application places the call: operator, bearer, application-key.
+    auth: str | None = None
+    application_id: str | None = None
+    call_uuid: str | None = None
+    finished_at: float | None = None
+    hung_up_at: float | None = None
+    extra: JsonObject = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Self:
+        return cls(
+            tid=doc["tid"],
+            to=doc["to"],
+            from_=doc["from"],
+            status=PromptStatus(doc["status"]),
+            detail=doc["detail"],
+            attempts=doc["attempts"],
+            max_attempts=doc["max_attempts"],
+            pin=PinHash.from_json(doc["pin"]),
+            text=doc["text"],
+            bye_text=doc["bye_text"],
+            failed_text=doc["failed_text"],
+            language=doc["language"],
+            style=doc["style"],
+            callback=DeliveryRecord.from_json(doc["callback"]),
+            replies={k: list(v) for k, v in doc["replies"].items()},
+            events=list(doc["events"]),
+            created_at=doc["created_at"],
+            updated_at=doc["updated_at"],
+            expires_at=doc["expires_at"],
+            **{k: doc.get(k) for k in _LATER},
+            extra={k: v for k, v in doc.items() if k not in (*_FIELDS, *_LATER)},
+        )
+
+    def to_json(self) -> dict[str, object]:
+        doc: dict[str, object] = {
+            "tid": self.tid,
+            "to": self.to,
+            "from": self.from_,
+            "status": self.status,
+            "detail": self.detail,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "pin": self.pin.to_json(),
+            "text": self.text,
+            "bye_text": self.bye_text,
+            "failed_text": self.failed_text,
+            "language": self.language,
+            "style": self.style,
+            "callback": self.callback.to_json(),
+            "replies": {k: list(v) for k, v in self.replies.items()},
+            "events": list(self.events),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "expires_at": self.expires_at,
+        }
+        for name in _LATER:
+            value = getattr(self, name)
+            # `application_id` is written with `auth`, as null for a bearer's call.
+            if value is not None or (name == "application_id" and self.auth is not None):
+                doc[name] = value
+        return doc | self.extra
+
+    def place(self, auth: str, application_id: str | None) -> None:
+        """Note how the request proved whose application places the call."""
+        self.auth, self.application_id = auth, application_id
+
+    def placed(self, call_uuid: str) -> None:
+        """Note the uuid Vonage gave the call once it accepted it."""
+        self.call_uuid = call_uuid
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL

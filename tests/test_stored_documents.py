@@ -1,0 +1,47 @@
+"""Stored documents written before they were typed are read and written back byte for byte.
+
+The files in data/documents were written by the code before call records, jobs, prompt
+transactions and delivery records had types: a claim as created (compact), and a document after
+an update (indented, keys sorted). Each is read with its type's from_json and written back with
+to_json in the same encoding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.core.call_record import CallRecord
+from shared.core.deliveries import DeliveryRecord
+from shared.core.job_record import Job
+from shared.core.pin_prompt import PromptTransaction
+from shared.flows.documents import Document, encode_document
+
+DOCUMENTS = Path(__file__).parent / "data" / "documents"
+KINDS: dict[str, type[Document]] = {
+    "call": CallRecord,
+    "job": Job,
+    "prompt": PromptTransaction,
+    "delivery": DeliveryRecord,
+}
+
+
+def encode_claim(doc: dict[str, object]) -> bytes:
+    """How claim_once writes a new document."""
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize("path", sorted(DOCUMENTS.glob("*.json")), ids=lambda p: p.name)
+def test_a_stored_document_is_read_and_written_back_unchanged(path: Path) -> None:
+    data = path.read_bytes()
+    kind = KINDS[path.name.split("-", 1)[0]]
+    typed = kind.from_json(json.loads(data))
+    encode = encode_document if data.startswith(b"{\n") else encode_claim
+    assert encode(typed.to_json()) == data
+
+
+def test_every_kind_of_document_has_samples() -> None:
+    assert {path.name.split("-", 1)[0] for path in DOCUMENTS.glob("*.json")} == set(KINDS)
+    assert any(p.read_bytes().startswith(b'{"') for p in DOCUMENTS.glob("*.json"))
