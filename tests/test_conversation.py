@@ -9,7 +9,7 @@ from shared.config.settings import Settings
 from shared.core.errors import ConfigError
 from shared.core.ncco import conversation_answer
 from shared.core.pager import fit_sms, sms_length
-from tests.test_functions import check_ncco
+from tests.ncco_models import check_ncco
 
 ROUTES = """\
 "447700900002":

@@ -30,9 +30,8 @@ from tests.aws import (
 from tests.aws import (
     TRANSCRIPTION_API_KEY as API_KEY,
 )
-from tests.conftest import DATA
-from tests.deck import Deck, DeckFactory, deck_fixture
-from tests.test_voicemail_e2e import signed_post
+from tests.deck import Deck, DeckFactory, deck_fixture, signed_post
+from tests.testbed import DATA
 from tools.standin.api import serve_in_thread
 from tools.standin.receiver import CallbackReceiver
 

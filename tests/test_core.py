@@ -13,7 +13,7 @@ from shared.core.errors import BadRequest, ConfigError, Unauthorized
 from shared.core.tokens import mint_stream_token, verify_stream_token
 from shared.core.wav import parse_wav, wav_header
 from shared.core.webhooks import parse_call_event, parse_inbound_call
-from tests.conftest import DATA
+from tests.testbed import DATA
 
 
 def test_wav_header_is_read_back_by_the_standard_library() -> None:

@@ -27,9 +27,9 @@ import requests
 
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.signatures import API_KEY_HEADER
-from tests.conftest import DATA, SECRET, TOKEN_SECRET
 from tests.frozen import FrozenPlatform, frozen_platform, local_queue
 from tests.servers import ROOT, free_port, stop
+from tests.testbed import DATA, SECRET, TOKEN_SECRET
 from tools.standin import CalleeScript, VonageStandin
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of, serve_in_thread
 from tools.standin.receiver import CallbackReceiver

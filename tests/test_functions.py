@@ -10,27 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vonage_voice.models import Connect, Record, Talk
 
 from shared.core.signatures import sign_webhook
 from shared.core.tokens import verify_stream_token
-from tests.conftest import SECRET, TOKEN_SECRET, client
+from tests.ncco_models import check_ncco
+from tests.testbed import SECRET, TOKEN_SECRET, client
 from tests.vonage_signing import bearer, query_payload
-
-NCCO_MODELS = {"talk": Talk, "connect": Connect, "record": Record}
-
-
-def check_ncco(ncco: list[dict[str, Any]]) -> None:
-    """Every action must round-trip through the official vonage_voice models unchanged."""
-    for action in ncco:
-        fields = {("from_" if k == "from" else k): v for k, v in action.items()}
-        if "endpoint" in fields:
-            # The models take `contentType` and serialise it as `content-type`.
-            fields["endpoint"] = [
-                {("contentType" if k == "content-type" else k): v for k, v in e.items()} for e in fields["endpoint"]
-            ]
-        model = NCCO_MODELS[action["action"]](**fields)
-        assert model.model_dump(mode="json", by_alias=True, exclude_none=True) == action
 
 
 def answer_params(conversation_uuid: str = "CON-7f3a") -> dict[str, str]:

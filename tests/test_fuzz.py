@@ -29,8 +29,8 @@ from websockets.sync.client import connect
 from shared.core.tokens import mint_stream_token, sign_caller
 from shared.runtime.services import services_from_env
 from tests import vonage_payloads as vonage
-from tests.conftest import SECRET, TOKEN_SECRET, client
 from tests.servers import free_port, gunicorn_command, running
+from tests.testbed import SECRET, TOKEN_SECRET, client
 from tests.vonage_signing import query_payload, vonage_token
 from tools.standin import CalleeScript
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of

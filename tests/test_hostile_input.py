@@ -12,7 +12,7 @@ import pytest
 
 from shared.config.settings import Settings
 from shared.flows.jobs import recording_event_url
-from tests.conftest import TOKEN_SECRET, client
+from tests.testbed import TOKEN_SECRET, client
 from tools.standin.api import make_application_key
 
 Environment = Callable[..., None]

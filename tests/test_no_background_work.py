@@ -20,8 +20,8 @@ from shared.core.tasks import QUEUE_KEY_HEADER
 from shared.core.tokens import sign_caller
 from shared.flows.jobs import recording_event_url
 from shared.flows.pin_calls import transaction_key
-from tests.conftest import TOKEN_SECRET, client
 from tests.servers import ROOT
+from tests.testbed import TOKEN_SECRET, client
 from tools.standin.api import make_application_key
 
 # What starts work that runs on after the caller returns (a Lock or an exception class does not).

@@ -10,7 +10,7 @@ from shared.core.errors import ConfigError
 from shared.core.ncco import voicemail_answer
 from shared.core.pager import build_pager_text, sms_length, sms_limit
 from shared.core.webhooks import InboundCall
-from tests.conftest import DATA
+from tests.testbed import DATA
 from tools.standin.inbound_calls import DtmfPress, record_length
 
 LINK = "https://fn.example.test/link?id=AbCdEfGhIjKlMnOp"

@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from shared.core.signatures import API_KEY_HEADER
-from tests.conftest import SECRET
-from tests.deck import Deck, start_deck
+from tests.deck import Deck, signed_post, start_deck
+from tests.testbed import SECRET
 from tools.standin.api import serve_in_thread
 from tools.standin.outbound import CalleeScript
 from tools.standin.receiver import CallbackReceiver
@@ -186,7 +186,6 @@ def test_forged_webhooks_are_refused(prompt: Prompt) -> None:
     prompt.script(dtmf=("1234",))
     tid, report, _ = prompt.run()
     input_url = next(a for a in report.ncco if a["action"] == "input")["eventUrl"][0]
-    from tests.test_voicemail_e2e import signed_post
 
     payload = {"dtmf": {"digits": "1234", "timed_out": False}, "uuid": report.uuid, "timestamp": "t"}
     assert signed_post(input_url.replace("sig=", "sig=x"), payload).status_code == 401

@@ -26,8 +26,8 @@ from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.ports import BlobStore
 from shared.core.tokens import mint_stream_token
 from shared.core.wav import parse_wav
-from tests.conftest import DATA, SECRET, TOKEN_SECRET, Emulator, fresh_bucket, gcs_client
-from tests.servers import BIN, ROOT, free_port, gunicorn_command, running, stop
+from tests.servers import BIN, ROOT, Emulator, free_port, fresh_bucket, gcs_client, gunicorn_command, running, stop
+from tests.testbed import DATA, SECRET, TOKEN_SECRET
 from tools.standin import DtmfPress, VonageStandin
 
 FIXTURE = DATA / "voicemail_outage.wav"

@@ -24,7 +24,7 @@ from shared.core.ports import Transcript, TranscriptionJob
 from shared.core.tokens import sign_caller
 from shared.flows.jobs import CLAIM_LEASE, job_key
 from shared.flows.transcription import receive_recording, run_transcription
-from tests.conftest import DATA, TOKEN_SECRET
+from tests.testbed import DATA, TOKEN_SECRET
 
 MAILBOX, CALLER, CONVERSATION = "447700900001", "447700900123", "CON-7d3e1f20-1c2b-4a5d-9e8f-0a1b2c3d4e5f"
 OWNERS = ("447700900111", "447700900222")

@@ -19,7 +19,7 @@ from flask import Flask, jsonify, request
 
 from shared.core.audio import decode_audio, split_channels
 from shared.core.wav import parse_wav, wav_header
-from tests.conftest import DATA, SECRET
+from tests.testbed import DATA, SECRET
 from tools.standin import CallReport, VonageStandin
 from tools.standin.api import StandinApi, make_application_key, public_key_of, serve_in_thread
 from tools.standin.audio import load_pcm

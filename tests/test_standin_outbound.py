@@ -20,7 +20,7 @@ from vonage import Auth, HttpClientOptions, Vonage
 from vonage_http_client.errors import AuthenticationError
 from vonage_voice import CreateCallRequest
 
-from tests.conftest import SECRET
+from tests.testbed import SECRET
 from tests.vonage_signing import is_signed_as_vonage_signs
 from tools.standin import CalleeScript, OutboundReport
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of, serve_in_thread

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 import pytest
 from flask import Flask, jsonify, request
 
-from tests.conftest import DATA, SECRET
+from tests.testbed import DATA, SECRET
 from tests.vonage_signing import is_signed_as_vonage_signs
 from tools.standin import CalleeScript, OutboundReport, VonageStandin
 from tools.standin.api import serve_in_thread

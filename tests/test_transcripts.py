@@ -23,7 +23,7 @@ from shared.core.transcripts import (
     parse_transcript,
     transcript_document,
 )
-from tests.conftest import DATA
+from tests.testbed import DATA
 
 LABELS = ("Caller", "Agent")
 # What is said in tests/data/conversation_stereo.wav: when it starts, on which channel, and the words.

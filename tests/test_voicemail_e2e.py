@@ -6,25 +6,21 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 import requests
 
-from shared.core.signatures import sign_webhook
 from shared.core.wav import parse_wav
 from shared.runtime.web import API_KEY_HEADER
 from tests.aws import REGION, aws_transcriber_env, job_state_change, started_job
 from tests.aws import TRANSCRIBE_BUCKET as BUCKET
 from tests.aws import TRANSCRIPTION_API_KEY as API_KEY
-from tests.conftest import DATA, SECRET
-from tests.deck import DeckFactory, deck_fixture
+from tests.deck import DeckFactory, deck_fixture, signed_post
+from tests.testbed import DATA
 
 MAILBOX = "447700900001"
 OWNERS = ["447700900111", "447700900222"]
@@ -110,13 +106,6 @@ def test_silence_and_withheld_callers_still_page_the_owner(deck_factory: DeckFac
     assert (head, message) == ("[From: withheld]", "CALLER LEFT NO MESSAGE")
     assert link.startswith(deck.url + "/link?id=")
     assert deck.store.read(f"calls/{report.conversation_uuid}/transcript.txt") is None
-
-
-def signed_post(url: str, payload: dict[str, Any], secret: str = SECRET) -> requests.Response:
-    body = json.dumps(payload).encode()
-    token = sign_webhook(body, secret, time.time(), str(uuid.uuid4()))
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    return requests.post(url, data=body, headers=headers, timeout=10)
 
 
 def test_bad_recording_webhooks_get_a_4xx(deck_factory: DeckFactory) -> None:

@@ -20,7 +20,7 @@ from shared.core.tokens import sign_caller
 from shared.flows.jobs import recording_event_url
 from shared.flows.pin_calls import transaction_key
 from tests import vonage_payloads as vonage
-from tests.conftest import SECRET, TOKEN_SECRET, client
+from tests.testbed import SECRET, TOKEN_SECRET, client
 from tests.vonage_signing import bearer, query_payload
 from tools.standin.api import make_application_key
 
