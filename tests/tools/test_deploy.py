@@ -32,7 +32,7 @@ from tools.deploy import (
 )
 from tools.deploy_plan import Step, deploy_plan
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECORDER_URL = "wss://rec.example.test/socket"
 
 

@@ -1,5 +1,5 @@
 """Hostile input to the functions, case by case: each gets a 4xx with a JSON error, and a failed
-request leaves nothing behind. (tests/test_fuzz.py generates many more.)"""
+request leaves nothing behind. (tests/e2e/test_fuzz.py generates many more.)"""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,8 +19,8 @@ from shared.core.audio import decode_audio, probe_audio, resample, split_channel
 from shared.core.errors import BadRequest, NotFound
 from shared.core.ports import Transcript, TranscriptionJob
 from shared.core.wav import wav_header
+from tests.testbed import DATA
 
-DATA = Path(__file__).parent / "data"
 FIXTURES = (
     "voicemail_outage.wav",
     "voicemail_outage_8k.wav",
