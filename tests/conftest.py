@@ -34,7 +34,7 @@ def emulator_env(storage_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) ->
     return storage_emulator
 
 
-@pytest.fixture(params=["local", "gcs"])
+@pytest.fixture(params=["local", pytest.param("gcs", marks=pytest.mark.slow)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     """The same store contract, run against each adapter."""
     if request.param == "local":

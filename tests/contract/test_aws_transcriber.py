@@ -15,6 +15,9 @@ from shared.core.errors import BadRequest, Conflict, NotFound
 from shared.core.ports import TranscriptionJob
 from tests.aws import REGION, finish_jobs_immediately
 
+# Real servers or emulators on loopback, started by the tests.
+pytestmark = pytest.mark.slow
+
 BUCKET = "tapedeck-staging-test"
 AUDIO_KEY = "calls/CON-7f3a/message.mp3"
 AUDIO = b"ID3\x04\x00fake mp3 frames"

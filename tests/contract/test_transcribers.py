@@ -64,6 +64,7 @@ def transcribe(transcriber: PocketsphinxTranscriber, name: str, channels: int = 
 # pocketsphinx -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # decodes real speech: seconds each
 def test_a_16k_voicemail_reads_as_what_was_said(pocketsphinx: PocketsphinxTranscriber) -> None:
     transcript = transcribe(pocketsphinx, "voicemail_outage.wav")
     assert transcript.job_name == "job-voicemail_outage.wav"
@@ -86,12 +87,14 @@ def test_a_16k_voicemail_reads_as_what_was_said(pocketsphinx: PocketsphinxTransc
     assert 3.0 < database["start"] < 5.0
 
 
+@pytest.mark.slow  # decodes real speech: seconds each
 def test_an_mp3_voicemail_reads_the_same(pocketsphinx: PocketsphinxTranscriber) -> None:
     text = transcribe(pocketsphinx, "voicemail_outage.mp3").text
     assert "production database" in text
     assert "call me back" in text
 
 
+@pytest.mark.slow  # decodes real speech: seconds each
 def test_an_8k_voicemail_is_upsampled_and_keeps_its_keywords(pocketsphinx: PocketsphinxTranscriber) -> None:
     words = set(transcribe(pocketsphinx, "voicemail_outage_8k.wav").text.split())
     # Telephone-rate audio decodes far worse (WER ~0.6); a few keywords survive.
@@ -128,6 +131,7 @@ def test_missing_audio_fails_the_job(pocketsphinx: PocketsphinxTranscriber) -> N
     assert transcript.failure == "no audio at recordings/never-recorded.wav"
 
 
+@pytest.mark.slow  # decodes real speech: seconds each
 def test_a_stereo_call_is_transcribed_per_channel(pocketsphinx: PocketsphinxTranscriber) -> None:
     transcript = transcribe(pocketsphinx, "conversation_stereo.wav", channels=2)
     caller, called = transcript.text.split("\n")

@@ -531,6 +531,7 @@ def plain_words(text: str) -> list[str]:
     return re.findall(r"[a-z']+", text.lower())
 
 
+@pytest.mark.slow  # decodes real speech: seconds
 def test_the_real_offline_call_reads_as_four_turns(offline_call: TranscriptModel) -> None:
     turns = build_turns(offline_call)
     assert offline_call.notes == ()

@@ -35,6 +35,9 @@ from tests.testbed import DATA
 from tools.standin.api import serve_in_thread
 from tools.standin.receiver import CallbackReceiver
 
+# Real servers or emulators on loopback, started by the tests.
+pytestmark = pytest.mark.slow
+
 NUMBER = "447700900002"
 AGENT = "447700900200"
 SUPERVISOR = "447700900222"

@@ -34,6 +34,9 @@ from tools.standin import CalleeScript, VonageStandin
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of, serve_in_thread
 from tools.standin.receiver import CallbackReceiver
 
+# Real servers or emulators on loopback, started by the tests.
+pytestmark = pytest.mark.slow
+
 MAILBOX, TALK_LINE, AGENT, CALLEE = "447700900001", "447700900002", "447700900200", "447700900003"
 API_KEY, CALLBACK_SECRET = "frozen-api-key", "frozen-callback-secret"
 FUNCTIONS = ["answer", "event", "recording", "tasks", "call", "prompt", "link"]

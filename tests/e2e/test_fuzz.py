@@ -35,6 +35,9 @@ from tests.vonage_signing import query_payload, vonage_token
 from tools.standin import CalleeScript
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
 
+# Real servers or emulators on loopback, started by the tests.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3000"))
 FUNCTIONS = ("answer", "event", "recording", "transcription", "link", "call", "prompt")
 VONAGE_WEBHOOKS = ("answer", "event", "recording", "prompt")

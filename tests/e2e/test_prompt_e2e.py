@@ -20,6 +20,9 @@ from tools.standin.api import serve_in_thread
 from tools.standin.outbound import CalleeScript
 from tools.standin.receiver import CallbackReceiver
 
+# Real servers or emulators on loopback, started by the tests.
+pytestmark = pytest.mark.slow
+
 API_KEY = "prompt-api-key"
 CALLBACK_SECRET = "prompt-callback-secret"
 TO = "447700900001"

@@ -30,6 +30,9 @@ from tests.servers import BIN, ROOT, Emulator, free_port, fresh_bucket, gcs_clie
 from tests.testbed import DATA, SECRET, TOKEN_SECRET
 from tools.standin import DtmfPress, VonageStandin
 
+# Real servers or emulators on loopback, started by the tests.
+pytestmark = pytest.mark.slow
+
 FIXTURE = DATA / "voicemail_outage.wav"
 FIXTURE_PCM = parse_wav(FIXTURE.read_bytes()).pcm
 CHUNK = 256 * 1024

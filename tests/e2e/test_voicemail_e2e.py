@@ -22,6 +22,9 @@ from tests.aws import TRANSCRIPTION_API_KEY as API_KEY
 from tests.deck import DeckFactory, deck_fixture, signed_post
 from tests.testbed import DATA
 
+# Real servers or emulators on loopback, started by the tests.
+pytestmark = pytest.mark.slow
+
 MAILBOX = "447700900001"
 OWNERS = ["447700900111", "447700900222"]
 ROUTES = f"""

@@ -11,6 +11,9 @@ import pytest
 from tests.aws import REGION
 from tools import aws_setup
 
+# Real servers or emulators on loopback, started by the tests.
+pytestmark = pytest.mark.slow
+
 BUCKET = "tapedeck-staging-test"
 
 ROLE = "arn:aws:iam::123456789012:role/tapedeck-events"
