@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
 from functions_framework import create_app
 
@@ -18,4 +19,5 @@ FUNCTIONS_SOURCE = str(ROOT / "functions" / "main.py")
 
 def client(target: str) -> FlaskClient:
     """One Cloud Function as functions-framework serves it, driven in-process."""
-    return create_app(target=target, source=FUNCTIONS_SOURCE).test_client()
+    app: Flask = create_app(target=target, source=FUNCTIONS_SOURCE)
+    return app.test_client()

@@ -109,7 +109,8 @@ def _watch(server: Server, done: Callable[[], bool], mid_at: float, hard_stop: f
 def _machine_busy() -> float:
     """CPU seconds every process on the machine has used, all cores together."""
     times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    iowait: float = getattr(times, "iowait", 0.0)
+    return float(sum(times)) - float(times.idle) - iowait
 
 
 def _warm_up(server: Server, folder: Path) -> None:

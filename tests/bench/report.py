@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -114,7 +115,7 @@ def print_load(result: LoadResult, summary: Summary) -> None:
 
 def print_comparison(results: list[LoadResult]) -> None:
     """The same load on each worker, side by side."""
-    rows = {
+    rows: dict[str, Callable[[LoadResult], str]] = {
         "streams completed": lambda r: f"{r.audit.completed}/{r.streams}",
         "bytes lost": lambda r: f"{r.audit.bytes_lost:,}",
         "missing/short WAVs": lambda r: f"{r.audit.short_or_missing}",

@@ -136,7 +136,7 @@ def drive_every_deferring_request(tmp_path: Path, environment: Callable[..., Non
         client("prompt").post("/", query_string={"tid": tid, "step": "event", "sig": seal}, json=event).status_code
         == 204
     )
-    task = {"kind": "deliver-callback", "key": tid, "payload": {}, "trace": None}
+    task: dict[str, object] = {"kind": "deliver-callback", "key": tid, "payload": {}, "trace": None}
     key = {QUEUE_KEY_HEADER: settings.local_queue_key}
     assert client("tasks").post("/", json=task, headers=key).status_code == 200
     queued = sorted(p.name for p in (tmp_path / "data" / "tasks").glob("*.json"))

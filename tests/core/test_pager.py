@@ -11,7 +11,8 @@ from shared.core.ncco import voicemail_answer
 from shared.core.pager import build_pager_text, sms_length, sms_limit
 from shared.core.webhooks import InboundCall
 from tests.testbed import DATA
-from tools.standin.inbound_calls import DtmfPress, record_length
+from tools.standin.inbound_calls import DtmfPress
+from tools.standin.recordings import record_length
 
 LINK = "https://fn.example.test/link?id=AbCdEfGhIjKlMnOp"
 

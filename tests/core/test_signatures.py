@@ -104,6 +104,6 @@ def test_non_ascii_values_are_hashed_escaped_or_raw() -> None:
 
 
 def test_an_unsigned_none_algorithm_token_is_refused() -> None:
-    token = jwt.encode({"iat": int(time.time()), "payload_hash": hashlib.sha256(BODY).hexdigest()}, None, "none")
+    token = jwt.encode({"iat": int(time.time()), "payload_hash": hashlib.sha256(BODY).hexdigest()}, "", "none")
     with pytest.raises(Unauthorized):
         verify_webhook(f"Bearer {token}", [BODY], SECRET, time.time())

@@ -40,7 +40,7 @@ DIALOGUE = """\
 [00:12.5] Agent:  Thank you, the address has been updated."""
 
 
-def say(content: str, start: str, end: str, confidence: str = "0.99") -> dict[str, Any]:
+def say(content: str, start: str | float, end: str | float, confidence: str = "0.99") -> dict[str, Any]:
     """A pronunciation item as Amazon Transcribe writes it: times and confidence are strings."""
     return {
         "type": "pronunciation",

@@ -108,7 +108,7 @@ def check_outputs(deck: Deck, report: Any, receiver: CallbackReceiver) -> dict[s
     (delivery,) = receiver.wait(1, timeout=120)
     assert delivery.signature_valid and delivery.method == "POST"
     assert [d.answered for d in receiver.deliveries] == [500, 200]  # one failure, then the retry
-    result = delivery.json
+    result: dict[str, Any] = delivery.json
     assert result["event"] == "transcript" and result["conversation_uuid"] == report.conversation_uuid
     assert result["recording_uuid"] == report.recording_uuid and result["caller"] == "447700900123"
     transcript = result["transcript"]

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -117,7 +118,13 @@ def test_bad_recording_webhooks_get_a_4xx(deck_factory: DeckFactory) -> None:
         f"{deck.url}/answer", {"conversation_uuid": "CON-1", "uuid": "u", "from": "447700900123", "to": MAILBOX}
     )
     url = ncco[1]["eventUrl"][0]
-    good = {"conversation_uuid": "CON-1", "recording_uuid": "r-1", "recording_url": "", "size": 0, "timestamp": "t"}
+    good: dict[str, Any] = {
+        "conversation_uuid": "CON-1",
+        "recording_uuid": "r-1",
+        "recording_url": "",
+        "size": 0,
+        "timestamp": "t",
+    }
     assert signed_post(url, {k: v for k, v in good.items() if k != "recording_uuid"}).status_code == 400
     assert signed_post(url, good | {"conversation_uuid": "CON-2"}).status_code == 401
     assert signed_post(url.replace("447700900123", "447700900999"), good).status_code == 401

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,9 +32,11 @@ def test_concurrent_updates_all_land(tmp_path: Path) -> None:
         barrier.wait()
         for i in range(5):
             item = f"{n}-{i}"
-            update_json(
-                store, "calls/C/call.json", lambda doc, item=item: doc["items"].append(item), lambda: {"items": []}
-            )
+
+            def append(doc: dict[str, Any], item: str = item) -> None:
+                doc["items"].append(item)
+
+            update_json(store, "calls/C/call.json", append, lambda: {"items": []})
 
     threads = [threading.Thread(target=add, args=(n,)) for n in range(16)]
     for thread in threads:
