@@ -54,7 +54,7 @@ def _line(tag: str, figure: str, value: str, target: str = "") -> None:
 
 
 def print_load(result: LoadResult, summary: Summary) -> None:
-    """The real-time figures of one worker."""
+    """The real-time figures of one worker, then its line of the summary."""
     tag, audit = result.worker, result.audit
     p50, p99 = percentile_ms(result.delay, 0.50), percentile_ms(result.delay, 0.99)
     lag99 = percentile_ms(result.send_lag, 0.99)
@@ -91,7 +91,13 @@ def print_load(result: LoadResult, summary: Summary) -> None:
         print(f"      {count:>6} x {message}")
     for message, count in audit.client_errors.most_common(4):
         print(f"      client: {count:>6} x {message}")
-    label = f"{tag} {result.streams}x{result.seconds:g}s"
+    _summarise_load(result, summary)
+
+
+def _summarise_load(result: LoadResult, summary: Summary) -> None:
+    """One worker's figures against their targets."""
+    audit, p99 = result.audit, percentile_ms(result.delay, 0.99)
+    label = f"{result.worker} {result.streams}x{result.seconds:g}s"
     summary.add(
         f"{label} streams completed",
         f"{audit.completed}/{result.streams}",
