@@ -67,7 +67,9 @@ class CountingTranscriber:
 
 
 @dataclass
-class FakeServices:
+class ClaimServices:
+    """The real local store, outbox and queue, with counting fakes of the recordings and the engine."""
+
     settings: Settings
     store: LocalBlobStore
     messenger: OutboxMessenger
@@ -81,14 +83,14 @@ class FakeServices:
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> FakeServices:
+def services(tmp_path: Path) -> ClaimServices:
     store = LocalBlobStore(tmp_path / "data")
     settings = Settings(
         stream_token_secret=TOKEN_SECRET,
         public_url="https://fn.example.test",
         routes=parse_routes(ROUTES, "routes.yaml", default_flow="stream"),
     )
-    return FakeServices(settings, store, OutboxMessenger(store), CountingRecordings(), CountingTranscriber())
+    return ClaimServices(settings, store, OutboxMessenger(store), CountingRecordings(), CountingTranscriber())
 
 
 def webhook(recording_uuid: str = "5f0c8d2e-3b4a-4c1d-9e7f-8a6b5c4d3e2f") -> dict[str, Any]:
@@ -120,7 +122,7 @@ def deliver_concurrently(count: int, work: Callable[[], Any]) -> list[Any]:
         return list(pool.map(run, range(count)))
 
 
-def test_ten_concurrent_deliveries_start_one_download_transcription_link_and_page(services: FakeServices) -> None:
+def test_ten_concurrent_deliveries_start_one_download_transcription_link_and_page(services: ClaimServices) -> None:
     jobs = deliver_concurrently(10, lambda: receive_recording(services, webhook(), time.time()))
     started = [job for job in jobs if job is not None]
     assert len(started) == 1 and services.recordings.downloads == 1
@@ -133,7 +135,7 @@ def test_ten_concurrent_deliveries_start_one_download_transcription_link_and_pag
     assert sorted(info.key.rsplit("-", 1)[1] for info in pages) == [f"{owner}.json" for owner in OWNERS]
 
 
-def test_a_failed_download_releases_the_claim_so_the_retry_is_taken(services: FakeServices) -> None:
+def test_a_failed_download_releases_the_claim_so_the_retry_is_taken(services: ClaimServices) -> None:
     services.recordings.failures = 1
     with pytest.raises(UnavailableError):
         receive_recording(services, webhook(), time.time())
@@ -142,7 +144,7 @@ def test_a_failed_download_releases_the_claim_so_the_retry_is_taken(services: Fa
     assert job is not None and services.recordings.downloads == 2
 
 
-def test_a_claim_left_by_a_request_that_died_is_taken_over_after_its_lease(services: FakeServices) -> None:
+def test_a_claim_left_by_a_request_that_died_is_taken_over_after_its_lease(services: ClaimServices) -> None:
     now = time.time()
     job = receive_recording(services, webhook(), now)
     assert job is not None
