@@ -111,7 +111,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the tree, mypy --strict over shared/ and tools/ (also part of `tests`)."""
+    """ruff, and mypy --strict over shared/, tools/, functions/, appengine/ and tests/ (also part of `tests`)."""
     session.install("-r", TESTS, *LINTERS)
     _lint(session)
 

@@ -67,7 +67,7 @@ def amazon_transcript(job_name: str, audio: bytes, media_format: str, store_fold
         TranscriptionJob(job_name, f"audio.{media_format}", media_format, "en-US", 2)
     )
     assert offline.document is not None, offline.failure
-    channels = []
+    channels: list[dict[str, Any]] = []
     for channel in offline.document["channels"]:
         label = f"ch_{channel['channel']}"
         items: list[dict[str, Any]] = [

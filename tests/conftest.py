@@ -1,32 +1,19 @@
-"""Fixtures: settings, stores on a local folder and on the storage emulator, the running servers."""
+"""Fixtures only (helpers are modules of their own): settings, stores on a local folder and on the
+storage emulator, the running servers."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from flask.testing import FlaskClient
-from functions_framework import create_app
 
 from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.ports import BlobStore
 from tests.aws import moto_server, point_boto3_at, reset
-from tests.servers import ROOT, free_port, running, storage_emulator_command
-
-DATA = Path(__file__).parent / "data"
-SECRET = "test-signature-secret"
-TOKEN_SECRET = "test-stream-token-secret"
-FUNCTIONS_SOURCE = str(ROOT / "functions" / "main.py")
-
-
-@dataclass(frozen=True)
-class Emulator:
-    url: str
-    bucket: str
+from tests.servers import Emulator, free_port, fresh_bucket, gcs_client, running, storage_emulator_command
+from tests.testbed import TOKEN_SECRET
 
 
 @pytest.fixture(scope="session")
@@ -46,25 +33,7 @@ def emulator_env(storage_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) ->
     return storage_emulator
 
 
-def gcs_client(emulator: Emulator):  # type: ignore[no-untyped-def]
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    return storage.Client(
-        project="tapedeck-test",
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": emulator.url},
-    )
-
-
-def fresh_bucket(emulator: Emulator) -> str:
-    """A new, empty bucket on the emulator, so tests never see each other's objects."""
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    gcs_client(emulator).create_bucket(name)
-    return name
-
-
-@pytest.fixture(params=["local", "gcs"])
+@pytest.fixture(params=["local", pytest.param("gcs", marks=pytest.mark.slow)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     """The same store contract, run against each adapter."""
     if request.param == "local":
@@ -101,8 +70,3 @@ def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
 
     configure()
     yield configure
-
-
-def client(target: str) -> FlaskClient:
-    """One Cloud Function as functions-framework serves it, driven in-process."""
-    return create_app(target=target, source=FUNCTIONS_SOURCE).test_client()

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import requests
+
 from shared.adapters.local_blob_store import LocalBlobStore
-from tests.conftest import SECRET, TOKEN_SECRET
+from shared.core.signatures import sign_webhook
 from tests.servers import free_port, gunicorn_command, running
+from tests.testbed import SECRET, TOKEN_SECRET
 from tools.standin import VonageStandin
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
 
@@ -95,3 +99,11 @@ def deck_fixture(tmp_path: Path, routes: str, number: str) -> Iterator[DeckFacto
             return start_deck(stack, tmp_path, routes, number, env)
 
         yield start
+
+
+def signed_post(url: str, payload: dict[str, Any], secret: str = SECRET) -> requests.Response:
+    """POST `payload` as JSON, signed as Vonage signs its webhooks."""
+    body = json.dumps(payload).encode()
+    token = sign_webhook(body, secret, time.time(), str(uuid.uuid4()))
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    return requests.post(url, data=body, headers=headers, timeout=10)

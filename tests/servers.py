@@ -8,9 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -98,3 +101,28 @@ def storage_emulator_command(port: int, bucket: str) -> list[str]:
         bucket,
         "-q",
     ]
+
+
+@dataclass(frozen=True)
+class Emulator:
+    url: str
+    bucket: str
+
+
+def gcs_client(emulator: Emulator) -> Any:
+    """A Cloud Storage client of the emulator, without credentials."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(
+        project="tapedeck-test",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": emulator.url},
+    )
+
+
+def fresh_bucket(emulator: Emulator) -> str:
+    """A new, empty bucket on the emulator, so tests never see each other's objects."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    gcs_client(emulator).create_bucket(name)
+    return name

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 # The bundled en-US model is built for 16 kHz and refuses 8 kHz, so every input is resampled to it.
 SAMPLE_RATE = 16000
-# Measured on the speech fixtures (see tests/test_transcribers.py): capping active HMMs and
+# Measured on the speech fixtures (see tests/contract/test_transcribers.py): capping active HMMs and
 # Gaussians (maxhmmpf, topn) cuts decoding time by about half, and the cap lets a wider beam
 # (default 1e-48) keep words that 32 kbit/s MP3 otherwise loses, at no extra cost. A cap of 1500
 # HMMs per frame decodes about a third faster than 3000 for one more wrong word in 60 across the

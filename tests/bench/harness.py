@@ -196,8 +196,17 @@ class Clients:
         self._cpu: dict[int, float] = {}
 
     def start(
-        self, server: Server, total: int, frames: int, start_at: float, stagger: float, deadline: float, fast: bool
+        self,
+        server: Server,
+        *,
+        total: int,
+        frames: int,
+        start_at: float,
+        stagger: float,
+        deadline: float,
+        fast: bool = False,
     ) -> None:
+        """Start the clients: `total` streams of `frames` each between them, the first at `start_at`."""
         for index, (output, log) in enumerate(zip(self.outputs, self.logs, strict=True)):
             output.unlink(missing_ok=True)
             command = [

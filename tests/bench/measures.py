@@ -109,7 +109,8 @@ def _watch(server: Server, done: Callable[[], bool], mid_at: float, hard_stop: f
 def _machine_busy() -> float:
     """CPU seconds every process on the machine has used, all cores together."""
     times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    iowait: float = getattr(times, "iowait", 0.0)
+    return float(sum(times)) - float(times.idle) - iowait
 
 
 def _warm_up(server: Server, folder: Path) -> None:
@@ -118,7 +119,7 @@ def _warm_up(server: Server, folder: Path) -> None:
     clients.outputs[0].parent.mkdir(exist_ok=True)
     now = time.time()
     try:
-        clients.start(server, 1, _WARM_FRAMES, now, 0.0, now + 30, fast=False)
+        clients.start(server, total=1, frames=_WARM_FRAMES, start_at=now, stagger=0.0, deadline=now + 30, fast=False)
         _watch(server, lambda: not clients.running(), math.inf, now + 30 + _CLOSE_SLACK, 0.05)
     finally:
         clients.stop()
@@ -157,7 +158,8 @@ def realtime_load(worker: str, workers: int, streams: int, seconds: float, folde
         clients = Clients(folder, 2 if streams >= 50 else 1)
         cpu_start, wall_start, machine_start = server.cpu_seconds(), time.monotonic(), _machine_busy()
         try:
-            clients.start(server, streams, round(seconds / FRAME_SECONDS), start_at, stagger, deadline, fast=False)
+            frames = round(seconds / FRAME_SECONDS)
+            clients.start(server, total=streams, frames=frames, start_at=start_at, stagger=stagger, deadline=deadline)
             mid_at = start_at + (stagger + seconds) / 2
             rss_mid, rss_peak = _watch(server, lambda: not clients.running(), mid_at, deadline + _CLOSE_SLACK, 0.25)
         finally:
@@ -206,7 +208,15 @@ def memory_growth(worker: str, workers: int, minutes: int, folder: Path) -> Memo
             return not clients.running() and server.stats().streams >= 2
 
         try:
-            clients.start(server, 1, minutes * FRAMES_PER_MINUTE, start, 0.0, deadline, fast=True)
+            clients.start(
+                server,
+                total=1,
+                frames=minutes * FRAMES_PER_MINUTE,
+                start_at=start,
+                stagger=0.0,
+                deadline=deadline,
+                fast=True,
+            )
             _, peak = _watch(server, done, math.inf, deadline + _SETTLE_TIMEOUT, 0.01)
         finally:
             clients.stop()

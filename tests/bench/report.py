@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -53,7 +54,7 @@ def _line(tag: str, figure: str, value: str, target: str = "") -> None:
 
 
 def print_load(result: LoadResult, summary: Summary) -> None:
-    """The real-time figures of one worker."""
+    """The real-time figures of one worker, then its line of the summary."""
     tag, audit = result.worker, result.audit
     p50, p99 = percentile_ms(result.delay, 0.50), percentile_ms(result.delay, 0.99)
     lag99 = percentile_ms(result.send_lag, 0.99)
@@ -90,7 +91,13 @@ def print_load(result: LoadResult, summary: Summary) -> None:
         print(f"      {count:>6} x {message}")
     for message, count in audit.client_errors.most_common(4):
         print(f"      client: {count:>6} x {message}")
-    label = f"{tag} {result.streams}x{result.seconds:g}s"
+    _summarise_load(result, summary)
+
+
+def _summarise_load(result: LoadResult, summary: Summary) -> None:
+    """One worker's figures against their targets."""
+    audit, p99 = result.audit, percentile_ms(result.delay, 0.99)
+    label = f"{result.worker} {result.streams}x{result.seconds:g}s"
     summary.add(
         f"{label} streams completed",
         f"{audit.completed}/{result.streams}",
@@ -114,7 +121,7 @@ def print_load(result: LoadResult, summary: Summary) -> None:
 
 def print_comparison(results: list[LoadResult]) -> None:
     """The same load on each worker, side by side."""
-    rows = {
+    rows: dict[str, Callable[[LoadResult], str]] = {
         "streams completed": lambda r: f"{r.audit.completed}/{r.streams}",
         "bytes lost": lambda r: f"{r.audit.bytes_lost:,}",
         "missing/short WAVs": lambda r: f"{r.audit.short_or_missing}",

@@ -150,7 +150,39 @@ def prompt(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         out.write("warning: CALLBACK_SECRET is not set, so the callback's signature cannot verify\n")
     key = settings.vonage.private_key
     api = StandinApi(public_key_of(key.encode()) if key else None, signing=_signing(args, settings))
-    api.scripts[args.to] = CalleeScript(
+    api.scripts[args.to] = _callee_script(args)
+    receiver = CallbackReceiver(callback_secret, on_delivery=lambda delivery: _print_delivery(delivery, out))
+    host, _, port = settings.vonage.api_host.partition(":")
+    tls = ensure_tls_files(args.folder / ".standin", host)
+    no_call_hint = (
+        f"hint: no call reached the stand-in; tapedeck needs VONAGE_API_HOST={settings.vonage.api_host} "
+        f"and REQUESTS_CA_BUNDLE={tls[0].parent / 'ca-bundle.pem'}\n"
+    )
+    with (
+        api.serving(host, int(port or 443), tls=tls),
+        serve_in_thread(receiver.app(), "127.0.0.1", 0) as callback_url,
+    ):
+        headers = {API_KEY_HEADER: api_key} if api_key else {}
+        response = requests.post(args.url, json=_prompt_body(args, callback_url), headers=headers, timeout=30)
+        out.write(f"tapedeck answered {response.status_code}: {response.text.strip()}\n")
+        if not response.ok:
+            if not api_key:
+                out.write("hint: PROMPT_API_KEY is not set, so no API key was sent\n")
+            elif response.status_code >= 500 and not api.outbound:
+                out.write(no_call_hint)
+            return 1
+        callback = _wait_for_callback(api, receiver, no_call_hint, out)
+    if callback is None:
+        return 1
+    content = callback.json if callback.json is not None else callback.fields
+    out.write(f"callback received by {callback.method}: {json.dumps(content, sort_keys=True)}\n")
+    out.write(f"  signature verified: {'yes' if callback.signature_valid else 'no'}\n")
+    return 0
+
+
+def _callee_script(args: argparse.Namespace) -> CalleeScript:
+    """How the person called behaves, from the command line."""
+    return CalleeScript(
         outcome=args.outcome,
         dtmf=CalleeScript.parse_dtmf(args.dtmf),
         legacy_dtmf=args.legacy_dtmf,
@@ -158,53 +190,40 @@ def prompt(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         completed_first=args.completed_first,
         ring_seconds=args.ring_seconds,
     )
-    receiver = CallbackReceiver(callback_secret, on_delivery=lambda delivery: _print_delivery(delivery, out))
-    host, _, port = settings.vonage.api_host.partition(":")
-    tls = ensure_tls_files(args.folder / ".standin", host)
-    with (
-        api.serving(host, int(port or 443), tls=tls),
-        serve_in_thread(receiver.app(), "127.0.0.1", 0) as callback_url,
-    ):
-        body: dict[str, Any] = {
-            "to": args.to,
-            "from": args.from_,
-            "text": args.text,
-            "pin_code": args.pin,
-            "callback": f"{callback_url}/callback",
-            "callback_method": args.method,
-            "bye_text": args.bye_text,
-            "failed_text": args.failed_text,
-        }
-        if args.max_attempts is not None:
-            body["max_attempts"] = args.max_attempts
-        response = requests.post(args.url, json=body, headers={API_KEY_HEADER: api_key} if api_key else {}, timeout=30)
-        out.write(f"tapedeck answered {response.status_code}: {response.text.strip()}\n")
-        no_call_hint = (
-            f"hint: no call reached the stand-in; tapedeck needs VONAGE_API_HOST={settings.vonage.api_host} "
-            f"and REQUESTS_CA_BUNDLE={tls[0].parent / 'ca-bundle.pem'}\n"
-        )
-        if not response.ok:
-            if not api_key:
-                out.write("hint: PROMPT_API_KEY is not set, so no API key was sent\n")
-            elif response.status_code >= 500 and not api.outbound:
-                out.write(no_call_hint)
-            return 1
-        deadline = time.monotonic() + _PROMPT_WAIT
-        try:
-            _print_outbound(api.wait_for_call(timeout=_PROMPT_WAIT), out)
-        except TimeoutError as err:
-            out.write(f"{err}\n" + ("" if api.outbound else no_call_hint))
-        try:
-            (callback, *_) = receiver.wait(1, timeout=max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            out.write(f"no callback accepted within {_PROMPT_WAIT:.0f} s\n")
-            if any(not delivery.signature_valid for delivery in receiver.deliveries):
-                out.write("  its signature did not verify: is CALLBACK_SECRET the same here and in tapedeck?\n")
-            return 1
-    content = callback.json if callback.json is not None else callback.fields
-    out.write(f"callback received by {callback.method}: {json.dumps(content, sort_keys=True)}\n")
-    out.write(f"  signature verified: {'yes' if callback.signature_valid else 'no'}\n")
-    return 0
+
+
+def _prompt_body(args: argparse.Namespace, callback_url: str) -> dict[str, Any]:
+    """The request to tapedeck's /call, calling back to the local receiver."""
+    body: dict[str, Any] = {
+        "to": args.to,
+        "from": args.from_,
+        "text": args.text,
+        "pin_code": args.pin,
+        "callback": f"{callback_url}/callback",
+        "callback_method": args.method,
+        "bye_text": args.bye_text,
+        "failed_text": args.failed_text,
+    }
+    if args.max_attempts is not None:
+        body["max_attempts"] = args.max_attempts
+    return body
+
+
+def _wait_for_callback(api: StandinApi, receiver: CallbackReceiver, no_call_hint: str, out: TextIO) -> Delivery | None:
+    """Print the call the stand-in played, then return the first callback accepted (None if none came)."""
+    deadline = time.monotonic() + _PROMPT_WAIT
+    try:
+        _print_outbound(api.wait_for_call(timeout=_PROMPT_WAIT), out)
+    except TimeoutError as err:
+        out.write(f"{err}\n" + ("" if api.outbound else no_call_hint))
+    try:
+        (callback, *_) = receiver.wait(1, timeout=max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        out.write(f"no callback accepted within {_PROMPT_WAIT:.0f} s\n")
+        if any(not delivery.signature_valid for delivery in receiver.deliveries):
+            out.write("  its signature did not verify: is CALLBACK_SECRET the same here and in tapedeck?\n")
+        return None
+    return callback
 
 
 def _signing(args: argparse.Namespace, settings: Settings) -> WebhookSigning:
@@ -248,17 +267,13 @@ def _prompt_arguments(parser: argparse.ArgumentParser, settings: Settings) -> No
     parser.add_argument("--folder", type=Path, default=Path("data"), help="where `setup` keeps the stand-in's files")
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings = Settings.from_env(os.environ)
-    parser = argparse.ArgumentParser(prog="python -m tools.standin", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    call = commands.add_parser("call", help="place a simulated inbound call")
-    call.add_argument("--audio", type=Path, required=True, help="WAV file the caller 'says'")
-    call.add_argument("--from", dest="from_", default="447700900123", help="caller number ('' for withheld)")
-    call.add_argument("--to", default="447700900000", help="the tapedeck number called")
-    call.add_argument("--fast", action="store_true", help="send audio as fast as possible, not in real time")
-    call.add_argument("--dtmf", default="", help="keypresses as digit@second, e.g. 5@1.0,#@2.5")
-    call.add_argument(
+def _call_arguments(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    parser.add_argument("--audio", type=Path, required=True, help="WAV file the caller 'says'")
+    parser.add_argument("--from", dest="from_", default="447700900123", help="caller number ('' for withheld)")
+    parser.add_argument("--to", default="447700900000", help="the tapedeck number called")
+    parser.add_argument("--fast", action="store_true", help="send audio as fast as possible, not in real time")
+    parser.add_argument("--dtmf", default="", help="keypresses as digit@second, e.g. 5@1.0,#@2.5")
+    parser.add_argument(
         "--other-party",
         dest="other_parties",
         type=Path,
@@ -267,56 +282,67 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="WAV file the party reached by the next phone connect says (repeat per party)",
     )
-    call.add_argument("--webhook-copies", type=int, default=1, help="deliver each recording webhook this often")
-    _signing_arguments(call)
-    call.add_argument("--answer-url", default=f"{settings.public_url}/answer")
-    call.add_argument("--event-url", default=f"{settings.public_url}/event")
+    parser.add_argument("--webhook-copies", type=int, default=1, help="deliver each recording webhook this often")
+    _signing_arguments(parser)
+    parser.add_argument("--answer-url", default=f"{settings.public_url}/answer")
+    parser.add_argument("--event-url", default=f"{settings.public_url}/event")
+
+
+def _parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tools.standin", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _call_arguments(commands.add_parser("call", help="place a simulated inbound call"), settings)
     _prompt_arguments(commands.add_parser("prompt", help="have tapedeck place a PIN prompt call"), settings)
     prepare = commands.add_parser("setup", help="create the dev application key, certificate and demo routes")
     prepare.add_argument("folder", type=Path)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def call(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Ring tapedeck as Vonage would, then print what came of the call: its transcript and pages."""
+    key = settings.vonage.private_key
+    api = StandinApi(public_key_of(key.encode()) if key else None)
+    host, _, port = settings.vonage.api_host.partition(":")
+    with api.serving(host, int(port or 0)) as base:
+        standin = VonageStandin(
+            api=api, api_base=base, webhook_copies=args.webhook_copies, signing=_signing(args, settings)
+        )
+        report = standin.inbound_call(
+            args.answer_url,
+            args.event_url,
+            args.audio,
+            from_=args.from_,
+            to=args.to,
+            fast=args.fast,
+            dtmf=DtmfPress.parse_list(args.dtmf),
+            other_parties=args.other_parties,
+        )
+        _print_report(report, out)
+        if report.recording_uuid:
+            store = Services(settings).store
+            split = report.recording_channels > 1
+            if not split or _print_transcript(store, report, out):
+                _print_pages(store, api, report, out)
+    if settings.storage.kind == "local":
+        folder = settings.storage.local_dir / "calls" / report.conversation_uuid
+        out.write(f"  stored in {folder}/\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env(os.environ)
+    args = _parser(settings).parse_args(argv)
     configure_logging("WARNING")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if args.command == "setup":
         setup(args.folder, sys.stdout)
         return 0
-    if args.command == "prompt":
-        try:
-            return prompt(args, settings, sys.stdout)
-        except (OSError, ValueError) as err:
-            sys.stderr.write(f"prompt failed: {err}\n")
-            return 1
-    key = settings.vonage.private_key
-    api = StandinApi(public_key_of(key.encode()) if key else None)
-    host, _, port = settings.vonage.api_host.partition(":")
+    run = prompt if args.command == "prompt" else call
     try:
-        with api.serving(host, int(port or 0)) as base:
-            standin = VonageStandin(
-                api=api, api_base=base, webhook_copies=args.webhook_copies, signing=_signing(args, settings)
-            )
-            report = standin.inbound_call(
-                args.answer_url,
-                args.event_url,
-                args.audio,
-                from_=args.from_,
-                to=args.to,
-                fast=args.fast,
-                dtmf=DtmfPress.parse_list(args.dtmf),
-                other_parties=args.other_parties,
-            )
-            _print_report(report, sys.stdout)
-            if report.recording_uuid:
-                store = Services(settings).store
-                split = report.recording_channels > 1
-                if not split or _print_transcript(store, report, sys.stdout):
-                    _print_pages(store, api, report, sys.stdout)
+        return run(args, settings, sys.stdout)
     except (OSError, ValueError) as err:
-        sys.stderr.write(f"call failed: {err}\n")
+        sys.stderr.write(f"{args.command} failed: {err}\n")
         return 1
-    if settings.storage.kind == "local":
-        folder = settings.storage.local_dir / "calls" / report.conversation_uuid
-        sys.stdout.write(f"  stored in {folder}/\n")
-    return 0
 
 
 if __name__ == "__main__":

@@ -40,60 +40,56 @@ class StandinApi:
 
     def app(self) -> Flask:
         app = Flask("vonage-standin")
-
-        @app.post("/v1/calls")
-        def create_call() -> Any:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme != "Bearer" or not self._valid_jwt(token):
-                return _error(401, "Unauthorized", "application JWT required")
-            body = request.get_json(silent=True)
-            problem = create_call_problem(body)
-            if problem or not isinstance(body, dict):
-                return _error(400, "Bad Request", problem or "the body must be a JSON object")
-            report = self.place_call(body)
-            return jsonify(
-                {
-                    "uuid": report.uuid,
-                    "status": "started",
-                    "direction": "outbound",
-                    "conversation_uuid": report.conversation_uuid,
-                }
-            ), 201
-
-        @app.get("/v1/files/<recording_uuid>")
-        def recording(recording_uuid: str) -> Any:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme != "Bearer" or not self._valid_jwt(token):
-                return jsonify({"title": "Unauthorized", "detail": "application JWT required"}), 401
-            data = self.recordings.get(recording_uuid)
-            if data is None:
-                return jsonify({"title": "Not found"}), 404
-            with self.lock:
-                self.downloads.append(recording_uuid)
-            return data, 200, {"Content-Type": "audio/wav" if data[:4] == b"RIFF" else "audio/mpeg"}
-
-        @app.post("/sms/json")
-        def send_sms() -> Any:
-            # The SDK may send a form body under a JSON content type (vonage-python-sdk #323).
-            from urllib.parse import parse_qsl
-
-            form = dict(parse_qsl(request.get_data(as_text=True)))
-            basic = request.authorization
-            has_basic = basic is not None and bool(basic.username) and bool(basic.password)
-            if not has_basic and not (form.get("api_key") and (form.get("api_secret") or form.get("sig"))):
-                return jsonify({"message-count": "1", "messages": [{"status": "2", "error-text": "Missing api_key"}]})
-            with self.lock:
-                self.sms.append({k: form.get(k, "") for k in ("from", "to", "text", "client-ref")})
-                message_id = f"standin-{len(self.sms):08d}"
-            return jsonify(
-                {"message-count": "1", "messages": [{"to": form.get("to"), "message-id": message_id, "status": "0"}]}
-            )
-
-        @app.get("/standin/sms")
-        def sent() -> Any:
-            return jsonify(self.sms)
-
+        app.add_url_rule("/v1/calls", "create_call", self._create_call, methods=["POST"])
+        app.add_url_rule("/v1/files/<recording_uuid>", "recording", self._recording, methods=["GET"])
+        app.add_url_rule("/sms/json", "send_sms", self._send_sms, methods=["POST"])
+        app.add_url_rule("/standin/sms", "sent", lambda: jsonify(self.sms), methods=["GET"])
         return app
+
+    def _create_call(self) -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or not self._valid_jwt(token):
+            return _error(401, "Unauthorized", "application JWT required")
+        body = request.get_json(silent=True)
+        problem = create_call_problem(body)
+        if problem or not isinstance(body, dict):
+            return _error(400, "Bad Request", problem or "the body must be a JSON object")
+        report = self.place_call(body)
+        return jsonify(
+            {
+                "uuid": report.uuid,
+                "status": "started",
+                "direction": "outbound",
+                "conversation_uuid": report.conversation_uuid,
+            }
+        ), 201
+
+    def _recording(self, recording_uuid: str) -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or not self._valid_jwt(token):
+            return jsonify({"title": "Unauthorized", "detail": "application JWT required"}), 401
+        data = self.recordings.get(recording_uuid)
+        if data is None:
+            return jsonify({"title": "Not found"}), 404
+        with self.lock:
+            self.downloads.append(recording_uuid)
+        return data, 200, {"Content-Type": "audio/wav" if data[:4] == b"RIFF" else "audio/mpeg"}
+
+    def _send_sms(self) -> Any:
+        # The SDK may send a form body under a JSON content type (vonage-python-sdk #323).
+        from urllib.parse import parse_qsl
+
+        form = dict(parse_qsl(request.get_data(as_text=True)))
+        basic = request.authorization
+        has_basic = basic is not None and bool(basic.username) and bool(basic.password)
+        if not has_basic and not (form.get("api_key") and (form.get("api_secret") or form.get("sig"))):
+            return jsonify({"message-count": "1", "messages": [{"status": "2", "error-text": "Missing api_key"}]})
+        with self.lock:
+            self.sms.append({k: form.get(k, "") for k in ("from", "to", "text", "client-ref")})
+            message_id = f"standin-{len(self.sms):08d}"
+        return jsonify(
+            {"message-count": "1", "messages": [{"to": form.get("to"), "message-id": message_id, "status": "0"}]}
+        )
 
     def place_call(self, body: dict[str, Any]) -> OutboundReport:
         """Ring the number in a checked create-call body, in the background, as its script says."""

@@ -7,7 +7,7 @@ import logging
 import socket
 import time
 import uuid as uuidlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,42 @@ class _Conversation:
             self.began = at
 
 
+@dataclass(frozen=True)
+class _Caller:
+    """What the caller does: the file they say, paced or not, the keys they press, a network drop."""
+
+    audio: Path
+    fast: bool = False
+    dtmf: tuple[DtmfPress, ...] = ()
+    drop_after: float | None = None
+
+
+@dataclass
+class _Call:
+    """One inbound call under way: its report, where its events go, and the fields each event carries."""
+
+    report: CallReport
+    event_url: str
+    common: dict[str, Any]
+    caller: _Caller
+    parties: Iterator[Path]
+    started: float
+    answered: float = 0.0
+    conversation: _Conversation = field(default_factory=_Conversation)
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """A finished recording before it is served: its bytes, when it started, how long and why it ended."""
+
+    data: bytes
+    started: float
+    seconds: float
+    ended_by: str
+    channels: int
+    media: str
+
+
 class VonageStandin:
     """Plays Vonage's part against tapedeck's webhooks and recorder."""
 
@@ -122,6 +158,7 @@ class VonageStandin:
         answer_url: str,
         event_url: str,
         audio: Path,
+        *,
         from_: str = "447700900123",
         to: str = "447700900000",
         fast: bool = False,
@@ -134,6 +171,17 @@ class VonageStandin:
         `other_parties` are what the people reached through phone connects say, in connect order;
         a phone connect with no file left goes unanswered.
         """
+        caller = _Caller(audio, fast, tuple(dtmf or ()), drop_after)
+        call = self._ring(event_url, from_, to, caller, other_parties or [])
+        call.report.ncco = self.fetch_ncco(answer_url, _answer_query(from_, to, call.report))
+        self._answer(call)
+        for action in call.report.ncco:
+            self._run_action(call, action)
+        self._complete(call, self._hang_up(call.report, call.conversation, audio))
+        return call.report
+
+    def _ring(self, event_url: str, from_: str, to: str, caller: _Caller, parties: Sequence[Path]) -> _Call:
+        """A new call, `started` then `ringing`."""
         report = CallReport(conversation_uuid=f"CON-{uuidlib.uuid4()}", uuid=str(uuidlib.uuid4()))
         # Fields in the order of the live captures: events open with the (empty) SIP headers.
         common: dict[str, Any] = {
@@ -144,52 +192,56 @@ class VonageStandin:
             "conversation_uuid": report.conversation_uuid,
             "direction": "inbound",
         }
-        started = time.time()
+        call = _Call(report, event_url, common, caller, iter(parties), started=time.time())
         for status in ("started", "ringing"):
             self._event(report, event_url, {**common, "status": status, "timestamp": iso(time.time())})
-        report.ncco = self.fetch_ncco(answer_url, _answer_query(from_, to, report))
-        answered = time.time()
-        answer = {"status": "answered", "timestamp": iso(answered), "start_time": iso(answered)}
+        return call
+
+    def _answer(self, call: _Call) -> None:
+        """The call is answered, then its leg moves into the conversation."""
+        call.answered = time.time()
+        answer = {"status": "answered", "timestamp": iso(call.answered), "start_time": iso(call.answered)}
         # A live capture's inbound `answered` has `rate` and `network` present but null.
-        self._event(report, event_url, {**common, **answer, "rate": None, "network": None})
-        self._transfer(report, event_url)
-        parties = iter(other_parties or [])
-        conversation = _Conversation()
-        for action in report.ncco:
-            kind = action.get("action")
-            if kind == "talk":
-                report.talks.append(str(action.get("text", "")))
-                log.info("talk", extra={"text": action.get("text")})
-            elif kind == "connect" and _endpoint(action).get("type") == "phone":
-                self._dial(report, action, common, event_url, next(parties, None), conversation)
-            elif kind == "connect":
-                self._connect(report, action, common, audio, fast, dtmf or [], drop_after)
-            elif kind == "record" and not records_in_background(action):
-                self._record(report, action, audio, dtmf or [])
-            elif kind == "record":
-                self._recordings()  # fail before the call goes on, not at hang-up
-                if conversation.record is not None:
-                    log.warning("second background recording not simulated")
-                    continue
-                conversation.record, conversation.record_started = action, time.time()
-                conversation.join(conversation.record_started)
-            else:
-                log.warning("action not simulated", extra={"action": kind})
-        ended = self._hang_up(report, conversation, audio)
-        self._event(
-            report,
-            event_url,
-            {
-                **common,
-                "status": "completed",
-                "timestamp": iso(ended),
-                "start_time": iso(answered),
-                "end_time": iso(ended),
-                "duration": str(int(ended - started)),
-                **_charges(ended - answered),
-            },
-        )
-        return report
+        self._event(call.report, call.event_url, {**call.common, **answer, "rate": None, "network": None})
+        self._transfer(call.report, call.event_url)
+
+    def _run_action(self, call: _Call, action: dict[str, Any]) -> None:
+        """Play one NCCO action as the platform would."""
+        report, caller, kind = call.report, call.caller, action.get("action")
+        if kind == "talk":
+            report.talks.append(str(action.get("text", "")))
+            log.info("talk", extra={"text": action.get("text")})
+        elif kind == "connect" and _endpoint(action).get("type") == "phone":
+            self._dial(report, action, call.common, call.event_url, next(call.parties, None), call.conversation)
+        elif kind == "connect":
+            self._connect(call, action)
+        elif kind == "record" and not records_in_background(action):
+            self._record(report, action, caller.audio, list(caller.dtmf))
+        elif kind == "record":
+            self._record_in_background(call.conversation, action)
+        else:
+            log.warning("action not simulated", extra={"action": kind})
+
+    def _record_in_background(self, conversation: _Conversation, action: dict[str, Any]) -> None:
+        self._recordings()  # fail before the call goes on, not at hang-up
+        if conversation.record is not None:
+            log.warning("second background recording not simulated")
+            return
+        conversation.record, conversation.record_started = action, time.time()
+        conversation.join(conversation.record_started)
+
+    def _complete(self, call: _Call, ended: float) -> None:
+        """The caller's leg completes, with what the call cost."""
+        payload = {
+            **call.common,
+            "status": "completed",
+            "timestamp": iso(ended),
+            "start_time": iso(call.answered),
+            "end_time": iso(ended),
+            "duration": str(int(ended - call.started)),
+            **_charges(ended - call.answered),
+        }
+        self._event(call.report, call.event_url, payload)
 
     def _event(self, report: CallReport, url: str, payload: dict[str, Any], leg: str = "") -> None:
         status = self.post_event(url, payload)
@@ -222,28 +274,27 @@ class VonageStandin:
         pcm = load_pcm(audio, rate)
         cut, reason = record_length(pcm, rate, action, dtmf)
         data = wav_header(rate, cut) + pcm[:cut]
-        self._deliver_recording(report, action, data, time.time(), cut / 2 / rate, reason, channels=1, media="wav")
+        self._deliver_recording(report, action, _Recording(data, time.time(), cut / 2 / rate, reason, 1, "wav"))
 
-    def _deliver_recording(
-        self,
-        report: CallReport,
-        action: dict[str, Any],
-        data: bytes,
-        started: float,
-        seconds: float,
-        ended_by: str,
-        channels: int,
-        media: str,
-    ) -> None:
+    def _deliver_recording(self, report: CallReport, action: dict[str, Any], recording: _Recording) -> None:
         """Serve the file from the stand-in's API, then post the recording webhook as often as Vonage would."""
-        recording_uuid = str(uuidlib.uuid4())
+        recording_uuid, data = str(uuidlib.uuid4()), recording.data
         self._recordings()[recording_uuid] = data
-        report.recording_uuid, report.recording_bytes, report.recording_ended_by = recording_uuid, len(data), ended_by
-        report.recording_channels, report.recording_format = channels, media
-        log.info("recorded", extra={"bytes": len(data), "ended_by": ended_by, "channels": channels, "format": media})
+        report.recording_uuid, report.recording_bytes = recording_uuid, len(data)
+        report.recording_ended_by = recording.ended_by
+        report.recording_channels, report.recording_format = recording.channels, recording.media
+        log.info(
+            "recorded",
+            extra={
+                "bytes": len(data),
+                "ended_by": recording.ended_by,
+                "channels": recording.channels,
+                "format": recording.media,
+            },
+        )
         payload = {
-            "start_time": iso(started),
-            "end_time": iso(started + seconds),
+            "start_time": iso(recording.started),
+            "end_time": iso(recording.started + recording.seconds),
             "recording_url": f"{self.api_base}/v1/files/{recording_uuid}",
             "size": len(data),
             "recording_uuid": recording_uuid,
@@ -313,26 +364,19 @@ class VonageStandin:
             channels, media = recording_layout(conversation.record)
             grid = lay_out_channels(tracks, channels)
             data, media = encode_recording(grid, RECORDING_RATE, media)
-            started, length = conversation.record_started, len(grid) / RECORDING_RATE
-            self._deliver_recording(report, conversation.record, data, started, length, "hangup", channels, media)
+            length = len(grid) / RECORDING_RATE
+            recording = _Recording(data, conversation.record_started, length, "hangup", channels, media)
+            self._deliver_recording(report, conversation.record, recording)
         return ended
 
-    def _connect(
-        self,
-        report: CallReport,
-        action: dict[str, Any],
-        common: dict[str, Any],
-        audio: Path,
-        fast: bool,
-        dtmf: list[DtmfPress],
-        drop_after: float | None,
-    ) -> None:
-        endpoint = _endpoint(action)
+    def _connect(self, call: _Call, action: dict[str, Any]) -> None:
+        """Stream the caller's file to a websocket endpoint until either side hangs up."""
+        report, endpoint = call.report, _endpoint(action)
         if endpoint.get("type") != "websocket":
             log.warning("connect endpoint not simulated", extra={"type": endpoint.get("type")})
             return
         rate = parse_content_type(endpoint.get("content-type"))
-        pcm = load_pcm(audio, rate)
+        pcm = load_pcm(call.caller.audio, rate)
         # Vonage sends the content type and each NCCO header as top-level fields of the first message.
         first = {
             "event": "websocket:connected",
@@ -341,7 +385,7 @@ class VonageStandin:
         }
         with connect(endpoint["uri"], compression=None, max_size=None, open_timeout=10) as ws:
             ws.send(json.dumps(first))
-            dropped = self._stream(report, ws, pcm, rate, fast, dtmf, drop_after)
+            dropped = self._stream(report, ws, pcm, rate, call.caller)
             if dropped:
                 report.closed_by = "network"
                 return
@@ -352,20 +396,12 @@ class VonageStandin:
             self._event(
                 report,
                 action["eventUrl"][0],
-                {**common, "to": endpoint["uri"], "status": "disconnected", "timestamp": iso(time.time())},
+                {**call.common, "to": endpoint["uri"], "status": "disconnected", "timestamp": iso(time.time())},
             )
 
-    def _stream(
-        self,
-        report: CallReport,
-        ws: ClientConnection,
-        pcm: bytes,
-        rate: int,
-        fast: bool,
-        dtmf: list[DtmfPress],
-        drop_after: float | None,
-    ) -> bool:
-        pending = list(dtmf)
+    def _stream(self, report: CallReport, ws: ClientConnection, pcm: bytes, rate: int, caller: _Caller) -> bool:
+        """Send paced 20 ms frames and the caller's keys; True when the network was cut."""
+        pending, drop_after = list(caller.dtmf), caller.drop_after
         size = frame_bytes(rate)
         start = time.monotonic()
         try:
@@ -379,7 +415,7 @@ class VonageStandin:
                     ws.socket.shutdown(socket.SHUT_RDWR)
                     ws.socket.close()
                     return True
-                if not fast:
+                if not caller.fast:
                     delay = start + position - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)

@@ -1,0 +1,427 @@
+"""The deploy step: staged upload folders, the gcloud commands, and a staged bundle served on its own."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.config.settings import secret_id
+from tools.deploy import (
+    ENV_NAMES,
+    DeployError,
+    entry_points,
+    format_plan,
+    lifecycle_rules,
+    main,
+    run_plan,
+    stage_functions,
+    stage_recorder,
+)
+from tools.deploy_plan import Step, deploy_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDER_URL = "wss://rec.example.test/socket"
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def _write(path: Path, text: str = "") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.fixture
+def fake_root(tmp_path: Path) -> Path:
+    """A small tree shaped like the repo, with the caches and tools a bundle must leave out."""
+    root = tmp_path / "repo"
+    _write(root / "functions" / "main.py", '__all__ = ["answer", "on_finalize"]\n')
+    _write(root / "functions" / "requirements.txt", "flask\n")
+    _write(root / "functions" / "__pycache__" / "main.cpython-311.pyc")
+    _write(root / "shared" / "__init__.py")
+    _write(root / "shared" / "core" / "ncco.py")
+    _write(root / "shared" / "adapters" / "keys.py")
+    _write(root / "shared" / "adapters" / "__pycache__" / "keys.cpython-311.pyc")
+    _write(root / "shared" / "__pycache__" / "ncco.cpython-311.pyc")
+    _write(root / "tools" / "deploy.py")
+    _write(root / "tools" / "standin" / "__main__.py")
+    _write(root / "tools" / "standin" / "requirements.txt", "vonage\n")
+    _write(root / "app.yaml", "runtime: python\nenv: flex\n")
+    _write(root / "appengine" / "__init__.py")
+    _write(root / "appengine" / "main.py")
+    _write(root / "appengine" / "requirements.txt", "gunicorn\n")
+    _write(root / "appengine" / "__pycache__" / "main.cpython-311.pyc")
+    return root
+
+
+def test_functions_bundle_holds_main_requirements_and_shared_only(fake_root: Path, tmp_path: Path) -> None:
+    staged = stage_functions(fake_root, tmp_path / "build")
+
+    assert staged == (tmp_path / "build" / "functions").resolve()
+    assert _files(staged) == {
+        "main.py",
+        "requirements.txt",
+        "shared/__init__.py",
+        "shared/core/ncco.py",
+        "shared/adapters/keys.py",
+    }
+    assert (staged / "requirements.txt").read_text() == "flask\n"
+
+
+def test_recorder_bundle_has_app_yaml_and_requirements_at_its_root(fake_root: Path, tmp_path: Path) -> None:
+    staged = stage_recorder(fake_root, tmp_path / "build")
+
+    assert _files(staged) == {
+        "app.yaml",
+        "requirements.txt",
+        "appengine/__init__.py",
+        "appengine/main.py",
+        "appengine/requirements.txt",
+        "shared/__init__.py",
+        "shared/core/ncco.py",
+        "shared/adapters/keys.py",
+    }
+    assert (staged / "requirements.txt").read_text() == "gunicorn\n"
+
+
+def test_restaging_drops_files_deleted_from_the_repo(fake_root: Path, tmp_path: Path) -> None:
+    stage_functions(fake_root, tmp_path / "build")
+    (fake_root / "shared" / "core" / "ncco.py").unlink()
+
+    staged = stage_functions(fake_root, tmp_path / "build")
+
+    assert "shared/core/ncco.py" not in _files(staged)
+
+
+def test_staging_refuses_to_overwrite_the_sources(fake_root: Path) -> None:
+    with pytest.raises(DeployError, match="overwrite the sources"):
+        stage_functions(fake_root, fake_root)
+
+
+def test_the_real_functions_bundle_copies_every_shared_module_and_no_tool(tmp_path: Path) -> None:
+    staged = stage_functions(ROOT, tmp_path)
+
+    expected = {
+        "shared/" + p.relative_to(ROOT / "shared").as_posix()
+        for p in (ROOT / "shared").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    files = _files(staged)
+    assert {"main.py", "requirements.txt", "shared/config/settings.py", "shared/flows/inbound.py"} <= files
+    assert {f for f in files if f.endswith(".py")} - {"main.py"} == expected
+    assert not any("standin" in f or "deploy" in f or "__pycache__" in f for f in files)
+
+
+def test_entry_points_come_from_main_dunder_all() -> None:
+    names = entry_points((ROOT / "functions" / "main.py").read_text())
+
+    assert {"answer", "event"} <= set(names)
+    assert entry_points("x: list[str] = []\n__all__: list[str] = ['a', 'b_c']\n") == ["a", "b_c"]
+    with pytest.raises(DeployError, match="no __all__"):
+        entry_points("def answer(request): ...\n")
+
+
+def test_the_lifecycle_rule_deletes_prompt_transactions_after_their_age() -> None:
+    assert lifecycle_rules(7) == {
+        "rule": [{"action": {"type": "Delete"}, "condition": {"age": 7, "matchesPrefix": ["prompts/"]}}]
+    }
+
+
+def test_running_without_gcloud_on_path_fails_clearly() -> None:
+    with pytest.raises(DeployError, match="gcloud is not on PATH"):
+        run_plan([Step(("gcloud", "app", "deploy"))], which=lambda name: None)
+
+
+class Gcloud:
+    """A stand-in for gcloud, since neither gcloud nor a Google Cloud project can run here: it keeps
+    what the deploy runs and answers as gcloud would: `describe` finds what `exists` holds, and
+    grants fail when the deployer lacks the right."""
+
+    def __init__(self, exists: set[str], may_grant: bool) -> None:
+        self.exists, self.may_grant = exists, may_grant
+        self.ran: list[tuple[tuple[str, ...], bytes | None]] = []
+
+    def __call__(self, argv: tuple[str, ...], input: bytes | None = None, capture_output: bool = False) -> Any:
+        found = "describe" in argv and any(name in argv for name in self.exists)
+        if "describe" not in argv:
+            self.ran.append((argv, input))
+        refused = "add-iam-policy-binding" in argv[3] + argv[4] and not self.may_grant
+        return subprocess.CompletedProcess(argv, 0 if found or ("describe" not in argv and not refused) else 1)
+
+
+SECRETS = {
+    "STREAM_TOKEN_SECRET": "tok-s3cr3t",
+    "VONAGE_SIGNATURE_SECRET": "sig-s3cr3t",
+    "CALLBACK_SECRET": "cb-s3cr3t",
+    "VONAGE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nkey-s3cr3t\n-----END PRIVATE KEY-----",
+}
+ENVIRON = {
+    "STORAGE": "gcs",
+    "GCS_BUCKET": "calls",
+    "GREETING": "Hello, this call is recorded.",
+    "TASK_QUEUE": "cloud-tasks",
+    "PATH": "/usr/bin",
+    **SECRETS,
+}
+
+
+def plan(tmp_path: Path) -> list[Step]:
+    return deploy_plan(
+        project="demo",
+        region="europe-west1",
+        functions_dir=tmp_path / "functions",
+        recorder_dir=tmp_path / "appengine",
+        names=[(name, name) for name in ("answer", "recording", "tasks")],
+        env={k: v for k, v in ENVIRON.items() if k in ENV_NAMES},
+    )
+
+
+def test_no_secret_is_ever_in_a_command_line(tmp_path: Path) -> None:
+    steps = plan(tmp_path)
+    for step in steps:
+        assert not any(secret in " ".join(step.argv) for secret in SECRETS.values()), step.argv
+    fed = {step.argv[4]: step.stdin for step in steps if step.stdin is not None}
+    assert fed == {secret_id(name): value for name, value in SECRETS.items()}
+    deploys = [step.argv for step in steps if step.argv[1:3] == ("functions", "deploy")]
+    for argv in deploys:
+        (secrets,) = (flag for flag in argv if flag.startswith("--set-secrets="))
+        assert "STREAM_TOKEN_SECRET=tapedeck-stream-token-secret:latest" in secrets
+        (plain,) = (flag for flag in argv if flag.startswith("--set-env-vars="))
+        assert not any(name in plain for name in SECRETS)
+
+
+def test_every_function_has_its_own_identity_and_resources_and_tasks_is_private(tmp_path: Path) -> None:
+    deploys = {step.argv[3]: step.argv for step in plan(tmp_path) if step.argv[1:3] == ("functions", "deploy")}
+    assert set(deploys) == {"answer", "recording", "tasks"}
+    for name, argv in deploys.items():
+        flags = dict(flag.split("=", 1) for flag in argv if flag.startswith("--") and "=" in flag)
+        assert flags["--service-account"] == "tapedeck-fn@demo.iam.gserviceaccount.com"
+        assert {"--memory", "--timeout", "--min-instances", "--max-instances"} <= set(flags)
+        public = "--allow-unauthenticated" in argv
+        assert public is (name != "tasks") and ("--no-allow-unauthenticated" in argv) is (name == "tasks")
+    tasks = dict(flag.split("=", 1) for flag in deploys["tasks"] if "=" in flag)
+    # pocketsphinx runs in tasks: room for its model and a whole decode, and time for a long message.
+    assert tasks["--memory"] == "2Gi" and int(tasks["--timeout"].rstrip("s")) >= 900
+    assert deploys["answer"][deploys["answer"].index("--min-instances=1")]
+
+
+def test_the_plan_creates_accounts_queue_and_least_privilege_grants(tmp_path: Path) -> None:
+    lines = format_plan(plan(tmp_path)).splitlines()
+    text = "\n".join(lines)
+    assert lines[0].startswith("gcloud services enable") and "cloudtasks.googleapis.com" in lines[0]
+    for account in ("tapedeck-fn", "tapedeck-rec", "tapedeck-tasks"):
+        assert f"gcloud iam service-accounts create {account}" in text
+    assert "gcloud tasks queues create tapedeck --location=europe-west1" in text
+    assert "--max-attempts=5" in text and "--min-backoff=2s" in text
+    fn, tasks = "serviceAccount:tapedeck-fn@demo.iam.gserviceaccount.com", "serviceAccount:tapedeck-tasks@demo"
+    grants = [line for line in lines if "add-iam-policy-binding" in line or "add-invoker-policy-binding" in line]
+    assert any("gcloud functions add-invoker-policy-binding tasks" in g and tasks in g for g in grants)
+    assert any("roles/cloudtasks.enqueuer" in g and fn in g for g in grants)
+    assert any("roles/iam.serviceAccountUser" in g and "tapedeck-tasks@demo" in g.split("--member")[0] for g in grants)
+    assert any("roles/iam.serviceAccountTokenCreator" in g and fn in g for g in grants)
+    assert all("projects add-iam-policy-binding" not in g for g in grants)  # nothing project-wide
+    assert any(line.startswith('printf %s "$STREAM_TOKEN_SECRET" | gcloud secrets versions add') for line in lines)
+    assert "s3cr3t" not in text
+
+
+def test_running_skips_what_exists_feeds_secrets_on_stdin_and_prints_refused_grants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gcloud = Gcloud(exists={"gs://calls", "tapedeck-fn@demo.iam.gserviceaccount.com"}, may_grant=False)
+    refused = run_plan(plan(tmp_path), which=lambda name: "/usr/bin/gcloud", run=gcloud)
+    ran = [argv for argv, _ in gcloud.ran]
+    assert ("gcloud", "storage", "buckets", "create") not in [argv[:4] for argv in ran]
+    assert not any(argv[3:5] == ("create", "tapedeck-fn") for argv in ran)
+    assert any(argv[3:5] == ("create", "tapedeck-tasks") for argv in ran)
+    assert {input for argv, input in gcloud.ran if input} == {v.encode() for v in SECRETS.values()}
+    assert refused and all(step.grant for step in refused)
+    assert "ask a project owner to run" in capsys.readouterr().err
+    assert ran[-1][:3] == ("gcloud", "storage", "buckets")  # the deploy went on to the end
+
+
+# --- the staged bundle, installed and served on its own -----------------------------------------
+
+
+def _uv() -> list[str] | None:
+    if found := shutil.which("uv"):
+        return [found]
+    if importlib.util.find_spec("uv") is not None:
+        return [sys.executable, "-m", "uv"]
+    return None
+
+
+def _run(command: list[str], timeout: float) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{shlex.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def _fresh_venv(venv: Path, requirements: Path) -> Path:
+    """A new virtual environment holding only `requirements`; returns its bin folder."""
+    uv = _uv()
+    python = venv / "bin" / "python"
+    if uv:
+        _run([*uv, "venv", str(venv), "--python", sys.executable], timeout=120)
+        _run([*uv, "pip", "install", "-r", str(requirements), "--python", str(python)], timeout=600)
+    else:
+        _run([sys.executable, "-m", "venv", str(venv)], timeout=120)
+        _run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)], timeout=600)
+    return venv / "bin"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _get_when_up(url: str, server: subprocess.Popen[bytes], log: Path, timeout: float) -> tuple[int, bytes]:
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"functions-framework exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"functions-framework did not answer within {timeout} s:\n{log.read_text()}")
+            time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_staged_bundle_answers_a_call_from_a_fresh_venv(tmp_path: Path) -> None:
+    staged = stage_functions(ROOT, tmp_path / "build")
+    bin_dir = _fresh_venv(tmp_path / "venv", staged / "requirements.txt")
+    # The bundle must stand alone: no repo on PYTHONPATH, no tapedeck settings from the caller's shell.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and k not in ENV_NAMES}
+    env |= {
+        "STORAGE": "local",
+        "STREAM_TOKEN_SECRET": "x",
+        "LOCAL_STORAGE_DIR": str(tmp_path / "data"),
+        "RECORDER_URL": RECORDER_URL,
+    }
+    where = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import shared; print(shared.__file__)"],
+        cwd=staged,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert Path(where.stdout.strip()).resolve() == staged / "shared" / "__init__.py", where.stderr
+
+    port = _free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [
+                str(bin_dir / "functions-framework"),
+                "--target=answer",
+                f"--source={staged / 'main.py'}",
+                f"--port={port}",
+                "--host=127.0.0.1",
+            ],
+            cwd=staged,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            query = "conversation_uuid=CON-1&uuid=u1&from=447700900123&to=447700900000"
+            status, body = _get_when_up(f"http://127.0.0.1:{port}/?{query}", server, log, timeout=60)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+
+    assert status == 200, body
+    ncco = json.loads(body)
+    assert isinstance(ncco, list)
+    assert [action["action"] for action in ncco] == ["talk", "connect"]
+    assert ncco[1]["endpoint"][0]["uri"] == RECORDER_URL
+
+
+def test_the_staged_app_yaml_carries_the_recorder_settings_and_identity() -> None:
+    from tools.deploy import recorder_app_yaml
+
+    source = "runtime: python\nenv: flex\nenv_variables:\n  # set at deploy time\n  STORAGE: gcs\n"
+    staged = recorder_app_yaml(source, {"GCS_BUCKET": "calls", "GREETING": 'a"b: c'}, "rec@demo.iam")
+    assert staged == (
+        "runtime: python\nenv: flex\nservice_account: rec@demo.iam\nenv_variables:\n"
+        '  STORAGE: gcs\n  GCS_BUCKET: "calls"\n  GREETING: "a\\"b: c"\n'
+    )
+
+
+def test_the_dry_run_stages_a_recorder_without_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["--dry-run", "--project", "demo", "--region", "europe-west1", "--out", str(tmp_path)], ENVIRON)
+    out = capsys.readouterr().out
+    assert status == 0 and "s3cr3t" not in out and "PATH" not in out
+    app_yaml = (tmp_path / "appengine" / "app.yaml").read_text()
+    assert "s3cr3t" not in app_yaml and 'SECRETS_PROJECT: "demo"' in app_yaml
+    assert "service_account: tapedeck-rec@demo.iam.gserviceaccount.com" in app_yaml
+    names = entry_points((ROOT / "functions" / "main.py").read_text())
+    assert sum(line.startswith("gcloud functions deploy") for line in out.splitlines()) == len(names)
+    assert "TASKS_SERVICE_ACCOUNT=tapedeck-tasks@demo.iam.gserviceaccount.com" in out
+    assert json.loads((tmp_path / "lifecycle.json").read_text()) == lifecycle_rules(7)
+
+
+class SecretManager:
+    """A stand-in for Secret Manager's client (it has no emulator to run here): secrets by path."""
+
+    def __init__(self, secrets: dict[str, str]) -> None:
+        self.secrets = secrets
+
+    def access_secret_version(self, name: str) -> Any:
+        from types import SimpleNamespace
+
+        from google.api_core.exceptions import NotFound, PermissionDenied
+
+        if name.endswith("tapedeck-callback-secret/versions/latest"):
+            raise PermissionDenied("no access")
+        if name not in self.secrets:
+            raise NotFound(name)
+        return SimpleNamespace(payload=SimpleNamespace(data=self.secrets[name].encode()))
+
+
+def test_the_recorder_reads_its_secrets_from_secret_manager() -> None:
+    from shared.adapters.secret_manager_secrets import SecretManagerSecrets
+    from shared.core.errors import ConfigError
+
+    path = "projects/demo/secrets/tapedeck-stream-token-secret/versions/latest"
+    secrets = SecretManagerSecrets("demo", SecretManager({path: "tok"}))
+    env = secrets.fill(
+        {"STORAGE": "gcs", "VONAGE_SIGNATURE_SECRET": "given"}, ["STREAM_TOKEN_SECRET", "PROMPT_API_KEY"]
+    )
+    assert env == {"STORAGE": "gcs", "VONAGE_SIGNATURE_SECRET": "given", "STREAM_TOKEN_SECRET": "tok"}
+    with pytest.raises(ConfigError, match="CALLBACK_SECRET: Secret Manager secret tapedeck-callback-secret"):
+        secrets.fill({}, ["CALLBACK_SECRET"])
+
+
+def test_a_missing_secret_is_named_with_the_secret_it_comes_from() -> None:
+    from shared.config.settings import Settings
+    from shared.core.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match="STREAM_TOKEN_SECRET \\(Secret Manager secret tapedeck-stream-token-secret\\)"
+    ):
+        Settings.from_env({"STORAGE": "gcs", "GCS_BUCKET": "calls"})
