@@ -66,70 +66,94 @@ class PromptRequest:
     style: int | None = None
 
 
-def parse_prompt_request(fields: Mapping[str, Any]) -> PromptRequest:
-    """Check every field of a `POST /call`; one BadRequest names each bad field and why."""
-    problems: dict[str, str] = {}
+class _Fields:
+    """Reads a request's fields one by one, noting each bad one and why, instead of stopping."""
 
-    def text_field(name: str, *, required: bool, default: str = "") -> str:
-        value = fields.get(name)
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self.fields = fields
+        self.problems: dict[str, str] = {}
+
+    def text(self, name: str, *, required: bool, default: str = "") -> str:
+        value = self.fields.get(name)
         if value is None or value == "":
             if required:
-                problems[name] = "is required"
+                self.problems[name] = "is required"
             return default
         if not isinstance(value, str):
-            problems[name] = "must be a string"
+            self.problems[name] = "must be a string"
             return default
         if len(value) > TALK_LIMIT:
-            problems[name] = f"is {len(value)} characters, over Vonage's {TALK_LIMIT}-character talk limit"
+            self.problems[name] = f"is {len(value)} characters, over Vonage's {TALK_LIMIT}-character talk limit"
         return value
 
-    def number(name: str) -> str:
-        value = fields.get(name)
+    def number(self, name: str) -> str:
+        value = self.fields.get(name)
         text = value.removeprefix("+") if isinstance(value, str) else str(value)
         if isinstance(value, bool) or not isinstance(value, str | int) or not is_shaped(text, E164):
-            problems[name] = "must be a phone number in E.164 without '+', 7 to 15 digits"
+            self.problems[name] = "must be a phone number in E.164 without '+', 7 to 15 digits"
             return ""
         return text
 
-    def whole(name: str, low: int, high: int, default: int | None) -> int | None:
-        value = fields.get(name)
+    def whole(self, name: str, low: int, high: int, default: int | None) -> int | None:
+        value = self.fields.get(name)
         if value is None or value == "":
             return default
         text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
         result = int(text) if is_shaped(text, _WHOLE) else low - 1
         if not low <= result <= high:
-            problems[name] = f"must be a whole number from {low} to {high}"
+            self.problems[name] = f"must be a whole number from {low} to {high}"
             return default
         return result
 
-    to, from_ = number("to"), number("from")
-    text = text_field("text", required=True)
-    pin = fields.get("pin_code")
-    if isinstance(pin, bool) or not isinstance(pin, str | int) or not is_shaped(str(pin), PIN):
-        problems["pin_code"] = "must be 1 to 20 digits"
-    callback = text_field("callback", required=True)
-    try:
-        if callback and split_url(callback, "callback").scheme not in ("http", "https"):
-            problems["callback"] = "must be an https:// URL"
-    except BadRequest as err:
-        problems["callback"] = str(err)
-    method = fields.get("callback_method") or "POST"
-    if not isinstance(method, str) or method.upper() not in ("GET", "POST"):
-        problems["callback_method"] = "must be GET or POST"
-        method = "POST"
-    bye = text_field("bye_text", required=False, default=DEFAULT_BYE)
-    failed = text_field("failed_text", required=False, default=DEFAULT_FAILED)
-    attempts = whole("max_attempts", 1, 10, 3)
-    language = fields.get("language") or "en-US"
-    if not is_shaped(language, LANGUAGE_TAG):
-        problems["language"] = "must be a language tag like en-US"
-        language = "en-US"
-    style = whole("voice", 0, 20, None)
-    if problems:
-        raise BadRequest(f"invalid fields: {', '.join(sorted(problems))}", problems)
-    return PromptRequest(
-        to, from_, text, str(pin), callback, method.upper(), bye, failed, attempts or 3, language, style
+    def pin(self) -> str:
+        pin = self.fields.get("pin_code")
+        if isinstance(pin, bool) or not isinstance(pin, str | int) or not is_shaped(str(pin), PIN):
+            self.problems["pin_code"] = "must be 1 to 20 digits"
+        return str(pin)
+
+    def callback(self) -> str:
+        callback = self.text("callback", required=True)
+        try:
+            if callback and split_url(callback, "callback").scheme not in ("http", "https"):
+                self.problems["callback"] = "must be an https:// URL"
+        except BadRequest as err:
+            self.problems["callback"] = str(err)
+        return callback
+
+    def method(self) -> str:
+        method = self.fields.get("callback_method") or "POST"
+        if not isinstance(method, str) or method.upper() not in ("GET", "POST"):
+            self.problems["callback_method"] = "must be GET or POST"
+            return "POST"
+        return method.upper()
+
+    def language(self) -> str:
+        language = self.fields.get("language") or "en-US"
+        if not is_shaped(language, LANGUAGE_TAG):
+            self.problems["language"] = "must be a language tag like en-US"
+            return "en-US"
+        return str(language)
+
+
+def parse_prompt_request(fields: Mapping[str, Any]) -> PromptRequest:
+    """Check every field of a `POST /call`; one BadRequest names each bad field and why."""
+    read = _Fields(fields)
+    request = PromptRequest(
+        read.number("to"),
+        read.number("from"),
+        read.text("text", required=True),
+        read.pin(),
+        read.callback(),
+        read.method(),
+        read.text("bye_text", required=False, default=DEFAULT_BYE),
+        read.text("failed_text", required=False, default=DEFAULT_FAILED),
+        read.whole("max_attempts", 1, 10, 3) or 3,
+        read.language(),
+        read.whole("voice", 0, 20, None),
     )
+    if read.problems:
+        raise BadRequest(f"invalid fields: {', '.join(sorted(read.problems))}", read.problems)
+    return request
 
 
 def new_transaction(tid: str, request: PromptRequest, now: float, ttl_days: int) -> PromptTransaction:

@@ -19,7 +19,7 @@ from shared.core.job_record import Job
 from shared.core.pin_prompt import PromptTransaction
 from shared.flows.documents import Document, encode_document
 
-DOCUMENTS = Path(__file__).parent / "data" / "documents"
+DOCUMENTS = Path(__file__).parents[1] / "data" / "documents"
 KINDS: dict[str, type[Document]] = {
     "call": CallRecord,
     "job": Job,
