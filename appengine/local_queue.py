@@ -46,26 +46,22 @@ class RetrySettings:
         return float(min(self.max_backoff, self.min_backoff * 2 ** max(0, attempts - 1)))
 
 
+@dataclass(eq=False)
 class LocalTaskDispatcher:
     """Dispatches due tasks over HTTP to `target`, one attempt per run, retrying with backoff."""
 
-    def __init__(
-        self,
-        store: BlobStore,
-        target: str,
-        queue_key: str,
-        retry: RetrySettings,
-        http: Any = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        import requests
+    store: BlobStore
+    target: str
+    queue_key: str
+    retry: RetrySettings
+    http: Any = None
+    clock: Callable[[], float] = time.time
 
-        self.store = store
-        self.target = target
-        self.queue_key = queue_key
-        self.retry = retry
-        self.http = http or requests.Session()
-        self.clock = clock
+    def __post_init__(self) -> None:
+        if self.http is None:
+            import requests
+
+            self.http = requests.Session()
 
     def run_due(self) -> int:
         """Dispatch every task that is due now; returns how many were dispatched."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from shared.core.errors import BadRequest, Conflict, NotFound
@@ -36,40 +38,29 @@ def _error_code(err: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+@dataclass(eq=False)
 class AwsTranscriber:
     """Amazon Transcribe batch jobs. The S3 and Transcribe clients are built on first use unless injected."""
 
-    def __init__(
-        self,
-        store: BlobStore,
-        staging_bucket: str,
-        region: str,
-        job_prefix: str = "tapedeck-",
-        s3: Any = None,
-        transcribe: Any = None,
-    ) -> None:
-        self.store = store
-        self.staging_bucket = staging_bucket
-        self.region = region
-        self.job_prefix = job_prefix
-        self._s3 = s3
-        self._transcribe = transcribe
+    store: BlobStore
+    staging_bucket: str
+    region: str
+    job_prefix: str = "tapedeck-"
+    s3: Any = None
+    transcribe: Any = None
 
-    @property
-    def s3(self) -> Any:
-        if self._s3 is None:
-            import boto3
+    @cached_property
+    def _s3(self) -> Any:
+        return self.s3 if self.s3 is not None else self._boto3_client("s3")
 
-            self._s3 = boto3.client("s3", region_name=self.region)
-        return self._s3
+    @cached_property
+    def _transcribe(self) -> Any:
+        return self.transcribe if self.transcribe is not None else self._boto3_client("transcribe")
 
-    @property
-    def transcribe(self) -> Any:
-        if self._transcribe is None:
-            import boto3
+    def _boto3_client(self, service: str) -> Any:
+        import boto3
 
-            self._transcribe = boto3.client("transcribe", region_name=self.region)
-        return self._transcribe
+        return boto3.client(service, region_name=self.region)
 
     def is_ours(self, job_name: str) -> bool:
         """Whether this deployment named the job; EventBridge rules can match other jobs too."""
@@ -94,7 +85,7 @@ class AwsTranscriber:
 
         key = media_key(job.name, job.media_format)
         content_type = _CONTENT_TYPES.get(job.media_format, "application/octet-stream")
-        self.s3.put_object(Bucket=self.staging_bucket, Key=key, Body=audio.data, ContentType=content_type)
+        self._s3.put_object(Bucket=self.staging_bucket, Key=key, Body=audio.data, ContentType=content_type)
         request: dict[str, Any] = {
             "TranscriptionJobName": job.name,
             "LanguageCode": job.language,
@@ -106,7 +97,7 @@ class AwsTranscriber:
         if job.channels == MAX_CHANNELS:
             request["Settings"] = {"ChannelIdentification": True}
         try:
-            response = self.transcribe.start_transcription_job(**request)
+            response = self._transcribe.start_transcription_job(**request)
         except ClientError as err:
             if _error_code(err) == "ConflictException":
                 # Names are deterministic, so this is a retried start of a job already under way.
@@ -123,7 +114,7 @@ class AwsTranscriber:
         from botocore.exceptions import ClientError
 
         try:
-            found = self.transcribe.get_transcription_job(TranscriptionJobName=job_name)
+            found = self._transcribe.get_transcription_job(TranscriptionJobName=job_name)
         except ClientError as err:
             if _error_code(err) in ("BadRequestException", "NotFoundException"):
                 raise NotFound(f"no transcription job {job_name}") from err
@@ -146,7 +137,7 @@ class AwsTranscriber:
 
         key = transcript_key(job_name)
         try:
-            body = self.s3.get_object(Bucket=self.staging_bucket, Key=key)["Body"].read()
+            body = self._s3.get_object(Bucket=self.staging_bucket, Key=key)["Body"].read()
         except ClientError as err:
             if _error_code(err) in ("NoSuchKey", "404"):
                 # Transcribe writes the file before reporting COMPLETED, so it was collected already.
@@ -163,7 +154,7 @@ class AwsTranscriber:
         if uri.startswith(ours):
             keys.append(uri[len(ours) :])
         try:
-            response = self.s3.delete_objects(
+            response = self._s3.delete_objects(
                 Bucket=self.staging_bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
             )
         except ClientError as err:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from shared.core.tasks import Task
@@ -41,35 +42,28 @@ class CloudTasksTarget:
     audience: str  # what the OIDC token is for: the run.app URL
 
 
+@dataclass(eq=False)
 class CloudTasksQueue:
-    def __init__(
-        self,
-        target: CloudTasksTarget,
-        client: Any = None,
-        emulator_host: str | None = None,
-        trace: Callable[[], str | None] = lambda: None,
-    ) -> None:
-        self.target = target
-        self._client = client
-        self._emulator_host = emulator_host
-        # The trace of the request being handled, which each task carries to its own request.
-        self.trace = trace
+    target: CloudTasksTarget
+    client: Any = None
+    emulator_host: str | None = None
+    # The trace of the request being handled, which each task carries to its own request.
+    trace: Callable[[], str | None] = lambda: None
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from google.cloud import tasks_v2
+    @cached_property
+    def _tasks_client(self) -> Any:
+        if self.client is not None:
+            return self.client
+        from google.cloud import tasks_v2
 
-            if self._emulator_host:
-                # The emulator speaks plain gRPC and checks no credentials.
-                import grpc
-                from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+        if self.emulator_host:
+            # The emulator speaks plain gRPC and checks no credentials.
+            import grpc
+            from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
-                channel = grpc.insecure_channel(self._emulator_host)
-                self._client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
-            else:
-                self._client = tasks_v2.CloudTasksClient()
-        return self._client
+            channel = grpc.insecure_channel(self.emulator_host)
+            return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+        return tasks_v2.CloudTasksClient()
 
     def task_request(self, task: Task, now: float) -> dict[str, Any]:
         """The Cloud Tasks task for `task`, as the API takes it."""
@@ -82,7 +76,7 @@ class CloudTasksQueue:
             headers["X-Cloud-Trace-Context"] = task.trace
         request: dict[str, Any] = {
             # Hashed: sequential names slow Cloud Tasks down, and a name takes only [A-Za-z0-9_-].
-            "name": self.client.task_path(
+            "name": self._tasks_client.task_path(
                 target.project, target.location, target.queue, hashlib.sha256(task.name.encode()).hexdigest()
             ),
             "http_request": {
@@ -109,9 +103,9 @@ class CloudTasksQueue:
         from google.api_core.exceptions import AlreadyExists
 
         target = self.target
-        parent = self.client.queue_path(target.project, target.location, target.queue)
+        parent = self._tasks_client.queue_path(target.project, target.location, target.queue)
         try:
-            self.client.create_task(parent=parent, task=self.task_request(task, time.time()))
+            self._tasks_client.create_task(parent=parent, task=self.task_request(task, time.time()))
         except AlreadyExists:
             log.info("task already queued", extra={"task": task.name})
             return

@@ -6,6 +6,8 @@ import importlib
 import logging
 from collections.abc import Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from shared.core.errors import NotFound, TapedeckError
@@ -20,6 +22,7 @@ ENGINE = "google"
 _ENHANCED_MODELS = ("phone_call", "video")
 
 
+@dataclass(eq=False)
 class GoogleTranscriber:
     """Speech to text with Google. The client is built on first use unless one is injected.
 
@@ -27,25 +30,15 @@ class GoogleTranscriber:
     request); without, the bytes read from the store are sent inline (at most 10 MB).
     """
 
-    def __init__(
-        self,
-        store: BlobStore,
-        bucket: str | None,
-        client: Any = None,
-        model: str = "default",
-        timeout: float = 120.0,
-    ) -> None:
-        self.store = store
-        self.bucket = bucket
-        self.model = model
-        self.timeout = timeout
-        self._client = client
+    store: BlobStore
+    bucket: str | None
+    client: Any = None
+    model: str = "default"
+    timeout: float = 120.0
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = _speech().SpeechClient()
-        return self._client
+    @cached_property
+    def _speech_client(self) -> Any:
+        return self.client if self.client is not None else _speech().SpeechClient()
 
     def start(self, job: TranscriptionJob) -> Transcript:
         from google.api_core.exceptions import GoogleAPIError
@@ -75,7 +68,7 @@ class GoogleTranscriber:
                 audio = speech.RecognitionAudio(uri=f"gs://{self.bucket}/{job.audio_key}")
             else:
                 audio = speech.RecognitionAudio(content=blob.data)
-            operation = self.client.long_running_recognize(config=config, audio=audio)
+            operation = self._speech_client.long_running_recognize(config=config, audio=audio)
             response = operation.result(timeout=self.timeout)
         except (GoogleAPIError, FutureTimeout, TapedeckError) as err:
             log.warning("transcription failed", extra={"job": job.name, "error": str(err)})

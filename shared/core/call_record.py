@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, is_shaped
-from shared.core.payloads import JsonObject
+from shared.core.payloads import JsonObject, unknown_fields
 
 __all__ = [
     "CALL_DOCUMENT",
@@ -49,11 +49,6 @@ class RecordingState(StrEnum):
     STREAMING = "streaming"
     COMPLETE = "complete"
     RECOVERED = "recovered"
-
-
-def _split(doc: dict[str, Any], known: tuple[str, ...]) -> JsonObject:
-    """The fields of `doc` not in `known`: kept as they were, for whatever wrote them."""
-    return {k: v for k, v in doc.items() if k not in known}
 
 
 _EVENT = ("status", "timestamp", "uuid")
@@ -122,7 +117,7 @@ class StreamEntry:
             ended_at=doc["ended_at"],
             end_reason=doc["end_reason"],
             recovered_at=doc.get("recovered_at"),
-            extra=_split(doc, _STREAM),
+            extra=unknown_fields(doc, *_STREAM),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -229,7 +224,7 @@ class CallRecord:
             dtmf=[Keypress.from_json(k) for k in doc["dtmf"]],
             voicemail=stored("voicemail"),
             conversation=stored("conversation"),
-            extra=_split(doc, _CALL),
+            extra=unknown_fields(doc, *_CALL),
         )
 
     def to_json(self) -> dict[str, object]:

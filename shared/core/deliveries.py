@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Self
 
-from shared.core.payloads import JsonObject
+from shared.core.payloads import JsonObject, unknown_fields
 
 __all__ = ["DeliveryOutcome", "DeliveryRecord", "DeliveryRequest", "DeliveryState", "Encoding", "delivery_state"]
 
@@ -101,7 +101,7 @@ class DeliveryRecord:
             trying=doc.get("trying"),
             last=last,
             at=doc.get("at"),
-            extra={k: v for k, v in doc.items() if k not in (*_CLAIMED, *_LAST)},
+            extra=unknown_fields(doc, *_CLAIMED, *_LAST),
         )
 
     def to_json(self) -> dict[str, object]:

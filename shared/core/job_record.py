@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any, Self
 
 from shared.core.call_record import Flow
-from shared.core.payloads import JsonObject
+from shared.core.payloads import JsonObject, unknown_fields
 
 __all__ = ["Job", "JobState"]
 
@@ -52,7 +52,7 @@ class Job:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:
         known = {f: doc[f] for f in (*_FIRST, *_LATER) if f in doc}
-        extra = {k: v for k, v in doc.items() if k not in known}
+        extra = unknown_fields(doc, *_FIRST, *_LATER)
         return cls(**{**known, "flow": Flow(doc["flow"]), "state": JobState(doc["state"])}, extra=extra)
 
     def to_json(self) -> dict[str, object]:

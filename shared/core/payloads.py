@@ -10,12 +10,22 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 from urllib.parse import SplitResult, urlsplit
 
 from shared.core.errors import BadRequest
 
-__all__ = ["MAX_JSON_DEPTH", "JsonObject", "JsonValue", "TooDeep", "load_json", "load_json_object", "split_url"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "JsonObject",
+    "JsonValue",
+    "TooDeep",
+    "load_json",
+    "load_json_object",
+    "split_url",
+    "unknown_fields",
+]
 
 # What JSON holds, for a stored document's fields whose shape is not tapedeck's to choose.
 JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
@@ -25,6 +35,11 @@ JsonObject: TypeAlias = "dict[str, JsonValue]"
 MAX_JSON_DEPTH = 32
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
+
+
+def unknown_fields(doc: Mapping[str, Any], *known: str) -> JsonObject:
+    """The fields of a stored document not in `known`: kept as they were, for whatever wrote them."""
+    return {k: v for k, v in doc.items() if k not in known}
 
 
 class TooDeep(BadRequest):

@@ -12,7 +12,7 @@ from typing import Any, Self
 
 from shared.core.deliveries import DeliveryRecord
 from shared.core.ncco import Action
-from shared.core.payloads import JsonObject
+from shared.core.payloads import JsonObject, unknown_fields
 
 __all__ = ["FINAL", "PinHash", "PromptStatus", "PromptTransaction", "check_pin", "hash_pin"]
 
@@ -140,7 +140,7 @@ class PromptTransaction:
             updated_at=doc["updated_at"],
             expires_at=doc["expires_at"],
             **{k: doc.get(k) for k in _LATER},
-            extra={k: v for k, v in doc.items() if k not in (*_FIELDS, *_LATER)},
+            extra=unknown_fields(doc, *_FIELDS, *_LATER),
         )
 
     def to_json(self) -> dict[str, object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.core.call_record import (
@@ -63,6 +63,7 @@ def _delete_parts(store: BlobStore, conversation_uuid: str, session: str) -> Non
         store.delete(info.key)
 
 
+@dataclass(eq=False)
 class StreamRecording:
     """One websocket stream's audio, flushed to storage in parts of `chunk_bytes`.
 
@@ -70,26 +71,17 @@ class StreamRecording:
     the chunk not yet flushed, and `recover_recordings` assembles what was.
     """
 
-    def __init__(
-        self,
-        store: BlobStore,
-        conversation_uuid: str,
-        session: str,
-        sample_rate: int,
-        chunk_bytes: int,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.store = store
-        self.conversation_uuid = conversation_uuid
-        self.session = session
-        self.sample_rate = sample_rate
-        self.chunk_bytes = chunk_bytes
-        self.clock = clock
-        self.object_key = ""
-        self.received = 0
-        self._buffer = bytearray()
-        self._parts = 0
-        self._finished = False
+    store: BlobStore
+    conversation_uuid: str
+    session: str
+    sample_rate: int
+    chunk_bytes: int
+    clock: Callable[[], float] = time.time
+    object_key: str = field(default="", init=False)
+    received: int = field(default=0, init=False)
+    _buffer: bytearray = field(default_factory=bytearray, init=False, repr=False)
+    _parts: int = field(default=0, init=False)
+    _finished: bool = field(default=False, init=False)
 
     @property
     def _doc_key(self) -> str:
