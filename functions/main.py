@@ -14,7 +14,7 @@ import functions_framework
 from shared.core.errors import NotFound
 from shared.flows.inbound import answer_call, record_call_event
 from shared.flows.links import resolve_link
-from shared.runtime.services import app_services
+from shared.runtime.services import Services, app_services
 from shared.runtime.web import (
     API_KEY_HEADER,
     check_api_key,
@@ -30,13 +30,19 @@ from shared.runtime.web import (
 __all__ = ["answer", "call", "event", "link", "prompt", "recording", "tasks", "transcription"]
 
 
+def _vonage_webhook(request: flask.Request, own: tuple[str, ...] = ()) -> tuple[Services, dict[str, Any], float]:
+    """This app's services, the fields of a Vonage webhook (its signature checked when
+    VONAGE_SIGNATURE_SECRET is set; `own` are tapedeck's own URL parameters), and the time now."""
+    services = app_services()
+    now = services.clock()
+    return services, read_webhook(request, services.settings.vonage.signature_secret, now, own=own), now
+
+
 @functions_framework.http
 @guarded(methods=("GET", "POST"))
 def answer(request: flask.Request) -> Any:
     """Vonage's answer webhook: return the NCCO for the call."""
-    services = app_services()
-    now = services.clock()
-    params = read_webhook(request, services.settings.vonage.signature_secret, now)
+    services, params, now = _vonage_webhook(request)
     return flask.jsonify(answer_call(services.settings, params, now))
 
 
@@ -44,9 +50,7 @@ def answer(request: flask.Request) -> Any:
 @guarded(methods=("GET", "POST"))
 def event(request: flask.Request) -> Any:
     """Vonage's event webhook: keep each call status in call.json, answer 204."""
-    services = app_services()
-    now = services.clock()
-    params = read_webhook(request, services.settings.vonage.signature_secret, now)
+    services, params, _ = _vonage_webhook(request)
     record_call_event(services.store, params)
     return "", 204
 
@@ -61,10 +65,7 @@ def recording(request: flask.Request) -> Any:
     from shared.flows.jobs import RECORDING_URL_PARAMS
     from shared.flows.transcription import receive_recording
 
-    services = app_services()
-    now = services.clock()
-    secret = services.settings.vonage.signature_secret
-    params = read_webhook(request, secret, now, own=RECORDING_URL_PARAMS)
+    services, params, now = _vonage_webhook(request, own=RECORDING_URL_PARAMS)
     job = receive_recording(services, params, now)
     if job is not None:
         services.queue.enqueue(Task("transcribe", job.name, asdict(job)))

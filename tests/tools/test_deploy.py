@@ -68,17 +68,15 @@ def fake_root(tmp_path: Path) -> Path:
     return root
 
 
+# The fake tree's shared/ sources, which both bundles carry (caches and tools left out).
+SHARED = ("shared/__init__.py", "shared/core/ncco.py", "shared/adapters/keys.py")
+
+
 def test_functions_bundle_holds_main_requirements_and_shared_only(fake_root: Path, tmp_path: Path) -> None:
     staged = stage_functions(fake_root, tmp_path / "build")
 
     assert staged == (tmp_path / "build" / "functions").resolve()
-    assert _files(staged) == {
-        "main.py",
-        "requirements.txt",
-        "shared/__init__.py",
-        "shared/core/ncco.py",
-        "shared/adapters/keys.py",
-    }
+    assert _files(staged) == {"main.py", "requirements.txt", *SHARED}
     assert (staged / "requirements.txt").read_text() == "flask\n"
 
 
@@ -91,9 +89,7 @@ def test_recorder_bundle_has_app_yaml_and_requirements_at_its_root(fake_root: Pa
         "appengine/__init__.py",
         "appengine/main.py",
         "appengine/requirements.txt",
-        "shared/__init__.py",
-        "shared/core/ncco.py",
-        "shared/adapters/keys.py",
+        *SHARED,
     }
     assert (staged / "requirements.txt").read_text() == "gunicorn\n"
 

@@ -233,12 +233,7 @@ class VonageStandin:
     def _complete(self, call: _Call, ended: float) -> None:
         """The caller's leg completes, with what the call cost."""
         payload = {
-            **call.common,
-            "status": "completed",
-            "timestamp": iso(ended),
-            "start_time": iso(call.answered),
-            "end_time": iso(ended),
-            "duration": str(int(ended - call.started)),
+            **_completed(call.common, started=call.started, answered=call.answered, ended=ended),
             **_charges(ended - call.answered),
         }
         self._event(call.report, call.event_url, payload)
@@ -350,14 +345,7 @@ class VonageStandin:
         # Nothing waits for the conversation to be spoken; its end is when the audio would run out.
         ended = max(time.time(), conversation.began + seconds)
         for leg in conversation.legs:
-            payload = {
-                **leg.fields,
-                "status": "completed",
-                "timestamp": iso(ended),
-                "start_time": iso(leg.answered),
-                "end_time": iso(ended),
-                "duration": str(int(ended - leg.answered)),
-            }
+            payload = _completed(leg.fields, started=leg.answered, answered=leg.answered, ended=ended)
             self._event(report, leg.event_url, payload, leg.fields["to"])
             report.party_statuses[leg.fields["to"]] = "completed"
         if conversation.record is not None:
@@ -426,6 +414,18 @@ class VonageStandin:
             report.closed_by = "recorder"
             report.close_code = err.rcvd.code if err.rcvd else None
         return False
+
+
+def _completed(fields: dict[str, Any], *, started: float, answered: float, ended: float) -> dict[str, Any]:
+    """A leg's `completed` event: when it was answered and ended, and how long since it began."""
+    return {
+        **fields,
+        "status": "completed",
+        "timestamp": iso(ended),
+        "start_time": iso(answered),
+        "end_time": iso(ended),
+        "duration": str(int(ended - started)),
+    }
 
 
 def _charges(seconds: float) -> dict[str, str]:
