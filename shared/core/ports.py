@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.core.tasks import Task
+from shared.core.transcript_parsers import Word
 
 __all__ = [
     "Blob",
     "BlobInfo",
     "BlobStore",
     "CallControl",
+    "LiveSegment",
+    "LiveTranscription",
     "Messenger",
     "OutboundCall",
     "Recordings",
     "StorageConflict",
+    "StreamingTranscriber",
     "TaskQueue",
     "TextMessage",
     "Transcriber",
@@ -170,4 +174,39 @@ class TaskQueue(Protocol):
 
     def enqueue(self, task: Task) -> None:
         """Hand `task` over once the queue holds it; the same task name again is not an error."""
+        ...
+
+
+@dataclass(frozen=True)
+class LiveSegment:
+    """Words heard on a live stream, timed in seconds from the stream's start. An interim segment
+    may still change; a final one will not. A gap is audio the engine never heard (it fell behind
+    or failed): `words` is empty and `start`-`end` is the stretch missed."""
+
+    final: bool
+    text: str
+    start: float
+    end: float
+    words: tuple[Word, ...] = ()
+    gap: bool = False
+
+
+class LiveTranscription(Protocol):
+    """One call's live transcription: fed frame by frame, never blocking the feeder."""
+
+    def feed(self, frame: bytes) -> None:
+        """Hand over the next 20 ms frame; if the engine is behind, the frame is skipped and noted."""
+        ...
+
+    def close(self, timeout: float) -> None:
+        """End of audio: wait up to `timeout` seconds for the last segments, then let go."""
+        ...
+
+
+class StreamingTranscriber(Protocol):
+    """Speech to text while the call goes on."""
+
+    def open(self, rate: int, on_segment: Callable[[LiveSegment], None]) -> LiveTranscription | None:
+        """Start transcribing a stream of 16-bit mono PCM at `rate`; each segment goes to
+        `on_segment` as it comes. None when the engine is at its limit of concurrent streams."""
         ...

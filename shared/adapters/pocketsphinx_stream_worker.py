@@ -1,0 +1,125 @@
+"""The child program of live pocketsphinx: one call's audio in, its segments out.
+
+    python -m shared.adapters.pocketsphinx_stream_worker --rate 16000
+
+Reads 20 ms frames of 16-bit mono PCM on stdin, exactly as Vonage sends them. pocketsphinx's
+Endpointer finds the speech; the decoder hears only that, upsampled to 16 kHz when the call is at
+8 kHz. Writes one JSON line per segment on stdout: interim ones while a stretch of speech goes
+on, a final one when it ends at a pause, and `{"done": true}` once stdin closes and the last
+words are out. Word times are seconds from the start of the stream.
+
+A decoder holds about 91 MiB and never releases the GIL, so it runs here, in a process of its
+own, and never in the recorder's event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from typing import Any, BinaryIO, TextIO
+
+__all__ = ["main", "run"]
+
+# The bundled en-US model is built for 16 kHz; 8 kHz calls are upsampled to it.
+_MODEL_RATE = 16000
+# The same per-frame cap as the batch engine (see pocketsphinx_transcriber.py).
+_DECODER_OPTIONS: dict[str, Any] = {"maxhmmpf": 1500, "topn": 2, "beam": 1e-60}
+# An interim segment after every this many seconds of speech.
+_INTERIM_EVERY = 0.5
+_FRAME_SECONDS = 0.02
+_VARIANT = re.compile(r"\(\d+\)$")
+
+
+def _words(decoder: Any, offset: float) -> list[dict[str, Any]]:
+    return [
+        {
+            "word": _VARIANT.sub("", segment.word),
+            "start": round(offset + segment.start_frame / 100, 2),
+            "end": round(offset + (segment.end_frame + 1) / 100, 2),
+            "confidence": round(min(1.0, max(0.0, float(segment.prob))), 4),
+        }
+        for segment in decoder.seg()
+        if not segment.word.startswith(("<", "[", "+"))
+    ]
+
+
+class _Utterances:
+    """Feeds speech to the decoder and writes what it hears."""
+
+    def __init__(self, decoder: Any, rate: int, out: TextIO) -> None:
+        self.decoder, self.rate, self.out = decoder, rate, out
+        self.start: float | None = None
+        self.fed = 0.0
+        self.reported = 0.0
+
+    def speech(self, pcm: bytes, speech_start: float) -> None:
+        if self.start is None:
+            self.start = speech_start
+            self.decoder.start_utt()
+            self.fed = self.reported = 0.0
+        if self.rate != _MODEL_RATE:
+            from shared.core.audio import resample
+
+            pcm = resample(pcm, self.rate, _MODEL_RATE)
+        self.decoder.process_raw(pcm)
+        self.fed += len(pcm) / (2 * _MODEL_RATE)
+        if self.fed - self.reported >= _INTERIM_EVERY:
+            self.reported = self.fed
+            hypothesis = self.decoder.hyp()
+            if hypothesis is not None and hypothesis.hypstr:
+                self._write(final=False, words=_words(self.decoder, self.start))
+
+    def end(self) -> None:
+        if self.start is None:
+            return
+        self.decoder.end_utt()
+        self._write(final=True, words=_words(self.decoder, self.start))
+        self.start = None
+
+    def _write(self, final: bool, words: list[dict[str, Any]]) -> None:
+        if final or words:
+            line = {"final": final, "text": " ".join(w["word"] for w in words), "words": words}
+            if words:
+                line |= {"start": words[0]["start"], "end": words[-1]["end"]}
+            self.out.write(json.dumps(line) + "\n")
+            self.out.flush()
+
+
+def run(source: BinaryIO, out: TextIO, rate: int) -> None:
+    """Decode the frames read from `source` until it ends; write segments to `out`."""
+    from pocketsphinx import Decoder, Endpointer
+
+    endpointer = Endpointer(sample_rate=rate, frame_length=_FRAME_SECONDS)
+    utterances = _Utterances(Decoder(samprate=_MODEL_RATE, **_DECODER_OPTIONS), rate, out)
+    size = endpointer.frame_bytes
+    while True:
+        frame = source.read(size)
+        if len(frame) < size:
+            # The stream ended, perhaps on a short last frame: finish what was being said.
+            speech = endpointer.end_stream(frame)
+            if speech is not None:
+                utterances.speech(speech, endpointer.speech_start)
+            break
+        was_in_speech = endpointer.in_speech
+        speech = endpointer.process(frame)
+        if speech is not None:
+            utterances.speech(speech, endpointer.speech_start)
+            if was_in_speech and not endpointer.in_speech:
+                utterances.end()
+    utterances.end()
+    out.write(json.dumps({"done": True}) + "\n")
+    out.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Live pocketsphinx: PCM frames on stdin, segments on stdout.")
+    parser.add_argument("--rate", type=int, choices=(8000, 16000), default=16000)
+    args = parser.parse_args(argv)
+    run(sys.stdin.buffer, sys.stdout, args.rate)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

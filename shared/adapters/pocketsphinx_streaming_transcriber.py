@@ -1,0 +1,202 @@
+"""StreamingTranscriber on pocketsphinx: one child process per live call, at most `limit` at once.
+
+The decoder never releases the GIL and would stall every other call on the recorder's event
+loop, so each call gets a child (shared/adapters/pocketsphinx_stream_worker.py) fed through its
+stdin. Feeding never blocks the caller: frames wait in a bounded backlog, and when the child
+falls that far behind, or dies, the frames it misses are skipped for the transcript only and
+reported as a gap. Under gevent (the recorder's worker) the threads and pipes here are
+greenlets and cooperative pipes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from shared.core.ports import LiveSegment
+from shared.core.transcript_parsers import Word
+
+__all__ = ["PocketsphinxStreamingTranscriber"]
+
+log = logging.getLogger(__name__)
+
+_WORKER = "shared.adapters.pocketsphinx_stream_worker"
+# The folder holding the `shared` package, for the child's imports wherever the parent runs from.
+_ROOT = Path(__file__).resolve().parents[2]
+_FRAME_SECONDS = 0.02
+
+
+class PocketsphinxStreamingTranscriber:
+    """Live transcription with pocketsphinx; `backlog` is how far (seconds) a child may fall behind."""
+
+    def __init__(self, limit: int = 2, backlog: float = 10.0, python: str = sys.executable) -> None:
+        self.limit = limit
+        self.backlog = backlog
+        self.python = python
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def open(self, rate: int, on_segment: Callable[[LiveSegment], None]) -> _ChildStream | None:
+        with self._lock:
+            if self._open >= self.limit:
+                return None
+            self._open += 1
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(_ROOT), os.environ.get("PYTHONPATH"))))}
+        try:
+            child = subprocess.Popen(
+                [self.python, "-m", _WORKER, "--rate", str(rate)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+        except OSError:
+            log.exception("live transcription could not start")
+            self._release()
+            return None
+        return _ChildStream(child, rate, on_segment, int(self.backlog / _FRAME_SECONDS), self._release)
+
+    def _release(self) -> None:
+        with self._lock:
+            self._open -= 1
+
+
+class _ChildStream:
+    """One call's child: a writer feeds it from the backlog, a reader hands its segments on."""
+
+    def __init__(
+        self,
+        child: subprocess.Popen[bytes],
+        rate: int,
+        on_segment: Callable[[LiveSegment], None],
+        backlog: int,
+        release: Callable[[], None],
+    ) -> None:
+        self._child = child
+        self._rate = rate
+        self._on_segment = on_segment
+        self._release = release
+        self._frames: queue.Queue[bytes | None] = queue.Queue(maxsize=backlog)
+        # Seconds of the stream fed so far, and of it the child was given.
+        self._position = 0.0
+        self._given = 0.0
+        # Where the child's clock runs behind the stream's: (child time, seconds skipped before it).
+        self._skips: list[tuple[float, float]] = []
+        self._gap_start: float | None = None
+        # The end of the last final words, on the stream's clock: all before it was heard.
+        self._heard_until = 0.0
+        # Set when the child said it was done; its end without that means it died.
+        self._finished = False
+        self._done = threading.Event()
+        self._closed = False
+        assert child.stdin is not None and child.stdout is not None
+        self._writer = threading.Thread(target=self._write, args=(child.stdin,), daemon=True)
+        self._reader = threading.Thread(target=self._read, args=(child.stdout,), daemon=True)
+        self._writer.start()
+        self._reader.start()
+
+    def feed(self, frame: bytes) -> None:
+        at = self._position
+        seconds = len(frame) / (2 * self._rate)
+        self._position += seconds
+        if self._done.is_set():
+            return  # the child is gone: close() reports what it missed
+        try:
+            self._frames.put_nowait(frame)
+        except queue.Full:
+            if self._gap_start is None:
+                self._gap_start = at
+            return
+        self._end_gap(at)
+        self._given += seconds
+
+    def close(self, timeout: float) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(queue.Full):
+            self._frames.put(None, timeout=timeout)
+        if not self._done.wait(timeout):
+            log.warning("live transcription did not finish in time", extra={"timeout": timeout})
+            self._child.kill()
+        if self._finished:
+            self._end_gap(self._position)
+        else:
+            # It died or hung: whatever it had not turned into final words is missing.
+            self._report_gap(self._heard_until, self._position)
+        self._child.wait()
+        self._release()
+
+    def _end_gap(self, at: float) -> None:
+        if self._gap_start is not None:
+            start, self._gap_start = self._gap_start, None
+            self._skips.append((self._given, at - start))
+            self._report_gap(start, at)
+
+    def _report_gap(self, start: float, end: float) -> None:
+        if end > start:
+            self._deliver(LiveSegment(True, "", round(start, 2), round(end, 2), gap=True))
+
+    def _given_to_stream(self, seconds: float) -> float:
+        """A time on the child's clock as a time on the stream's: later by every skip before it."""
+        return seconds + sum(skipped for at, skipped in self._skips if at <= seconds)
+
+    def _write(self, pipe: IO[bytes]) -> None:
+        try:
+            while (frame := self._frames.get()) is not None:
+                pipe.write(frame)
+        except (BrokenPipeError, OSError):
+            log.warning("live transcription stopped taking audio")
+        finally:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    def _read(self, pipe: IO[bytes]) -> None:
+        try:
+            for line in pipe:
+                message = json.loads(line)
+                if message.get("done"):
+                    self._finished = True
+                    break
+                segment = self._segment(message)
+                if segment.final and segment.words:
+                    self._heard_until = segment.end
+                self._deliver(segment)
+        except (OSError, ValueError):
+            log.exception("live transcription sent something unreadable")
+        finally:
+            # Whatever the reason the child stopped, the feeder stops waiting for it.
+            self._done.set()
+            self._drain()
+
+    def _drain(self) -> None:
+        """Empty the backlog and leave the writer its end-of-audio mark, so it stops too."""
+        while True:
+            try:
+                self._frames.get_nowait()
+            except queue.Empty:
+                break
+        self._frames.put_nowait(None)
+
+    def _segment(self, message: dict[str, Any]) -> LiveSegment:
+        words = tuple(
+            Word(w["word"], self._given_to_stream(w["start"]), self._given_to_stream(w["end"]), w["confidence"])
+            for w in message.get("words", ())
+        )
+        start = words[0].start if words else 0.0
+        end = words[-1].end if words else 0.0
+        return LiveSegment(bool(message.get("final")), str(message.get("text", "")), start, end, words)
+
+    def _deliver(self, segment: LiveSegment) -> None:
+        try:
+            self._on_segment(segment)
+        except Exception:
+            log.exception("a live segment could not be handed on")
