@@ -75,7 +75,9 @@ def create_app(
     # The functions the local platform mounts on this app run against the same services.
     install_services(app, services)
     app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_FRAME_BYTES}
-    context = StreamContext(services.store, settings.stream.token_secret, settings.storage.upload_chunk_bytes)
+    context = StreamContext(
+        services.store, settings.stream.token_secret, settings.storage.upload_chunk_bytes, live=services.live
+    )
     app.extensions["tapedeck.streams"] = context
     if handle_sigterm:
         # On SIGTERM every open stream closes and finishes its WAV before the worker exits.

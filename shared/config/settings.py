@@ -24,6 +24,7 @@ __all__ = [
     "STREAM_RATES",
     "VARIABLES",
     "DeliveryPolicy",
+    "LiveSettings",
     "PromptSettings",
     "Settings",
     "StorageSettings",
@@ -199,6 +200,10 @@ STREAM_RATE = Whole("STREAM_RATE", 16000, allowed=STREAM_RATES)
 GREETING = Text("GREETING", "Hello. This call is recorded.", longest=1500, why=" (Vonage's talk limit)")
 STREAM_TOKEN_SECRET = Text("STREAM_TOKEN_SECRET", secret=True)
 STREAM_TOKEN_TTL = Whole("STREAM_TOKEN_TTL", 300, 10, 3600, "seconds")
+# Live transcription of streams
+LIVE_TRANSCRIBER = Choice("LIVE_TRANSCRIBER", ("none", "pocketsphinx"), "none")
+# Each live pocketsphinx stream is a child process of about 91 MiB and a fifth of a core.
+LIVE_STREAMS_MAX = Whole("LIVE_STREAMS_MAX", 2, 0, 64)
 # Vonage
 VONAGE_APPLICATION_ID = Text("VONAGE_APPLICATION_ID")
 VONAGE_PRIVATE_KEY = Text("VONAGE_PRIVATE_KEY", secret=True)
@@ -297,6 +302,19 @@ class StreamSettings:
             token_ttl=STREAM_TOKEN_TTL.read(env),
             token_secret_generated=secret is None,
         )
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Transcribing streams as they come: which engine, and how many streams at once per instance;
+    a stream past the limit is recorded as usual."""
+
+    engine: str = "none"
+    max_streams: int = 2
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LiveSettings:
+        return cls(engine=LIVE_TRANSCRIBER.read(env), max_streams=LIVE_STREAMS_MAX.read(env))
 
 
 @dataclass(frozen=True)
@@ -430,6 +448,7 @@ class Settings:
     messenger: str = "outbox"
     storage: StorageSettings = field(default_factory=StorageSettings)
     stream: StreamSettings = field(default_factory=StreamSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
     vonage: VonageSettings = field(default_factory=VonageSettings)
     transcription: TranscriptionSettings = field(default_factory=TranscriptionSettings)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
@@ -454,6 +473,7 @@ class Settings:
             messenger=MESSENGER.read(env),
             storage=StorageSettings.from_env(env),
             stream=StreamSettings.from_env(env),
+            live=LiveSettings.from_env(env),
             vonage=VonageSettings.from_env(env),
             transcription=TranscriptionSettings.from_env(env),
             delivery=DeliveryPolicy.from_env(env),

@@ -16,8 +16,9 @@ from shared.core.call_record import check_conversation_uuid
 from shared.core.errors import TapedeckError
 from shared.core.identifiers import DTMF_KEY, is_shaped
 from shared.core.payloads import load_json_object
-from shared.core.ports import BlobStore
+from shared.core.ports import BlobStore, StreamingTranscriber
 from shared.core.tokens import verify_stream_token
+from shared.flows.live_transcripts import LiveTranscript
 from shared.flows.stream_audio import StreamRecording
 
 __all__ = [
@@ -69,6 +70,8 @@ class StreamContext:
     clock: Callable[[], float] = time.time
     stopping: threading.Event = field(default_factory=threading.Event)
     idle_timeout: float = IDLE_TIMEOUT
+    # The engine that transcribes streams as they come, if any.
+    live: StreamingTranscriber | None = None
 
 
 class _Rejected(TapedeckError):
@@ -133,14 +136,20 @@ def run_stream(ws: Socket, context: StreamContext) -> None:
     log.info(
         "stream started", extra={"call": recording.conversation_uuid, "rate": rate, "object": recording.object_key}
     )
+    live = None
+    if context.live is not None:
+        transcript = LiveTranscript(context.store, recording.conversation_uuid, recording.object_key)
+        live = transcript if transcript.start(context.live, rate) else None
     reason = "hangup"
     try:
-        reason = _pump(ws, recording, context)
+        reason = _pump(ws, recording, context, live)
     finally:
         recording.finish(reason)
+        if live is not None:
+            live.finish()
 
 
-def _pump(ws: Socket, recording: StreamRecording, context: StreamContext) -> str:
+def _pump(ws: Socket, recording: StreamRecording, context: StreamContext, live: LiveTranscript | None) -> str:
     last = time.monotonic()
     while True:
         if context.stopping.is_set():
@@ -158,6 +167,8 @@ def _pump(ws: Socket, recording: StreamRecording, context: StreamContext) -> str
         last = time.monotonic()
         if isinstance(message, bytes):
             recording.add_audio(message)
+            if live is not None:
+                live.feed(message)
         else:
             _on_text(message, recording)
 

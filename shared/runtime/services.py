@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import flask
 
 from shared.config.settings import Settings
-from shared.core.ports import BlobStore, CallControl, Messenger, Recordings, TaskQueue, Transcriber
+from shared.core.ports import (
+    BlobStore,
+    CallControl,
+    Messenger,
+    Recordings,
+    StreamingTranscriber,
+    TaskQueue,
+    Transcriber,
+)
 from shared.runtime.logs import configure_logging, trace_context
 
 if TYPE_CHECKING:
@@ -62,6 +70,7 @@ class Services:
         calls: CallControl | None = None,
         http: HttpClient | None = None,
         queue: TaskQueue | None = None,
+        live: StreamingTranscriber | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -75,6 +84,7 @@ class Services:
             "calls": calls,
             "http": http,
             "queue": queue,
+            "live": live,
         }
         self._built: dict[str, object] = {name: service for name, service in given.items() if service is not None}
 
@@ -87,6 +97,16 @@ class Services:
     http: _Service[HttpClient] = _Service()
     # Where work that must happen after a response goes: nothing runs after it in this process.
     queue: _Service[TaskQueue] = _Service()
+    # The engine that transcribes streams as they come; None when LIVE_TRANSCRIBER=none.
+    live: _Service[StreamingTranscriber | None] = _Service()
+
+    def _build_live(self) -> StreamingTranscriber | None:
+        live = self.settings.live
+        if live.engine == "none":
+            return None
+        from shared.adapters.pocketsphinx_streaming_transcriber import PocketsphinxStreamingTranscriber
+
+        return PocketsphinxStreamingTranscriber(limit=live.max_streams)
 
     def _build_store(self) -> BlobStore:
         storage = self.settings.storage

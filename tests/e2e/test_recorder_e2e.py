@@ -380,3 +380,29 @@ def test_sigkill_loses_at_most_one_chunk_and_recover_assembles_the_rest(platform
     assert pcm == sent[: len(pcm)]
     assert recording["bytes"] == len(pcm)
     assert platform.store.list(f"calls/{conversation_uuid}/parts/") == []
+
+
+def test_a_streamed_call_is_transcribed_live_as_the_batch_engine_hears_it(platform_factory: Any) -> None:
+    from difflib import SequenceMatcher
+
+    from shared.adapters.pocketsphinx_transcriber import PocketsphinxTranscriber
+    from shared.core.ports import TranscriptionJob
+
+    platform = platform_factory(LIVE_TRANSCRIBER="pocketsphinx")
+    report = place_call(platform, fast=True)
+    prefix = f"calls/{report.conversation_uuid}/"
+    platform.wait_for_recording(report.conversation_uuid)
+    platform.wait_until(lambda: platform.store.read(prefix + "transcript.vtt") is not None, "no live transcript")
+
+    live = platform.store.read(prefix + "live.jsonl")
+    assert live is not None
+    segments = [json.loads(line) for line in live.data.decode().splitlines()]
+    live_words = [w["word"] for segment in segments for w in segment["words"]]
+    transcript = json.loads(platform.store.read(prefix + "transcript.json").data)  # type: ignore[union-attr]
+    assert [w["word"] for w in transcript["channels"][0]["words"]] == live_words
+    assert transcript["engine"] == "live" and transcript["notes"] == []
+    assert "production database" in transcript["dialogue"].lower()
+    # The same audio, decoded whole after the call: the same words, within recognition error.
+    job = TranscriptionJob("batch", prefix + "audio.wav", "wav", "en-US")
+    batch = PocketsphinxTranscriber(platform.store).start(job)
+    assert SequenceMatcher(None, live_words, batch.text.split()).ratio() > 0.8

@@ -1,0 +1,100 @@
+"""A streamed call's live transcript: final segments kept as they come, the transcript at the end.
+
+While the call goes on, each final segment (and each gap the engine could not hear) is a line
+of `calls/<id>/live.jsonl`, rewritten whole as segments arrive, since a Cloud Storage object
+cannot be appended to. When the stream ends, the segments become `transcript.json`, `.txt` and
+`.vtt` beside the audio, in the same model as the batch path's. A second stream of the same call
+keeps its own files, named after its session as its audio is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import replace
+
+from shared.core.call_record import call_key
+from shared.core.ports import BlobStore, LiveSegment, LiveTranscription, StreamingTranscriber
+from shared.core.transcripts import build_turns, format_dialogue, format_webvtt, parse_transcript, transcript_document
+
+__all__ = ["CLOSE_TIMEOUT", "LiveTranscript"]
+
+log = logging.getLogger(__name__)
+
+# How long the end of a stream waits for the engine's last words.
+CLOSE_TIMEOUT = 10.0
+_LABELS = ("Caller",)
+
+
+def _line(segment: LiveSegment) -> str:
+    if segment.gap:
+        return json.dumps({"gap": True, "start": segment.start, "end": segment.end})
+    words = [{"word": w.text, "start": w.start, "end": w.end, "confidence": w.confidence} for w in segment.words]
+    return json.dumps({"start": segment.start, "end": segment.end, "text": segment.text, "words": words})
+
+
+class LiveTranscript:
+    """One stream's live transcript, kept in `store` under the call."""
+
+    def __init__(self, store: BlobStore, conversation_uuid: str, audio_key: str) -> None:
+        self.store = store
+        self.conversation_uuid = conversation_uuid
+        # audio.wav → live.jsonl, transcript.*; audio-<session>.wav → live-<session>.jsonl, transcript-<session>.*
+        suffix = audio_key.rsplit("/", 1)[-1].removeprefix("audio").removesuffix(".wav")
+        self.live_key = call_key(conversation_uuid, f"live{suffix}.jsonl")
+        self.transcript_prefix = call_key(conversation_uuid, f"transcript{suffix}")
+        self.finals: list[LiveSegment] = []
+        self._lock = threading.Lock()
+        self._stream: LiveTranscription | None = None
+
+    def start(self, transcriber: StreamingTranscriber, rate: int) -> bool:
+        """Open the engine's stream; False when it is at its limit (the call is only recorded)."""
+        self._stream = transcriber.open(rate, self.on_segment)
+        if self._stream is None:
+            log.info("live transcription at its limit: recorded only", extra={"call": self.conversation_uuid})
+        return self._stream is not None
+
+    def feed(self, frame: bytes) -> None:
+        if self._stream is not None:
+            self._stream.feed(frame)
+
+    def on_segment(self, segment: LiveSegment) -> None:
+        """Keep a final segment or a gap; interim ones are for live listeners only."""
+        if not (segment.final and (segment.words or segment.gap)):
+            return
+        with self._lock:
+            self.finals.append(segment)
+            text = "".join(_line(s) + "\n" for s in self.finals)
+            self.store.write(self.live_key, text.encode(), "application/x-ndjson")
+
+    def finish(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Wait for the last words, then write the transcript files."""
+        if self._stream is None:
+            return
+        stream, self._stream = self._stream, None
+        stream.close(timeout)
+        with self._lock:
+            finals = sorted(self.finals, key=lambda s: s.start)
+        words = [
+            {"word": w.text, "start": w.start, "end": w.end, "confidence": w.confidence}
+            for segment in finals
+            for w in segment.words
+        ]
+        model = parse_transcript(
+            {"engine": "pocketsphinx", "channels": [{"channel": 0, "words": words}]}, _LABELS, len(_LABELS)
+        )
+        gaps = tuple(f"not heard live: {s.start:.2f}-{s.end:.2f} s" for s in finals if s.gap)
+        model = replace(model, engine="live", notes=model.notes + gaps)
+        turns = build_turns(model)
+        document = {
+            "status": "completed",
+            "conversation_uuid": self.conversation_uuid,
+            **transcript_document(model, turns),
+        }
+        prefix = self.transcript_prefix
+        self.store.write(f"{prefix}.json", json.dumps(document, indent=2).encode(), "application/json")
+        text = format_dialogue(turns) or "(nothing recognised)"
+        self.store.write(f"{prefix}.txt", (text + "\n").encode(), "text/plain; charset=utf-8")
+        self.store.write(f"{prefix}.vtt", format_webvtt(turns).encode(), "text/vtt; charset=utf-8")
+        log.info("live transcript stored", extra={"call": self.conversation_uuid, "words": len(words)})
