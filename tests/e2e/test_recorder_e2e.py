@@ -398,7 +398,9 @@ def test_a_streamed_call_is_transcribed_live_as_the_batch_engine_hears_it(platfo
     assert live is not None
     segments = [json.loads(line) for line in live.data.decode().splitlines()]
     live_words = [w["word"] for segment in segments for w in segment["words"]]
-    transcript = json.loads(platform.store.read(prefix + "transcript.json").data)  # type: ignore[union-attr]
+    stored = platform.store.read(prefix + "transcript.json")
+    assert stored is not None
+    transcript = json.loads(stored.data)
     assert [w["word"] for w in transcript["channels"][0]["words"]] == live_words
     assert transcript["engine"] == "live" and transcript["notes"] == []
     assert "production database" in transcript["dialogue"].lower()

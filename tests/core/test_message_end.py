@@ -7,7 +7,7 @@ import pytest
 
 from shared.core.message_end import BEEP_HZ, MessageEnd, beep_frames, level_dbfs
 from shared.core.wav import parse_wav
-from tests.conftest import DATA
+from tests.testbed import DATA
 
 SPEECH = parse_wav((DATA / "voicemail_outage.wav").read_bytes()).pcm
 SILENCE = b"\0" * 640
@@ -53,12 +53,15 @@ def test_silence_after_speech_ends_the_message_at_the_limit() -> None:
 
 
 def test_a_caller_who_never_speaks_is_ended_by_the_silence_limit() -> None:
-    assert feed(MessageEnd(16000, silence=3.0, max_seconds=60), [SILENCE] * 500) == ("silence", pytest.approx(3.0))
+    reason, at = feed(MessageEnd(16000, silence=3.0, max_seconds=60), [SILENCE] * 500)
+    assert reason == "silence"
+    assert at == pytest.approx(3.0)
 
 
 def test_the_maximum_length_ends_a_message_that_goes_on() -> None:
     reason, at = feed(MessageEnd(16000, silence=30, max_seconds=5), frames_of(SPEECH))
-    assert (reason, at) == ("max length", pytest.approx(5.0))
+    assert reason == "max length"
+    assert at == pytest.approx(5.0)
 
 
 def test_hash_ends_the_message_and_other_keys_do_not() -> None:
