@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
+from dataclasses import asdict
 from types import FrameType
 from typing import Any
 
@@ -15,7 +17,10 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from shared.config.settings import SECRET_NAMES, Settings
+from shared.core.ports import StreamingTranscriber
+from shared.core.tasks import Task
 from shared.flows.streams import CLOSE_INTERNAL_ERROR, StreamClosed, StreamContext, run_stream
+from shared.flows.voicemail import LiveMessage, page_live_message
 from shared.runtime.logs import configure_logging
 from shared.runtime.services import Services, install_services
 
@@ -46,6 +51,11 @@ class _VonageSocket:
             raise StreamClosed("connection dropped")
         return message
 
+    def send(self, data: bytes) -> None:
+        # A peer that has gone is noticed by the next receive, which ends the stream.
+        with contextlib.suppress(ConnectionClosed):
+            self.ws.send(data)
+
     def close(self, reason: int, message: str) -> None:
         with contextlib.suppress(ConnectionClosed):
             self.ws.close(reason=reason, message=message)
@@ -62,6 +72,31 @@ def _stop_on_sigterm(stopping: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handle)
 
 
+def _live_engine(settings: Settings) -> StreamingTranscriber | None:
+    """The engine that transcribes streams as they come, if LIVE_TRANSCRIBER names one. Built here,
+    in the recorder: its decoders run in child processes fed by threads, which no function may start."""
+    if settings.live.engine == "none":
+        return None
+    from shared.adapters.pocketsphinx_streaming_transcriber import PocketsphinxStreamingTranscriber
+
+    return PocketsphinxStreamingTranscriber(limit=settings.live.max_streams)
+
+
+def _pager(services: Services) -> Callable[[LiveMessage], None]:
+    """What a live voicemail's end does: page at once from the live words, or queue the batch
+    transcription when they are incomplete."""
+
+    def page(message: LiveMessage) -> None:
+        try:
+            job = page_live_message(services, message, services.clock())
+            if job is not None:
+                services.queue.enqueue(Task("transcribe", job.name, asdict(job)))
+        except Exception:
+            log.exception("a live message could not be paged", extra={"call": message.conversation_uuid})
+
+    return page
+
+
 def create_app(
     settings: Settings | None = None, services: Services | None = None, handle_sigterm: bool = False
 ) -> Flask:
@@ -76,7 +111,11 @@ def create_app(
     install_services(app, services)
     app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_FRAME_BYTES}
     context = StreamContext(
-        services.store, settings.stream.token_secret, settings.storage.upload_chunk_bytes, live=services.live
+        services.store,
+        settings.stream.token_secret,
+        settings.storage.upload_chunk_bytes,
+        live=_live_engine(settings),
+        on_message=_pager(services),
     )
     app.extensions["tapedeck.streams"] = context
     if handle_sigterm:

@@ -52,7 +52,11 @@ _FIELDS = {
     "notice",
     "format",
     "result_webhook",
+    "capture",
 }
+# How a voicemail takes its message: Vonage's `record` action, transcribed after the call
+# (the default), or the call's live stream, transcribed as it is spoken.
+CAPTURES = ("record", "stream")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Route:
     notice: str = ""
     format: str = "mp3"
     result_webhook: str = ""
+    capture: str = "record"
 
     @property
     def channels(self) -> int:
@@ -126,6 +131,8 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
                 raise _fail(source, value_node, "max_seconds must be a whole number from 3 to 7200")
             values[key] = int(text)
             continue
+        if key == "capture" and text not in CAPTURES:
+            raise _fail(source, value_node, f"capture must be one of {', '.join(CAPTURES)}, not {text!r}")
         _check_value(source, key, text, value_node)
         values[key] = text.lstrip("+") if key == "caller_id" else text
     if "flow" not in values:

@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from shared.core.identifiers import E164, is_shaped
 from shared.core.webhooks import InboundCall
 
 __all__ = [
     "HEADERS_LIMIT",
     "VOICEMAIL_SECONDS",
+    "VOICEMAIL_SILENCE",
+    "StreamTarget",
     "connect_websocket",
     "conversation_answer",
+    "live_voicemail_answer",
     "stream_answer",
     "talk",
     "voicemail_answer",
+    "voicemail_record",
 ]
 
 Action = dict[str, object]
 VOICEMAIL_SECONDS = 120
+# Seconds of silence that end a voicemail message, recorded or live.
+VOICEMAIL_SILENCE = 3
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    """Where a call's audio is streamed: the recorder's websocket, at a rate, with a stream token."""
+
+    uri: str
+    sample_rate: int
+    token: str
+
+
 # Vonage caps a websocket endpoint's headers at 512 bytes in all.
 HEADERS_LIMIT = 512
 
@@ -30,14 +49,23 @@ def talk(text: str, *, barge_in: bool = False, language: str | None = None) -> A
     return action
 
 
-def connect_websocket(call: InboundCall, *, uri: str, sample_rate: int, token: str, event_url: str) -> Action:
-    """Connect the call's audio to the recorder, with the call's ids and a stream token."""
+def connect_websocket(
+    call: InboundCall,
+    *,
+    uri: str,
+    sample_rate: int,
+    token: str,
+    event_url: str,
+    extra: dict[str, str] | None = None,
+) -> Action:
+    """Connect the call's audio to the recorder, with the call's ids, a stream token and `extra` headers."""
     headers = {
         "conversation_uuid": call.conversation_uuid,
         "uuid": call.uuid,
         "from": call.from_[:32],
         "to": call.to[:32],
         "token": token,
+        **(extra or {}),
     }
     size = sum(len(k) + len(v) for k, v in headers.items())
     if size > HEADERS_LIMIT:
@@ -71,28 +99,69 @@ def stream_answer(
     ]
 
 
-def voicemail_answer(
-    call: InboundCall, *, owner: str, language: str, max_seconds: int | None, recording_url: str
-) -> list[Action]:
-    """Greet in the owner's name, record after a beep until silence, '#' or the limit, then thank."""
+def _greeting(owner: str, language: str) -> Action:
     who = owner or "this number"
+    return talk(
+        f"You have reached {who}. Please leave a message after the tone, then hang up or press hash.",
+        language=language,
+    )
+
+
+def _thanks(language: str) -> Action:
+    return talk("Thank you for your message. Goodbye.", language=language)
+
+
+def voicemail_record(*, language: str, max_seconds: int | None, recording_url: str) -> list[Action]:
+    """Record after a beep until silence, '#' or the limit, then thank: the message as a recording."""
     return [
-        talk(
-            f"You have reached {who}. Please leave a message after the tone, then hang up or press hash.",
-            language=language,
-        ),
         {
             "action": "record",
             "format": "mp3",
-            "endOnSilence": 3,
+            "endOnSilence": VOICEMAIL_SILENCE,
             "endOnKey": "#",
             "beepStart": True,
             "timeOut": max_seconds or VOICEMAIL_SECONDS,
             "eventUrl": [recording_url],
             "eventMethod": "POST",
         },
-        talk("Thank you for your message. Goodbye.", language=language),
+        _thanks(language),
     ]
+
+
+def voicemail_answer(
+    call: InboundCall, *, owner: str, language: str, max_seconds: int | None, recording_url: str
+) -> list[Action]:
+    """Greet in the owner's name, record after a beep until silence, '#' or the limit, then thank."""
+    del call  # the same words for every caller
+    return [
+        _greeting(owner, language),
+        *voicemail_record(language=language, max_seconds=max_seconds, recording_url=recording_url),
+    ]
+
+
+def live_voicemail_answer(
+    call: InboundCall,
+    *,
+    owner: str,
+    language: str,
+    max_seconds: int | None,
+    stream: StreamTarget,
+    fallback_url: str,
+) -> list[Action]:
+    """Greet, then stream the message to the recorder, which beeps and closes the socket when the
+    message ends; Vonage then goes on to the thanks. The connect is synchronous: if the recorder
+    cannot be reached, Vonage asks `fallback_url` what to do instead (record the message)."""
+    limits = {"capture": "voicemail", "max_seconds": str(max_seconds or VOICEMAIL_SECONDS)}
+    connect = connect_websocket(
+        call,
+        uri=stream.uri,
+        sample_rate=stream.sample_rate,
+        token=stream.token,
+        event_url=fallback_url,
+        extra=limits,
+    )
+    connect["eventType"] = "synchronous"
+    return [_greeting(owner, language), connect, _thanks(language)]
 
 
 def conversation_answer(

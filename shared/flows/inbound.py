@@ -39,6 +39,17 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
                 recording_url=recording_url,
                 event_url=f"{settings.public_url}/event",
             )
+        if route.capture == "stream":
+            from shared.flows.jobs import voicemail_fallback_url
+
+            return ncco.live_voicemail_answer(
+                call,
+                owner=route.owner,
+                language=route.language,
+                max_seconds=route.max_seconds,
+                stream=_stream_target(settings, call.conversation_uuid, now),
+                fallback_url=voicemail_fallback_url(settings, call.conversation_uuid, call.from_, call.to),
+            )
         return ncco.voicemail_answer(
             call,
             owner=route.owner,
@@ -46,7 +57,7 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
             max_seconds=route.max_seconds,
             recording_url=recording_url,
         )
-    token = mint_stream_token(settings.stream.token_secret, call.conversation_uuid, now, settings.stream.token_ttl)
+    token = _stream_target(settings, call.conversation_uuid, now).token
     return ncco.stream_answer(
         call,
         greeting=settings.stream.greeting,
@@ -55,6 +66,11 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
         token=token,
         event_url=f"{settings.public_url}/event",
     )
+
+
+def _stream_target(settings: Settings, conversation_uuid: str, now: float) -> ncco.StreamTarget:
+    token = mint_stream_token(settings.stream.token_secret, conversation_uuid, now, settings.stream.token_ttl)
+    return ncco.StreamTarget(settings.stream.recorder_url, settings.stream.rate, token)
 
 
 def record_call_event(store: BlobStore, params: Mapping[str, Any]) -> bool:

@@ -35,6 +35,7 @@ from shared.flows.documents import claim_once, document_of, read_document, updat
 __all__ = [
     "AUDIO_CONTENT_TYPES",
     "CLAIM_LEASE",
+    "FALLBACK_URL_PARAMS",
     "JOB_PREFIX",
     "RECORDING_URL_PARAMS",
     "RecordingWebhook",
@@ -45,11 +46,13 @@ __all__ = [
     "new_job",
     "read_job",
     "read_recording_webhook",
+    "read_sealed_numbers",
     "recording_event_url",
     "release_job",
     "run_claimed",
     "set_job",
     "store_recording",
+    "voicemail_fallback_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,8 @@ log = logging.getLogger(__name__)
 JOB_PREFIX = "tapedeck-"
 # The query parameters tapedeck puts in the record eventUrl; the seal covers them.
 RECORDING_URL_PARAMS = ("caller", "to", "sig")
+# And in a live voicemail's connect eventUrl.
+FALLBACK_URL_PARAMS = ("fallback", *RECORDING_URL_PARAMS)
 # A job still `received` this long after its claim was claimed by a request that died (a recording
 # download takes far less); a redelivery of the webhook may take it over.
 CLAIM_LEASE = 900.0
@@ -78,13 +83,33 @@ def job_key(name: str) -> str:
     return f"jobs/{name}.json"
 
 
+def _sealed_numbers(settings: Settings, conversation_uuid: str, caller: str, called: str) -> str:
+    """`caller=…&to=…&sig=…`: both numbers, sealed to the conversation."""
+    signature = sign_caller(settings.stream.token_secret, conversation_uuid, f"{caller}|{called}")
+    return f"caller={quote(caller, safe='')}&to={quote(called, safe='')}&sig={signature}"
+
+
 def recording_event_url(settings: Settings, conversation_uuid: str, caller: str, called: str) -> str:
     """The record eventUrl: the `recording` function, with the caller's and the called number
     (Vonage's recording webhook carries neither) sealed to this conversation."""
-    signature = sign_caller(settings.stream.token_secret, conversation_uuid, f"{caller}|{called}")
-    return (
-        f"{settings.public_url}/recording?caller={quote(caller, safe='')}&to={quote(called, safe='')}&sig={signature}"
-    )
+    return f"{settings.public_url}/recording?{_sealed_numbers(settings, conversation_uuid, caller, called)}"
+
+
+def voicemail_fallback_url(settings: Settings, conversation_uuid: str, caller: str, called: str) -> str:
+    """A live voicemail's connect eventUrl: the `event` function, which records the message
+    instead if the recorder cannot be reached, with the numbers sealed as in the record eventUrl."""
+    sealed = _sealed_numbers(settings, conversation_uuid, caller, called)
+    return f"{settings.public_url}/event?fallback=voicemail&{sealed}"
+
+
+def read_sealed_numbers(settings: Settings, conversation_uuid: str, params: Mapping[str, Any]) -> tuple[str, str]:
+    """The caller's and the called number from a sealed URL's query, checked against its seal."""
+    caller, called, signature = (params.get(k, "") for k in RECORDING_URL_PARAMS)
+    if not all(isinstance(v, str) for v in (caller, called, signature)):
+        raise BadRequest("caller, to and sig must be strings")
+    # The seal binds both numbers to this conversation: a webhook for another one is refused.
+    verify_caller(settings.stream.token_secret, conversation_uuid, f"{caller}|{called}", signature)
+    return caller, called
 
 
 @dataclass(frozen=True)
@@ -120,11 +145,7 @@ def read_recording_webhook(settings: Settings, params: Mapping[str, Any]) -> Rec
         split_url(url, "recording_url")
     size = _size(params.get("size"))
     conversation_uuid = check_conversation_uuid(params.get("conversation_uuid"))
-    caller, called, signature = (params.get(k, "") for k in RECORDING_URL_PARAMS)
-    if not all(isinstance(v, str) for v in (caller, called, signature)):
-        raise BadRequest("caller, to and sig must be strings")
-    # The seal binds both numbers to this conversation: a webhook for another one is refused.
-    verify_caller(settings.stream.token_secret, conversation_uuid, f"{caller}|{called}", signature)
+    caller, called = read_sealed_numbers(settings, conversation_uuid, params)
     return RecordingWebhook(conversation_uuid, recording_uuid, url, size, caller, called)
 
 

@@ -68,10 +68,11 @@ class LiveTranscript:
             text = "".join(_line(s) + "\n" for s in self.finals)
             self.store.write(self.live_key, text.encode(), "application/x-ndjson")
 
-    def finish(self, timeout: float = CLOSE_TIMEOUT) -> None:
-        """Wait for the last words, then write the transcript files."""
+    def finish(self, timeout: float = CLOSE_TIMEOUT) -> str | None:
+        """Wait for the last words, write the transcript files, and return the words heard; None
+        when the engine missed some of the audio."""
         if self._stream is None:
-            return
+            return None
         stream, self._stream = self._stream, None
         stream.close(timeout)
         with self._lock:
@@ -98,3 +99,4 @@ class LiveTranscript:
         self.store.write(f"{prefix}.txt", (text + "\n").encode(), "text/plain; charset=utf-8")
         self.store.write(f"{prefix}.vtt", format_webvtt(turns).encode(), "text/vtt; charset=utf-8")
         log.info("live transcript stored", extra={"call": self.conversation_uuid, "words": len(words)})
+        return None if gaps else " ".join(w.text for segment in finals for w in segment.words)

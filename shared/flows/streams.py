@@ -15,11 +15,14 @@ from shared.config.settings import STREAM_RATES
 from shared.core.call_record import check_conversation_uuid
 from shared.core.errors import TapedeckError
 from shared.core.identifiers import DTMF_KEY, is_shaped
+from shared.core.message_end import MessageEnd, beep_frames
+from shared.core.ncco import VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
 from shared.core.payloads import load_json_object
 from shared.core.ports import BlobStore, StreamingTranscriber
 from shared.core.tokens import verify_stream_token
 from shared.flows.live_transcripts import LiveTranscript
 from shared.flows.stream_audio import StreamRecording
+from shared.flows.voicemail import LiveMessage
 
 __all__ = [
     "CLOSE_GOING_AWAY",
@@ -36,6 +39,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
@@ -57,6 +61,8 @@ class StreamClosed(Exception):
 class Socket(Protocol):
     def receive(self, timeout: float | None = None) -> str | bytes | None: ...
 
+    def send(self, data: bytes) -> None: ...
+
     def close(self, reason: int, message: str) -> None: ...
 
 
@@ -72,6 +78,8 @@ class StreamContext:
     idle_timeout: float = IDLE_TIMEOUT
     # The engine that transcribes streams as they come, if any.
     live: StreamingTranscriber | None = None
+    # Where a live voicemail's message goes when it ends.
+    on_message: Callable[[LiveMessage], None] | None = None
 
 
 class _Rejected(TapedeckError):
@@ -117,6 +125,16 @@ def _text_field(meta: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+@dataclass
+class _Stream:
+    """One stream under way: its recording, its live transcript, and, for a live voicemail, when
+    its message ends."""
+
+    recording: StreamRecording
+    live: LiveTranscript | None
+    ending: MessageEnd | None
+
+
 def run_stream(ws: Socket, context: StreamContext) -> None:
     """Record one websocket stream until it ends, however it ends."""
     try:
@@ -129,6 +147,15 @@ def run_stream(ws: Socket, context: StreamContext) -> None:
     except StreamClosed:
         log.info("stream closed before its first message")
         return
+    stream = _open(ws, meta, rate, context)
+    reason = "hangup"
+    try:
+        reason = _pump(ws, stream, context)
+    finally:
+        _close(stream, reason, meta, context)
+
+
+def _open(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext) -> _Stream:
     recording = StreamRecording(
         context.store, meta["conversation_uuid"], uuidlib.uuid4().hex[:12], rate, context.chunk_bytes, context.clock
     )
@@ -140,17 +167,40 @@ def run_stream(ws: Socket, context: StreamContext) -> None:
     if context.live is not None:
         transcript = LiveTranscript(context.store, recording.conversation_uuid, recording.object_key)
         live = transcript if transcript.start(context.live, rate) else None
-    reason = "hangup"
-    try:
-        reason = _pump(ws, recording, context, live)
-    finally:
-        recording.finish(reason)
-        if live is not None:
-            live.finish()
+    ending = None
+    if meta.get("capture") == "voicemail":
+        ending = MessageEnd(rate, VOICEMAIL_SILENCE, _max_seconds(meta.get("max_seconds")))
+        # The caller hears the beep: Vonage plays each binary message sent back as 20 ms of audio.
+        for frame in beep_frames(rate):
+            ws.send(frame)
+    return _Stream(recording, live, ending)
 
 
-def _pump(ws: Socket, recording: StreamRecording, context: StreamContext, live: LiveTranscript | None) -> str:
+def _max_seconds(value: object) -> int:
+    text = value if isinstance(value, str) else ""
+    return int(text) if text.isascii() and text.isdigit() and 3 <= int(text) <= 7200 else VOICEMAIL_SECONDS
+
+
+def _close(stream: _Stream, reason: str, meta: dict[str, Any], context: StreamContext) -> None:
+    recording = stream.recording
+    recording.finish(reason)
+    text = stream.live.finish() if stream.live is not None else None
+    if stream.ending is not None and context.on_message is not None:
+        message = LiveMessage(
+            recording.conversation_uuid,
+            recording.session,
+            _text_field(meta, "from") or "",
+            _text_field(meta, "to") or "",
+            recording.object_key,
+            "wav",
+            text,
+        )
+        context.on_message(message)
+
+
+def _pump(ws: Socket, stream: _Stream, context: StreamContext) -> str:
     last = time.monotonic()
+    recording, live, ending = stream.recording, stream.live, stream.ending
     while True:
         if context.stopping.is_set():
             ws.close(CLOSE_GOING_AWAY, "recorder shutting down")
@@ -169,23 +219,31 @@ def _pump(ws: Socket, recording: StreamRecording, context: StreamContext, live: 
             recording.add_audio(message)
             if live is not None:
                 live.feed(message)
+            end = ending.audio(message) if ending is not None else None
         else:
-            _on_text(message, recording)
+            digit = _on_text(message, recording)
+            end = ending.key(digit) if ending is not None and digit else None
+        if end:
+            # The message is over: closing the socket moves Vonage on to the next NCCO action.
+            ws.close(CLOSE_NORMAL, f"message ended: {end}")
+            return end
 
 
-def _on_text(message: str, recording: StreamRecording) -> None:
+def _on_text(message: str, recording: StreamRecording) -> str | None:
+    """Keep a DTMF event in call.json and return its key; other text frames are logged."""
     try:
         event = load_json_object(message, "text frame")
     except TapedeckError as err:
         log.warning("ignored a text frame", extra={"call": recording.conversation_uuid, "error": str(err)})
-        return
+        return None
     if event.get("event") == "websocket:dtmf":
         digit = event.get("digit")
         duration = event.get("duration")
         if is_shaped(digit, DTMF_KEY):
             valid = isinstance(duration, int) and not isinstance(duration, bool) and 0 <= duration <= 3_600_000
             recording.add_dtmf(digit, duration if valid else None)
-            return
+            return digit
         log.warning("ignored a malformed DTMF event", extra={"call": recording.conversation_uuid})
-        return
+        return None
     log.debug("ignored a text event", extra={"call": recording.conversation_uuid, "event": event.get("event")})
+    return None

@@ -4,19 +4,40 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from shared.config.routes import Route
 from shared.config.settings import Settings
-from shared.core.call_record import Flow, call_key
+from shared.core import ncco
+from shared.core.call_record import Flow, call_key, check_conversation_uuid
 from shared.core.errors import TapedeckError
 from shared.core.job_record import Job, JobState
 from shared.core.pager import build_pager_text
 from shared.core.ports import BlobStore, Messenger, Recordings, Transcript, TranscriptionJob
-from shared.flows.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
+from shared.flows.jobs import (
+    RecordingWebhook,
+    claim_job,
+    new_job,
+    read_sealed_numbers,
+    recording_event_url,
+    run_claimed,
+    set_job,
+    store_recording,
+)
 from shared.flows.notify import audio_link, text_once
 
-__all__ = ["FLOW", "NO_MESSAGE", "VoicemailServices", "finish_voicemail", "receive_voicemail"]
+__all__ = [
+    "FLOW",
+    "NO_MESSAGE",
+    "LiveMessage",
+    "VoicemailServices",
+    "finish_voicemail",
+    "page_live_message",
+    "receive_voicemail",
+    "voicemail_fallback",
+]
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +130,48 @@ def _page(services: VoicemailServices, job: Job, message: str, audio_key: str | 
     sent = text_once(store, services.messenger, settings.vonage.sms_from, job, text)
     set_job(store, job.name, lambda paged: paged.move(JobState.PAGED, paged=sent))
     log.info("paged", extra={"job": job.name, "recipients": sent})
+
+
+def voicemail_fallback(settings: Settings, params: Mapping[str, Any]) -> list[ncco.Action] | None:
+    """Vonage's synchronous connect event of a live voicemail. If the recorder could not be
+    reached, the message is recorded instead, through the recording webhook and the batch path;
+    otherwise (the recorder closed the socket) Vonage goes on to the thanks."""
+    if params.get("status") not in ("failed", "unanswered"):
+        return None
+    conversation_uuid = check_conversation_uuid(params.get("conversation_uuid"))
+    caller, called = read_sealed_numbers(settings, conversation_uuid, params)
+    route = settings.routes.for_number(called)
+    log.warning("recorder unreachable: recording the message instead", extra={"call": conversation_uuid})
+    recording_url = recording_event_url(settings, conversation_uuid, caller, called)
+    return ncco.voicemail_record(language=route.language, max_seconds=route.max_seconds, recording_url=recording_url)
+
+
+@dataclass(frozen=True)
+class LiveMessage:
+    """A message taken on the call's stream: where its audio is, and its words if heard live
+    (None when the live engine could not hear all of it)."""
+
+    conversation_uuid: str
+    session: str
+    caller: str
+    called: str
+    audio_key: str
+    media_format: str
+    text: str | None
+
+
+def page_live_message(services: VoicemailServices, message: LiveMessage, now: float) -> TranscriptionJob | None:
+    """Page the owners at once from the live words, exactly once per message; without them, say
+    what the batch path must transcribe."""
+    route = services.settings.routes.for_number(message.called)
+    hook = RecordingWebhook(message.conversation_uuid, f"live-{message.session}", "", 0, message.caller, message.called)
+    job = new_job(FLOW, hook, route.recipients, route.language, now)
+    if not claim_job(services.store, job):
+        return None
+    store, name, audio_key = services.store, job.name, message.audio_key
+    if message.text is None:
+        set_job(store, name, lambda held: held.move(JobState.TRANSCRIBING, audio_key=audio_key))
+        return TranscriptionJob(name, audio_key, message.media_format, route.language)
+    set_job(store, name, lambda held: held.move(JobState.TRANSCRIBED, audio_key=audio_key, transcript_status="live"))
+    _page(services, job, message.text.strip() or NO_MESSAGE, audio_key=audio_key, now=now)
+    return None

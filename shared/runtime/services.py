@@ -23,7 +23,6 @@ from shared.core.ports import (
     CallControl,
     Messenger,
     Recordings,
-    StreamingTranscriber,
     TaskQueue,
     Transcriber,
 )
@@ -70,7 +69,6 @@ class Services:
         calls: CallControl | None = None,
         http: HttpClient | None = None,
         queue: TaskQueue | None = None,
-        live: StreamingTranscriber | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -84,7 +82,6 @@ class Services:
             "calls": calls,
             "http": http,
             "queue": queue,
-            "live": live,
         }
         self._built: dict[str, object] = {name: service for name, service in given.items() if service is not None}
 
@@ -97,16 +94,6 @@ class Services:
     http: _Service[HttpClient] = _Service()
     # Where work that must happen after a response goes: nothing runs after it in this process.
     queue: _Service[TaskQueue] = _Service()
-    # The engine that transcribes streams as they come; None when LIVE_TRANSCRIBER=none.
-    live: _Service[StreamingTranscriber | None] = _Service()
-
-    def _build_live(self) -> StreamingTranscriber | None:
-        live = self.settings.live
-        if live.engine == "none":
-            return None
-        from shared.adapters.pocketsphinx_streaming_transcriber import PocketsphinxStreamingTranscriber
-
-        return PocketsphinxStreamingTranscriber(limit=live.max_streams)
 
     def _build_store(self) -> BlobStore:
         storage = self.settings.storage

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import time
 import uuid as uuidlib
 from collections.abc import Iterator, Sequence
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
 from shared.core.wav import parse_wav, wav_header
@@ -59,6 +60,12 @@ class CallReport:
     recording_format: str | None = None
     parties: list[str] = field(default_factory=list)
     party_statuses: dict[str, str] = field(default_factory=dict)
+    # What tapedeck sent back over the websocket (a live voicemail's beep), and when it began,
+    # in seconds after the socket's first message.
+    heard: bytes = b""
+    heard_at: float | None = None
+    # Set when the websocket could not be reached and the connect's eventUrl answered instead.
+    fallback: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -93,6 +100,8 @@ class _Caller:
     fast: bool = False
     dtmf: tuple[DtmfPress, ...] = ()
     drop_after: float | None = None
+    # The websocket cannot be reached, as when the recorder is down.
+    websocket_fails: bool = False
 
 
 @dataclass
@@ -165,18 +174,23 @@ class VonageStandin:
         dtmf: list[DtmfPress] | None = None,
         drop_after: float | None = None,
         other_parties: Sequence[Path] | None = None,
+        websocket_fails: bool = False,
     ) -> CallReport:
         """Ring tapedeck: events, NCCO, then each action; `drop_after` cuts the network mid-stream.
 
         `other_parties` are what the people reached through phone connects say, in connect order;
         a phone connect with no file left goes unanswered.
         """
-        caller = _Caller(audio, fast, tuple(dtmf or ()), drop_after)
+        caller = _Caller(audio, fast, tuple(dtmf or ()), drop_after, websocket_fails)
         call = self._ring(event_url, from_, to, caller, other_parties or [])
         call.report.ncco = self.fetch_ncco(answer_url, _answer_query(from_, to, call.report))
         self._answer(call)
-        for action in call.report.ncco:
-            self._run_action(call, action)
+        actions = list(call.report.ncco)
+        while actions:
+            # A synchronous connect's eventUrl may answer with an NCCO that replaces the rest, and
+            # a caller who hangs up ends the call: nothing is left to run.
+            replacement = self._run_action(call, actions[0])
+            actions = actions[1:] if replacement is None else replacement
         self._complete(call, self._hang_up(call.report, call.conversation, audio))
         return call.report
 
@@ -205,8 +219,8 @@ class VonageStandin:
         self._event(call.report, call.event_url, {**call.common, **answer, "rate": None, "network": None})
         self._transfer(call.report, call.event_url)
 
-    def _run_action(self, call: _Call, action: dict[str, Any]) -> None:
-        """Play one NCCO action as the platform would."""
+    def _run_action(self, call: _Call, action: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Play one NCCO action as the platform would; what replaces the rest of the NCCO, if anything."""
         report, caller, kind = call.report, call.caller, action.get("action")
         if kind == "talk":
             report.talks.append(str(action.get("text", "")))
@@ -214,13 +228,14 @@ class VonageStandin:
         elif kind == "connect" and _endpoint(action).get("type") == "phone":
             self._dial(report, action, call.common, call.event_url, next(call.parties, None), call.conversation)
         elif kind == "connect":
-            self._connect(call, action)
+            return self._connect(call, action)
         elif kind == "record" and not records_in_background(action):
             self._record(report, action, caller.audio, list(caller.dtmf))
         elif kind == "record":
             self._record_in_background(call.conversation, action)
         else:
             log.warning("action not simulated", extra={"action": kind})
+        return None
 
     def _record_in_background(self, conversation: _Conversation, action: dict[str, Any]) -> None:
         self._recordings()  # fail before the call goes on, not at hang-up
@@ -357,12 +372,13 @@ class VonageStandin:
             self._deliver_recording(report, conversation.record, recording)
         return ended
 
-    def _connect(self, call: _Call, action: dict[str, Any]) -> None:
-        """Stream the caller's file to a websocket endpoint until either side hangs up."""
+    def _connect(self, call: _Call, action: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Stream the caller's file to a websocket endpoint until either side hangs up, keeping
+        what the far side sends back; an NCCO that replaces the rest, if the eventUrl gave one."""
         report, endpoint = call.report, _endpoint(action)
         if endpoint.get("type") != "websocket":
             log.warning("connect endpoint not simulated", extra={"type": endpoint.get("type")})
-            return
+            return None
         rate = parse_content_type(endpoint.get("content-type"))
         pcm = load_pcm(call.caller.audio, rate)
         # Vonage sends the content type and each NCCO header as top-level fields of the first message.
@@ -371,21 +387,51 @@ class VonageStandin:
             "content-type": endpoint["content-type"],
             **endpoint.get("headers", {}),
         }
-        with connect(endpoint["uri"], compression=None, max_size=None, open_timeout=10) as ws:
+        try:
+            if call.caller.websocket_fails:
+                raise ConnectionRefusedError("the websocket is down")
+            ws = connect(endpoint["uri"], compression=None, max_size=None, open_timeout=10)
+        except (OSError, InvalidHandshake) as err:
+            log.info("websocket not reached", extra={"error": str(err)})
+            report.fallback = self._connect_event(call, action, endpoint, "failed")
+            return report.fallback
+        with ws:
             ws.send(json.dumps(first))
+            listener = _Listener(ws, report)
             dropped = self._stream(report, ws, pcm, rate, call.caller)
             if dropped:
                 report.closed_by = "network"
-                return
-            if report.closed_by is None:
+                return None
+            if report.closed_by is None and not listener.closed.is_set():
                 report.closed_by = "caller"
                 ws.close()
-        if report.closed_by == "recorder" and action.get("eventUrl"):
-            self._event(
-                report,
-                action["eventUrl"][0],
-                {**call.common, "to": endpoint["uri"], "status": "disconnected", "timestamp": iso(time.time())},
-            )
+            elif report.closed_by is None:
+                report.closed_by = "recorder"
+            listener.join()
+        if report.closed_by == "recorder":
+            return self._connect_event(call, action, endpoint, "disconnected")
+        # The caller hung up while streaming: the call is over.
+        return [] if report.closed_by == "caller" else None
+
+    def _connect_event(
+        self, call: _Call, action: dict[str, Any], endpoint: dict[str, Any], status: str
+    ) -> list[dict[str, Any]] | None:
+        """Tell the connect's eventUrl; with `eventType: synchronous`, an NCCO it answers replaces the rest."""
+        if not action.get("eventUrl"):
+            return None
+        payload = {
+            **call.common,
+            "to": endpoint["uri"],
+            "status": status,
+            "timestamp": iso(time.time()),
+            "headers": endpoint.get("headers", {}),
+        }
+        response = send_webhook(self.http, action["eventUrl"][0], payload, self.signing)
+        call.report.event_statuses[status] = response.status_code
+        if action.get("eventType") != "synchronous" or response.status_code != 200:
+            return None
+        ncco = response.json()
+        return ncco if isinstance(ncco, list) and ncco else None
 
     def _stream(self, report: CallReport, ws: ClientConnection, pcm: bytes, rate: int, caller: _Caller) -> bool:
         """Send paced 20 ms frames and the caller's keys; True when the network was cut."""
@@ -394,6 +440,8 @@ class VonageStandin:
         start = time.monotonic()
         try:
             for index, frame in enumerate(frames(pcm, size)):
+                if report.closed_by == "recorder":
+                    break
                 position = index * FRAME_SECONDS
                 while pending and pending[0].at <= position:
                     press = pending.pop(0)
@@ -449,3 +497,33 @@ def _answer_query(from_: str, to: str, report: CallReport) -> dict[str, str]:
 def _endpoint(action: dict[str, Any]) -> dict[str, Any]:
     """A connect action's endpoint: Vonage takes at most one."""
     return dict((action.get("endpoint") or [{}])[0])
+
+
+class _Listener:
+    """Reads what the far side of a websocket sends while the caller talks: audio is kept, a
+    close ends the call's part of the stream."""
+
+    def __init__(self, ws: ClientConnection, report: CallReport) -> None:
+        self.ws, self.report = ws, report
+        self.closed = threading.Event()
+        self.started = time.monotonic()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        try:
+            while True:
+                message = self.ws.recv()
+                if isinstance(message, bytes):
+                    if self.report.heard_at is None:
+                        self.report.heard_at = time.monotonic() - self.started
+                    self.report.heard += message
+        except ConnectionClosed as err:
+            if self.report.closed_by is None and err.rcvd is not None:
+                self.report.closed_by = "recorder"
+                self.report.close_code = err.rcvd.code
+        finally:
+            self.closed.set()
+
+    def join(self) -> None:
+        self._thread.join(timeout=10)
