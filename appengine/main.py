@@ -16,6 +16,7 @@ from flask import Flask, jsonify, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
+from shared.adapters.google_streaming_transcriber import cooperate_with_gevent
 from shared.config.settings import SECRET_NAMES, Settings
 from shared.core.ports import StreamingTranscriber
 from shared.core.tasks import Task
@@ -77,6 +78,10 @@ def _live_engine(settings: Settings) -> StreamingTranscriber | None:
     in the recorder: its decoders run in child processes fed by threads, which no function may start."""
     if settings.live.engine == "none":
         return None
+    if settings.live.engine == "google":
+        from shared.adapters.google_streaming_transcriber import GoogleStreamingTranscriber
+
+        return GoogleStreamingTranscriber(limit=settings.live.max_streams)
     from shared.adapters.pocketsphinx_streaming_transcriber import PocketsphinxStreamingTranscriber
 
     return PocketsphinxStreamingTranscriber(limit=settings.live.max_streams)
@@ -155,6 +160,9 @@ def create_app(
 def production_app() -> Flask:
     """The app gunicorn serves: settings from the environment (and, deployed, secrets from Secret
     Manager: SECRETS_PROJECT names its project), streams closed on SIGTERM."""
+    # gunicorn's gevent worker has patched the standard library by now; gRPC (Secret Manager, live
+    # Google transcription) must be told before its first channel, or a stream deadlocks.
+    cooperate_with_gevent()
     env = dict(os.environ)
     if env.get("SECRETS_PROJECT"):
         from shared.adapters.secret_manager_secrets import SecretManagerSecrets

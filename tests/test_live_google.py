@@ -29,6 +29,7 @@ from google.cloud import speech_v1 as speech
 from google.cloud.speech_v1.services.speech.transports import SpeechGrpcTransport
 
 from shared.adapters.google_streaming_transcriber import GoogleStreamingTranscriber
+from shared.config.settings import Settings
 from shared.core.ports import LiveSegment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -319,6 +320,15 @@ def test_streams_past_the_limit_are_refused_until_one_closes(standin: SpeechStan
     again = engine.open(16000, lambda segment: None)
     assert again is not None
     again.close(timeout=5)
+
+
+def test_live_transcriber_google_builds_the_google_engine() -> None:
+    from appengine.main import _live_engine
+
+    engine = _live_engine(Settings.from_env({"LIVE_TRANSCRIBER": "google", "LIVE_STREAMS_MAX": "20"}))
+    assert isinstance(engine, GoogleStreamingTranscriber)
+    assert engine.limit == 20
+    assert engine.restart_after == 240.0
 
 
 _GEVENT_SCRIPT = textwrap.dedent(
