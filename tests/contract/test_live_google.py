@@ -31,8 +31,9 @@ from google.cloud.speech_v1.services.speech.transports import SpeechGrpcTranspor
 from shared.adapters.google_streaming_transcriber import GoogleStreamingTranscriber
 from shared.config.settings import Settings
 from shared.core.ports import LiveSegment
+from tests.servers import ROOT as _ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(_ROOT)
 
 
 @dataclass
@@ -346,7 +347,7 @@ _GEVENT_SCRIPT = textwrap.dedent(
     import grpc
     from google.cloud import speech_v1 as speech
     from google.cloud.speech_v1.services.speech.transports import SpeechGrpcTransport
-    from tests.test_live_google import SPEECH, frames, heard
+    from tests.contract.test_live_google import SPEECH, frames, heard
 
     channel = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
     engine = GoogleStreamingTranscriber(client=speech.SpeechClient(transport=SpeechGrpcTransport(channel=channel)))
