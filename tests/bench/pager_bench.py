@@ -1,6 +1,6 @@
 """Hang-up-to-page latency of the voicemail pager on the embedded path, with the task queue in it.
 
-    python tests/bench/pager_bench.py [--runs 5] [--model devserver|frozen|both]
+    python tests/bench/pager_bench.py [--runs 5] [--model devserver|frozen|live|all]
 
 The Vonage stand-in records a 9.4-second message and posts the recording webhook; the recording
 function stores it and queues its transcription; the embedded task queue calls the `tasks`
@@ -13,6 +13,10 @@ function back, which transcribes (pocketsphinx) and pages (outbox). Two models, 
 Latency is from the recording webhook's post (the end of recording) to the moment the page is
 handed to the messenger (the outbox entry's `sent_at`), one clock on one machine.
 Target: median <= 2 s for a 10 s message.
+
+- live: a live voicemail (`capture: stream`, LIVE_TRANSCRIBER=pocketsphinx) in one process; the
+  caller speaks the message in real time over the websocket and hangs up. Latency is from the
+  socket's close to the page's `sent_at`. Target: median <= 1 s.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from tools.standin.api import StandinApi, make_application_key, public_key_of  #
 MAILBOX = "447700900001"
 AUDIO = ROOT / "tests" / "data" / "voicemail_outage.wav"
 ROUTES = f'"{MAILBOX}":\n  flow: voicemail\n  owner: Sam\n  recipients: ["447700900111"]\n'
-TARGET = 2.0
+TARGETS = {"devserver": 2.0, "frozen": 2.0, "live": 1.0}
 
 
 @contextmanager
@@ -58,7 +62,7 @@ def frozen(env: dict[str, str], tmp: Path) -> Iterator[None]:
         yield
 
 
-MODELS = {"devserver": devserver, "frozen": frozen}
+MODELS = {"devserver": devserver, "frozen": frozen, "live": devserver}
 
 
 def measure(model: str, runs: int) -> list[float] | None:
@@ -66,7 +70,7 @@ def measure(model: str, runs: int) -> list[float] | None:
     with tempfile.TemporaryDirectory(prefix="tapedeck-pager-") as folder:
         tmp = Path(folder)
         key = make_application_key(tmp / "application.pem")
-        (tmp / "routes.yaml").write_text(ROUTES)
+        (tmp / "routes.yaml").write_text(ROUTES + ("  capture: stream\n" if model == "live" else ""))
         api = StandinApi(public_key_of(key))
         with api.serving("127.0.0.1", free_port()) as api_base:
             env = {
@@ -79,6 +83,9 @@ def measure(model: str, runs: int) -> list[float] | None:
                 "VONAGE_PRIVATE_KEY": str(tmp / "application.pem"),
                 "LOG_LEVEL": "WARNING",
             }
+            if model == "live":
+                port = env["PUBLIC_URL"].rsplit(":", 1)[1]
+                env |= {"LIVE_TRANSCRIBER": "pocketsphinx", "RECORDER_URL": f"ws://127.0.0.1:{port}/socket"}
             with MODELS[model](env, tmp):
                 return _calls(env["PUBLIC_URL"], LocalBlobStore(tmp / "data"), api, api_base, model, runs)
 
@@ -89,16 +96,22 @@ def _calls(
     standin = VonageStandin(api=api, api_base=api_base)
     latencies = []
     for run in range(runs + 1):
+        before = {info.key for info in store.list("outbox/")}
         report = standin.inbound_call(f"{url}/answer", f"{url}/event", AUDIO, to=MAILBOX)
+        prefix = "outbox/live-" if model == "live" else f"outbox/{report.recording_uuid}"
         deadline = time.monotonic() + 60
-        while not (pages := store.list(f"outbox/{report.recording_uuid}")) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            pages = [info for info in store.list(prefix) if info.key not in before]
+            if pages:
+                break
             time.sleep(0.02)
-        if not pages:
+        else:
             print(f"[{model}] run {run}: no page within 60 s")
             return None
         blob = store.read(pages[0].key)
-        assert blob is not None and report.recording_posted_at is not None
-        latency = json.loads(blob.data)["sent_at"] - report.recording_posted_at
+        ended = report.socket_closed_at if model == "live" else report.recording_posted_at
+        assert blob is not None and ended is not None
+        latency = json.loads(blob.data)["sent_at"] - ended
         # The first run also loads the speech model; it is reported, not counted.
         label = "warm-up (model load)" if run == 0 else f"run {run}"
         print(f"[{model}] {label}: hang-up to page {latency:.2f} s")
@@ -110,9 +123,9 @@ def _calls(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--model", choices=(*MODELS, "both"), default="both")
+    parser.add_argument("--model", choices=(*MODELS, "all"), default="all")
     args = parser.parse_args()
-    models = list(MODELS) if args.model == "both" else [args.model]
+    models = list(MODELS) if args.model == "all" else [args.model]
     results = {model: measure(model, args.runs) for model in models}
     print(f"\nhang-up-to-page, embedded path (task queue, pocketsphinx, outbox), 9.4 s message, {args.runs} runs:")
     for model, latencies in results.items():
@@ -120,10 +133,11 @@ def main() -> int:
             print(f"  {model:9s}  no page came")
             continue
         median = statistics.median(latencies)
-        verdict = "met" if median <= TARGET else "MISSED"
+        target = TARGETS[model]
+        verdict = "met" if median <= target else "MISSED"
         print(
             f"  {model:9s}  median {median:.2f} s, min {min(latencies):.2f} s, max {max(latencies):.2f} s"
-            f"  (target <= {TARGET:.0f} s: {verdict})"
+            f"  (target <= {target:.0f} s: {verdict})"
         )
     print("  Amazon Transcribe batch path: not measurable here (no AWS account); 1-2 min in the original design")
     return 0 if all(results.values()) else 1

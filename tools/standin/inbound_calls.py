@@ -66,6 +66,8 @@ class CallReport:
     heard_at: float | None = None
     # Set when the websocket could not be reached and the connect's eventUrl answered instead.
     fallback: list[dict[str, Any]] | None = None
+    # When the websocket closed (epoch seconds), whichever side closed it.
+    socket_closed_at: float | None = None
 
 
 @dataclass
@@ -404,10 +406,12 @@ class VonageStandin:
                 return None
             if report.closed_by is None and not listener.closed.is_set():
                 report.closed_by = "caller"
+                report.socket_closed_at = time.time()
                 ws.close()
             elif report.closed_by is None:
                 report.closed_by = "recorder"
             listener.join()
+            report.socket_closed_at = report.socket_closed_at or time.time()
         if report.closed_by == "recorder":
             return self._connect_event(call, action, endpoint, "disconnected")
         # The caller hung up while streaming: the call is over.
