@@ -34,6 +34,8 @@ def _local_env(port: str) -> dict[str, str]:
         "PROMPT_API_KEY": "local-prompt-key",
         "CALLBACK_SECRET": "local-callback-secret",
         "ALLOW_PRIVATE_CALLBACKS": "true",
+        # Streams and live voicemails are transcribed as they come.
+        "LIVE_TRANSCRIBER": "pocketsphinx",
     }
     return {
         **{name: os.environ.get(name, value) for name, value in defaults.items()},
@@ -55,6 +57,7 @@ def serve(session: nox.Session) -> None:
     session.log("Storage: ./data (LOCAL_STORAGE_DIR). In another terminal, place a call:")
     session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav                   (recorded stream)")
     session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav --to 447700900001 (voicemail page)")
+    session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav --to 447700900003 (live voicemail)")
     session.run(
         "gunicorn",
         "--worker-class",

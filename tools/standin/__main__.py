@@ -41,6 +41,13 @@ DEMO_ROUTES = """\
   recipients: ["447700900111"]
   language: en-US
   max_seconds: 120
+"447700900003":
+  flow: voicemail
+  capture: stream
+  owner: Sam
+  recipients: ["447700900111"]
+  language: en-US
+  max_seconds: 120
 "447700900002":
   flow: conversation
   connect: ["447700900200"]
@@ -119,6 +126,34 @@ def _print_pages(store: BlobStore, api: StandinApi, report: CallReport, out: Tex
         out.write(f"  no page within {_PAGE_WAIT:.0f} s\n")
     for page in sent or []:
         out.write(f"  page to {page['to']}:\n\n{page['text']}\n\n")
+
+
+def _print_heard(report: CallReport, out: TextIO) -> None:
+    """What tapedeck played back over the socket (a live voicemail's beep): its pitch and length."""
+    import numpy as np
+
+    rate = 16000 if report.frames_sent and report.bytes_sent // report.frames_sent == 640 else 8000
+    samples = np.frombuffer(report.heard, "<i2").astype(np.float64)
+    pitch = np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(np.abs(np.fft.rfft(samples))))]
+    after = f", {report.heard_at:.2f} s after the socket opened" if report.heard_at is not None else ""
+    out.write(f"  heard from tapedeck: {len(samples) / rate:.2f} s of a {pitch:.0f} Hz tone{after}\n")
+
+
+def _print_live_pages(store: BlobStore, api: StandinApi, report: CallReport, out: TextIO) -> None:
+    """Wait for a live voicemail's pages, and say how long after the hang-up each went out."""
+
+    def pages() -> list[Any]:
+        outbox = (store.read(info.key) for info in store.list("outbox/live-"))
+        sent = [json.loads(blob.data) for blob in outbox if blob is not None]
+        ended = report.socket_closed_at or 0.0
+        return [page for page in sent if page.get("sent_at", 0) >= ended] + list(api.sms)
+
+    sent = _wait_for(pages, _PAGE_WAIT)
+    if not sent:
+        out.write(f"  no page within {_PAGE_WAIT:.0f} s\n")
+    for page in sent or []:
+        after = page.get("sent_at", 0) - (report.socket_closed_at or 0)
+        out.write(f"  page to {page['to']}, {after:.2f} s after the hang-up:\n\n{page['text']}\n\n")
 
 
 def _print_delivery(delivery: Delivery, out: TextIO) -> None:
@@ -318,11 +353,15 @@ def call(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             other_parties=args.other_parties,
         )
         _print_report(report, out)
+        if report.heard:
+            _print_heard(report, out)
         if report.recording_uuid:
             store = Services(settings).store
             split = report.recording_channels > 1
             if not split or _print_transcript(store, report, out):
                 _print_pages(store, api, report, out)
+        elif report.heard:
+            _print_live_pages(Services(settings).store, api, report, out)
     if settings.storage.kind == "local":
         folder = settings.storage.local_dir / "calls" / report.conversation_uuid
         out.write(f"  stored in {folder}/\n")
