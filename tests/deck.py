@@ -51,6 +51,19 @@ class Deck:
         return self.wait_for(f"outbox/{recording_uuid}", count, timeout)
 
 
+def voicemail_routes(number: str, owners: list[str], **fields: str) -> str:
+    """A routes file with one voicemail mailbox of Sam's, for 60 s messages, with `fields` added."""
+    lines = [
+        f'"{number}":',
+        "  flow: voicemail",
+        "  owner: Sam",
+        f"  recipients: {json.dumps(owners)}",
+        "  max_seconds: 60",
+        *(f"  {name}: {value}" for name, value in fields.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 class DeckFactory(Protocol):
     def __call__(self, **env: str) -> Deck: ...
 

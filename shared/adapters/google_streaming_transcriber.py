@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.adapters.live_feed import FedStream, FeedLedger
 from shared.core.ports import LiveSegment
 from shared.core.transcript_parsers import Word
 
@@ -149,7 +150,7 @@ class _Session:
     responses: Any = None
 
 
-class _GoogleStream:
+class _GoogleStream(FedStream):
     """One call: the feeder fills the backlog, Google streams one after another take it."""
 
     def __init__(
@@ -164,10 +165,7 @@ class _GoogleStream:
         self._frames: queue.Queue[bytes] = queue.Queue(maxsize=max(1, int(engine.backlog / _FRAME_SECONDS)))
         self._config = engine.config(rate)
         # The feeder's side: seconds fed, bytes let into the backlog, and where skipped audio was.
-        self._position = 0.0
-        self._given = 0
-        self._skips: list[tuple[int, float]] = []
-        self._gap_start: float | None = None
+        self._ledger = FeedLedger(self._bytes_per_second, self._report_gap)
         # The sender's side: audio taken from the backlog since the last final result, from byte
         # `_kept_start` of all audio taken. One generator takes at a time, under `_taking`.
         self._taking = threading.Lock()
@@ -186,38 +184,20 @@ class _GoogleStream:
         self._done = threading.Event()
         self._failed = False
         self._abandoned = False
-        self._closed = False
         self._worker = threading.Thread(target=self._run, daemon=True)
         self._worker.start()
 
     # --- the feeder ------------------------------------------------------------------------
 
-    def feed(self, frame: bytes) -> None:
-        at = self._position
-        self._position += len(frame) / self._bytes_per_second
-        if self._done.is_set():
-            return  # the engine gave up: close() reports what it missed
-        try:
-            self._frames.put_nowait(frame)
-        except queue.Full:
-            if self._gap_start is None:
-                self._gap_start = at
-            return
-        self._end_gap(at)
-        self._given += len(frame)
-
-    def close(self, timeout: float) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _finish(self, timeout: float) -> None:
         self._eof.set()
         if not self._done.wait(timeout):
             log.warning("live transcription did not finish in time", extra={"timeout": timeout})
             self._abandon()
         if self._failed or self._abandoned:
-            self._report_gap(self._heard_until, self._position)
+            self._report_gap(self._heard_until, self._ledger.position)
         else:
-            self._end_gap(self._position)
+            self._ledger.end_gap(self._ledger.position)
         self._engine._release()
 
     def _abandon(self) -> None:
@@ -225,12 +205,6 @@ class _GoogleStream:
         session = self._session
         if session is not None and session.responses is not None:
             session.responses.cancel()
-
-    def _end_gap(self, at: float) -> None:
-        if self._gap_start is not None:
-            start, self._gap_start = self._gap_start, None
-            self._skips.append((self._given, at - start))
-            self._report_gap(start, at)
 
     def _report_gap(self, start: float, end: float) -> None:
         if end > start:
@@ -389,8 +363,7 @@ class _GoogleStream:
 
     def _to_stream(self, taken: int) -> float:
         """A byte of the audio taken as seconds of the stream: later by every skip before it."""
-        seconds = taken / self._bytes_per_second
-        return round(seconds + sum(skipped for at, skipped in list(self._skips) if at <= taken), 3)
+        return round(self._ledger.to_stream(taken), 3)
 
     def _deliver(self, segment: LiveSegment) -> None:
         if self._abandoned and not segment.gap:

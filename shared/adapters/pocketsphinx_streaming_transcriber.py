@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from shared.adapters.live_feed import FedStream, FeedLedger
 from shared.core.ports import LiveSegment
 from shared.core.transcript_parsers import Word
 
@@ -69,7 +70,7 @@ class PocketsphinxStreamingTranscriber:
             self._open -= 1
 
 
-class _ChildStream:
+class _ChildStream(FedStream):
     """One call's child: a writer feeds it from the backlog, a reader hands its segments on."""
 
     def __init__(
@@ -85,69 +86,39 @@ class _ChildStream:
         self._on_segment = on_segment
         self._release = release
         self._frames: queue.Queue[bytes | None] = queue.Queue(maxsize=backlog)
-        # Seconds of the stream fed so far, and of it the child was given.
-        self._position = 0.0
-        self._given = 0.0
-        # Where the child's clock runs behind the stream's: (child time, seconds skipped before it).
-        self._skips: list[tuple[float, float]] = []
-        self._gap_start: float | None = None
+        self._ledger = FeedLedger(2 * rate, self._report_gap)
         # The end of the last final words, on the stream's clock: all before it was heard.
         self._heard_until = 0.0
         # Set when the child said it was done; its end without that means it died.
         self._finished = False
         self._done = threading.Event()
-        self._closed = False
         assert child.stdin is not None and child.stdout is not None
         self._writer = threading.Thread(target=self._write, args=(child.stdin,), daemon=True)
         self._reader = threading.Thread(target=self._read, args=(child.stdout,), daemon=True)
         self._writer.start()
         self._reader.start()
 
-    def feed(self, frame: bytes) -> None:
-        at = self._position
-        seconds = len(frame) / (2 * self._rate)
-        self._position += seconds
-        if self._done.is_set():
-            return  # the child is gone: close() reports what it missed
-        try:
-            self._frames.put_nowait(frame)
-        except queue.Full:
-            if self._gap_start is None:
-                self._gap_start = at
-            return
-        self._end_gap(at)
-        self._given += seconds
-
-    def close(self, timeout: float) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _finish(self, timeout: float) -> None:
         with contextlib.suppress(queue.Full):
             self._frames.put(None, timeout=timeout)
         if not self._done.wait(timeout):
             log.warning("live transcription did not finish in time", extra={"timeout": timeout})
             self._child.kill()
         if self._finished:
-            self._end_gap(self._position)
+            self._ledger.end_gap(self._ledger.position)
         else:
             # It died or hung: whatever it had not turned into final words is missing.
-            self._report_gap(self._heard_until, self._position)
+            self._report_gap(self._heard_until, self._ledger.position)
         self._child.wait()
         self._release()
-
-    def _end_gap(self, at: float) -> None:
-        if self._gap_start is not None:
-            start, self._gap_start = self._gap_start, None
-            self._skips.append((self._given, at - start))
-            self._report_gap(start, at)
 
     def _report_gap(self, start: float, end: float) -> None:
         if end > start:
             self._deliver(LiveSegment(True, "", round(start, 2), round(end, 2), gap=True))
 
     def _given_to_stream(self, seconds: float) -> float:
-        """A time on the child's clock as a time on the stream's: later by every skip before it."""
-        return seconds + sum(skipped for at, skipped in self._skips if at <= seconds)
+        """A time on the child's clock as a time on the stream's."""
+        return self._ledger.to_stream(round(seconds * self._ledger.bytes_per_second))
 
     def _write(self, pipe: IO[bytes]) -> None:
         try:

@@ -1,22 +1,16 @@
 """The routes file: which flow each called number gets, with that flow's settings.
 
-YAML or JSON (JSON is read as YAML), one entry per number:
+YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes a demo one
+(`data/routes.yaml`). The fields, by flow:
 
-    "447700900001":
-      flow: voicemail
-      owner: Sam
-      recipients: ["447700900111"]
-      language: en-US
-      max_seconds: 120
-    "447700900002":
-      flow: conversation
-      connect: ["447700900200"]           # one or more parties, each on its own channel
-      caller_id: "447700900002"           # a Vonage number shown to the parties
-      labels: [Caller, Agent]             # one per channel: the caller first
-      notice: This call is recorded.      # read to the caller before connecting
-      format: mp3                         # or wav
-      result_webhook: https://crm.example.com/transcripts
-      recipients: ["447700900111"]        # SMS summary of the dialogue
+- every entry: `flow` (stream, voicemail or conversation);
+- voicemail: `owner` (named in the greeting), `recipients` (the numbers paged), `language`,
+  `max_seconds`, and `capture`: `record` (Vonage records, then the batch transcription) or
+  `stream` (the recorder takes the message live);
+- conversation: `connect` (one or more parties, each on its own channel), `caller_id` (a Vonage
+  number shown to the parties), `labels` (one per channel, the caller first), `notice` (read to
+  the caller before connecting), `format` (mp3 or wav), `result_webhook` (where the transcript
+  is delivered), `recipients` (an SMS summary of the dialogue), `language`, `max_seconds`.
 """
 
 from __future__ import annotations

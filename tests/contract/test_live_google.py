@@ -31,6 +31,7 @@ from google.cloud.speech_v1.services.speech.transports import SpeechGrpcTranspor
 from shared.adapters.google_streaming_transcriber import GoogleStreamingTranscriber
 from shared.config.settings import Settings
 from shared.core.ports import LiveSegment
+from tests.live import check_streams_past_the_limit_wait_for_one_to_close
 from tests.servers import ROOT as _ROOT
 
 ROOT = str(_ROOT)
@@ -314,13 +315,7 @@ def test_a_server_that_keeps_failing_leaves_the_rest_as_a_gap() -> None:
 
 def test_streams_past_the_limit_are_refused_until_one_closes(standin: SpeechStandIn) -> None:
     engine = GoogleStreamingTranscriber(limit=1, client=standin.client())
-    first = engine.open(16000, lambda segment: None)
-    assert first is not None
-    assert engine.open(16000, lambda segment: None) is None
-    first.close(timeout=5)
-    again = engine.open(16000, lambda segment: None)
-    assert again is not None
-    again.close(timeout=5)
+    check_streams_past_the_limit_wait_for_one_to_close(engine, timeout=5)
 
 
 def test_live_transcriber_google_builds_the_google_engine() -> None:

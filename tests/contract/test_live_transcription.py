@@ -10,6 +10,7 @@ import pytest
 
 from shared.adapters.pocketsphinx_streaming_transcriber import PocketsphinxStreamingTranscriber
 from shared.core.ports import LiveSegment
+from tests.live import check_streams_past_the_limit_wait_for_one_to_close
 from tests.testbed import DATA
 
 pytestmark = pytest.mark.slow
@@ -57,14 +58,7 @@ def test_a_telephone_rate_stream_is_upsampled_and_keeps_its_keywords() -> None:
 
 
 def test_streams_past_the_limit_are_refused_until_one_closes() -> None:
-    engine = PocketsphinxStreamingTranscriber(limit=1)
-    first = engine.open(16000, lambda segment: None)
-    assert first is not None
-    assert engine.open(16000, lambda segment: None) is None
-    first.close(timeout=30)
-    again = engine.open(16000, lambda segment: None)
-    assert again is not None
-    again.close(timeout=30)
+    check_streams_past_the_limit_wait_for_one_to_close(PocketsphinxStreamingTranscriber(limit=1), timeout=30)
 
 
 def test_an_engine_that_falls_behind_skips_audio_as_a_gap_and_never_blocks_the_feeder() -> None:

@@ -4,7 +4,6 @@ down, the message is recorded and paged through the batch path instead."""
 
 from __future__ import annotations
 
-import json
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 import requests
 
 from shared.core.message_end import BEEP_HZ, BEEP_SECONDS
-from tests.deck import Deck, DeckFactory, deck_fixture
+from tests.deck import Deck, DeckFactory, deck_fixture, voicemail_routes
 from tests.testbed import DATA
 from tools.standin import DtmfPress
 
@@ -22,14 +21,7 @@ pytestmark = pytest.mark.slow
 
 MAILBOX = "447700900001"
 OWNERS = ["447700900111", "447700900222"]
-ROUTES = f"""
-"{MAILBOX}":
-  flow: voicemail
-  capture: stream
-  owner: Sam
-  recipients: {json.dumps(OWNERS)}
-  max_seconds: 60
-"""
+ROUTES = voicemail_routes(MAILBOX, OWNERS, capture="stream")
 
 
 @pytest.fixture

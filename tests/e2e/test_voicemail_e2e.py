@@ -20,7 +20,7 @@ from shared.runtime.web import API_KEY_HEADER
 from tests.aws import REGION, aws_transcriber_env, job_state_change, started_job
 from tests.aws import TRANSCRIBE_BUCKET as BUCKET
 from tests.aws import TRANSCRIPTION_API_KEY as API_KEY
-from tests.deck import DeckFactory, deck_fixture, signed_post
+from tests.deck import DeckFactory, deck_fixture, signed_post, voicemail_routes
 from tests.testbed import DATA
 
 # Real servers or emulators on loopback, started by the tests.
@@ -28,14 +28,7 @@ pytestmark = pytest.mark.slow
 
 MAILBOX = "447700900001"
 OWNERS = ["447700900111", "447700900222"]
-ROUTES = f"""
-"{MAILBOX}":
-  flow: voicemail
-  owner: Sam
-  recipients: {json.dumps(OWNERS)}
-  language: en-US
-  max_seconds: 60
-"""
+ROUTES = voicemail_routes(MAILBOX, OWNERS, language="en-US")
 
 
 @pytest.fixture
