@@ -126,6 +126,12 @@ def create_app(
     if handle_sigterm:
         # On SIGTERM every open stream closes and finishes its WAV before the worker exits.
         _stop_on_sigterm(context.stopping)
+    _add_routes(app, context)
+    return app
+
+
+def _add_routes(app: Flask, context: StreamContext) -> None:
+    """The recorder's socket, its health check, and JSON answers to plain requests."""
     sock = Sock(app)
 
     @app.before_request
@@ -153,8 +159,6 @@ def create_app(
     @app.errorhandler(405)
     def http_error(err: Any) -> Any:
         return jsonify({"error": err.description}), err.code
-
-    return app
 
 
 def production_app() -> Flask:
