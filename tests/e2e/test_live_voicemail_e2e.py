@@ -55,6 +55,7 @@ def test_a_live_voicemail_beeps_then_pages_from_the_live_transcript_at_hang_up(d
     peak = np.fft.rfftfreq(len(beep), 1 / 16000)[int(np.argmax(np.abs(np.fft.rfft(beep))))]
     assert abs(peak - BEEP_HZ) < 30
     assert report.heard_at is not None and report.heard_at < 1.0
+    assert report.stream_rate == 16000
     message = message_of(live_pages(deck)[0])
     assert "PRODUCTION DATABASE" in message and "CALL ME BACK" in message
     folder = f"calls/{report.conversation_uuid}"

@@ -132,7 +132,7 @@ def _print_heard(report: CallReport, out: TextIO) -> None:
     """What tapedeck played back over the socket (a live voicemail's beep): its pitch and length."""
     import numpy as np
 
-    rate = 16000 if report.frames_sent and report.bytes_sent // report.frames_sent == 640 else 8000
+    rate = report.stream_rate or 16000
     samples = np.frombuffer(report.heard, "<i2").astype(np.float64)
     pitch = np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(np.abs(np.fft.rfft(samples))))]
     after = f", {report.heard_at:.2f} s after the socket opened" if report.heard_at is not None else ""

@@ -66,8 +66,9 @@ class CallReport:
     heard_at: float | None = None
     # Set when the websocket could not be reached and the connect's eventUrl answered instead.
     fallback: list[dict[str, Any]] | None = None
-    # When the websocket closed (epoch seconds), whichever side closed it.
+    # When the websocket closed (epoch seconds), whichever side closed it, and its sample rate.
     socket_closed_at: float | None = None
+    stream_rate: int | None = None
 
 
 @dataclass
@@ -382,6 +383,7 @@ class VonageStandin:
             log.warning("connect endpoint not simulated", extra={"type": endpoint.get("type")})
             return None
         rate = parse_content_type(endpoint.get("content-type"))
+        report.stream_rate = rate
         pcm = load_pcm(call.caller.audio, rate)
         # Vonage sends the content type and each NCCO header as top-level fields of the first message.
         first = {
