@@ -16,33 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from typing import Any, BinaryIO, TextIO
 
+from shared.adapters.pocketsphinx_transcriber import DECODER_OPTIONS, SAMPLE_RATE, decoded_words
+
 __all__ = ["main", "run"]
 
-# The bundled en-US model is built for 16 kHz; 8 kHz calls are upsampled to it.
-_MODEL_RATE = 16000
-# The same per-frame cap as the batch engine (see pocketsphinx_transcriber.py).
-_DECODER_OPTIONS: dict[str, Any] = {"maxhmmpf": 1500, "topn": 2, "beam": 1e-60}
 # An interim segment after every this many seconds of speech.
 _INTERIM_EVERY = 0.5
+# Vonage sends 20 ms frames; the Endpointer takes them as they are.
 _FRAME_SECONDS = 0.02
-_VARIANT = re.compile(r"\(\d+\)$")
-
-
-def _words(decoder: Any, offset: float) -> list[dict[str, Any]]:
-    return [
-        {
-            "word": _VARIANT.sub("", segment.word),
-            "start": round(offset + segment.start_frame / 100, 2),
-            "end": round(offset + (segment.end_frame + 1) / 100, 2),
-            "confidence": round(min(1.0, max(0.0, float(segment.prob))), 4),
-        }
-        for segment in decoder.seg()
-        if not segment.word.startswith(("<", "[", "+"))
-    ]
 
 
 class _Utterances:
@@ -59,23 +43,23 @@ class _Utterances:
             self.start = speech_start
             self.decoder.start_utt()
             self.fed = self.reported = 0.0
-        if self.rate != _MODEL_RATE:
+        if self.rate != SAMPLE_RATE:
             from shared.core.audio import resample
 
-            pcm = resample(pcm, self.rate, _MODEL_RATE)
+            pcm = resample(pcm, self.rate, SAMPLE_RATE)
         self.decoder.process_raw(pcm)
-        self.fed += len(pcm) / (2 * _MODEL_RATE)
+        self.fed += len(pcm) / (2 * SAMPLE_RATE)
         if self.fed - self.reported >= _INTERIM_EVERY:
             self.reported = self.fed
             hypothesis = self.decoder.hyp()
             if hypothesis is not None and hypothesis.hypstr:
-                self._write(final=False, words=_words(self.decoder, self.start))
+                self._write(final=False, words=decoded_words(self.decoder, self.start))
 
     def end(self) -> None:
         if self.start is None:
             return
         self.decoder.end_utt()
-        self._write(final=True, words=_words(self.decoder, self.start))
+        self._write(final=True, words=decoded_words(self.decoder, self.start))
         self.start = None
 
     def _write(self, final: bool, words: list[dict[str, Any]]) -> None:
@@ -92,7 +76,7 @@ def run(source: BinaryIO, out: TextIO, rate: int) -> None:
     from pocketsphinx import Decoder, Endpointer
 
     endpointer = Endpointer(sample_rate=rate, frame_length=_FRAME_SECONDS)
-    utterances = _Utterances(Decoder(samprate=_MODEL_RATE, **_DECODER_OPTIONS), rate, out)
+    utterances = _Utterances(Decoder(samprate=SAMPLE_RATE, **DECODER_OPTIONS), rate, out)
     size = endpointer.frame_bytes
     while True:
         frame = source.read(size)

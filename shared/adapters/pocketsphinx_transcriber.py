@@ -11,7 +11,7 @@ from typing import Any
 from shared.core.errors import NotFound, TapedeckError
 from shared.core.ports import BlobStore, Transcript, TranscriptionJob
 
-__all__ = ["PocketsphinxTranscriber"]
+__all__ = ["DECODER_OPTIONS", "SAMPLE_RATE", "PocketsphinxTranscriber", "decoded_words"]
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ SAMPLE_RATE = 16000
 # HMMs per frame decodes about a third faster than 3000 for one more wrong word in 60 across the
 # fixtures; 1000 loses more. Frame skipping (ds=2) and no flat-lexicon pass (fwdflat=False) are
 # faster again but double the word errors on the voicemail.
-_DECODER_OPTIONS: dict[str, Any] = {"maxhmmpf": 1500, "topn": 2, "beam": 1e-60}
+DECODER_OPTIONS: dict[str, Any] = {"maxhmmpf": 1500, "topn": 2, "beam": 1e-60}
 # pocketsphinx reports times in frames of 10 ms.
 _FRAME_SECONDS = 0.01
 _VARIANT = re.compile(r"\(\d+\)$")
@@ -34,12 +34,28 @@ def _is_filler(word: str) -> bool:
     return word.startswith(("<", "[", "+"))
 
 
+def decoded_words(decoder: Any, offset: float = 0.0) -> list[dict[str, Any]]:
+    """The words of the decoder's utterance, fillers left out, as `{"word", "start", "end",
+    "confidence"}` with times in seconds, `offset` seconds after the start of the audio."""
+    return [
+        {
+            "word": _VARIANT.sub("", segment.word),
+            "start": round(offset + segment.start_frame * _FRAME_SECONDS, 2),
+            "end": round(offset + (segment.end_frame + 1) * _FRAME_SECONDS, 2),
+            # A posterior from log arithmetic: it can overshoot 1 by a rounding step.
+            "confidence": round(min(1.0, max(0.0, float(segment.prob))), 4),
+        }
+        for segment in decoder.seg()
+        if not _is_filler(segment.word)
+    ]
+
+
 class PocketsphinxTranscriber:
     """Speech to text with pocketsphinx's bundled US-English model; one decoder per instance."""
 
     def __init__(self, store: BlobStore, options: dict[str, Any] | None = None) -> None:
         self.store = store
-        self._options = dict(_DECODER_OPTIONS if options is None else options)
+        self._options = dict(DECODER_OPTIONS if options is None else options)
         self._decoder: Any = None
         # process_raw is not thread-safe, and building the decoder twice would waste ~100 MiB.
         self._lock = threading.Lock()
@@ -75,20 +91,7 @@ class PocketsphinxTranscriber:
             # full_utt: normalise over the whole recording, so earlier jobs do not colour this one.
             decoder.process_raw(pcm, full_utt=True)
             decoder.end_utt()
-            if decoder.hyp() is None:
-                return []
-            segments = [(s.word, s.start_frame, s.end_frame, s.prob) for s in decoder.seg()]
-        return [
-            {
-                "word": _VARIANT.sub("", word),
-                "start": round(start * _FRAME_SECONDS, 2),
-                "end": round((end + 1) * _FRAME_SECONDS, 2),
-                # A posterior from log arithmetic: it can overshoot 1 by a rounding step.
-                "confidence": round(min(1.0, max(0.0, float(prob))), 4),
-            }
-            for word, start, end, prob in segments
-            if not _is_filler(word)
-        ]
+            return [] if decoder.hyp() is None else decoded_words(decoder)
 
     def _get_decoder(self) -> Any:
         if self._decoder is None:
