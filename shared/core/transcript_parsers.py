@@ -30,6 +30,10 @@ class Word:
     end: float
     confidence: float  # 0..1
 
+    def to_json(self) -> dict[str, object]:
+        """As plain data, the shape the pocketsphinx reader takes back: word, start, end, confidence."""
+        return {"word": self.text, "start": self.start, "end": self.end, "confidence": self.confidence}
+
 
 @dataclass(frozen=True)
 class Channel:

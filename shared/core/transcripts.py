@@ -171,10 +171,7 @@ def transcript_document(model: TranscriptModel, turns: Sequence[Turn]) -> dict[s
                 "channel": channel.index,
                 "label": channel.label,
                 "text": _channel_text(channel),
-                "words": [
-                    {"word": word.text, "start": word.start, "end": word.end, "confidence": word.confidence}
-                    for word in channel.words
-                ],
+                "words": [word.to_json() for word in channel.words],
             }
             for channel in model.channels
         ],

@@ -30,7 +30,7 @@ _LABELS = ("Caller",)
 def _line(segment: LiveSegment) -> str:
     if segment.gap:
         return json.dumps({"gap": True, "start": segment.start, "end": segment.end})
-    words = [{"word": w.text, "start": w.start, "end": w.end, "confidence": w.confidence} for w in segment.words]
+    words = [word.to_json() for word in segment.words]
     return json.dumps({"start": segment.start, "end": segment.end, "text": segment.text, "words": words})
 
 
@@ -77,11 +77,7 @@ class LiveTranscript:
         stream.close(timeout)
         with self._lock:
             finals = sorted(self.finals, key=lambda s: s.start)
-        words = [
-            {"word": w.text, "start": w.start, "end": w.end, "confidence": w.confidence}
-            for segment in finals
-            for w in segment.words
-        ]
+        words = [word.to_json() for segment in finals for word in segment.words]
         model = parse_transcript(
             {"engine": "pocketsphinx", "channels": [{"channel": 0, "words": words}]}, _LABELS, len(_LABELS)
         )
