@@ -14,6 +14,7 @@ from typing import Any
 from shared.core.transcript_parsers import Channel, TranscriptModel, Word, parse_transcript
 
 __all__ = [
+    "NOTHING",
     "Channel",
     "TranscriptModel",
     "Turn",
@@ -35,7 +36,7 @@ _CUE_SECONDS = 7.0
 _CUE_CHARS = 90
 # WebVTT wants every cue to end after it starts: a cue that would not gets this long on screen (ms).
 _CUE_MINIMUM = 500
-_NOTHING = "(nothing recognised)"
+NOTHING = "(nothing recognised)"
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def _channel_text(channel: Channel) -> str:
 
 def format_channel_text(model: TranscriptModel) -> str:
     """Each channel's label and everything said on it, blocks separated by a blank line."""
-    return "\n\n".join(f"{channel.label}:\n{_channel_text(channel) or _NOTHING}" for channel in model.channels)
+    return "\n\n".join(f"{channel.label}:\n{_channel_text(channel) or NOTHING}" for channel in model.channels)
 
 
 def _millis(seconds: float) -> int:

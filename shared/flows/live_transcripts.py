@@ -16,7 +16,14 @@ from dataclasses import replace
 
 from shared.core.call_record import call_key
 from shared.core.ports import BlobStore, LiveSegment, LiveTranscription, StreamingTranscriber
-from shared.core.transcripts import build_turns, format_dialogue, format_webvtt, parse_transcript, transcript_document
+from shared.core.transcripts import (
+    NOTHING,
+    build_turns,
+    format_dialogue,
+    format_webvtt,
+    parse_transcript,
+    transcript_document,
+)
 
 __all__ = ["CLOSE_TIMEOUT", "LiveTranscript"]
 
@@ -91,7 +98,7 @@ class LiveTranscript:
         }
         prefix = self.transcript_prefix
         self.store.write(f"{prefix}.json", json.dumps(document, indent=2).encode(), "application/json")
-        text = format_dialogue(turns) or "(nothing recognised)"
+        text = format_dialogue(turns) or NOTHING
         self.store.write(f"{prefix}.txt", (text + "\n").encode(), "text/plain; charset=utf-8")
         self.store.write(f"{prefix}.vtt", format_webvtt(turns).encode(), "text/vtt; charset=utf-8")
         log.info("live transcript stored", extra={"call": self.conversation_uuid, "words": len(words)})
