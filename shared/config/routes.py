@@ -23,6 +23,7 @@ from typing import Any
 from shared.core.call_record import Flow
 from shared.core.errors import BadRequest, ConfigError
 from shared.core.identifiers import E164, LANGUAGE_TAG, ROUTE_NUMBER, is_shaped
+from shared.core.ncco import MAX_SECONDS
 from shared.core.payloads import split_url
 
 __all__ = ["DEFAULT_LABELS", "FLOWS", "RECORDING_FORMATS", "Flow", "Route", "Routes", "load_routes", "parse_routes"]
@@ -121,8 +122,9 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
             values[key] = Flow(text)
             continue
         if key == "max_seconds":
-            if not is_shaped(text, _SECONDS) or not 3 <= int(text) <= 7200:
-                raise _fail(source, value_node, "max_seconds must be a whole number from 3 to 7200")
+            low, high = MAX_SECONDS
+            if not is_shaped(text, _SECONDS) or not low <= int(text) <= high:
+                raise _fail(source, value_node, f"max_seconds must be a whole number from {low} to {high}")
             values[key] = int(text)
             continue
         if key == "capture" and text not in CAPTURES:

@@ -9,6 +9,7 @@ from shared.core.webhooks import InboundCall
 
 __all__ = [
     "HEADERS_LIMIT",
+    "MAX_SECONDS",
     "VOICEMAIL_SECONDS",
     "VOICEMAIL_SILENCE",
     "StreamTarget",
@@ -23,6 +24,8 @@ __all__ = [
 
 Action = dict[str, object]
 VOICEMAIL_SECONDS = 120
+# The limits a route's max_seconds must keep: Vonage's connect `limit` and record `timeOut` go to 7200.
+MAX_SECONDS = (3, 7200)
 # Seconds of silence that end a voicemail message, recorded or live.
 VOICEMAIL_SILENCE = 3
 

@@ -16,7 +16,7 @@ from shared.core.call_record import check_conversation_uuid
 from shared.core.errors import TapedeckError
 from shared.core.identifiers import DTMF_KEY, is_shaped
 from shared.core.message_end import MessageEnd, beep_frames
-from shared.core.ncco import VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
+from shared.core.ncco import MAX_SECONDS, VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
 from shared.core.payloads import load_json_object
 from shared.core.ports import BlobStore, StreamingTranscriber
 from shared.core.tokens import verify_stream_token
@@ -178,7 +178,8 @@ def _open(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext) -
 
 def _max_seconds(value: object) -> int:
     text = value if isinstance(value, str) else ""
-    return int(text) if text.isascii() and text.isdigit() and 3 <= int(text) <= 7200 else VOICEMAIL_SECONDS
+    low, high = MAX_SECONDS
+    return int(text) if text.isascii() and text.isdigit() and low <= int(text) <= high else VOICEMAIL_SECONDS
 
 
 def _close(stream: _Stream, reason: str, meta: dict[str, Any], context: StreamContext) -> None:
