@@ -18,10 +18,12 @@ from simple_websocket import ConnectionClosed
 
 from shared.adapters.google_streaming_transcriber import cooperate_with_gevent
 from shared.config.settings import SECRET_NAMES, Settings
-from shared.core.ports import StreamingTranscriber
+from shared.core.ports import LiveListener, StreamingTranscriber
 from shared.core.tasks import Task
+from shared.flows.results import claim_result
 from shared.flows.streams import CLOSE_INTERNAL_ERROR, StreamClosed, StreamContext, run_stream
 from shared.flows.voicemail import LiveMessage, page_live_message
+from shared.runtime.live_webhook import WebhookLiveListener, webhook_poster
 from shared.runtime.logs import configure_logging
 from shared.runtime.services import Services, install_services
 
@@ -102,6 +104,15 @@ def _pager(services: Services) -> Callable[[LiveMessage], None]:
     return page
 
 
+def _live_listener(services: Services) -> Callable[[str], LiveListener]:
+    """A sender of one stream's live events to a route's live_webhook, signed as every delivery is."""
+
+    def listen(url: str) -> LiveListener:
+        return WebhookLiveListener(webhook_poster(services.http, services.settings.delivery, url, services.clock))
+
+    return listen
+
+
 def create_app(
     settings: Settings | None = None, services: Services | None = None, handle_sigterm: bool = False
 ) -> Flask:
@@ -121,6 +132,9 @@ def create_app(
         settings.storage.upload_chunk_bytes,
         live=_live_engine(settings),
         on_message=_pager(services),
+        routes=settings.routes,
+        listen=_live_listener(services),
+        post_result=lambda call, name, url, payload: claim_result(services, call, name, url, payload),
     )
     app.extensions["tapedeck.streams"] = context
     if handle_sigterm:

@@ -207,6 +207,14 @@ def lifecycle_rules(prompt_ttl_days: int) -> dict[str, object]:
     }
 
 
+def _copy_routes(routes_file: str, folders: Sequence[Path]) -> None:
+    for folder in folders:
+        try:
+            shutil.copyfile(routes_file, folder / "routes.yaml")
+        except OSError as err:
+            raise DeployError(f"ROUTES_FILE {routes_file} cannot be read: {err.strerror}") from err
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.deploy", description="Stage and deploy tapedeck.")
     parser.add_argument("--project", required=True, help="Google Cloud project id")
@@ -232,18 +240,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     out = args.out if args.out is not None else root / "build"
     try:
         functions_dir = stage_functions(root, out)
-        if env.get("ROUTES_FILE"):
-            # Cloud Functions sees only its uploaded folder, so the routes file travels inside it.
-            try:
-                shutil.copyfile(env["ROUTES_FILE"], functions_dir / "routes.yaml")
-            except OSError as err:
-                raise DeployError(f"ROUTES_FILE {env['ROUTES_FILE']} cannot be read: {err.strerror}") from err
+        routes_file = env.get("ROUTES_FILE")
+        if routes_file:
+            # Each deployable sees only its uploaded folder, so the routes file travels inside both:
+            # the recorder reads it too, for a stream's live_webhook.
             env["ROUTES_FILE"] = "routes.yaml"
         lifecycle = lifecycle_rules(int(env.get("PROMPT_TTL_DAYS") or 7))
         (out / "lifecycle.json").write_text(json.dumps(lifecycle, indent=2), encoding="utf-8")
         recorder_env = {k: v for k, v in env.items() if k != "LOCAL_STORAGE_DIR" and k not in SECRET_NAMES}
         recorder_env["SECRETS_PROJECT"] = args.project
         recorder_dir = stage_recorder(root, out, recorder_env, account_email("recorder", args.project))
+        if routes_file:
+            _copy_routes(routes_file, (functions_dir, recorder_dir))
         names = entry_points((root / "functions" / "main.py").read_text(encoding="utf-8"))
         steps = deploy_plan(
             project=args.project,

@@ -4,6 +4,8 @@ YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes
 (`data/routes.yaml`). The fields, by flow:
 
 - every entry: `flow` (stream, voicemail or conversation);
+- stream, and voicemail with `capture: stream`: `live_webhook` (where each live transcript's
+  segments go as they are heard, and the whole transcript once the call is over);
 - voicemail: `owner` (named in the greeting), `recipients` (the numbers paged), `language`,
   `max_seconds`, and `capture`: `record` (Vonage records, then the batch transcription) or
   `stream` (the recorder takes the message live);
@@ -48,7 +50,9 @@ _FIELDS = {
     "format",
     "result_webhook",
     "capture",
+    "live_webhook",
 }
+_WEBHOOK_FIELDS = ("result_webhook", "live_webhook")
 # How a voicemail takes its message: Vonage's `record` action, transcribed after the call
 # (the default), or the call's live stream, transcribed as it is spoken.
 CAPTURES = ("record", "stream")
@@ -68,6 +72,12 @@ class Route:
     format: str = "mp3"
     result_webhook: str = ""
     capture: str = "record"
+    live_webhook: str = ""
+
+    @property
+    def streams_live(self) -> bool:
+        """Whether the recorder takes this route's calls over the websocket, where they can be heard live."""
+        return self.flow == Flow.STREAM or (self.flow == Flow.VOICEMAIL and self.capture == "stream")
 
     @property
     def channels(self) -> int:
@@ -137,7 +147,11 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
         raise _fail(source, number_node, f"the voicemail entry for {number} needs at least one recipient")
     if values["flow"] == Flow.CONVERSATION:
         _check_conversation(source, number, number_node, values)
-    return Route(**values)
+    route = Route(**values)
+    if route.live_webhook and not route.streams_live:
+        needs = "a stream, or a voicemail with capture: stream"
+        raise _fail(source, number_node, f"{number} has a live_webhook, which only {needs} can have")
+    return route
 
 
 def _list(source: str, key: str, node: Any) -> tuple[str, ...]:
@@ -171,13 +185,13 @@ def _check_value(source: str, key: str, text: str, node: Any) -> None:
         raise _fail(source, node, f"format must be one of {', '.join(RECORDING_FORMATS)}, not {text!r}")
     if key == "notice" and len(text) > 1500:
         raise _fail(source, node, "notice must be at most 1500 characters (Vonage's talk limit)")
-    if key == "result_webhook":
+    if key in _WEBHOOK_FIELDS:
         try:
-            scheme = split_url(text, "result_webhook").scheme
+            scheme = split_url(text, key).scheme
         except BadRequest:
             scheme = ""
         if scheme not in ("https", "http"):
-            raise _fail(source, node, f"result_webhook {text!r} must be an https:// URL")
+            raise _fail(source, node, f"{key} {text!r} must be an https:// URL")
 
 
 def _check_conversation(source: str, number: str, node: Any, values: dict[str, Any]) -> None:

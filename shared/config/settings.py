@@ -515,10 +515,13 @@ def _check_across(settings: Settings) -> None:
     if settings.transcription.engine == "aws":
         _check_aws(settings)
     if storage.kind == "gcs" and settings.delivery.secret_generated:
-        if any(r.result_webhook for r in routes.by_number.values()):
-            raise ConfigError(f"{CALLBACK_SECRET.label} is required for result webhooks: receivers check it")
+        if any(r.result_webhook or r.live_webhook for r in routes.by_number.values()):
+            raise ConfigError(f"{CALLBACK_SECRET.label} is required for result and live webhooks: receivers check it")
         if settings.prompt.api_key:
             raise ConfigError(f"{CALLBACK_SECRET.label} is required with PROMPT_API_KEY: receivers check it")
+    live_hooked = [number for number, r in routes.by_number.items() if r.live_webhook]
+    if live_hooked and settings.live.engine == "none":
+        raise ConfigError(f"ROUTES_FILE: {live_hooked[0]} has a live_webhook, which needs LIVE_TRANSCRIBER set")
     if settings.messenger == "vonage" and not (vonage.api_key and vonage.api_secret):
         raise ConfigError(f"VONAGE_API_KEY and {VONAGE_API_SECRET.label} are required when MESSENGER=vonage")
     tasks = settings.tasks

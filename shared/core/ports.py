@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -14,6 +14,7 @@ __all__ = [
     "BlobInfo",
     "BlobStore",
     "CallControl",
+    "LiveListener",
     "LiveSegment",
     "LiveTranscription",
     "Messenger",
@@ -200,6 +201,18 @@ class LiveTranscription(Protocol):
 
     def close(self, timeout: float) -> None:
         """End of audio: wait up to `timeout` seconds for the last segments, then let go."""
+        ...
+
+
+class LiveListener(Protocol):
+    """Where one stream's live events go as they happen (a route's `live_webhook`), in order."""
+
+    def send(self, event: Mapping[str, object]) -> None:
+        """Hand over the next event; never waits for the receiver."""
+        ...
+
+    def close(self, then: Callable[[], None] | None = None) -> None:
+        """No more events: send those still waiting, then call `then`; never waits either."""
         ...
 
 

@@ -9,12 +9,10 @@ from typing import Protocol
 
 from shared.config.routes import Route
 from shared.core.call_record import Flow, call_key
-from shared.core.deliveries import DeliveryRecord, DeliveryRequest, DeliveryState
-from shared.core.errors import Conflict, TapedeckError
+from shared.core.errors import TapedeckError
 from shared.core.job_record import Job, JobState
 from shared.core.pager import fit_sms
 from shared.core.ports import TaskQueue, Transcript, TranscriptionJob
-from shared.core.tasks import Retry, Task
 from shared.core.transcripts import (
     TranscriptModel,
     build_turns,
@@ -24,13 +22,13 @@ from shared.core.transcripts import (
     parse_transcript,
 )
 from shared.core.transcripts import transcript_document as model_document
-from shared.flows.delivery import HttpClient, deliver_once
-from shared.flows.documents import claim_once, read_document, update_document
+from shared.flows.delivery import HttpClient
 from shared.flows.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
 from shared.flows.notify import audio_link, text_once
+from shared.flows.results import claim_result
 from shared.flows.voicemail import VoicemailServices
 
-__all__ = ["FLOW", "deliver_result", "finish_conversation", "receive_conversation"]
+__all__ = ["FLOW", "finish_conversation", "receive_conversation"]
 
 log = logging.getLogger(__name__)
 
@@ -129,78 +127,17 @@ def _send_summary(services: ConversationServices, job: Job, dialogue: str, link:
     log.info("summary sent", extra={"job": job.name, "recipients": sent})
 
 
-def _delivery_key(conversation_uuid: str, recording_uuid: str) -> str:
-    return call_key(conversation_uuid, f"deliveries/{recording_uuid}.json")
-
-
 def _post_result(services: ConversationServices, job: Job, document: Mapping[str, object], link: str | None) -> None:
-    """Claim the result's delivery once per recording and hand it to the queue, which makes the attempts."""
-    url = job.result_webhook
-    if not url:
+    """Deliver the transcript to the route's result webhook, once per recording."""
+    if not job.result_webhook:
         return
-    conversation_uuid, recording_uuid = job.conversation_uuid, job.recording_uuid
     payload: dict[str, object] = {
         "event": "transcript",
-        "conversation_uuid": conversation_uuid,
-        "recording_uuid": recording_uuid,
+        "conversation_uuid": job.conversation_uuid,
+        "recording_uuid": job.recording_uuid,
         "caller": job.caller,
         "called": job.called,
         "audio_url": link,
         "transcript": document,
     }
-    claim = DeliveryRecord(url, DeliveryState.SENDING, payload=payload, attempts=0)
-    key = _delivery_key(conversation_uuid, recording_uuid)
-    if not claim_once(services.store, key, claim.to_json()):
-        existing = read_document(services.store, key, DeliveryRecord)
-        if existing is None or existing.state != DeliveryState.SENDING:
-            log.info("result already delivered", extra={"job": job.name})
-            return
-        # Claimed, and perhaps never queued (the claiming request died in between): queue it again;
-        # a task of the same name already queued makes this a no-op.
-    keys = {"conversation_uuid": conversation_uuid, "recording_uuid": recording_uuid}
-    services.queue.enqueue(Task("deliver-result", recording_uuid, keys))
-
-
-def deliver_result(
-    services: ConversationServices,
-    conversation_uuid: str,
-    recording_uuid: str,
-    *,
-    attempt: int,
-    final: bool,
-    now: float,
-) -> str:
-    """One attempt at the result webhook, its outcome kept in the claim; Retry while attempts are left."""
-    key = _delivery_key(conversation_uuid, recording_uuid)
-    if read_document(services.store, key, DeliveryRecord) is None:
-        return "nothing to deliver"
-    taken = False
-
-    def take(record: DeliveryRecord) -> None:
-        nonlocal taken
-        taken = record.take_attempt(attempt)
-
-    claim = update_document(services.store, key, DeliveryRecord, take, _no_claim)
-    if not taken:
-        return f"nothing to send (result {claim.state})"
-    settings = services.settings
-    request = DeliveryRequest(claim.url, claim.payload or {})
-    outcome = deliver_once(
-        services.http, settings.delivery, settings.delivery.secret, request, attempt=attempt, now=now
-    )
-    state = DeliveryState.RETRYING
-
-    def note(record: DeliveryRecord) -> None:
-        nonlocal state
-        state = record.note(outcome, final=final, now=now)
-
-    update_document(services.store, key, DeliveryRecord, note, _no_claim)
-    if state == DeliveryState.RETRYING:
-        raise Retry(f"result webhook not delivered yet: {outcome.error}")
-    if state == DeliveryState.FAILED:
-        log.error("result not delivered", extra={"call": conversation_uuid, "error": outcome.error})
-    return str(state)
-
-
-def _no_claim() -> DeliveryRecord:
-    raise Conflict("the result's delivery record disappeared")
+    claim_result(services, job.conversation_uuid, job.recording_uuid, job.result_webhook, payload)

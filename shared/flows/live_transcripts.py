@@ -5,6 +5,9 @@ of `calls/<id>/live.jsonl`, rewritten whole as segments arrive, since a Cloud St
 cannot be appended to. When the stream ends, the segments become `transcript.json`, `.txt` and
 `.vtt` beside the audio, in the same model as the batch path's. A second stream of the same call
 keeps its own files, named after its session as its audio is.
+
+A route's `live_webhook` hears every segment, interim ones too, and every gap, through a
+`LiveListener` handed each one in the order the engine gave them.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import json
 import logging
 import threading
 from dataclasses import replace
+from typing import Any
 
 from shared.core.call_record import call_key
-from shared.core.ports import BlobStore, LiveSegment, LiveTranscription, StreamingTranscriber
+from shared.core.live_events import segment_event, segment_json
+from shared.core.ports import BlobStore, LiveListener, LiveSegment, LiveTranscription, StreamingTranscriber
 from shared.core.transcripts import (
     NOTHING,
     build_turns,
@@ -35,18 +40,27 @@ _LABELS = ("Caller",)
 
 
 def _line(segment: LiveSegment) -> str:
-    if segment.gap:
-        return json.dumps({"gap": True, "start": segment.start, "end": segment.end})
-    words = [word.to_json() for word in segment.words]
-    return json.dumps({"start": segment.start, "end": segment.end, "text": segment.text, "words": words})
+    return json.dumps(segment_json(segment))
 
 
 class LiveTranscript:
     """One stream's live transcript, kept in `store` under the call."""
 
-    def __init__(self, store: BlobStore, conversation_uuid: str, audio_key: str) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        conversation_uuid: str,
+        audio_key: str,
+        session: str = "",
+        listener: LiveListener | None = None,
+    ) -> None:
         self.store = store
         self.conversation_uuid = conversation_uuid
+        self.session = session
+        self.listener = listener
+        # transcript.json's document once the stream is over.
+        self.document: dict[str, Any] | None = None
+        self._sequence = 0
         # audio.wav → live.jsonl, transcript.*; audio-<session>.wav → live-<session>.jsonl, transcript-<session>.*
         suffix = audio_key.rsplit("/", 1)[-1].removeprefix("audio").removesuffix(".wav")
         self.live_key = call_key(conversation_uuid, f"live{suffix}.jsonl")
@@ -67,7 +81,12 @@ class LiveTranscript:
             self._stream.feed(frame)
 
     def on_segment(self, segment: LiveSegment) -> None:
-        """Keep a final segment or a gap; interim ones are for live listeners only."""
+        """Hand every segment to the listener; keep a final segment or a gap."""
+        if self.listener is not None and (segment.words or segment.gap):
+            with self._lock:
+                # Numbered and handed over under one lock: gaps are reported from the feeder's side.
+                self._sequence += 1
+                self.listener.send(segment_event(self.conversation_uuid, self.session, self._sequence, segment))
         if not (segment.final and (segment.words or segment.gap)):
             return
         with self._lock:
@@ -96,6 +115,7 @@ class LiveTranscript:
             "conversation_uuid": self.conversation_uuid,
             **transcript_document(model, turns),
         }
+        self.document = document
         prefix = self.transcript_prefix
         self.store.write(f"{prefix}.json", json.dumps(document, indent=2).encode(), "application/json")
         text = format_dialogue(turns) or NOTHING

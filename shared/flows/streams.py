@@ -7,18 +7,20 @@ import re
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shared.config.routes import Routes
 from shared.config.settings import STREAM_RATES
 from shared.core.call_record import check_conversation_uuid
 from shared.core.errors import TapedeckError
 from shared.core.identifiers import DTMF_KEY, is_shaped
+from shared.core.live_events import transcript_event
 from shared.core.message_end import MessageEnd, beep_frames
 from shared.core.ncco import MAX_SECONDS, VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
 from shared.core.payloads import load_json_object
-from shared.core.ports import BlobStore, StreamingTranscriber
+from shared.core.ports import BlobStore, LiveListener, StreamingTranscriber
 from shared.core.tokens import verify_stream_token
 from shared.flows.live_transcripts import LiveTranscript
 from shared.flows.stream_audio import StreamRecording
@@ -80,6 +82,11 @@ class StreamContext:
     live: StreamingTranscriber | None = None
     # Where a live voicemail's message goes when it ends.
     on_message: Callable[[LiveMessage], None] | None = None
+    # The called numbers' routes, for their live_webhook; a listener that sends a stream's live
+    # events to one; and the queued delivery of a result (call, name, URL, payload) to it.
+    routes: Routes = field(default_factory=Routes)
+    listen: Callable[[str], LiveListener] | None = None
+    post_result: Callable[[str, str, str, Mapping[str, object]], None] | None = None
 
 
 class _Rejected(TapedeckError):
@@ -126,13 +133,22 @@ def _text_field(meta: dict[str, Any], name: str) -> str | None:
 
 
 @dataclass
+class _Webhook:
+    """A route's live_webhook and the listener sending this stream's events to it."""
+
+    url: str
+    listener: LiveListener
+
+
+@dataclass
 class _Stream:
-    """One stream under way: its recording, its live transcript, and, for a live voicemail, when
-    its message ends."""
+    """One stream under way: its recording, its live transcript and its route's live webhook, and,
+    for a live voicemail, when its message ends."""
 
     recording: StreamRecording
     live: LiveTranscript | None
     ending: MessageEnd | None
+    webhook: _Webhook | None = None
 
 
 def run_stream(ws: Socket, context: StreamContext) -> None:
@@ -163,9 +179,13 @@ def _open(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext) -
     log.info(
         "stream started", extra={"call": recording.conversation_uuid, "rate": rate, "object": recording.object_key}
     )
+    webhook = _webhook(meta, context)
     live = None
     if context.live is not None:
-        transcript = LiveTranscript(context.store, recording.conversation_uuid, recording.object_key)
+        listener = webhook.listener if webhook else None
+        transcript = LiveTranscript(
+            context.store, recording.conversation_uuid, recording.object_key, recording.session, listener
+        )
         live = transcript if transcript.start(context.live, rate) else None
     ending = None
     if meta.get("capture") == "voicemail":
@@ -173,7 +193,15 @@ def _open(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext) -
         # The caller hears the beep: Vonage plays each binary message sent back as 20 ms of audio.
         for frame in beep_frames(rate):
             ws.send(frame)
-    return _Stream(recording, live, ending)
+    return _Stream(recording, live, ending, webhook)
+
+
+def _webhook(meta: dict[str, Any], context: StreamContext) -> _Webhook | None:
+    """The called number's live_webhook, with a listener for this stream, if it has one."""
+    url = context.routes.for_number(_text_field(meta, "to") or "").live_webhook
+    if not url or context.listen is None:
+        return None
+    return _Webhook(url, context.listen(url))
 
 
 def _max_seconds(value: object) -> int:
@@ -197,6 +225,24 @@ def _close(stream: _Stream, reason: str, meta: dict[str, Any], context: StreamCo
             text,
         )
         context.on_message(message)
+    if stream.webhook is not None:
+        _send_transcript(stream, meta, context)
+
+
+def _send_transcript(stream: _Stream, meta: dict[str, Any], context: StreamContext) -> None:
+    """After the live events, the whole transcript once, through the queue's retried delivery."""
+    assert stream.webhook is not None
+    recording, url = stream.recording, stream.webhook.url
+    document = stream.live.document if stream.live is not None else None
+    caller, called = _text_field(meta, "from") or "", _text_field(meta, "to") or ""
+    event = transcript_event(recording.conversation_uuid, recording.session, caller, called, document)
+    post = context.post_result
+
+    def deliver() -> None:
+        if post is not None:
+            post(recording.conversation_uuid, f"live-{recording.session}", url, event)
+
+    stream.webhook.listener.close(deliver)
 
 
 def _pump(ws: Socket, stream: _Stream, context: StreamContext) -> str:

@@ -14,8 +14,8 @@ from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, RECORDING_ID, is_shaped
 from shared.core.ports import TranscriptionJob
 from shared.core.tasks import Task
-from shared.flows.conversation import deliver_result
 from shared.flows.pin_calls import PromptServices, deliver_callback, settle_after_hang_up
+from shared.flows.results import deliver_result
 from shared.flows.transcription import RecordedCallServices, run_transcription
 
 __all__ = ["TaskServices", "run_task"]

@@ -381,6 +381,20 @@ def test_the_dry_run_stages_a_recorder_without_secrets(tmp_path: Path, capsys: p
     assert json.loads((tmp_path / "lifecycle.json").read_text()) == lifecycle_rules(7)
 
 
+def test_the_routes_file_travels_with_the_functions_and_the_recorder(tmp_path: Path) -> None:
+    routes = tmp_path / "mine.yaml"
+    routes.write_text('"447700900004":\n  flow: stream\n')
+    out = tmp_path / "build"
+    environ = {**ENVIRON, "ROUTES_FILE": str(routes)}
+    assert main(["--dry-run", "--project", "demo", "--region", "europe-west1", "--out", str(out)], environ) == 0
+
+    for folder in (out / "functions", out / "appengine"):
+        assert (folder / "routes.yaml").read_text() == routes.read_text()
+    assert 'ROUTES_FILE: "routes.yaml"' in (out / "appengine" / "app.yaml").read_text()
+    missing = {**ENVIRON, "ROUTES_FILE": str(tmp_path / "absent.yaml")}
+    assert main(["--dry-run", "--project", "demo", "--region", "europe-west1", "--out", str(out)], missing) == 1
+
+
 class SecretManager:
     """A stand-in for Secret Manager's client (it has no emulator to run here): secrets by path."""
 

@@ -1,0 +1,103 @@
+"""A result's signed delivery to a route's webhook: claimed once, then attempted by the queue.
+
+A conversation's transcript (`result_webhook`) and a live transcript's final copy
+(`live_webhook`) are both results: a record under `calls/<id>/deliveries/<name>.json` claims the
+delivery once, whatever number of requests reach the same result, and a `deliver-result` task
+makes one attempt per run, its outcome kept in the record, until it is delivered or out of attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+from shared.config.settings import Settings
+from shared.core.call_record import call_key
+from shared.core.deliveries import DeliveryRecord, DeliveryRequest, DeliveryState
+from shared.core.errors import Conflict
+from shared.core.ports import BlobStore, TaskQueue
+from shared.core.tasks import Retry, Task
+from shared.flows.delivery import HttpClient, deliver_once
+from shared.flows.documents import claim_once, read_document, update_document
+
+__all__ = ["ResultServices", "claim_result", "deliver_result"]
+
+log = logging.getLogger(__name__)
+
+
+class ResultServices(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> BlobStore: ...
+    @property
+    def http(self) -> HttpClient: ...
+    @property
+    def queue(self) -> TaskQueue: ...
+
+
+def _delivery_key(conversation_uuid: str, name: str) -> str:
+    return call_key(conversation_uuid, f"deliveries/{name}.json")
+
+
+def claim_result(
+    services: ResultServices, conversation_uuid: str, name: str, url: str, payload: Mapping[str, object]
+) -> None:
+    """Claim the delivery of `payload` to `url` once per (call, `name`) and queue its first attempt."""
+    claim = DeliveryRecord(url, DeliveryState.SENDING, payload=dict(payload), attempts=0)
+    key = _delivery_key(conversation_uuid, name)
+    if not claim_once(services.store, key, claim.to_json()):
+        existing = read_document(services.store, key, DeliveryRecord)
+        if existing is None or existing.state != DeliveryState.SENDING:
+            log.info("result already delivered", extra={"call": conversation_uuid, "delivery": name})
+            return
+        # Claimed, and perhaps never queued (the claiming request died in between): queue it again;
+        # a task of the same name already queued makes this a no-op.
+    keys = {"conversation_uuid": conversation_uuid, "recording_uuid": name}
+    services.queue.enqueue(Task("deliver-result", name, keys))
+
+
+def deliver_result(
+    services: ResultServices,
+    conversation_uuid: str,
+    name: str,
+    *,
+    attempt: int,
+    final: bool,
+    now: float,
+) -> str:
+    """One attempt at a claimed result, its outcome kept in the claim; Retry while attempts are left."""
+    key = _delivery_key(conversation_uuid, name)
+    if read_document(services.store, key, DeliveryRecord) is None:
+        return "nothing to deliver"
+    taken = False
+
+    def take(record: DeliveryRecord) -> None:
+        nonlocal taken
+        taken = record.take_attempt(attempt)
+
+    claim = update_document(services.store, key, DeliveryRecord, take, _no_claim)
+    if not taken:
+        return f"nothing to send (result {claim.state})"
+    settings = services.settings
+    request = DeliveryRequest(claim.url, claim.payload or {})
+    outcome = deliver_once(
+        services.http, settings.delivery, settings.delivery.secret, request, attempt=attempt, now=now
+    )
+    state = DeliveryState.RETRYING
+
+    def note(record: DeliveryRecord) -> None:
+        nonlocal state
+        state = record.note(outcome, final=final, now=now)
+
+    update_document(services.store, key, DeliveryRecord, note, _no_claim)
+    if state == DeliveryState.RETRYING:
+        raise Retry(f"result webhook not delivered yet: {outcome.error}")
+    if state == DeliveryState.FAILED:
+        log.error("result not delivered", extra={"call": conversation_uuid, "error": outcome.error})
+    return str(state)
+
+
+def _no_claim() -> DeliveryRecord:
+    raise Conflict("the result's delivery record disappeared")
