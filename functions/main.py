@@ -60,7 +60,7 @@ def event(request: flask.Request) -> Any:
         actions = voicemail_fallback(services.settings, params)
         return flask.jsonify(actions) if actions is not None else ("", 204)
     services, params, _ = _vonage_webhook(request)
-    record_call_event(services.store, params)
+    record_call_event(services.store, params, services.clock())
     return "", 204
 
 

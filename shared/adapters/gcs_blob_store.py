@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,23 @@ class GcsBlobStore:
         blobs = self.bucket.client.list_blobs(self.bucket, prefix=prefix)
         found = [BlobInfo(b.name, int(b.size or 0), b.updated.timestamp() if b.updated else 0.0) for b in blobs]
         return sorted(found, key=lambda info: info.key)
+
+    def list_after(self, prefix: str, start_after: str, limit: int) -> builtins.list[BlobInfo]:
+        # start_offset is inclusive: ask for one more and drop the key the page starts after.
+        blobs = self.bucket.client.list_blobs(
+            self.bucket, prefix=prefix, start_offset=start_after or None, max_results=limit + 1
+        )
+        found = [
+            BlobInfo(b.name, int(b.size or 0), b.updated.timestamp() if b.updated else 0.0)
+            for b in blobs
+            if b.name > start_after
+        ]
+        return sorted(found, key=lambda info: info.key)[:limit]
+
+    def read_many(self, keys: Sequence[str]) -> builtins.list[Blob | None]:
+        # One at a time: the functions use this store, and nothing there may start a pool. The
+        # recordings browser reads in parallel through its own wrapper (shared/runtime/reads.py).
+        return [self.read(key) for key in keys]
 
     def signed_url(self, key: str, ttl_seconds: int) -> str:
         """A V4 signed GET URL. On managed runtimes the credentials hold only a token, so

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import hashlib
 import os
@@ -110,6 +111,41 @@ class LocalBlobStore:
                     stat = path.stat()
                     found.append(BlobInfo(key, stat.st_size, stat.st_mtime))
         return sorted(found, key=lambda info: info.key)
+
+    def list_after(self, prefix: str, start_after: str, limit: int) -> builtins.list[BlobInfo]:
+        # Folders are walked in key order and only as far as the page goes, so a page deep in a
+        # long listing costs the folders it passes through, not the whole tree.
+        found: builtins.list[BlobInfo] = []
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        self._walk_after(base, prefix, start_after, limit, found)
+        return found
+
+    def _walk_after(
+        self, folder: str, prefix: str, start_after: str, limit: int, found: builtins.list[BlobInfo]
+    ) -> None:
+        try:
+            # A folder sorts as its keys do: by its name and the slash after it.
+            entries = sorted(os.scandir(self.root / folder), key=lambda e: e.name + "/" if e.is_dir() else e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if len(found) >= limit:
+                return
+            if entry.name.startswith("."):
+                continue
+            key = f"{folder}/{entry.name}" if folder else entry.name
+            if entry.is_dir():
+                below = key + "/"
+                # Skip a folder wholly before the start, or outside the prefix.
+                if start_after[: len(below)] > below or not (below.startswith(prefix) or prefix.startswith(below)):
+                    continue
+                self._walk_after(key, prefix, start_after, limit, found)
+            elif key.startswith(prefix) and key > start_after:
+                stat = entry.stat()
+                found.append(BlobInfo(key, stat.st_size, stat.st_mtime))
+
+    def read_many(self, keys: Sequence[str]) -> builtins.list[Blob | None]:
+        return [self.read(key) for key in keys]
 
     def compose(self, key: str, sources: Sequence[str], content_type: str) -> None:
         paths = [self._path(source) for source in sources]

@@ -184,6 +184,9 @@ _CALL = (
     "dtmf",
     "voicemail",
     "conversation",
+    "created_at",
+    "first_words",
+    "deleted",
 )
 
 
@@ -204,6 +207,12 @@ class CallRecord:
     # The recording of a voicemail or a conversation call, once downloaded.
     voicemail: StoredRecording | None = None
     conversation: StoredRecording | None = None
+    # When tapedeck first heard of the call (ISO 8601, UTC): where it sits in the calls index.
+    created_at: str | None = None
+    # The start of the call's transcript, for the calls list.
+    first_words: str | None = None
+    # Set when the call's audio and transcripts were deleted: when, and by whom.
+    deleted: dict[str, str] | None = None
     extra: JsonObject = field(default_factory=dict)
 
     @classmethod
@@ -224,6 +233,9 @@ class CallRecord:
             dtmf=[Keypress.from_json(k) for k in doc["dtmf"]],
             voicemail=stored("voicemail"),
             conversation=stored("conversation"),
+            created_at=doc.get("created_at"),
+            first_words=doc.get("first_words"),
+            deleted=doc.get("deleted"),
             extra=unknown_fields(doc, *_CALL),
         )
 
@@ -243,6 +255,13 @@ class CallRecord:
         for name, recording in (("voicemail", self.voicemail), ("conversation", self.conversation)):
             if recording is not None:
                 doc[name] = recording.to_json()
+        for name, value in (
+            ("created_at", self.created_at),
+            ("first_words", self.first_words),
+            ("deleted", self.deleted),
+        ):
+            if value is not None:
+                doc[name] = value
         return doc | self.extra
 
     def stored_recording(self, flow: Flow, recording: StoredRecording) -> None:
@@ -272,8 +291,8 @@ def call_key(conversation_uuid: str, name: str) -> str:
     return f"calls/{check_conversation_uuid(conversation_uuid)}/{name}"
 
 
-def new_call(conversation_uuid: str) -> CallRecord:
-    return CallRecord(conversation_uuid)
+def new_call(conversation_uuid: str, created_at: str | None = None) -> CallRecord:
+    return CallRecord(conversation_uuid, created_at=created_at)
 
 
 def _note_parties(call: CallRecord, uuid: str | None, from_: str | None, to: str | None) -> None:

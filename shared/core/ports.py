@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -77,6 +78,15 @@ class BlobStore(Protocol):
 
     def list(self, prefix: str) -> list[BlobInfo]:
         """Every object whose key starts with `prefix`, sorted by key."""
+        ...
+
+    def list_after(self, prefix: str, start_after: str, limit: int) -> builtins.list[BlobInfo]:
+        """Up to `limit` objects under `prefix` whose keys sort after `start_after`, sorted by key:
+        one page of a long listing, read without listing what comes before it."""
+        ...
+
+    def read_many(self, keys: Sequence[str]) -> builtins.list[Blob | None]:
+        """The objects at `keys`, in order (None where there is none); a store may read them at once."""
         ...
 
     def compose(self, key: str, sources: Sequence[str], content_type: str) -> None:

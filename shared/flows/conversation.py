@@ -22,6 +22,7 @@ from shared.core.transcripts import (
     parse_transcript,
 )
 from shared.core.transcripts import transcript_document as model_document
+from shared.flows.calls import note_transcript
 from shared.flows.delivery import HttpClient
 from shared.flows.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
 from shared.flows.notify import audio_link, text_once
@@ -67,7 +68,7 @@ def _store_conversation(
         finish_conversation(services, job_doc, failed, now)
         return None
     audio_key, media_format, data = store_recording(
-        store, services.recordings, hook, stem="conversation", flow=FLOW, job=name
+        store, services.recordings, hook, stem="conversation", flow=FLOW, job=name, now=now
     )
     set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
     return TranscriptionJob(name, audio_key, media_format, route.language, channels=_channels_in(data, media_format))
@@ -105,6 +106,7 @@ def finish_conversation(services: ConversationServices, job: Job, transcript: Tr
     store.write(f"{prefix}transcript.json", json.dumps(document, indent=2).encode(), "application/json")
     store.write(f"{prefix}transcript.txt", text.encode(), "text/plain; charset=utf-8")
     store.write(f"{prefix}transcript.vtt", format_webvtt(turns).encode(), "text/vtt; charset=utf-8")
+    note_transcript(store, job.conversation_uuid, dialogue, now)
     if transcript.document:
         store.write(f"{prefix}transcript.engine.json", json.dumps(transcript.document).encode(), "application/json")
     set_job(store, job.name, lambda done: done.move(JobState.TRANSCRIBED, transcript_status=transcript.status))

@@ -8,11 +8,11 @@ from typing import Any
 
 from shared.config.settings import Settings
 from shared.core import ncco
-from shared.core.call_record import CALL_DOCUMENT, CallRecord, Flow, call_key, new_call, record_status
+from shared.core.call_record import CallRecord, Flow, record_status
 from shared.core.ports import BlobStore
 from shared.core.tokens import mint_stream_token
 from shared.core.webhooks import parse_call_event, parse_inbound_call
-from shared.flows.documents import update_document
+from shared.flows.calls import update_call
 
 __all__ = ["answer_call", "record_call_event"]
 
@@ -73,7 +73,7 @@ def _stream_target(settings: Settings, conversation_uuid: str, now: float) -> nc
     return ncco.StreamTarget(settings.stream.recorder_url, settings.stream.rate, token)
 
 
-def record_call_event(store: BlobStore, params: Mapping[str, Any]) -> bool:
+def record_call_event(store: BlobStore, params: Mapping[str, Any], now: float) -> bool:
     """Add an event to call.json; a duplicate changes nothing. Returns whether it was new.
 
     An event that names no conversation (none of Vonage's documented ones) is logged, not kept.
@@ -97,7 +97,6 @@ def record_call_event(store: BlobStore, params: Mapping[str, Any]) -> bool:
             details=event.details,
         )
 
-    key = call_key(event.conversation_uuid, CALL_DOCUMENT)
-    update_document(store, key, CallRecord, change, lambda: new_call(event.conversation_uuid))
+    update_call(store, event.conversation_uuid, change, now)
     log.info("call event", extra={"call": event.conversation_uuid, "status": event.status, "duplicate": not added})
     return added

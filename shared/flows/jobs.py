@@ -16,13 +16,10 @@ from urllib.parse import quote
 
 from shared.config.settings import Settings
 from shared.core.call_record import (
-    CALL_DOCUMENT,
-    CallRecord,
     Flow,
     StoredRecording,
     call_key,
     check_conversation_uuid,
-    new_call,
 )
 from shared.core.errors import BadRequest, Conflict
 from shared.core.identifiers import RECORDING_ID, is_shaped
@@ -30,6 +27,7 @@ from shared.core.job_record import Job, JobState
 from shared.core.payloads import split_url
 from shared.core.ports import BlobStore, Recordings, StorageConflict
 from shared.core.tokens import sign_caller, verify_caller
+from shared.flows.calls import update_call
 from shared.flows.documents import claim_once, document_of, read_document, update_document
 
 __all__ = [
@@ -231,7 +229,7 @@ def media_format_of(data: bytes) -> str:
 
 
 def store_recording(
-    store: BlobStore, recordings: Recordings, hook: RecordingWebhook, *, stem: str, flow: Flow, job: str
+    store: BlobStore, recordings: Recordings, hook: RecordingWebhook, *, stem: str, flow: Flow, job: str, now: float
 ) -> tuple[str, str, bytes]:
     """Download the recording into `calls/<id>/<stem>.<ext>` and note it in call.json.
 
@@ -242,11 +240,5 @@ def store_recording(
     audio_key = call_key(hook.conversation_uuid, f"{stem}.{media_format}")
     store.write(audio_key, data, AUDIO_CONTENT_TYPES[media_format])
     entry = StoredRecording(hook.recording_uuid, audio_key, len(data), job)
-    update_document(
-        store,
-        call_key(hook.conversation_uuid, CALL_DOCUMENT),
-        CallRecord,
-        lambda call: call.stored_recording(flow, entry),
-        lambda: new_call(hook.conversation_uuid),
-    )
+    update_call(store, hook.conversation_uuid, lambda call: call.stored_recording(flow, entry), now)
     return audio_key, media_format, data

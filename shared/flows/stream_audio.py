@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from shared.core.call_record import (
     CALL_DOCUMENT,
@@ -21,7 +20,8 @@ from shared.core.call_record import (
 )
 from shared.core.ports import BlobInfo, BlobStore
 from shared.core.wav import wav_header
-from shared.flows.documents import read_document, update_document
+from shared.flows.calls import iso, update_call
+from shared.flows.documents import read_document
 
 __all__ = ["PARTS_DIR", "RecordingSummary", "StreamRecording", "assemble_wav", "recover_recordings"]
 
@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 
 PARTS_DIR = "parts"
 _HEADER_PART = "header.wav"
-
-
-def iso(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -104,7 +100,7 @@ class StreamRecording:
         self._update(change)
 
     def _update(self, change: Callable[[CallRecord], object]) -> None:
-        update_document(self.store, self._doc_key, CallRecord, change, lambda: new_call(self.conversation_uuid))
+        update_call(self.store, self.conversation_uuid, change, self.clock())
 
     def add_audio(self, data: bytes) -> None:
         """Take one frame of any size; a trailing odd byte waits for the next frame."""
@@ -214,7 +210,7 @@ def _recover_session(
             recovered_at=iso(now),
         )
 
-    update_document(store, doc_key, CallRecord, change, lambda: new_call(conversation_uuid))
+    update_call(store, conversation_uuid, change, now)
     _delete_parts(store, conversation_uuid, session)
     log.info("recording recovered", extra={"call": conversation_uuid, "object": entry.object_key, "bytes": data_bytes})
     return RecordingSummary(entry.object_key, rate, data_bytes, duration)

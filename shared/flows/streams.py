@@ -22,6 +22,7 @@ from shared.core.ncco import MAX_SECONDS, VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
 from shared.core.payloads import load_json_object
 from shared.core.ports import BlobStore, LiveListener, StreamingTranscriber
 from shared.core.tokens import verify_stream_token
+from shared.flows.calls import note_transcript
 from shared.flows.live_transcripts import LiveTranscript
 from shared.flows.stream_audio import StreamRecording
 from shared.flows.voicemail import LiveMessage
@@ -214,6 +215,8 @@ def _close(stream: _Stream, reason: str, meta: dict[str, Any], context: StreamCo
     recording = stream.recording
     recording.finish(reason)
     text = stream.live.finish() if stream.live is not None else None
+    if stream.live is not None and stream.live.document is not None:
+        note_transcript(context.store, recording.conversation_uuid, stream.live.document["dialogue"], context.clock())
     if stream.ending is not None and context.on_message is not None:
         message = LiveMessage(
             recording.conversation_uuid,

@@ -16,6 +16,7 @@ from shared.core.errors import TapedeckError
 from shared.core.job_record import Job, JobState
 from shared.core.pager import build_pager_text
 from shared.core.ports import BlobStore, Messenger, Recordings, Transcript, TranscriptionJob
+from shared.flows.calls import note_transcript
 from shared.flows.jobs import (
     RecordingWebhook,
     claim_job,
@@ -94,7 +95,7 @@ def _store_message(
         _page(services, job_doc, NO_MESSAGE, audio_key=None, now=now)
         return None
     audio_key, media_format, data = store_recording(
-        store, services.recordings, hook, stem="message", flow=FLOW, job=name
+        store, services.recordings, hook, stem="message", flow=FLOW, job=name, now=now
     )
     if _is_silent(data, media_format):
         set_job(store, name, lambda job: job.move(JobState.NO_MESSAGE, audio_key=audio_key))
@@ -111,6 +112,7 @@ def finish_voicemail(services: VoicemailServices, job: Job, transcript: Transcri
     document = transcript.document or {"text": transcript.text}
     store.write(f"{prefix}transcript.json", json.dumps(document, indent=2).encode(), "application/json")
     store.write(f"{prefix}transcript.txt", (transcript.text + "\n").encode(), "text/plain; charset=utf-8")
+    note_transcript(store, job.conversation_uuid, transcript.text, now)
     if transcript.status != "completed":
         message = FAILED
     elif not transcript.text.strip():

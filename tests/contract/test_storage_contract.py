@@ -90,3 +90,29 @@ def test_conditional_write_fails_on_a_stale_generation(store: BlobStore, request
 def test_unsafe_keys_are_refused(store: BlobStore, key: str) -> None:
     with pytest.raises(ValueError):
         store.write(key, b"x")
+
+
+def test_a_listing_page_starts_after_a_key_and_stops_at_its_limit(store: BlobStore) -> None:
+    keys = [
+        "index/calls/99979869/8235000000000-CON-b.json",
+        "index/calls/99979869/8235000000001-CON-a.json",
+        "index/calls/99979870/8235000009999-CON-c.json",
+        "index/calls-other/x.json",
+        "calls/A/call.json",
+    ]
+    for key in keys:
+        store.write(key, key.encode(), "application/json")
+    everything = [info.key for info in store.list("index/calls/")]
+    assert everything == sorted(keys[:3])
+
+    assert [i.key for i in store.list_after("index/calls/", "", 2)] == everything[:2]
+    assert [i.key for i in store.list_after("index/calls/", everything[0], 5)] == everything[1:]
+    # A key that is not stored starts a page as well: what sorts after it.
+    assert [i.key for i in store.list_after("index/calls/", "index/calls/99979869/9", 5)] == everything[2:]
+    assert [i.key for i in store.list_after("index/calls/", "index/calls/99979869/", 1)] == everything[:1]
+    assert store.list_after("index/calls/", everything[-1], 5) == []
+    assert [b.data if b else None for b in store.read_many([keys[1], "index/calls/none.json", keys[0]])] == [
+        keys[1].encode(),
+        None,
+        keys[0].encode(),
+    ]

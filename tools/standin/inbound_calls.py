@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
 from shared.core.wav import parse_wav, wav_header
-from shared.flows.stream_audio import iso
+from shared.flows.calls import iso
 from shared.flows.streams import parse_content_type
 from tools.standin.api import StandinApi
 from tools.standin.audio import FRAME_SECONDS, frame_bytes, frames, load_pcm

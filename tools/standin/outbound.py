@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from shared.flows.stream_audio import iso
+from shared.flows.calls import iso
 from tools.standin.webhooks import WebhookSigning, send_webhook
 
 __all__ = ["OUTCOMES", "CalleeScript", "OutboundCall", "OutboundReport", "create_call_problem", "typed_digits"]
