@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -17,6 +18,8 @@ TESTS = "tests/requirements.txt"
 # gcloud-tasks-emulator pins protobuf < 5, which the functions' google-cloud-tasks cannot share.
 TASKS_EMULATOR = "tests/emulator-requirements.txt"
 LINTERS = ("ruff==0.17.6", "mypy==2.4.1")
+# The accessibility checker the browser tests run in each page.
+AXE_CORE = "axe-core@4.14.1"
 
 
 def _local_env(port: str) -> dict[str, str]:
@@ -54,6 +57,7 @@ def serve(session: nox.Session) -> None:
     env = {"PORT": port, **_local_env(port)}
     session.run("python", "-m", "tools.standin", "setup", "data")
     session.log(f"tapedeck on http://localhost:{port}: /answer, /event, /socket, /healthz")
+    session.log(f"Recordings browser: http://localhost:{port}/ (answers on this machine only)")
     session.log("Storage: ./data (LOCAL_STORAGE_DIR). In another terminal, place a call:")
     session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav                   (recorded stream)")
     session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav --to 447700900001 (voicemail page)")
@@ -100,7 +104,8 @@ def tests(session: nox.Session) -> None:
     """Everything CI checks: ruff, mypy --strict, then unit, storage contract and end-to-end tests."""
     session.install("-r", TESTS, *LINTERS)
     _lint(session)
-    session.run("pytest", *session.posargs, env={"TASKS_EMULATOR_PYTHON": _tasks_emulator(session)})
+    env = {"TASKS_EMULATOR_PYTHON": _tasks_emulator(session), **_axe_core(session)}
+    session.run("pytest", *session.posargs, env=env)
 
 
 @nox.session
@@ -117,6 +122,18 @@ def lint(session: nox.Session) -> None:
     """ruff, and mypy --strict over shared/, tools/, functions/, appengine/ and tests/ (also part of `tests`)."""
     session.install("-r", TESTS, *LINTERS)
     _lint(session)
+
+
+def _axe_core(session: nox.Session) -> dict[str, str]:
+    """The axe-core accessibility checker the browser tests inject into each page, from npm when
+    npm is here; the tests skip that check without it."""
+    folder = Path(session.virtualenv.location).parent / "axe"
+    script = folder / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists() and shutil.which("npm"):
+        session.run(
+            "npm", "install", "--prefix", str(folder), "--no-audit", "--no-fund", "--silent", AXE_CORE, external=True
+        )
+    return {"AXE_CORE": str(script)} if script.exists() else {}
 
 
 def _tasks_emulator(session: nox.Session) -> str:

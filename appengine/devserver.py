@@ -1,4 +1,5 @@
-"""The local platform: every Cloud Function at `/<name>` and the recorder at `/socket`, in one app."""
+"""The local platform: every Cloud Function at `/<name>`, the recorder at `/socket` and the recordings
+browser at `/`, in one app."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import flask
 
+from appengine.browser import browser_blueprint
 from appengine.local_queue import local_dispatcher
 from appengine.main import create_app
 from shared.runtime.services import services_from_env
@@ -29,7 +31,8 @@ def load_functions(source: Path = FUNCTIONS_SOURCE) -> ModuleType:
 
 
 def create_dev_app() -> flask.Flask:
-    """The recorder app with each function of functions/main.py mounted at `/<name>`."""
+    """The recorder app with each function of functions/main.py mounted at `/<name>`, and the
+    recordings browser's pages (answering on loopback only)."""
     # The functions and the recorder share one settings object, so tokens minted by
     # `answer` verify at `/socket` even with the per-process secret of a local run.
     services = services_from_env()
@@ -37,6 +40,7 @@ def create_dev_app() -> flask.Flask:
     if services.settings.tasks.queue == "local":
         # The embedded queue's worker: it calls /tasks back, as Cloud Tasks would, from this process.
         local_dispatcher(services).start()
+    app.register_blueprint(browser_blueprint(services))
     functions = load_functions()
     for name in functions.__all__:
         target = getattr(functions, name)

@@ -33,6 +33,7 @@ _DAYS = 99_999_999
 _MOMENTS = 10**13
 # How much of a transcript a summary keeps: what the list shows and its text filter searches.
 TRANSCRIPT_START = 1000
+_CLOCK = re.compile(r"\[[0-9]{2,}:[0-9]{2}(?:\.[0-9])?\]")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
 
@@ -52,8 +53,8 @@ def index_key(created_at: str, conversation_uuid: str) -> str:
 
 
 def transcript_start(text: str) -> str:
-    """The start of a transcript, one line, cut at a word."""
-    flat = " ".join(text.split())
+    """The start of a transcript (a dialogue's `[MM:SS.s]` times dropped), one line, cut at a word."""
+    flat = " ".join(_CLOCK.sub(" ", text).split())
     if len(flat) <= TRANSCRIPT_START:
         return flat
     return flat[:TRANSCRIPT_START].rsplit(" ", 1)[0] + " …"

@@ -7,6 +7,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "Conflict",
+    "Forbidden",
     "Gone",
     "MethodNotAllowed",
     "NotFound",
@@ -42,6 +43,10 @@ class BadRequest(TapedeckError):
 
 class Unauthorized(TapedeckError):
     status = 401
+
+
+class Forbidden(TapedeckError):
+    status = 403
 
 
 class NotFound(TapedeckError):

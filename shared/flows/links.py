@@ -8,6 +8,7 @@ import secrets
 
 from shared.core.errors import Gone, NotFound
 from shared.core.ports import BlobStore
+from shared.flows.calls import read_call
 from shared.flows.documents import claim_once
 
 __all__ = ["create_link", "link_key", "resolve_link", "revoke_link"]
@@ -39,7 +40,13 @@ def resolve_link(store: BlobStore, link_id: str, now: float) -> str:
     document = json.loads(blob.data)
     if document.get("revoked") or now > float(document.get("expires", 0)):
         raise Gone("this link has expired or was revoked")
-    return str(document["object"])
+    object_key = str(document["object"])
+    folder = object_key.split("/")
+    if len(folder) > 2 and folder[0] == "calls":
+        call = read_call(store, folder[1])
+        if call is not None and call.deleted:
+            raise Gone("this call's audio was deleted")
+    return object_key
 
 
 def revoke_link(store: BlobStore, link_id: str) -> None:

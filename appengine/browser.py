@@ -1,0 +1,185 @@
+"""The recordings browser: pages to list, hear, see, read and delete calls, and the PIN prompts.
+
+On App Engine it is a service of its own (`browser.yaml`), behind Identity-Aware Proxy, and every
+page and audio request must carry a valid `x-goog-iap-jwt-assertion`; on Cloud Storage it refuses
+to start without IAP_AUDIENCE. Locally (`nox -s serve`) the same pages are mounted on the local
+platform at http://localhost:8080/ and answer only requests from this machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import flask
+from werkzeug.exceptions import HTTPException
+
+from shared.config.settings import SECRET_NAMES, Settings
+from shared.core.call_index import CallFilter
+from shared.core.errors import BadRequest, Forbidden, TapedeckError
+from shared.flows.browse import call_view, delete_call, list_prompts, peaks_of, recording_of
+from shared.flows.calls import list_calls
+from shared.runtime.reads import ParallelReads
+from shared.runtime.services import Services
+
+__all__ = ["IAP_HEADER", "browser_blueprint", "create_app", "production_app"]
+
+log = logging.getLogger(__name__)
+
+IAP_HEADER = "x-goog-iap-jwt-assertion"
+_LOOPBACK = ("127.0.0.1", "::1")
+PAGE_SIZE = 50
+# How long a signed audio URL lasts: long enough to listen, short enough not to be shared.
+_SIGNED_URL_SECONDS = 900
+
+Verifier = Callable[[str | None], str]
+
+
+def _loopback_only(header: str | None) -> str:
+    """Locally there is no identity to check: the pages answer requests from this machine only."""
+    if flask.request.remote_addr not in _LOOPBACK:
+        raise Forbidden("the recordings browser answers only on this machine (loopback)")
+    return "local user"
+
+
+def _iap_verifier(settings: Settings) -> Verifier:
+    """Every request's IAP assertion checked: signature, audience, issuer, expiry."""
+    from shared.runtime.iap import IapVerifier, require_iap
+
+    require_iap(settings)
+    verifier = IapVerifier(settings.browser.iap_audience, settings.browser.iap_keys_url)
+    return lambda header: verifier.verify(header).email
+
+
+def _delete_token(secret: str, conversation_uuid: str, user: str) -> str:
+    """A form token for deleting one call, by one user: a page of another site cannot make one."""
+    message = f"delete\n{conversation_uuid}\n{user}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _query() -> dict[str, str]:
+    return {name: value for name, value in flask.request.args.items() if isinstance(value, str)}
+
+
+def browser_blueprint(services: Services, verify: Verifier | None = None) -> flask.Blueprint:
+    """The pages, on `services`; `verify` turns a request's IAP header into its user (loopback only when None)."""
+    settings = services.settings
+    store = ParallelReads(services.store)
+    check = verify or _loopback_only
+    secret = settings.stream.token_secret
+    pages = flask.Blueprint(
+        "browser", __name__, template_folder="templates", static_folder="static", static_url_path="/assets"
+    )
+
+    @pages.before_request
+    def guard() -> None:
+        flask.g.user = check(flask.request.headers.get(IAP_HEADER))
+
+    @pages.after_request
+    def headers(response: flask.Response) -> flask.Response:
+        response.headers.setdefault("Cache-Control", "private, no-store")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; media-src 'self' https://storage.googleapis.com; "
+            "img-src 'self' data:; frame-ancestors 'none'"
+        )
+        return response
+
+    @pages.errorhandler(TapedeckError)
+    def refused(err: TapedeckError) -> Any:
+        return flask.jsonify({"error": str(err) if err.status < 500 else "internal error"}), err.status
+
+    @pages.get("/")
+    def calls() -> Any:
+        where = CallFilter.from_query(_query())
+        page = list_calls(store, where, flask.request.args.get("after", ""), PAGE_SIZE)
+        more = dict(where.to_query(), after=page.next_after) if page.next_after and page.calls else None
+        return flask.render_template("browser/calls.html", page=page, where=where, more=more, flows=_FLOWS)
+
+    @pages.get("/calls/<conversation_uuid>")
+    def call(conversation_uuid: str) -> Any:
+        view = call_view(store, conversation_uuid)
+        token = _delete_token(secret, conversation_uuid, flask.g.user)
+        return flask.render_template("browser/call.html", view=view, token=token)
+
+    @pages.get("/calls/<conversation_uuid>/live")
+    def live(conversation_uuid: str) -> Any:
+        view = call_view(store, conversation_uuid)
+        return {"live": view.live, "status": view.call.status, "text": view.live_text, "events": len(view.events)}
+
+    @pages.get("/calls/<conversation_uuid>/audio/<name>")
+    def audio(conversation_uuid: str, name: str) -> Any:
+        recording = recording_of(store, conversation_uuid, name)
+        signer = getattr(services.store, "signed_url", None)
+        if signer is not None:
+            # Cloud Storage serves the bytes, ranges and all, from a URL good for a few minutes.
+            return flask.redirect(signer(recording.key, _SIGNED_URL_SECONDS), code=302)
+        blob = services.store.read(recording.key)
+        if blob is None:
+            raise BadRequest("the audio is no longer stored")
+        mimetype = "audio/wav" if recording.media_format == "wav" else "audio/mpeg"
+        response = flask.Response(blob.data, mimetype=mimetype)
+        # Range requests: the player seeks without fetching the whole recording again.
+        return response.make_conditional(flask.request, accept_ranges=True, complete_length=len(blob.data))
+
+    @pages.get("/calls/<conversation_uuid>/peaks/<name>")
+    def peaks(conversation_uuid: str, name: str) -> Any:
+        return flask.jsonify(peaks_of(services.store, recording_of(store, conversation_uuid, name)))
+
+    @pages.get("/calls/<conversation_uuid>/delete")
+    def confirm_delete(conversation_uuid: str) -> Any:
+        view = call_view(store, conversation_uuid)
+        token = _delete_token(secret, conversation_uuid, flask.g.user)
+        return flask.render_template("browser/delete.html", view=view, token=token)
+
+    @pages.post("/calls/<conversation_uuid>/delete")
+    def delete(conversation_uuid: str) -> Any:
+        expected = _delete_token(secret, conversation_uuid, flask.g.user)
+        if not hmac.compare_digest(flask.request.form.get("token", ""), expected):
+            raise Forbidden("this deletion was not confirmed on the call's own page")
+        delete_call(services.store, conversation_uuid, flask.g.user, services.clock())
+        return flask.redirect(flask.url_for("browser.call", conversation_uuid=conversation_uuid), code=303)
+
+    @pages.get("/prompts")
+    def prompts() -> Any:
+        views, after = list_prompts(store, flask.request.args.get("after", ""), PAGE_SIZE)
+        return flask.render_template("browser/prompts.html", prompts=views, after=after)
+
+    return pages
+
+
+_FLOWS = ("stream", "voicemail", "conversation")
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> flask.Flask:
+    """The browser as an app of its own: behind IAP on Cloud Storage, loopback only on a local folder."""
+    settings = settings or Settings.from_env(os.environ)
+    services = services or Services(settings)
+    verify = _iap_verifier(settings) if settings.storage.kind == "gcs" else None
+    app = flask.Flask(__name__)
+    app.register_blueprint(browser_blueprint(services, verify))
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return flask.jsonify({"status": "ok"})
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Any:
+        return flask.jsonify({"error": err.description}), err.code
+
+    return app
+
+
+def production_app() -> flask.Flask:
+    """What App Engine serves: settings from the environment, secrets from Secret Manager."""
+    env = dict(os.environ)
+    if env.get("SECRETS_PROJECT"):
+        from shared.adapters.secret_manager_secrets import SecretManagerSecrets
+
+        env = SecretManagerSecrets(env["SECRETS_PROJECT"]).fill(env, SECRET_NAMES)
+    return create_app(Settings.from_env(env))
