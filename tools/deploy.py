@@ -3,9 +3,10 @@
 `python -m tools.deploy [--dry-run] --project P --region R [--out build]`
 
 Cloud Functions uploads only its `--source` folder, so `functions/main.py` and `shared/` are copied
-into one folder first; the recorder gets its own folder with `requirements.txt` at its root, as
-App Engine flexible expects. Only the standard library and tapedeck's own settings are imported
-here, so `nox -s deploy` installs nothing. The steps themselves are built in tools/deploy_plan.py.
+into one folder first; the recorder and the recordings browser each get their own folder with
+`requirements.txt` at its root, as App Engine expects. Only the standard library and tapedeck's
+own settings are imported here, so `nox -s deploy` installs nothing. The steps themselves are
+built in tools/deploy_plan.py.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.config.settings import SECRET_NAMES, deployed_names, secret_id
+from shared.config.settings import SECRET_NAMES, browser_names, deployed_names, secret_id
+from shared.core.iap import AUDIENCE, app_engine_audience
 from tools.deploy_plan import RUNTIME, Step, account_email, deploy_plan
 
 __all__ = [
+    "BROWSER_ENV_NAMES",
     "ENV_NAMES",
+    "MEMBERS_VARIABLE",
     "RUNTIME",
     "DeployError",
     "entry_points",
@@ -35,13 +39,21 @@ __all__ = [
     "function_name",
     "lifecycle_rules",
     "main",
+    "project_number",
+    "read_members",
     "run_plan",
+    "stage_browser",
     "stage_functions",
     "stage_recorder",
 ]
 
 # Every variable the settings read that a deployment sets; only these are passed on.
 ENV_NAMES = deployed_names()
+# The few the recordings browser reads; its secrets come from Secret Manager, never from here.
+BROWSER_ENV_NAMES = tuple(name for name in browser_names() if name not in SECRET_NAMES)
+# Who may open the recordings browser: IAM members, comma separated. Read by the deploy only.
+MEMBERS_VARIABLE = "BROWSER_MEMBERS"
+_MEMBER_KINDS = ("user", "group", "domain", "serviceAccount")
 # Transaction documents of PIN prompt calls are deleted by the bucket's lifecycle rule after this.
 PROMPT_PREFIX = "prompts/"
 # gcloud's rule for a function name: a letter, then up to 62 letters, digits, `-` or `_`.
@@ -67,6 +79,18 @@ def _fresh_dir(target: Path, root: Path) -> Path:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    return target
+
+
+def _stage_app_engine(
+    root: Path, target: Path, app_yaml: str, env: Mapping[str, str], service_account: str | None
+) -> Path:
+    """An App Engine upload folder: the app.yaml given, appengine/, shared/ and requirements.txt at its root."""
+    source = (root / app_yaml).read_text(encoding="utf-8")
+    (target / "app.yaml").write_text(recorder_app_yaml(source, env, service_account), encoding="utf-8")
+    shutil.copytree(root / "appengine", target / "appengine", ignore=_CACHES)
+    shutil.copy2(root / "appengine" / "requirements.txt", target / "requirements.txt")
+    _copy_shared(root, target)
     return target
 
 
@@ -109,13 +133,15 @@ def stage_recorder(
     root: Path, out: Path, env: Mapping[str, str] | None = None, service_account: str | None = None
 ) -> Path:
     """Copy app.yaml, appengine/ and shared/ into `out/appengine`, with requirements.txt at its root."""
-    target = _fresh_dir(out / "appengine", root)
-    app_yaml = (root / "app.yaml").read_text(encoding="utf-8")
-    (target / "app.yaml").write_text(recorder_app_yaml(app_yaml, env or {}, service_account), encoding="utf-8")
-    shutil.copytree(root / "appengine", target / "appengine", ignore=_CACHES)
-    shutil.copy2(root / "appengine" / "requirements.txt", target / "requirements.txt")
-    _copy_shared(root, target)
-    return target
+    return _stage_app_engine(root, _fresh_dir(out / "appengine", root), "app.yaml", env or {}, service_account)
+
+
+def stage_browser(
+    root: Path, out: Path, env: Mapping[str, str] | None = None, service_account: str | None = None
+) -> Path:
+    """Copy browser.yaml (as app.yaml: its `service: browser` names the service), appengine/ and
+    shared/ into `out/browser`, with requirements.txt at its root."""
+    return _stage_app_engine(root, _fresh_dir(out / "browser", root), "browser.yaml", env or {}, service_account)
 
 
 # --- command building: pure ---------------------------------------------------------------------
@@ -179,12 +205,17 @@ def run_plan(
 ) -> list[Step]:
     """Run each step in turn, echoing it as `format_plan` prints it. A step whose `unless` succeeds
     is skipped; a grant the deployer may not give is printed for an owner and the rest goes on.
-    Returns the grants that failed; any other failure stops the deploy."""
+    A step that requires a refused grant is not run but printed after it. Returns the grants that
+    failed and the steps left for an owner; any other failure stops the deploy."""
     if which("gcloud") is None:
         raise DeployError("gcloud is not on PATH: install the Google Cloud CLI, or use --dry-run")
-    refused = []
+    refused: list[Step] = []
     for step in steps:
         if step.unless and run(step.unless, capture_output=True).returncode == 0:
+            continue
+        if step.requires is not None and any(step.requires is earlier for earlier in refused):
+            print(f"! not run until that grant is given; then run:\n  {shlex.join(step.argv)}", file=sys.stderr)
+            refused.append(step)
             continue
         print(f"+ {format_plan([step])}", file=sys.stderr, flush=True)
         done = run(step.argv, input=step.stdin.encode() if step.stdin is not None else None)
@@ -196,6 +227,42 @@ def run_plan(
             continue
         raise DeployError(f"{' '.join(step.argv[:4])} failed with exit status {done.returncode}")
     return refused
+
+
+def read_members(value: str | None) -> list[str]:
+    """BROWSER_MEMBERS as IAM members (`user:sam@example.com,group:ops@example.com`); never everyone."""
+    members = [part.strip() for part in (value or "").split(",") if part.strip()]
+    for member in members:
+        kind, sep, who = member.partition(":")
+        if not sep or kind not in _MEMBER_KINDS or not who:
+            kinds = ", ".join(f"{k}:" for k in _MEMBER_KINDS)
+            raise DeployError(f"{MEMBERS_VARIABLE}: {member!r} is not a member; start each with one of {kinds}")
+    return members
+
+
+def project_number(project: str, run: Callable[..., Any] = subprocess.run) -> str:
+    """The project's number, which IAP's audience names, from `gcloud projects describe`."""
+    argv = ["gcloud", "projects", "describe", project, "--format=value(projectNumber)"]
+    done = run(argv, capture_output=True, text=True)
+    number = str(done.stdout).strip() if done.returncode == 0 else ""
+    if not number.isdigit():
+        raise DeployError(f"{shlex.join(argv)} gave no project number: {str(done.stderr).strip()}")
+    return number
+
+
+def _iap_audience(project: str, given: str | None, dry_run: bool) -> str | None:
+    """IAP_AUDIENCE as given, else looked up; a dry run does not call gcloud and says how instead."""
+    if given:
+        if not AUDIENCE.fullmatch(given):
+            raise DeployError(f"IAP_AUDIENCE must look like /projects/PROJECT_NUMBER/apps/{project}, got {given!r}")
+        return given
+    if dry_run:
+        how = f"/projects/$(gcloud projects describe {project} --format='value(projectNumber)')/apps/{project}"
+        print(f"deploy: IAP_AUDIENCE is looked up when the deploy runs: {how}", file=sys.stderr)
+        return None
+    if shutil.which("gcloud") is None:
+        raise DeployError("gcloud is not on PATH: install the Google Cloud CLI, or use --dry-run")
+    return app_engine_audience(project_number(project), project)
 
 
 def lifecycle_rules(prompt_ttl_days: int) -> dict[str, object]:
@@ -215,6 +282,20 @@ def _copy_routes(routes_file: str, folders: Sequence[Path]) -> None:
             raise DeployError(f"ROUTES_FILE {routes_file} cannot be read: {err.strerror}") from err
 
 
+def _browser_bundle(
+    root: Path, out: Path, project: str, source_env: Mapping[str, str], dry_run: bool
+) -> tuple[Path, list[str]]:
+    """The recordings browser staged with its own few settings, and who may open it."""
+    members = read_members(source_env.get(MEMBERS_VARIABLE))
+    if not members:
+        print(f"deploy: {MEMBERS_VARIABLE} is empty: nobody can open the recordings browser", file=sys.stderr)
+    env = {name: source_env[name] for name in BROWSER_ENV_NAMES if source_env.get(name)}
+    audience = _iap_audience(project, env.get("IAP_AUDIENCE"), dry_run)
+    env |= {"IAP_AUDIENCE": audience} if audience else {}
+    env["SECRETS_PROJECT"] = project
+    return stage_browser(root, out, env, account_email("browser", project)), members
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.deploy", description="Stage and deploy tapedeck.")
     parser.add_argument("--project", required=True, help="Google Cloud project id")
@@ -225,7 +306,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Stage both deployables, then print (--dry-run) or run the plan."""
+    """Stage the deployables, then print (--dry-run) or run the plan."""
     args = _parse(argv)
     source_env = os.environ if environ is None else environ
     env = {name: source_env[name] for name in ENV_NAMES if source_env.get(name)}
@@ -252,14 +333,17 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         recorder_dir = stage_recorder(root, out, recorder_env, account_email("recorder", args.project))
         if routes_file:
             _copy_routes(routes_file, (functions_dir, recorder_dir))
+        browser_dir, members = _browser_bundle(root, out, args.project, source_env, args.dry_run)
         names = entry_points((root / "functions" / "main.py").read_text(encoding="utf-8"))
         steps = deploy_plan(
             project=args.project,
             region=args.region,
             functions_dir=functions_dir,
             recorder_dir=recorder_dir,
+            browser_dir=browser_dir,
             names=[(name, function_name(name)) for name in names],
             env=env,
+            members=members,
         )
         if args.dry_run:
             print(format_plan(steps))

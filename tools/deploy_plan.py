@@ -1,10 +1,11 @@
 """The deploy plan: every gcloud step that puts tapedeck on Google Cloud, built from the settings. Pure.
 
-APIs, the bucket, three service accounts (functions, recorder, the task queue's token), the
-secrets in Secret Manager, the Cloud Tasks queue, the least-privilege grants, each function with
-its own resources, App Engine, and the bucket's lifecycle. A secret's value never appears in a
-command line: it is handed to `gcloud secrets versions add --data-file=-` on standard input, and
-the functions get it with `--set-secrets`. Creating steps are skipped when their resource exists.
+APIs, the bucket, four service accounts (functions, recorder, the task queue's token, the
+recordings browser), the secrets in Secret Manager, the Cloud Tasks queue, the least-privilege
+grants, each function with its own resources, App Engine (the recorder, then the browser behind
+Identity-Aware Proxy), and the bucket's lifecycle. A secret's value never appears in a command
+line: it is handed to `gcloud secrets versions add --data-file=-` on standard input, and the
+functions get it with `--set-secrets`. Creating steps are skipped when their resource exists.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.adapters.cloud_tasks_queue import DISPATCH_DEADLINE
-from shared.config.settings import SECRET_NAMES, secret_id
+from shared.config.settings import BROWSER_SECRET_NAMES, SECRET_NAMES, secret_id
 from shared.core.tasks import MAX_BACKOFF
 
 __all__ = [
     "ACCOUNTS",
+    "BROWSER_SERVICE",
+    "IAP_ACCESSOR",
     "PRIVATE_FUNCTIONS",
+    "RECORDER_SERVICE",
     "RESOURCES",
     "Resources",
     "Step",
@@ -29,7 +33,17 @@ __all__ = [
 
 # Called only by the task queue with its service account's OIDC token: never public.
 PRIVATE_FUNCTIONS = ("tasks",)
-ACCOUNTS = {"functions": "tapedeck-fn", "recorder": "tapedeck-rec", "tasks": "tapedeck-tasks"}
+ACCOUNTS = {
+    "functions": "tapedeck-fn",
+    "recorder": "tapedeck-rec",
+    "tasks": "tapedeck-tasks",
+    "browser": "tapedeck-browser",
+}
+# App Engine services: the recorder is the app's first service, so it must be `default`.
+RECORDER_SERVICE = "default"
+BROWSER_SERVICE = "browser"
+# "IAP-secured Web App User": who may pass Identity-Aware Proxy to a service.
+IAP_ACCESSOR = "roles/iap.httpsResourceAccessor"
 RUNTIME = "python311"
 APIS = (
     "cloudfunctions.googleapis.com",
@@ -52,6 +66,8 @@ class Step:
     unless: tuple[str, ...] | None = None
     # A grant: when the deployer lacks the right, it is printed for an owner to run, and the deploy goes on.
     grant: bool = False
+    # Run only once this earlier step has succeeded; when it was refused, printed for an owner after it.
+    requires: Step | None = None
 
 
 @dataclass(frozen=True)
@@ -124,17 +140,18 @@ def _foundation(project: str, region: str, bucket: str | None) -> list[Step]:
 
 def _secrets(project: str, secrets: Mapping[str, str]) -> list[Step]:
     """Each secret created if missing, its value added as a new version from standard input, and
-    read access for the functions and the recorder (whose settings check the same secrets)."""
+    read access for the functions and the recorder (whose settings check the same secrets), and
+    for the browser only to the few its settings need."""
     steps = []
     for name, value in secrets.items():
         sid = secret_id(name)
+        readers = ("functions", "recorder", "browser") if name in BROWSER_SECRET_NAMES else ("functions", "recorder")
         steps += [
             _ensure(
                 ("secrets", "create", sid, "--replication-policy=automatic"), ("secrets", "describe", sid), project
             ),
             Step(("gcloud", "secrets", "versions", "add", sid, "--data-file=-", f"--project={project}"), stdin=value),
-            _grant(("secrets", sid), "functions", "roles/secretmanager.secretAccessor", project),
-            _grant(("secrets", sid), "recorder", "roles/secretmanager.secretAccessor", project),
+            *(_grant(("secrets", sid), kind, "roles/secretmanager.secretAccessor", project) for kind in readers),
         ]
     return steps
 
@@ -161,15 +178,15 @@ def _grants(project: str, location: str, queue: str, bucket: str | None) -> list
     if bucket:
         steps += [_grant(("storage", "buckets", f"gs://{bucket}"), kind, "roles/storage.objectAdmin", project)
                   for kind in ("functions", "recorder")]  # fmt: skip
+        # The browser reads, writes and deletes objects; objectUser has no say over the bucket's IAM.
+        steps.append(_grant(("storage", "buckets", f"gs://{bucket}"), "browser", "roles/storage.objectUser", project))
     accounts = ("iam", "service-accounts")
     return [
         *steps,
-        # V4 signed URLs without a key file: the functions sign blobs as themselves.
-        _grant(
-            (*accounts, account_email("functions", project)),
-            "functions",
-            "roles/iam.serviceAccountTokenCreator",
-            project,
+        # V4 signed URLs without a key file: the functions and the browser sign blobs as themselves.
+        *(
+            _grant((*accounts, account_email(kind, project)), kind, "roles/iam.serviceAccountTokenCreator", project)
+            for kind in ("functions", "browser")
         ),
         _grant(("tasks", "queues", queue), "functions", "roles/cloudtasks.enqueuer", project, f"--location={location}"),
         # A task with an OIDC token of the tasks account needs actAs on that account.
@@ -193,16 +210,47 @@ def _function(
     return Step((*argv, *(flag for flag in flags if flag)))
 
 
+_ON_APP_ENGINE = "--resource-type=app-engine"
+
+
+def _iap_access(service: str, member: str, project: str) -> Step:
+    """`member` may pass Identity-Aware Proxy to one App Engine service."""
+    binding = ("gcloud", "iap", "web", "add-iam-policy-binding", _ON_APP_ENGINE, f"--service={service}")
+    return Step((*binding, f"--member={member}", f"--role={IAP_ACCESSOR}", f"--project={project}"), grant=True)
+
+
+def _browser(project: str, browser_dir: Path, members: Sequence[str]) -> list[Step]:
+    """The browser deployed as its own service, then Identity-Aware Proxy over it and not over the recorder.
+
+    Turning IAP on for App Engine covers the whole application: `gcloud iap web enable` documents
+    its `--service` for backend services only. Google documents per-service access, "including making only some
+    of the services publicly accessible"; that an `allUsers` accessor binding on `default` is how,
+    and that it lets Vonage's websocket upgrade through with no Google identity, is unconfirmed. So
+    the recorder is opened first, and IAP is turned on only once that grant has gone through.
+    """
+    where = f"--project={project}"
+    recorder_public = _iap_access(RECORDER_SERVICE, "allUsers", project)
+    readers = [_iap_access(BROWSER_SERVICE, member, project) for member in members]
+    # Needs appengine.applications.update, and without an OAuth client of the deployer's own, a
+    # project in an organization (Google's managed client admits the organization's users only).
+    enable = Step(("gcloud", "iap", "web", "enable", _ON_APP_ENGINE, where), grant=True, requires=recorder_public)
+    deploy = Step(("gcloud", "app", "deploy", str(browser_dir / "app.yaml"), where, "--quiet"))
+    return [deploy, recorder_public, *readers, enable]
+
+
 def deploy_plan(
     *,
     project: str,
     region: str,
     functions_dir: Path,
     recorder_dir: Path,
+    browser_dir: Path,
     names: Sequence[tuple[str, str]],
     env: Mapping[str, str],
+    members: Sequence[str] = (),
 ) -> list[Step]:
-    """Every step, in order. `names` are (entry point, function name); `env` the settings to deploy."""
+    """Every step, in order. `names` are (entry point, function name); `env` the settings to deploy;
+    `members` who may open the recordings browser (`user:…`, `group:…`)."""
     bucket = env.get("GCS_BUCKET")
     location, queue = env.get("TASKS_LOCATION") or region, env.get("TASKS_QUEUE") or "tapedeck"
     secrets = {name: env[name] for name in SECRET_NAMES if env.get(name)}
@@ -223,6 +271,7 @@ def deploy_plan(
             invoker = ("gcloud", "functions", "add-invoker-policy-binding", name, f"--region={region}")
             steps.append(Step((*invoker, _member("tasks", project), f"--project={project}"), grant=True))
     steps.append(Step(("gcloud", "app", "deploy", str(recorder_dir / "app.yaml"), f"--project={project}", "--quiet")))
+    steps += _browser(project, browser_dir, members)
     if bucket:
         lifecycle = f"--lifecycle-file={functions_dir.parent / 'lifecycle.json'}"
         steps.append(

@@ -2,7 +2,8 @@
 
 Every variable is declared once below, with its kind, default and range beside its name; each
 group reads its own. Rules that tie variables together are in `_check_across`. `VARIABLES` lists
-them all, and `nox -s deploy` passes on exactly those, so the two cannot drift apart.
+them all, and `nox -s deploy` passes on exactly those, so the two cannot drift apart; the
+recordings browser gets only those marked `browser`, and checks its own rule with `require_iap`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from urllib.parse import urlsplit
 
 from shared.config.routes import FLOWS, Routes, load_routes
 from shared.core.errors import ConfigError
+from shared.core.iap import AUDIENCE, KEYS_URL
 
 __all__ = [
+    "BROWSER_SECRET_NAMES",
     "SECRET_NAMES",
     "STREAM_RATES",
     "VARIABLES",
+    "BrowserSettings",
     "DeliveryPolicy",
     "LiveSettings",
     "PromptSettings",
@@ -33,7 +37,9 @@ __all__ = [
     "TranscriptionSettings",
     "Variable",
     "VonageSettings",
+    "browser_names",
     "deployed_names",
+    "require_iap",
     "secret_id",
 ]
 
@@ -42,6 +48,7 @@ STREAM_RATES = (8000, 16000, 24000)
 _CHUNK_UNIT = 256 * 1024
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:\d+)?")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def secret_id(name: str) -> str:
@@ -57,11 +64,13 @@ _DECLARED: list[Variable] = []
 @dataclass(frozen=True)
 class Variable:
     """One environment variable. `secret`: deployed from Secret Manager, never as a plain variable.
-    `deployed`: passed on to the deployed functions (not those the platform or a local run sets)."""
+    `deployed`: passed on to the deployed functions (not those the platform or a local run sets).
+    `browser`: passed on to the recordings browser, which gets nothing else."""
 
     name: str
     secret: bool = field(default=False, kw_only=True)
     deployed: bool = field(default=True, kw_only=True)
+    browser: bool = field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
         _DECLARED.append(self)
@@ -82,8 +91,15 @@ class Text(Variable):
     # Length bounds, when the value goes somewhere that has them.
     longest: int | None = field(default=None, kw_only=True)
     why: str = field(default="", kw_only=True)
+    # The whole value's shape, when it has one; `why` then shows it.
+    shape: re.Pattern[str] | None = field(default=None, kw_only=True)
 
     def read(self, env: Mapping[str, str]) -> str | None:
+        if self.shape is not None:
+            value = self.raw(env) or self.default
+            if value is not None and not self.shape.fullmatch(value):
+                raise ConfigError(f"{self.name} must look like {self.why}, got {value!r}")
+            return value
         if self.longest is None:
             return self.raw(env) or self.default
         # Bounded text is checked as given: set but empty is too short.
@@ -182,15 +198,17 @@ class Host(Variable):
 
 
 # Storage
-STORAGE = Choice("STORAGE", ("local", "gcs"), "local")
+STORAGE = Choice("STORAGE", ("local", "gcs"), "local", browser=True)
 LOCAL_STORAGE_DIR = Text("LOCAL_STORAGE_DIR", "./data")
-GCS_BUCKET = Text("GCS_BUCKET")
+GCS_BUCKET = Text("GCS_BUCKET", browser=True)
 UPLOAD_CHUNK_BYTES = Whole("UPLOAD_CHUNK_BYTES", _CHUNK_UNIT, multiple=_CHUNK_UNIT)
-SIGNED_URL_TTL = Whole("SIGNED_URL_TTL", 900, 60, 7 * 24 * 3600, "seconds", why=" (Cloud Storage's limit is 7 days)")
-LINK_TTL_DAYS = Whole("LINK_TTL_DAYS", 30, 1, 3650, "days")
+SIGNED_URL_TTL = Whole(
+    "SIGNED_URL_TTL", 900, 60, 7 * 24 * 3600, "seconds", why=" (Cloud Storage's limit is 7 days)", browser=True
+)
+LINK_TTL_DAYS = Whole("LINK_TTL_DAYS", 30, 1, 3650, "days", browser=True)
 # The public side
-PUBLIC_URL = Url("PUBLIC_URL", ("http", "https"), "http://localhost:8080")
-LOG_LEVEL = Choice("LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True)
+PUBLIC_URL = Url("PUBLIC_URL", ("http", "https"), "http://localhost:8080", browser=True)
+LOG_LEVEL = Choice("LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True, browser=True)
 ROUTES_FILE = Text("ROUTES_FILE")
 DEFAULT_FLOW = Choice("DEFAULT_FLOW", FLOWS, "stream")
 MESSENGER = Choice("MESSENGER", ("outbox", "vonage"), "outbox")
@@ -198,7 +216,8 @@ MESSENGER = Choice("MESSENGER", ("outbox", "vonage"), "outbox")
 RECORDER_URL = Url("RECORDER_URL", ("ws", "wss"), "ws://localhost:8080/socket")
 STREAM_RATE = Whole("STREAM_RATE", 16000, allowed=STREAM_RATES)
 GREETING = Text("GREETING", "Hello. This call is recorded.", longest=1500, why=" (Vonage's talk limit)")
-STREAM_TOKEN_SECRET = Text("STREAM_TOKEN_SECRET", secret=True)
+# The browser mints no token, but every process on gcs must hold it (see _check_across).
+STREAM_TOKEN_SECRET = Text("STREAM_TOKEN_SECRET", secret=True, browser=True)
 STREAM_TOKEN_TTL = Whole("STREAM_TOKEN_TTL", 300, 10, 3600, "seconds")
 # Live transcription of streams
 LIVE_TRANSCRIBER = Choice("LIVE_TRANSCRIBER", ("none", "pocketsphinx", "google"), "none")
@@ -241,16 +260,28 @@ TASKS_QUEUE = Text("TASKS_QUEUE", "tapedeck")
 TASKS_SERVICE_ACCOUNT = Text("TASKS_SERVICE_ACCOUNT")
 TASKS_AUDIENCE = Text("TASKS_AUDIENCE")
 CLOUD_TASKS_EMULATOR_HOST = Text("CLOUD_TASKS_EMULATOR_HOST", deployed=False)
+# The recordings browser, behind Identity-Aware Proxy; `nox -s deploy` looks the audience up.
+IAP_AUDIENCE = Text(
+    "IAP_AUDIENCE", shape=AUDIENCE, why="/projects/PROJECT_NUMBER/apps/PROJECT_ID", deployed=False, browser=True
+)
+IAP_KEYS_URL = Url("IAP_KEYS_URL", ("https", "http"), KEYS_URL, deployed=False, browser=True)
 
 # Every variable the settings read, in the order above.
 VARIABLES: tuple[Variable, ...] = tuple(_DECLARED)
 # Settings that are secrets: deployed, they live in Secret Manager, never in a plain variable.
 SECRET_NAMES = tuple(v.name for v in VARIABLES if v.secret)
+# The secrets the recordings browser reads from Secret Manager at start-up, and may read at all.
+BROWSER_SECRET_NAMES = tuple(v.name for v in VARIABLES if v.secret and v.browser)
 
 
 def deployed_names() -> tuple[str, ...]:
     """The variables `nox -s deploy` passes on to the deployables, secrets included."""
     return tuple(v.name for v in VARIABLES if v.deployed)
+
+
+def browser_names() -> tuple[str, ...]:
+    """The variables `nox -s deploy` passes on to the recordings browser, secrets included."""
+    return tuple(v.name for v in VARIABLES if v.browser)
 
 
 # --- the groups ----------------------------------------------------------------------------------
@@ -440,6 +471,24 @@ class TaskSettings:
 
 
 @dataclass(frozen=True)
+class BrowserSettings:
+    """The recordings browser: the audience Identity-Aware Proxy signs its header for, and where
+    Google's keys for that header are."""
+
+    iap_audience: str | None = None
+    iap_keys_url: str = KEYS_URL
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BrowserSettings:
+        keys_url = IAP_KEYS_URL.read(env)
+        parts = urlsplit(keys_url)
+        # A key list anyone on the path could swap would let them sign in as anyone.
+        if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
+            raise ConfigError(f"IAP_KEYS_URL must be https:// (http:// only on loopback), got {keys_url!r}")
+        return cls(iap_audience=IAP_AUDIENCE.read(env), iap_keys_url=keys_url)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything tapedeck reads from the environment, validated once at start-up."""
 
@@ -455,6 +504,7 @@ class Settings:
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     prompt: PromptSettings = field(default_factory=PromptSettings)
     tasks: TaskSettings = field(default_factory=TaskSettings)
+    browser: BrowserSettings = field(default_factory=BrowserSettings)
 
     @property
     def local_queue_key(self) -> str:
@@ -480,9 +530,21 @@ class Settings:
             delivery=DeliveryPolicy.from_env(env),
             prompt=PromptSettings.from_env(env),
             tasks=TaskSettings.from_env(env, public_url),
+            browser=BrowserSettings.from_env(env),
         )
         _check_across(settings)
         return settings
+
+
+def require_iap(settings: Settings) -> str | None:
+    """The audience the recordings browser checks IAP's header against, or None locally without one.
+
+    On Cloud Storage the pages show every call, so they refuse to start without an audience. Not in
+    `_check_across`: the functions and the recorder never see IAP.
+    """
+    if settings.storage.kind == "gcs" and not settings.browser.iap_audience:
+        raise _required(IAP_AUDIENCE, "for the recordings browser when STORAGE=gcs")
+    return settings.browser.iap_audience
 
 
 def _private_key(env: Mapping[str, str]) -> str | None:

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from shared.config.settings import VARIABLES, Settings
+from shared.config.settings import (
+    BROWSER_SECRET_NAMES,
+    VARIABLES,
+    BrowserSettings,
+    Settings,
+    browser_names,
+    require_iap,
+)
 from shared.core.call_record import call_key, new_call, record_status
 from shared.core.errors import BadRequest, ConfigError, Unauthorized
 from shared.core.tokens import mint_stream_token, verify_stream_token
@@ -91,8 +98,10 @@ def test_settings_read_every_declared_variable_and_nothing_else() -> None:
     settings = Settings.from_env(env)
     assert env.asked == {variable.name for variable in VARIABLES}
     assert (settings.tasks.queue, settings.tasks.project, settings.tasks.service_account) == ("cloud-tasks", "p", None)
-    # What deploy passes on: every declared variable but those the platform or a local run sets.
-    assert set(ENV_NAMES) == env.asked - {"GOOGLE_CLOUD_PROJECT", "AWS_DEFAULT_REGION", "CLOUD_TASKS_EMULATOR_HOST"}
+    # What deploy passes on: every declared variable but those the platform or a local run sets,
+    # and the recordings browser's own.
+    platform = {"GOOGLE_CLOUD_PROJECT", "AWS_DEFAULT_REGION", "CLOUD_TASKS_EMULATOR_HOST"}
+    assert set(ENV_NAMES) == env.asked - platform - {"IAP_AUDIENCE", "IAP_KEYS_URL"}
     assert {"ALLOW_PRIVATE_CALLBACKS", "VONAGE_PRIVATE_KEY"} <= set(ENV_NAMES)
 
 
@@ -115,11 +124,46 @@ def test_settings_read_every_declared_variable_and_nothing_else() -> None:
         ({"SIGNED_URL_TTL": "10"}, "SIGNED_URL_TTL must be from 60 to 604800 seconds"),
         ({"VONAGE_API_HOST": "api.nexmo.com/x"}, "VONAGE_API_HOST must be a host"),
         ({"TASK_QUEUE": "cloud-tasks"}, "TASKS_PROJECT is required when TASK_QUEUE=cloud-tasks"),
+        ({"IAP_AUDIENCE": "tapedeck-demo"}, "IAP_AUDIENCE must look like /projects/PROJECT_NUMBER/apps/PROJECT_ID"),
+        ({"IAP_AUDIENCE": "/projects/12/apps/tapedeck-demo/extra"}, "IAP_AUDIENCE"),
+        ({"IAP_KEYS_URL": "http://keys.example.test/public_key"}, "IAP_KEYS_URL must be https://"),
+        ({"IAP_KEYS_URL": "ftp://keys.example.test/"}, "IAP_KEYS_URL"),
     ],
 )
 def test_a_bad_setting_fails_naming_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         Settings.from_env(env)
+
+
+def test_the_recordings_browser_needs_an_iap_audience_on_cloud_storage_only() -> None:
+    gcs = {"STORAGE": "gcs", "GCS_BUCKET": "calls", "STREAM_TOKEN_SECRET": "x"}
+    # The functions and the recorder start without one: only the browser asks.
+    settings = Settings.from_env(gcs)
+    with pytest.raises(ConfigError, match="IAP_AUDIENCE is required for the recordings browser when STORAGE=gcs"):
+        require_iap(settings)
+
+    audience = "/projects/123456789012/apps/tapedeck-demo"
+    guarded = Settings.from_env({**gcs, "IAP_AUDIENCE": audience})
+    assert require_iap(guarded) == audience
+    assert guarded.browser == BrowserSettings(audience, "https://www.gstatic.com/iap/verify/public_key")
+    assert require_iap(Settings.from_env({})) is None
+    local_keys = Settings.from_env({"IAP_KEYS_URL": "http://127.0.0.1:9/public_key"})
+    assert local_keys.browser.iap_keys_url == "http://127.0.0.1:9/public_key"
+
+
+def test_the_recordings_browser_is_deployed_with_its_own_few_settings() -> None:
+    assert set(browser_names()) == {
+        "STORAGE",
+        "GCS_BUCKET",
+        "SIGNED_URL_TTL",
+        "LINK_TTL_DAYS",
+        "PUBLIC_URL",
+        "LOG_LEVEL",
+        "STREAM_TOKEN_SECRET",
+        "IAP_AUDIENCE",
+        "IAP_KEYS_URL",
+    }
+    assert BROWSER_SECRET_NAMES == ("STREAM_TOKEN_SECRET",)
 
 
 def test_inbound_call_accepts_a_withheld_caller() -> None:

@@ -26,7 +26,10 @@ from tools.deploy import (
     format_plan,
     lifecycle_rules,
     main,
+    project_number,
+    read_members,
     run_plan,
+    stage_browser,
     stage_functions,
     stage_recorder,
 )
@@ -61,6 +64,7 @@ def fake_root(tmp_path: Path) -> Path:
     _write(root / "tools" / "standin" / "__main__.py")
     _write(root / "tools" / "standin" / "requirements.txt", "vonage\n")
     _write(root / "app.yaml", "runtime: python\nenv: flex\n")
+    _write(root / "browser.yaml", "runtime: python311\nservice: browser\nenv_variables:\n  STORAGE: gcs\n")
     _write(root / "appengine" / "__init__.py")
     _write(root / "appengine" / "main.py")
     _write(root / "appengine" / "requirements.txt", "gunicorn\n")
@@ -175,14 +179,19 @@ ENVIRON = {
 }
 
 
+MEMBERS = ["user:sam@example.com", "group:ops@example.com"]
+
+
 def plan(tmp_path: Path) -> list[Step]:
     return deploy_plan(
         project="demo",
         region="europe-west1",
         functions_dir=tmp_path / "functions",
         recorder_dir=tmp_path / "appengine",
+        browser_dir=tmp_path / "browser",
         names=[(name, name) for name in ("answer", "recording", "tasks")],
         env={k: v for k, v in ENVIRON.items() if k in ENV_NAMES},
+        members=MEMBERS,
     )
 
 
@@ -219,7 +228,7 @@ def test_the_plan_creates_accounts_queue_and_least_privilege_grants(tmp_path: Pa
     lines = format_plan(plan(tmp_path)).splitlines()
     text = "\n".join(lines)
     assert lines[0].startswith("gcloud services enable") and "cloudtasks.googleapis.com" in lines[0]
-    for account in ("tapedeck-fn", "tapedeck-rec", "tapedeck-tasks"):
+    for account in ("tapedeck-fn", "tapedeck-rec", "tapedeck-tasks", "tapedeck-browser"):
         assert f"gcloud iam service-accounts create {account}" in text
     assert "gcloud tasks queues create tapedeck --location=europe-west1" in text
     assert "--max-attempts=5" in text and "--min-backoff=2s" in text
@@ -245,8 +254,12 @@ def test_running_skips_what_exists_feeds_secrets_on_stdin_and_prints_refused_gra
     assert any(argv[3:5] == ("create", "tapedeck-tasks") for argv in ran)
     assert {input for argv, input in gcloud.ran if input} == {v.encode() for v in SECRETS.values()}
     assert refused and all(step.grant for step in refused)
-    assert "ask a project owner to run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ask a project owner to run" in err
     assert ran[-1][:3] == ("gcloud", "storage", "buckets")  # the deploy went on to the end
+    # The recorder could not be kept open to Vonage, so IAP was not turned on: it is left for the owner.
+    assert not any(argv[1:4] == ("iap", "web", "enable") for argv in ran)
+    assert "not run until that grant is given; then run:\n  gcloud iap web enable" in err
 
 
 # --- the staged bundle, installed and served on its own -----------------------------------------
@@ -435,3 +448,119 @@ def test_a_missing_secret_is_named_with_the_secret_it_comes_from() -> None:
         ConfigError, match="STREAM_TOKEN_SECRET \\(Secret Manager secret tapedeck-stream-token-secret\\)"
     ):
         Settings.from_env({"STORAGE": "gcs", "GCS_BUCKET": "calls"})
+
+
+# --- the recordings browser behind Identity-Aware Proxy -----------------------------------------
+
+
+def test_the_browser_bundle_has_its_own_app_yaml_naming_its_service(fake_root: Path, tmp_path: Path) -> None:
+    staged = stage_browser(fake_root, tmp_path / "build", {"GCS_BUCKET": "calls"}, "web@demo.iam")
+
+    assert staged == (tmp_path / "build" / "browser").resolve()
+    assert {"app.yaml", "requirements.txt", "appengine/main.py", *SHARED} <= _files(staged)
+    assert (staged / "app.yaml").read_text() == (
+        "runtime: python311\nservice: browser\nservice_account: web@demo.iam\nenv_variables:\n"
+        '  STORAGE: gcs\n  GCS_BUCKET: "calls"\n'
+    )
+
+
+def _iap_steps(steps: list[Step]) -> list[tuple[str, ...]]:
+    return [step.argv for step in steps if step.argv[1:3] == ("iap", "web")]
+
+
+def test_iap_guards_the_browser_and_never_the_recorder(tmp_path: Path) -> None:
+    steps = [step for step in plan(tmp_path) if step.argv[1:3] == ("iap", "web")]
+    (enable,) = (step for step in steps if step.argv[3] == "enable")
+    (public,) = (step for step in steps if "--service=default" in step.argv)
+
+    # IAP for App Engine is app-wide, so the recorder is opened to everyone first, and IAP is
+    # turned on only if that went through; the enable names no service of its own.
+    assert {"--member=allUsers", "--role=roles/iap.httpsResourceAccessor"} <= set(public.argv)
+    assert steps.index(public) < steps.index(enable) and enable.requires is public
+    assert not any(flag.startswith("--service") for flag in enable.argv)
+    # Only the members named get through to the browser.
+    readers = [step.argv for step in steps if "--service=browser" in step.argv]
+    assert [next(f for f in argv if f.startswith("--member=")) for argv in readers] == [
+        f"--member={m}" for m in MEMBERS
+    ]
+    assert all({"--role=roles/iap.httpsResourceAccessor", "--resource-type=app-engine"} <= set(a) for a in readers)
+    assert not any("allAuthenticatedUsers" in " ".join(step.argv) for step in steps)
+    # The browser is deployed after the recorder (App Engine's first service must be `default`).
+    deploys = [step.argv[3] for step in plan(tmp_path) if step.argv[1:3] == ("app", "deploy")]
+    assert deploys == [str(tmp_path / "appengine" / "app.yaml"), str(tmp_path / "browser" / "app.yaml")]
+
+
+def test_the_browser_account_gets_the_bucket_its_own_signing_and_one_secret(tmp_path: Path) -> None:
+    grants = [step.argv for step in plan(tmp_path) if step.grant and "serviceAccount:tapedeck-browser@demo" in
+              " ".join(step.argv)]  # fmt: skip
+    roles = sorted((argv[1], next(f for f in argv if f.startswith("--role="))) for argv in grants)
+    assert roles == [
+        ("iam", "--role=roles/iam.serviceAccountTokenCreator"),
+        ("secrets", "--role=roles/secretmanager.secretAccessor"),
+        ("storage", "--role=roles/storage.objectUser"),
+    ]
+    (signing,) = (argv for argv in grants if argv[1] == "iam")
+    assert signing[4] == "tapedeck-browser@demo.iam.gserviceaccount.com"  # on itself only
+    (secret,) = (argv for argv in grants if argv[1] == "secrets")
+    assert secret[3] == "tapedeck-stream-token-secret"
+
+
+def test_browser_members_are_iam_members_and_never_everyone() -> None:
+    assert read_members(" user:sam@example.com, group:ops@example.com ,") == MEMBERS
+    assert read_members(None) == []
+    for bad in ("sam@example.com", "allUsers", "allAuthenticatedUsers", "user:", "robot:x"):
+        with pytest.raises(DeployError, match="BROWSER_MEMBERS"):
+            read_members(bad)
+
+
+def test_the_audience_is_built_from_the_project_number() -> None:
+    def gcloud(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        assert argv == ["gcloud", "projects", "describe", "demo-project", "--format=value(projectNumber)"]
+        return subprocess.CompletedProcess(argv, 0, "123456789012\n", "")
+
+    assert project_number("demo-project", run=gcloud) == "123456789012"
+    refused = lambda argv, **kw: subprocess.CompletedProcess(argv, 1, "", "PERMISSION_DENIED")  # noqa: E731
+    with pytest.raises(DeployError, match="PERMISSION_DENIED"):
+        project_number("demo-project", run=refused)
+
+
+def test_the_dry_run_prints_the_iap_steps_and_stages_a_browser_without_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environ = {**ENVIRON, "BROWSER_MEMBERS": "group:ops@example.com", "GCS_BUCKET": "calls"}
+    args = ["--dry-run", "--project", "demo-project", "--region", "europe-west1", "--out", str(tmp_path)]
+
+    assert main(args, environ) == 0
+    out, err = capsys.readouterr()
+    assert "gcloud iap web enable --resource-type=app-engine --project=demo-project" in out
+    assert (
+        "gcloud iap web add-iam-policy-binding --resource-type=app-engine --service=browser "
+        "--member=group:ops@example.com --role=roles/iap.httpsResourceAccessor --project=demo-project"
+    ) in out
+    assert "--service=default --member=allUsers" in out
+    assert "/projects/$(gcloud projects describe demo-project --format='value(projectNumber)')/apps/demo-project" in err
+    app_yaml = (tmp_path / "browser" / "app.yaml").read_text()
+    assert "service: browser" in app_yaml and "s3cr3t" not in app_yaml and "STREAM_TOKEN_SECRET" not in app_yaml
+    assert "service_account: tapedeck-browser@demo-project.iam.gserviceaccount.com" in app_yaml
+    assert 'GCS_BUCKET: "calls"' in app_yaml and 'SECRETS_PROJECT: "demo-project"' in app_yaml
+    assert "GREETING" not in app_yaml  # only the settings the browser reads
+
+
+def test_a_given_audience_is_staged_with_the_browser_only(tmp_path: Path) -> None:
+    audience = "/projects/123456789012/apps/demo-project"
+    environ = {**ENVIRON, "IAP_AUDIENCE": audience}
+    args = ["--dry-run", "--project", "demo-project", "--region", "europe-west1", "--out", str(tmp_path)]
+
+    assert main(args, environ) == 0
+    assert f'IAP_AUDIENCE: "{audience}"' in (tmp_path / "browser" / "app.yaml").read_text()
+    assert "IAP_AUDIENCE" not in (tmp_path / "appengine" / "app.yaml").read_text()
+    assert main(args, {**environ, "IAP_AUDIENCE": "demo-project"}) == 1
+
+
+def test_the_real_browser_yaml_serves_the_browser_app_on_app_engine_standard() -> None:
+    text = (ROOT / "browser.yaml").read_text()
+    lines = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in text.splitlines() if ":" in line
+             and not line.startswith((" ", "#"))}  # fmt: skip
+    assert lines["service"] == "browser" and lines["runtime"].startswith("python3")
+    assert '"appengine.browser:production_app()"' in lines["entrypoint"]
+    assert not any(name in text for name in ("SECRET", "PRIVATE_KEY", "API_KEY"))
