@@ -18,19 +18,19 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException
 
-from shared.config.settings import SECRET_NAMES, Settings
+from shared.config.settings import BROWSER_SECRET_NAMES, Settings, require_iap
 from shared.core.call_index import CallFilter
 from shared.core.errors import BadRequest, Forbidden, TapedeckError
+from shared.core.iap import ASSERTION_HEADER
 from shared.flows.browse import call_view, delete_call, list_prompts, peaks_of, recording_of
 from shared.flows.calls import list_calls
 from shared.runtime.reads import ParallelReads
 from shared.runtime.services import Services
 
-__all__ = ["IAP_HEADER", "browser_blueprint", "create_app", "production_app"]
+__all__ = ["browser_blueprint", "create_app", "production_app"]
 
 log = logging.getLogger(__name__)
 
-IAP_HEADER = "x-goog-iap-jwt-assertion"
 _LOOPBACK = ("127.0.0.1", "::1")
 PAGE_SIZE = 50
 # How long a signed audio URL lasts: long enough to listen, short enough not to be shared.
@@ -47,11 +47,12 @@ def _loopback_only(header: str | None) -> str:
 
 
 def _iap_verifier(settings: Settings) -> Verifier:
-    """Every request's IAP assertion checked: signature, audience, issuer, expiry."""
-    from shared.runtime.iap import IapVerifier, require_iap
+    """Every request's IAP assertion checked: signature, audience, issuer, expiry. Refuses to start
+    without the audience to check against."""
+    from shared.runtime.iap import IapVerifier
 
-    require_iap(settings)
-    verifier = IapVerifier(settings.browser.iap_audience, settings.browser.iap_keys_url)
+    audience = require_iap(settings)
+    verifier = IapVerifier(audience or "", settings.browser.iap_keys_url)
     return lambda header: verifier.verify(header).email
 
 
@@ -77,7 +78,7 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     @pages.before_request
     def guard() -> None:
-        flask.g.user = check(flask.request.headers.get(IAP_HEADER))
+        flask.g.user = check(flask.request.headers.get(ASSERTION_HEADER))
 
     @pages.after_request
     def headers(response: flask.Response) -> flask.Response:
@@ -176,10 +177,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 
 def production_app() -> flask.Flask:
-    """What App Engine serves: settings from the environment, secrets from Secret Manager."""
+    """What App Engine serves: settings from the environment, and from Secret Manager the one
+    secret the browser's account may read (the stream token's, which signs its delete forms)."""
     env = dict(os.environ)
     if env.get("SECRETS_PROJECT"):
         from shared.adapters.secret_manager_secrets import SecretManagerSecrets
 
-        env = SecretManagerSecrets(env["SECRETS_PROJECT"]).fill(env, SECRET_NAMES)
+        env = SecretManagerSecrets(env["SECRETS_PROJECT"]).fill(env, BROWSER_SECRET_NAMES)
     return create_app(Settings.from_env(env))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.call_record import record_status
+from shared.core.ports import BlobStore
 from shared.core.transcripts import build_turns, parse_transcript, transcript_document
 from shared.core.wav import parse_wav
 from shared.flows.calls import note_transcript, update_call
@@ -34,7 +34,7 @@ WORDS = [
 KEY_AT = 5.0
 
 
-def recorded_stream(store: LocalBlobStore, conversation_uuid: str, now: float, caller: str = "447700900123") -> float:
+def recorded_stream(store: BlobStore, conversation_uuid: str, now: float, caller: str = "447700900123") -> float:
     """A streamed call of voicemail_outage.wav with `#` pressed at 5 s and its transcript; returns
     the recording's length in seconds."""
     wav = parse_wav((DATA / "voicemail_outage.wav").read_bytes())

@@ -108,7 +108,8 @@ def test_a_call_plays_at_its_length_seeks_from_a_turn_and_marks_its_key(
     page.wait_for_url(f"**/calls/{conversation_uuid}")
     audio = page.locator("audio").first
     duration = audio.evaluate(
-        "a => new Promise(r => a.readyState >= 1 ? r(a.duration) : a.addEventListener('loadedmetadata', () => r(a.duration)))"
+        """a => new Promise(r => a.readyState >= 1
+                 ? r(a.duration) : a.addEventListener('loadedmetadata', () => r(a.duration)))"""
     )
     stored = server.read_json(f"calls/{conversation_uuid}/call.json")["recordings"][0]["duration"]
     assert duration == pytest.approx(stored, abs=0.05)

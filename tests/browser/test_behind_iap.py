@@ -1,0 +1,104 @@
+"""The recordings browser on Cloud Storage (the storage emulator) behind Identity-Aware Proxy: it
+will not start without the audience to check, and no page or audio is served without a valid
+assertion. Assertions are forged with P-256 keys whose list is served on loopback, as Google's is."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from appengine.browser import create_app
+from shared.adapters.gcs_blob_store import GcsBlobStore
+from shared.config.settings import Settings
+from shared.core.errors import ConfigError
+from shared.runtime.services import Services
+from tests.browser.calls import recorded_stream
+from tests.contract.test_iap import AUDIENCE, KeyList, claims
+from tests.servers import Emulator, fresh_bucket, gcs_client
+from tests.testbed import TOKEN_SECRET
+from tools.standin.api import serve_in_thread
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def key_list() -> KeyList:
+    keys = KeyList()
+    keys.add("kid-1")
+    return keys
+
+
+@pytest.fixture
+def setup(storage_emulator: Emulator, key_list: KeyList) -> Iterator[tuple[dict[str, str], GcsBlobStore]]:
+    bucket = fresh_bucket(storage_emulator)
+    store = GcsBlobStore(bucket, gcs_client(storage_emulator))
+    with serve_in_thread(key_list.app(), "127.0.0.1", 0) as base:
+        env = {
+            "STORAGE": "gcs",
+            "GCS_BUCKET": bucket,
+            "STREAM_TOKEN_SECRET": TOKEN_SECRET,
+            "IAP_AUDIENCE": AUDIENCE,
+            "IAP_KEYS_URL": f"{base}/iap/verify/public_key",
+        }
+        yield env, store
+
+
+def browser(env: dict[str, str], store: GcsBlobStore) -> FlaskClient:
+    settings = Settings.from_env(env)
+    return create_app(settings, Services(settings, store=store)).test_client()
+
+
+def assertion(key: Any, kid: str = "kid-1", **changes: Any) -> str:
+    import jwt
+
+    now = int(time.time())
+    fresh = {"iat": now - 10, "exp": now + 590} | changes
+    return jwt.encode(claims(**fresh), key, algorithm="ES256", headers={"kid": kid})
+
+
+def test_the_browser_refuses_to_start_on_cloud_storage_without_an_audience(
+    setup: tuple[dict[str, str], GcsBlobStore],
+) -> None:
+    env, store = setup
+    without = {name: value for name, value in env.items() if name != "IAP_AUDIENCE"}
+    with pytest.raises(ConfigError, match="IAP_AUDIENCE"):
+        browser(without, store)
+
+
+def test_no_page_or_audio_without_a_valid_assertion(
+    setup: tuple[dict[str, str], GcsBlobStore], key_list: KeyList
+) -> None:
+    env, store = setup
+    recorded_stream(store, "CON-iap", time.time())
+    client = browser(env, store)
+    key = key_list.keys["kid-1"]
+    stranger = KeyList()
+    forged = {
+        "none": None,
+        "wrong audience": assertion(key, aud="/projects/1/apps/someone-else"),
+        "expired": assertion(key, iat=int(time.time()) - 1200, exp=int(time.time()) - 600),
+        "wrong key": assertion(stranger.add("kid-1")),
+        "unknown key": assertion(stranger.add("kid-9"), kid="kid-9"),
+        "wrong issuer": assertion(key, iss="https://accounts.google.com"),
+    }
+    paths = ["/", "/calls/CON-iap", "/calls/CON-iap/audio/audio.wav", "/calls/CON-iap/peaks/audio.wav", "/prompts"]
+    for why, token in forged.items():
+        headers = {"X-Goog-IAP-JWT-Assertion": token} if token else {}
+        for path in paths:
+            answer = client.get(path, headers=headers)
+            assert answer.status_code == 401, (why, path, answer.status_code)
+            assert "error" in answer.get_json()
+        refused = client.post("/calls/CON-iap/delete", headers=headers, data={"token": "x"})
+        assert refused.status_code == 401, why
+    assert store.read("calls/CON-iap/audio.wav") is not None
+
+    signed_in = {"X-Goog-IAP-JWT-Assertion": assertion(key)}
+    listing = client.get("/", headers=signed_in)
+    assert listing.status_code == 200 and "CON-iap" in listing.data.decode()
+    page = client.get("/calls/CON-iap", headers=signed_in).data.decode()
+    assert "Signed in as sam@example.com" in page and "Hi this is sam" in page
+    assert client.get("/calls/CON-iap/peaks/audio.wav", headers=signed_in).get_json()["channels"] == 1
