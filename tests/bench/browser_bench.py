@@ -140,7 +140,7 @@ def _measure(port: int, name: str, path: str, requests: int, headers: dict[str, 
     times.sort()
     p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
     median = statistics.median(times)
-    print(f"  {name:<44} p50 {median:7.1f} ms   p99 {p99:7.1f} ms   (HTTP {status}, {requests} requests)")
+    print(f"  {name:<46} p50 {median:7.1f} ms   p99 {p99:7.1f} ms   (HTTP {status}, {requests} requests)")
 
 
 def main(argv: list[str] | None = None) -> int:

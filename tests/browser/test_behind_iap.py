@@ -102,3 +102,56 @@ def test_no_page_or_audio_without_a_valid_assertion(
     page = client.get("/calls/CON-iap", headers=signed_in).data.decode()
     assert "Signed in as sam@example.com" in page and "Hi this is sam" in page
     assert client.get("/calls/CON-iap/peaks/audio.wav", headers=signed_in).get_json()["channels"] == 1
+
+
+class SignedBy:
+    """The emulator's store, with URLs signed by a client holding a service account's key: the
+    emulator cannot sign, and real Google cannot be reached here; the signing itself is the
+    library's own, done locally."""
+
+    def __init__(self, store: GcsBlobStore, signer: GcsBlobStore) -> None:
+        self.store, self.signer = store, signer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def signed_url(self, key: str, ttl_seconds: int) -> str:
+        return self.signer.signed_url(key, ttl_seconds)
+
+
+def test_audio_on_cloud_storage_redirects_to_a_fresh_v4_signed_url(
+    setup: tuple[dict[str, str], GcsBlobStore], key_list: KeyList
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    import google.cloud.storage as storage
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from google.oauth2 import service_account
+
+    env, store = setup
+    recorded_stream(store, "CON-iap", time.time())
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    account = "tapedeck-browser@demo.iam.gserviceaccount.com"
+    credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+        {"client_email": account, "private_key": pem.decode(), "token_uri": "https://oauth2.googleapis.com/token"}
+    )
+    signer = GcsBlobStore(store.bucket_name, storage.Client(project="demo", credentials=credentials))
+    settings = Settings.from_env(env)
+    client = create_app(settings, Services(settings, store=SignedBy(store, signer))).test_client()
+
+    headers = {"X-Goog-IAP-JWT-Assertion": assertion(key_list.keys["kid-1"])}
+    answer = client.get("/calls/CON-iap/audio/audio.wav", headers=headers)
+    assert answer.status_code == 302
+    url = urlsplit(answer.headers["Location"])
+    query = parse_qs(url.query)
+    assert (url.scheme, url.netloc, url.path) == (
+        "https",
+        "storage.googleapis.com",
+        f"/{store.bucket_name}/calls/CON-iap/audio.wav",
+    )
+    assert query["X-Goog-Algorithm"] == ["GOOG4-RSA-SHA256"] and query["X-Goog-Expires"] == ["900"]
+    assert query["X-Goog-Credential"][0].startswith(account + "/")
+    assert len(query["X-Goog-Signature"][0]) == 512

@@ -179,3 +179,24 @@ def test_no_query_or_path_gets_a_server_error(browser: FlaskClient, query: dict[
     for url in (f"/calls/{path}", f"/calls/CON-1/peaks/{path}", f"/calls/CON-1/audio/{path}"):
         answer = browser.get(url.replace("?", "%3F").replace("#", "%23"))
         assert answer.status_code < 500, (url, answer.data[:200])
+
+
+def test_a_call_still_streaming_shows_its_live_words_and_says_so(browser: FlaskClient, store: LocalBlobStore) -> None:
+    from shared.flows.stream_audio import StreamRecording
+
+    recording = StreamRecording(store, "CON-live", "b1b2b3b4b5b6", 16000, 256 * 1024, lambda: NOW)
+    recording.start("leg-1", "447700900123", "447700900000")
+    recording.add_audio(bytes(32000))
+    line = {"start": 0.5, "end": 1.4, "text": "the database is down", "words": []}
+    store.write("calls/CON-live/live.jsonl", (json.dumps(line) + "\n").encode())
+
+    html = browser.get("/calls/CON-live").data.decode()
+    assert 'data-live="/calls/CON-live/live"' in html and "the database is down" in html
+    assert browser.get("/calls/CON-live/live").get_json() == {
+        "live": True,
+        "status": None,
+        "text": "the database is down",
+        "events": 0,
+    }
+    recording.finish("hangup")
+    assert browser.get("/calls/CON-live/live").get_json()["live"] is False
