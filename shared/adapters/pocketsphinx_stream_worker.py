@@ -81,8 +81,10 @@ def run(source: BinaryIO, out: TextIO, rate: int) -> None:
     while True:
         frame = source.read(size)
         if len(frame) < size:
-            # The stream ended, perhaps on a short last frame: finish what was being said.
-            speech = endpointer.end_stream(frame)
+            # The stream ended, perhaps on a short last frame: finish what was being said. The
+            # Endpointer takes a last frame only in speech, and never an empty one (Vonage's
+            # frames are whole, so the read at the end is usually empty): one silent sample stands in.
+            speech = endpointer.end_stream(frame or bytes(2)) if endpointer.in_speech else None
             if speech is not None:
                 utterances.speech(speech, endpointer.speech_start)
             break

@@ -85,3 +85,18 @@ def test_a_child_that_dies_leaves_the_whole_stream_as_a_gap() -> None:
     assert [s.gap for s in segments] == [True]
     assert segments[0].end == pytest.approx(9.44, abs=0.03)
     assert segments[0].start == 0
+
+
+def test_a_stream_of_whole_frames_ends_with_its_last_words_and_no_gap() -> None:
+    # Vonage's frames are all whole: the child then reads nothing at all at the end of the audio.
+    rate, audio = frames(DATA / "voicemail_outage.wav")
+    whole = [frame for frame in audio if len(frame) == rate * 2 // 50]
+    assert len(whole) < len(audio)
+    segments: list[LiveSegment] = []
+    stream = PocketsphinxStreamingTranscriber().open(rate, segments.append)
+    assert stream is not None
+    for frame in whole:
+        stream.feed(frame)
+    stream.close(timeout=30)
+    assert not any(s.gap for s in segments)
+    assert "call me back" in " ".join(s.text for s in segments if s.final)
