@@ -1,6 +1,6 @@
 """The child program of live pocketsphinx: one call's audio in, its segments out.
 
-    python -m shared.adapters.pocketsphinx_stream_worker --rate 16000
+    python -m shared.adapters.pocketsphinx_stream_worker --rate 16000 [--nice 10]
 
 Reads 20 ms frames of 16-bit mono PCM on stdin, exactly as Vonage sends them. pocketsphinx's
 Endpointer finds the speech; the decoder hears only that, upsampled to 16 kHz when the call is at
@@ -9,13 +9,15 @@ on, a final one when it ends at a pause, and `{"done": true}` once stdin closes 
 words are out. Word times are seconds from the start of the stream.
 
 A decoder holds about 91 MiB and never releases the GIL, so it runs here, in a process of its
-own, and never in the recorder's event loop.
+own, and never in the recorder's event loop; `--nice` lowers its scheduling priority first, so
+the recorder wins a busy core.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, BinaryIO, TextIO
 
@@ -102,7 +104,10 @@ def run(source: BinaryIO, out: TextIO, rate: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Live pocketsphinx: PCM frames on stdin, segments on stdout.")
     parser.add_argument("--rate", type=int, choices=(8000, 16000), default=16000)
+    parser.add_argument("--nice", type=int, default=0, help="added to this process's niceness before decoding")
     args = parser.parse_args(argv)
+    if args.nice:
+        os.nice(args.nice)
     run(sys.stdin.buffer, sys.stdout, args.rate)
     return 0
 
