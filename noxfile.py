@@ -111,10 +111,13 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Opt-in measurements: the recorder under load (`nox -s bench -- --compare`, see --help),
-    then the voicemail pager's hang-up-to-page latency."""
+    the voicemail pager's hang-up-to-page latency, then the event loop's stalls with storage
+    writes and live transcription, and live transcription's cost per stream (`--quick` too)."""
     session.install("-r", TESTS)
     session.run("python", "tests/bench/recorder_bench.py", *session.posargs)
     session.run("python", "tests/bench/pager_bench.py")
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run("python", "tests/bench/live_bench.py", *quick)
 
 
 @nox.session

@@ -1,6 +1,6 @@
 """The child program of live pocketsphinx: one call's audio in, its segments out.
 
-    python -m shared.adapters.pocketsphinx_stream_worker --rate 16000
+    python -m shared.adapters.pocketsphinx_stream_worker --rate 16000 [--nice 10]
 
 Reads 20 ms frames of 16-bit mono PCM on stdin, exactly as Vonage sends them. pocketsphinx's
 Endpointer finds the speech; the decoder hears only that, upsampled to 16 kHz when the call is at
@@ -9,13 +9,15 @@ on, a final one when it ends at a pause, and `{"done": true}` once stdin closes 
 words are out. Word times are seconds from the start of the stream.
 
 A decoder holds about 91 MiB and never releases the GIL, so it runs here, in a process of its
-own, and never in the recorder's event loop.
+own, and never in the recorder's event loop; `--nice` lowers its scheduling priority first, so
+the recorder wins a busy core.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, BinaryIO, TextIO
 
@@ -81,8 +83,10 @@ def run(source: BinaryIO, out: TextIO, rate: int) -> None:
     while True:
         frame = source.read(size)
         if len(frame) < size:
-            # The stream ended, perhaps on a short last frame: finish what was being said.
-            speech = endpointer.end_stream(frame)
+            # The stream ended, perhaps on a short last frame: finish what was being said. The
+            # Endpointer takes a last frame only in speech, and never an empty one (Vonage's
+            # frames are whole, so the read at the end is usually empty): one silent sample stands in.
+            speech = endpointer.end_stream(frame or bytes(2)) if endpointer.in_speech else None
             if speech is not None:
                 utterances.speech(speech, endpointer.speech_start)
             break
@@ -100,7 +104,10 @@ def run(source: BinaryIO, out: TextIO, rate: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Live pocketsphinx: PCM frames on stdin, segments on stdout.")
     parser.add_argument("--rate", type=int, choices=(8000, 16000), default=16000)
+    parser.add_argument("--nice", type=int, default=0, help="added to this process's niceness before decoding")
     args = parser.parse_args(argv)
+    if args.nice:
+        os.nice(args.nice)
     run(sys.stdin.buffer, sys.stdout, args.rate)
     return 0
 

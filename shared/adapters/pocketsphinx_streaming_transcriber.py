@@ -6,6 +6,11 @@ stdin. Feeding never blocks the caller: frames wait in a bounded backlog, and wh
 falls that far behind, or dies, the frames it misses are skipped for the transcript only and
 reported as a gap. Under gevent (the recorder's worker) the threads and pipes here are
 greenlets and cooperative pipes.
+
+The children run at a lower scheduling priority (niceness `DECODER_NICENESS`), so that when the
+cores are busy the recorder's event loop, which every stream waits on, gets the CPU first and a
+decoder falls behind instead (its backlog then becomes a gap in the transcript, never in the
+recording); `nox -s bench` compares it with niceness 0.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from shared.adapters.live_feed import FedStream, FeedLedger
 from shared.core.ports import LiveSegment
 from shared.core.transcript_parsers import Word
 
-__all__ = ["PocketsphinxStreamingTranscriber"]
+__all__ = ["DECODER_NICENESS", "PocketsphinxStreamingTranscriber"]
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +39,21 @@ _WORKER = "shared.adapters.pocketsphinx_stream_worker"
 # The folder holding the `shared` package, for the child's imports wherever the parent runs from.
 _ROOT = Path(__file__).resolve().parents[2]
 _FRAME_SECONDS = 0.02
+# The children's niceness: above the recorder's 0, so its event loop wins a busy core.
+DECODER_NICENESS = 10
 
 
 class PocketsphinxStreamingTranscriber:
-    """Live transcription with pocketsphinx; `backlog` is how far (seconds) a child may fall behind."""
+    """Live transcription with pocketsphinx; `backlog` is how far (seconds) a child may fall behind,
+    `niceness` what the child adds to its scheduling niceness."""
 
-    def __init__(self, limit: int = 2, backlog: float = 10.0, python: str = sys.executable) -> None:
+    def __init__(
+        self, limit: int = 2, backlog: float = 10.0, python: str = sys.executable, niceness: int = DECODER_NICENESS
+    ) -> None:
         self.limit = limit
         self.backlog = backlog
         self.python = python
+        self.niceness = niceness
         self._open = 0
         self._lock = threading.Lock()
 
@@ -54,7 +65,7 @@ class PocketsphinxStreamingTranscriber:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(_ROOT), os.environ.get("PYTHONPATH"))))}
         try:
             child = subprocess.Popen(
-                [self.python, "-m", _WORKER, "--rate", str(rate)],
+                [self.python, "-m", _WORKER, "--rate", str(rate), "--nice", str(self.niceness)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=env,

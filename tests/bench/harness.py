@@ -22,12 +22,25 @@ import psutil
 
 from tests.bench.timing import STATS_DIR_ENV, TIMED_PATH, merge_histograms
 
-__all__ = ["ROOT", "BenchError", "Clients", "Server", "ServerStats", "log_problems", "recorder", "stored_bytes"]
+__all__ = [
+    "ROOT",
+    "BenchError",
+    "Clients",
+    "Server",
+    "ServerStats",
+    "Stalls",
+    "log_problems",
+    "recorder",
+    "stored_bytes",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 _WAV_HEADER = 44
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 30.0
+_STALL_SUFFIX = ".stall.json"
+# The live pocketsphinx child's module, as it appears on its command line.
+DECODER_MODULE = "pocketsphinx_stream_worker"
 
 
 class BenchError(Exception):
@@ -65,6 +78,14 @@ class ServerStats:
     worst_by_second: dict[int, float]
 
 
+@dataclass(frozen=True)
+class Stalls:
+    """How late the workers' event loops woke the stall monitor: a histogram and the worst per second."""
+
+    late: dict[str, Any]
+    worst_by_second: dict[int, float]
+
+
 @dataclass
 class Server:
     """A running recorder: its gunicorn process group, storage folder, stats folder and log."""
@@ -80,9 +101,39 @@ class Server:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}{TIMED_PATH}"
 
+    @property
+    def plain_url(self) -> str:
+        """The production stream route, untimed."""
+        return f"ws://127.0.0.1:{self.port}/socket"
+
     def _processes(self) -> list[psutil.Process]:
         master = psutil.Process(self.process.pid)
         return [master, *master.children(recursive=True)]
+
+    def decoders(self) -> list[psutil.Process]:
+        """The live pocketsphinx children running now."""
+        found = []
+        for process in self._processes():
+            try:
+                if any(DECODER_MODULE in part for part in process.cmdline()):
+                    found.append(process)
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    def recorder_processes(self) -> list[psutil.Process]:
+        """The gunicorn master and workers, without the decoders."""
+        decoders = {p.pid for p in self.decoders()}
+        return [p for p in self._processes() if p.pid not in decoders]
+
+    def stalls(self) -> Stalls:
+        """What the workers' stall monitors wrote last, summed over the workers."""
+        reports = [json.loads(path.read_text()) for path in sorted(self.stats_dir.glob(f"*{_STALL_SUFFIX}"))]
+        worst: dict[int, float] = {}
+        for report in reports:
+            for second, late in report["worst_by_second"].items():
+                worst[int(second)] = max(worst.get(int(second), 0.0), late)
+        return Stalls(merge_histograms(r["late"] for r in reports), worst)
 
     def rss(self) -> int:
         """Resident memory of the gunicorn master and its workers, in bytes."""
@@ -96,18 +147,23 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU of the master and its live workers so far."""
-        total = 0.0
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[int, float]:
+        """User plus system CPU so far of each live process: master, workers and their children."""
+        found = {}
         for process in self._processes():
             try:
                 times = process.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            total += times.user + times.system
-        return total
+            found[process.pid] = times.user + times.system
+        return found
 
     def stats(self) -> ServerStats:
         """What the workers' stats files say, summed over the workers."""
-        reports = [json.loads(path.read_text()) for path in sorted(self.stats_dir.glob("*.json"))]
+        paths = [p for p in sorted(self.stats_dir.glob("*.json")) if not p.name.endswith(_STALL_SUFFIX)]
+        reports = [json.loads(path.read_text()) for path in paths]
         worst: dict[int, float] = {}
         for report in reports:
             for second, delay in report["worst_by_second"].items():
@@ -156,8 +212,11 @@ def _wait_healthy(process: subprocess.Popen[bytes], port: int) -> None:
 
 
 @contextmanager
-def recorder(worker: str, workers: int, connections: int, folder: Path) -> Iterator[Server]:
-    """The recorder under gunicorn on a free loopback port, storing in `folder`; always stopped."""
+def recorder(
+    worker: str, workers: int, connections: int, folder: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """The recorder under gunicorn on a free loopback port, storing in `folder`; always stopped.
+    `extra_env` adds settings (LIVE_TRANSCRIBER, ...) and the bench's variants."""
     folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     storage, stats_dir, log = folder / "storage", folder / "stats", folder / "gunicorn.log"
@@ -169,6 +228,7 @@ def recorder(worker: str, workers: int, connections: int, folder: Path) -> Itera
         "STREAM_TOKEN_SECRET": secret,
         "STREAM_RATE": "16000",
         STATS_DIR_ENV: str(stats_dir),
+        **(extra_env or {}),
     }
     with open(log, "ab") as out:
         process = subprocess.Popen(
@@ -205,8 +265,10 @@ class Clients:
         stagger: float,
         deadline: float,
         fast: bool = False,
+        speech: tuple[Path, int] | None = None,
     ) -> None:
-        """Start the clients: `total` streams of `frames` each between them, the first at `start_at`."""
+        """Start the clients: `total` streams of `frames` each between them, the first at `start_at`;
+        with `speech` (a WAV, a count), that many of the first streams send it to `/socket`."""
         for index, (output, log) in enumerate(zip(self.outputs, self.logs, strict=True)):
             output.unlink(missing_ok=True)
             command = [
@@ -220,6 +282,9 @@ class Clients:
             command += ["--start-at", repr(start_at), "--stagger", repr(stagger), "--frames", str(frames)]
             command += ["--deadline", repr(deadline), "--out", str(output)]
             command += ["--fast"] if fast else []
+            if speech:
+                command += ["--speech", str(speech[0]), "--speech-streams", str(speech[1])]
+                command += ["--speech-url", server.plain_url]
             with open(log, "ab") as out:
                 self.processes.append(
                     subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -4,6 +4,12 @@ gunicorn serves `tests.bench.instrumented:create_app()`. `/socket` is untouched;
 the same `run_stream` on the same `StreamContext`, with the websocket wrapped so each binary frame's
 arrival is compared with the send time the client stamped into it. Each worker writes its delays to
 `$BENCH_STATS_DIR/<pid>.json` whenever its last open stream has finished.
+
+A stall monitor measures the event loop itself, whatever route the streams use: a greenlet (a
+thread under gthread) sleeps 5 ms in a loop and notes how late it wakes, writing
+`$BENCH_STATS_DIR/<pid>.stall.json` every second. `BENCH_FSYNC=loop` puts the storage's fsync back
+on the event loop and `BENCH_DECODER_NICE=N` sets the live decoders' niceness, so that one bench
+run compares them.
 """
 
 from __future__ import annotations
@@ -19,8 +25,21 @@ from flask import Flask
 from flask_sock import Sock
 
 from appengine.main import _VonageSocket, production_app
+from shared.adapters.local_blob_store import LocalBlobStore
+from shared.adapters.pocketsphinx_streaming_transcriber import PocketsphinxStreamingTranscriber
 from shared.flows.streams import StreamContext, run_stream
-from tests.bench.timing import STAMP, STATS_DIR_ENV, TIMED_PATH, DelayHistogram
+from tests.bench.timing import (
+    DECODER_NICE_ENV,
+    FSYNC_ENV,
+    STAMP,
+    STATS_DIR_ENV,
+    TIMED_PATH,
+    DelayHistogram,
+    SparseHistogram,
+)
+
+# How long the stall monitor sleeps each time; anything past it is the loop's lateness.
+_STALL_SLEEP = 0.005
 
 __all__ = ["create_app"]
 
@@ -104,12 +123,54 @@ class _WorkerStats:
         tmp.replace(self.path)
 
 
+class _StallMonitor:
+    """How late the event loop wakes a sleeper: overall and the worst in each wall-clock second."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / f"{os.getpid()}.stall.json"
+        self.late = SparseHistogram()
+        self.worst: dict[int, float] = {}
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="stall-monitor", daemon=True).start()
+
+    def _run(self) -> None:
+        written = int(time.time())
+        while True:
+            before = time.monotonic()
+            time.sleep(_STALL_SLEEP)
+            late = time.monotonic() - before - _STALL_SLEEP
+            self.late.add(late)
+            second = int(time.time())
+            self.worst[second] = max(self.worst.get(second, 0.0), late)
+            if second != written:
+                written = second
+                self._write()
+
+    def _write(self) -> None:
+        data = {"pid": os.getpid(), "late": self.late.to_dict(), "worst_by_second": dict(self.worst)}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.path)
+
+
+def _compared(context: StreamContext) -> None:
+    """Swap in the variants the bench compares, when its environment asks for them."""
+    if os.environ.get(FSYNC_ENV) == "loop" and isinstance(context.store, LocalBlobStore):
+        context.store = LocalBlobStore(context.store.root, sync=os.fsync)
+    nice = os.environ.get(DECODER_NICE_ENV)
+    if nice is not None and isinstance(context.live, PocketsphinxStreamingTranscriber):
+        context.live = PocketsphinxStreamingTranscriber(limit=context.live.limit, niceness=int(nice))
+
+
 def create_app() -> Flask:
-    """`production_app()` with the timed stream route added."""
+    """`production_app()` with the timed stream route and the stall monitor added."""
     app = production_app()
     context: StreamContext = app.extensions["tapedeck.streams"]
+    _compared(context)
     folder = Path(os.environ[STATS_DIR_ENV])
     folder.mkdir(parents=True, exist_ok=True)
+    _StallMonitor(folder).start()
     stats = _WorkerStats(folder)
     sock = Sock(app)
 

@@ -4,6 +4,11 @@ Run by recorder_bench.py as `python -m tests.bench.load_client ...`; writes one 
 Stream `g` of `total` starts at `start_at + g * stagger / total`; this process runs every `stride`-th
 stream from `first`. Paced frames are due at `stream start + i * 20 ms` (no drift); `--fast` sends
 back to back. Every stream stops sending at `--deadline`, so a run always ends.
+
+With `--speech f.wav --speech-streams K`, streams 0..K-1 (the first to start) send that 16 kHz
+recording, looped, as plain frames to `--speech-url` (the recorder's own `/socket`): a stamp
+would corrupt the speech, so their timing is the server's stall monitor's. The others send
+stamped silence to `--url` as before.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import json
 import time
 import uuid
+import wave
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +39,7 @@ class CallResult:
     connected: bool = False
     completed: bool = False
     error: str | None = None
+    speech: bool = False
 
 
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,7 +55,19 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fast", action="store_true", help="send frames back to back, unpaced")
     parser.add_argument("--deadline", type=float, required=True, help="time.time() when every stream stops")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--speech", type=Path, help="16 kHz mono 16-bit WAV the first streams send, looped")
+    parser.add_argument("--speech-streams", type=int, default=0, help="how many streams send --speech")
+    parser.add_argument("--speech-url", help="where the speech streams connect (default --url)")
     return parser.parse_args(argv)
+
+
+def _speech_frames(path: Path) -> list[bytes]:
+    """The recording as whole 20 ms frames (a short last frame is dropped)."""
+    with wave.open(str(path), "rb") as wav:
+        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (16000, 1, 2):
+            raise SystemExit(f"{path} is not 16 kHz mono 16-bit")
+        pcm = wav.readframes(wav.getnframes())
+    return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
 
 
 def _hello(conversation_uuid: str, secret: str) -> str:
@@ -66,7 +85,9 @@ def _hello(conversation_uuid: str, secret: str) -> str:
     )
 
 
-async def _send_frames(ws: ClientConnection, call: CallResult, args: argparse.Namespace, lag: DelayHistogram) -> None:
+async def _send_frames(
+    ws: ClientConnection, call: CallResult, args: argparse.Namespace, lag: DelayHistogram, speech: list[bytes] | None
+) -> None:
     first_due = time.time()
     for index in range(args.frames):
         now = time.time()
@@ -77,21 +98,24 @@ async def _send_frames(ws: ClientConnection, call: CallResult, args: argparse.Na
         if due > now:
             await asyncio.sleep(due - now)
         lag.add(time.time() - due)
-        await ws.send(STAMP.pack(due) + _PAD)
+        await ws.send(speech[index % len(speech)] if speech else STAMP.pack(due) + _PAD)
         call.frames_sent += 1
         call.bytes_sent += FRAME_BYTES
 
 
-async def _stream(number: int, args: argparse.Namespace, lag: DelayHistogram) -> CallResult:
+async def _stream(number: int, args: argparse.Namespace, lag: DelayHistogram, speech: list[bytes]) -> CallResult:
     call = CallResult(f"CON-bench-{uuid.uuid4()}")
+    spoken = speech if number < args.speech_streams else None
+    url = (args.speech_url or args.url) if spoken else args.url
+    call.speech = spoken is not None
     await asyncio.sleep(max(0.0, args.start_at + number * args.stagger / args.total - time.time()))
     try:
         async with connect(
-            args.url, compression=None, open_timeout=30, ping_interval=None, close_timeout=30, max_size=None
+            url, compression=None, open_timeout=30, ping_interval=None, close_timeout=30, max_size=None
         ) as ws:
             call.connected = True
             await ws.send(_hello(call.conversation_uuid, args.secret))
-            await _send_frames(ws, call, args, lag)
+            await _send_frames(ws, call, args, lag, spoken)
         call.completed = call.error is None
     except Exception as err:  # any failure of one stream is a result to report, not a crash of the load
         call.error = f"{type(err).__name__}: {err}"
@@ -100,8 +124,9 @@ async def _stream(number: int, args: argparse.Namespace, lag: DelayHistogram) ->
 
 async def _run(args: argparse.Namespace) -> dict[str, object]:
     lag = DelayHistogram()
+    speech = _speech_frames(args.speech) if args.speech and args.speech_streams else []
     numbers = range(args.first, args.total, args.stride)
-    calls = await asyncio.gather(*(_stream(n, args, lag) for n in numbers))
+    calls = await asyncio.gather(*(_stream(n, args, lag, speech) for n in numbers))
     return {"calls": [asdict(c) for c in calls], "send_lag": lag.to_dict()}
 
 

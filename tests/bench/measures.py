@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,20 @@ import psutil
 from tests.bench.harness import ROOT, BenchError, Clients, Server, log_problems, recorder, stored_bytes
 from tests.bench.timing import FRAME_SECONDS, FRAMES_PER_MINUTE, merge_histograms, subtract_histogram
 
-__all__ = ["ImportResult", "LoadResult", "MemoryResult", "import_time", "memory_growth", "realtime_load"]
+# One sample at a time.time(): the watch loop calls it once, as soon as that time has passed.
+Mark = tuple[float, Callable[[], None]]
+
+__all__ = [
+    "ImportResult",
+    "LoadResult",
+    "MemoryResult",
+    "Steady",
+    "import_time",
+    "memory_growth",
+    "realtime_load",
+    "warm_up",
+    "watch",
+]
 
 _SETTLE_TIMEOUT = 120.0
 _CLOSE_SLACK = 40.0
@@ -38,6 +51,20 @@ class Audit:
     completed: int = 0
     connected: int = 0
     client_errors: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Steady:
+    """The steady window, after the last stream has started and before the first ends: the server's
+    CPU and the event loop's stalls within it."""
+
+    wall: float = 0.0
+    cpu_seconds: float = 0.0
+    worst_stall_ms: float | None = None
+
+    @property
+    def cpu_percent(self) -> float | None:
+        return 100.0 * self.cpu_seconds / self.wall if self.wall > 0 else None
 
 
 @dataclass
@@ -61,6 +88,18 @@ class LoadResult:
     max_queued: int
     # (seconds since the first stream started, worst frame delay in ms) for each second of the run
     worst_by_second: list[tuple[int, float]]
+    steady: Steady
+    # How late the event loop woke the stall monitor during the load (histogram), and its worst
+    # in each second of the run, as worst_by_second
+    stalls: dict[str, Any]
+    stall_by_second: list[tuple[int, float]]
+    # What this run was: the worker, or the variant the bench compares
+    label: str = ""
+    speech_streams: int = 0
+
+    @property
+    def worst_stall_ms(self) -> float | None:
+        return max((ms for _, ms in self.stall_by_second), default=None)
 
     @property
     def cpu_percent(self) -> float:
@@ -92,12 +131,23 @@ class ImportResult:
     slowest: list[tuple[str, float]]
 
 
-def _watch(server: Server, done: Callable[[], bool], mid_at: float, hard_stop: float, every: float) -> tuple[int, int]:
-    """Sample the server's RSS until `done()`: the sample at `mid_at` (time.time()) and the peak."""
+def watch(
+    server: Server,
+    done: Callable[[], bool],
+    mid_at: float,
+    hard_stop: float,
+    every: float,
+    marks: Sequence[Mark] = (),
+) -> tuple[int, int]:
+    """Sample the server's RSS until `done()`: the sample at `mid_at` (time.time()) and the peak.
+    Each of `marks` is called once, as soon as its time has passed."""
     mid = peak = 0
+    pending = sorted(marks, key=lambda mark: mark[0])
     while not done():
         if time.time() > hard_stop:
             raise BenchError("the load did not end in its time bound")
+        while pending and time.time() >= pending[0][0]:
+            pending.pop(0)[1]()
         rss = server.rss()
         peak = max(peak, rss)
         if not mid and time.time() >= mid_at:
@@ -113,14 +163,14 @@ def _machine_busy() -> float:
     return float(sum(times)) - float(times.idle) - iowait
 
 
-def _warm_up(server: Server, folder: Path) -> None:
+def warm_up(server: Server, folder: Path) -> None:
     """One short stream, so lazy imports and first-use objects are in the baseline, not the load."""
     clients = Clients(folder / "warm", 1)
     clients.outputs[0].parent.mkdir(exist_ok=True)
     now = time.time()
     try:
         clients.start(server, total=1, frames=_WARM_FRAMES, start_at=now, stagger=0.0, deadline=now + 30, fast=False)
-        _watch(server, lambda: not clients.running(), math.inf, now + 30 + _CLOSE_SLACK, 0.05)
+        watch(server, lambda: not clients.running(), math.inf, now + 30 + _CLOSE_SLACK, 0.05)
     finally:
         clients.stop()
     clients.results()
@@ -146,29 +196,91 @@ def _audit(storage: Path, calls: list[dict[str, Any]]) -> Audit:
     return audit
 
 
-def realtime_load(worker: str, workers: int, streams: int, seconds: float, folder: Path) -> LoadResult:
-    """`streams` paced 16 kHz streams of `seconds` each, started over about 2 s."""
-    with recorder(worker, workers, streams + 100, folder) as server:
-        _warm_up(server, folder)
-        before = server.stats()
+def steady_marks(server: Server, start: float, end: float, steady: Steady) -> list[Mark]:
+    """Samples of the server's CPU at `start` and `end` (time.time()), filling `steady`. Counted per
+    process, so a child started in the window counts from zero and one that ended counts nothing."""
+    first: dict[int, float] = {}
+    began = [0.0]
+
+    def begin() -> None:
+        first.update(server.cpu_by_process())
+        began[0] = time.monotonic()
+
+    def finish() -> None:
+        if began[0]:
+            steady.cpu_seconds = sum(cpu - first.get(pid, 0.0) for pid, cpu in server.cpu_by_process().items())
+            steady.wall = time.monotonic() - began[0]
+
+    return [(start, begin), (end, finish)] if end > start else []
+
+
+def _seconds_from(start_at: float, by_second: dict[int, float]) -> list[tuple[int, float]]:
+    """(seconds since `start_at`, milliseconds) for each second from `start_at` on."""
+    return [
+        (second - int(start_at), round(value * 1000, 1))
+        for second, value in sorted(by_second.items())
+        if second >= int(start_at)
+    ]
+
+
+def realtime_load(
+    worker: str,
+    workers: int,
+    streams: int,
+    seconds: float,
+    folder: Path,
+    *,
+    label: str = "",
+    extra_env: dict[str, str] | None = None,
+    speech: tuple[Path, int] | None = None,
+) -> LoadResult:
+    """`streams` paced 16 kHz streams of `seconds` each, started over about 2 s; with `speech`
+    (a WAV, a count) the first streams carry that recording to `/socket` instead of stamped silence."""
+    with recorder(worker, workers, streams + 100, folder, extra_env) as server:
+        warm_up(server, folder)
+        before, stalls_before = server.stats(), server.stalls()
         rss_base = server.rss()
         stagger = min(2.0, seconds / 2)
         start_at = time.time() + 1.0
         deadline = start_at + stagger + seconds + max(30.0, seconds)
         clients = Clients(folder, 2 if streams >= 50 else 1)
+        steady = Steady()
+        # Every stream is sending from the last one's start (plus its handshake) to the first one's
+        # end; the window ends half a second early, so its last sample is never missed.
+        steady_start, steady_end = start_at + stagger + 0.5, start_at + seconds - 0.5
+        marks = steady_marks(server, steady_start, steady_end, steady)
         cpu_start, wall_start, machine_start = server.cpu_seconds(), time.monotonic(), _machine_busy()
         try:
             frames = round(seconds / FRAME_SECONDS)
-            clients.start(server, total=streams, frames=frames, start_at=start_at, stagger=stagger, deadline=deadline)
+            clients.start(
+                server,
+                total=streams,
+                frames=frames,
+                start_at=start_at,
+                stagger=stagger,
+                deadline=deadline,
+                speech=speech,
+            )
             mid_at = start_at + (stagger + seconds) / 2
-            rss_mid, rss_peak = _watch(server, lambda: not clients.running(), mid_at, deadline + _CLOSE_SLACK, 0.25)
+            rss_mid, rss_peak = watch(
+                server, lambda: not clients.running(), mid_at, deadline + _CLOSE_SLACK, 0.25, marks
+            )
         finally:
             clients.stop()
         calls, lags = clients.results()
-        settled = server.wait_streams_finished(1 + sum(c["connected"] for c in calls), _SETTLE_TIMEOUT)
+        timed = sum(c["connected"] and not c.get("speech") for c in calls)
+        settled = server.wait_streams_finished(1 + timed, _SETTLE_TIMEOUT)
+        if speech:
+            settled = settled and _wait_stored(server, calls, _SETTLE_TIMEOUT)
         cpu, wall = server.cpu_seconds() - cpu_start, time.monotonic() - wall_start
         machine = _machine_busy() - machine_start
-        after = server.stats()
+        # One more second, so the stall monitor has written out the last one of the load.
+        time.sleep(1.1)
+        after, stalls = server.stats(), server.stalls()
+        steady.worst_stall_ms = max(
+            (late * 1000 for second, late in stalls.worst_by_second.items() if steady_start <= second < steady_end),
+            default=None,
+        )
         return LoadResult(
             worker=worker,
             streams=streams,
@@ -187,18 +299,31 @@ def realtime_load(worker: str, workers: int, streams: int, seconds: float, folde
             machine_busy_seconds=machine,
             unread_at_close=after.unread_at_close - before.unread_at_close,
             max_queued=after.max_queued,
-            worst_by_second=[
-                (second - int(start_at), round(delay * 1000, 1))
-                for second, delay in sorted(after.worst_by_second.items())
-                if second >= int(start_at)
-            ],
+            worst_by_second=_seconds_from(start_at, after.worst_by_second),
+            steady=steady,
+            stalls=subtract_histogram(stalls.late, stalls_before.late),
+            stall_by_second=_seconds_from(start_at, stalls.worst_by_second),
+            label=label or worker,
+            speech_streams=speech[1] if speech else 0,
         )
+
+
+def _wait_stored(server: Server, calls: list[dict[str, Any]], timeout: float) -> bool:
+    """Wait until every connected call's WAV holds what was sent (streams on `/socket` are not counted)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(
+            stored_bytes(server.storage, c["conversation_uuid"])[0] == c["bytes_sent"] for c in calls if c["connected"]
+        ):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def memory_growth(worker: str, workers: int, minutes: int, folder: Path) -> MemoryResult:
     """Peak server RSS above baseline while one unpaced stream carries `minutes` of audio."""
     with recorder(worker, workers, 100, folder) as server:
-        _warm_up(server, folder)
+        warm_up(server, folder)
         rss_base = server.rss()
         clients = Clients(folder, 1)
         start = time.time()
@@ -217,7 +342,7 @@ def memory_growth(worker: str, workers: int, minutes: int, folder: Path) -> Memo
                 deadline=deadline,
                 fast=True,
             )
-            _, peak = _watch(server, done, math.inf, deadline + _SETTLE_TIMEOUT, 0.01)
+            _, peak = watch(server, done, math.inf, deadline + _SETTLE_TIMEOUT, 0.01)
         finally:
             clients.stop()
         wall = time.time() - start

@@ -11,12 +11,13 @@ import psutil
 from tests.bench.measures import ImportResult, LoadResult, MemoryResult
 from tests.bench.timing import percentile_ms
 
-__all__ = ["Summary", "print_comparison", "print_import", "print_load", "print_memory"]
+__all__ = ["TARGET_STALL_MS", "Summary", "print_comparison", "print_import", "print_load", "print_memory"]
 
 TARGET_STREAMS = 1000
 TARGET_P99_MS = 20.0
 TARGET_RSS_KIB = 512.0
 TARGET_IMPORT_MS = 150.0
+TARGET_STALL_MS = 50.0
 _MIB = 1024 * 1024
 
 
@@ -55,10 +56,11 @@ def _line(tag: str, figure: str, value: str, target: str = "") -> None:
 
 def print_load(result: LoadResult, summary: Summary) -> None:
     """The real-time figures of one worker, then its line of the summary."""
-    tag, audit = result.worker, result.audit
+    tag, audit = result.label, result.audit
     p50, p99 = percentile_ms(result.delay, 0.50), percentile_ms(result.delay, 0.99)
     lag99 = percentile_ms(result.send_lag, 0.99)
-    print(f"\n-- {result.streams} real-time 16 kHz streams x {result.seconds:g} s, gunicorn {tag} --")
+    speech = f", {result.speech_streams} of them speech to /socket" if result.speech_streams else ""
+    print(f"\n-- {result.streams} real-time 16 kHz streams x {result.seconds:g} s{speech}, gunicorn {result.worker} --")
     streams = f"{audit.completed} / {result.streams} (connected {audit.connected})"
     _line(tag, "streams completed", streams, _streams_target(result.streams))
     lost = f"{audit.bytes_lost:,} of {audit.bytes_sent:,} sent; {audit.short_or_missing} calls with missing/short WAV"
@@ -67,7 +69,17 @@ def print_load(result: LoadResult, summary: Summary) -> None:
     _line(tag, "frame delay p50 / p99", delays, f"p99 <= {TARGET_P99_MS:g} ms")
     _line(tag, "client send lag p99", f"{_ms(lag99)} ms (how late the client itself sent; included above)")
     cpu = f"{result.cpu_seconds:.1f} s over {result.wall:.1f} s = {result.cpu_percent:.0f} % of one core"
-    _line(tag, "server CPU", cpu)
+    _line(tag, "server CPU, whole run", cpu + " (ramp-up, settling and the warm-up's end included)")
+    steady = result.steady
+    if steady.cpu_percent is not None:
+        window = f"{steady.cpu_seconds:.1f} s over {steady.wall:.1f} s = {steady.cpu_percent:.0f} % of one core"
+        _line(tag, "server CPU, steady window", window + " (every stream sending)")
+    stall = (
+        f"worst {_ms(result.worst_stall_ms)} ms, steady window {_ms(steady.worst_stall_ms)} ms; "
+        f"p99 {_ms(percentile_ms(result.stalls, 0.99))} ms, p50 {_ms(percentile_ms(result.stalls, 0.50))} ms "
+        f"({result.stalls['count']:,} wake-ups)"
+    )
+    _line(tag, "event-loop stall", stall, f"worst <= {TARGET_STALL_MS:g} ms")
     others = result.machine_busy_seconds - result.cpu_seconds - result.client_cpu_seconds
     machine = (
         f"{result.machine_busy_seconds:.1f} s of {result.wall * psutil.cpu_count():.1f} s "
@@ -84,6 +96,8 @@ def print_load(result: LoadResult, summary: Summary) -> None:
     _line(tag, "most frames queued", f"{result.max_queued} in one stream's simple-websocket input buffer")
     worst = " ".join(f"{second}s:{ms:.0f}" for second, ms in result.worst_by_second)
     _line(tag, "worst delay ms by second", worst)
+    stalls = " ".join(f"{second}s:{ms:.0f}" for second, ms in result.stall_by_second)
+    _line(tag, "worst stall ms by second", stalls)
     if not result.settled:
         _line(tag, "WARNING", "the server had not finished every stream 120 s after the clients ended")
     _line(tag, "gunicorn log problems", f"{sum(result.problems.values())}")
@@ -97,7 +111,7 @@ def print_load(result: LoadResult, summary: Summary) -> None:
 def _summarise_load(result: LoadResult, summary: Summary) -> None:
     """One worker's figures against their targets."""
     audit, p99 = result.audit, percentile_ms(result.delay, 0.99)
-    label = f"{result.worker} {result.streams}x{result.seconds:g}s"
+    label = f"{result.label} {result.streams}x{result.seconds:g}s"
     summary.add(
         f"{label} streams completed",
         f"{audit.completed}/{result.streams}",
@@ -116,7 +130,16 @@ def _summarise_load(result: LoadResult, summary: Summary) -> None:
         f"<= {TARGET_RSS_KIB:g} KiB",
         result.rss_per_stream_kib <= TARGET_RSS_KIB,
     )
-    summary.add(f"{label} server CPU", f"{result.cpu_percent:.0f} % of one core", "(measured)", True)
+    worst = result.worst_stall_ms
+    summary.add(
+        f"{label} worst stall",
+        f"{_ms(worst)} ms",
+        f"<= {TARGET_STALL_MS:g} ms",
+        worst is not None and worst <= TARGET_STALL_MS,
+    )
+    steady = result.steady.cpu_percent
+    cpu = f"{result.cpu_percent:.0f} % of one core" + ("" if steady is None else f", steady {steady:.0f} %")
+    summary.add(f"{label} server CPU", cpu, "(measured)", True)
 
 
 def print_comparison(results: list[LoadResult]) -> None:
@@ -129,8 +152,12 @@ def print_comparison(results: list[LoadResult]) -> None:
         "frame delay p99 (ms)": lambda r: _ms(percentile_ms(r.delay, 0.99)),
         "frame delay max (ms)": lambda r: f"{r.delay['max_ms']:.0f}",
         "client send lag p99 (ms)": lambda r: _ms(percentile_ms(r.send_lag, 0.99)),
+        "event-loop stall worst (ms)": lambda r: _ms(r.worst_stall_ms),
+        "  in steady window (ms)": lambda r: _ms(r.steady.worst_stall_ms),
+        "event-loop stall p99 (ms)": lambda r: _ms(percentile_ms(r.stalls, 0.99)),
         "server CPU (s)": lambda r: f"{r.cpu_seconds:.1f}",
         "server CPU (% of a core)": lambda r: f"{r.cpu_percent:.0f}",
+        "  steady window (%)": lambda r: "n/a" if r.steady.cpu_percent is None else f"{r.steady.cpu_percent:.0f}",
         "load clients CPU (s)": lambda r: f"{r.client_cpu_seconds:.1f}",
         "machine CPU busy (s)": lambda r: f"{r.machine_busy_seconds:.1f}",
         "RSS per stream (KiB)": lambda r: f"{r.rss_per_stream_kib:.0f}",
@@ -140,10 +167,10 @@ def print_comparison(results: list[LoadResult]) -> None:
         "gunicorn log problems": lambda r: f"{sum(r.problems.values())}",
     }
     first = results[0]
-    print(f"\n-- worker comparison: {first.streams} real-time streams x {first.seconds:g} s --")
-    print(f"  {'':<26}" + "".join(f"{r.worker:>14}" for r in results))
+    print(f"\n-- side by side: {first.streams} real-time streams x {first.seconds:g} s --")
+    print(f"  {'':<28}" + "".join(f"{r.label:>16}" for r in results))
     for name, cell in rows.items():
-        print(f"  {name:<26}" + "".join(f"{cell(r):>14}" for r in results))
+        print(f"  {name:<28}" + "".join(f"{cell(r):>16}" for r in results))
 
 
 def print_memory(results: list[MemoryResult], summary: Summary) -> None:

@@ -10,13 +10,16 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "DECODER_NICE_ENV",
     "FRAMES_PER_MINUTE",
     "FRAME_BYTES",
     "FRAME_SECONDS",
+    "FSYNC_ENV",
     "STAMP",
     "STATS_DIR_ENV",
     "TIMED_PATH",
     "DelayHistogram",
+    "SparseHistogram",
     "merge_histograms",
     "percentile_ms",
     "subtract_histogram",
@@ -29,8 +32,13 @@ FRAMES_PER_MINUTE = int(60 / FRAME_SECONDS)
 STAMP = struct.Struct("<d")
 # The instrumented app serves the recorder's stream handler, timed, on this path beside /socket.
 TIMED_PATH = "/bench/socket"
-# The instrumented app writes one `<pid>.json` of frame delays per worker into this folder.
+# The instrumented app writes one `<pid>.json` of frame delays per worker into this folder, and
+# one `<pid>.stall.json` of how late its event loop woke a sleeper.
 STATS_DIR_ENV = "BENCH_STATS_DIR"
+# What the instrumented app changes in the production recorder, to compare in one run: "loop"
+# puts the storage's fsync back on the event loop; a number is the live decoders' niceness.
+FSYNC_ENV = "BENCH_FSYNC"
+DECODER_NICE_ENV = "BENCH_DECODER_NICE"
 
 _BIN_MS = 0.1
 # 0.1 ms bins up to 5 s, allocated once so counting frames does not grow the server's memory.
@@ -62,6 +70,27 @@ class DelayHistogram:
         with self._lock:
             bins = {str(i): c for i, c in enumerate(self._counts) if c}
             return {"count": self.count, "overflow": self.overflow, "max_ms": self.max_ms, "bins": bins}
+
+
+class SparseHistogram:
+    """Delays in 0.1 ms bins, only the bins used: cheap to write out every second."""
+
+    def __init__(self) -> None:
+        self.bins: dict[int, int] = {}
+        self.count = 0
+        self.max_ms = 0.0
+
+    def add(self, seconds: float) -> None:
+        ms = max(seconds * 1000.0, 0.0)
+        index = min(int(ms / _BIN_MS), _BINS)
+        self.bins[index] = self.bins.get(index, 0) + 1
+        self.count += 1
+        self.max_ms = max(self.max_ms, ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape of `DelayHistogram.to_dict()`."""
+        bins = {str(i): c for i, c in self.bins.items() if i < _BINS}
+        return {"count": self.count, "overflow": self.bins.get(_BINS, 0), "max_ms": self.max_ms, "bins": bins}
 
 
 def merge_histograms(histograms: Iterable[dict[str, Any]]) -> dict[str, Any]:

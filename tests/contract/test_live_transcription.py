@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
 import wave
 from pathlib import Path
 
+import psutil
 import pytest
 
-from shared.adapters.pocketsphinx_streaming_transcriber import PocketsphinxStreamingTranscriber
+from shared.adapters.pocketsphinx_streaming_transcriber import DECODER_NICENESS, PocketsphinxStreamingTranscriber
 from shared.core.ports import LiveSegment
 from tests.live import check_streams_past_the_limit_wait_for_one_to_close
 from tests.testbed import DATA
@@ -85,3 +87,34 @@ def test_a_child_that_dies_leaves_the_whole_stream_as_a_gap() -> None:
     assert [s.gap for s in segments] == [True]
     assert segments[0].end == pytest.approx(9.44, abs=0.03)
     assert segments[0].start == 0
+
+
+def test_a_stream_of_whole_frames_ends_with_its_last_words_and_no_gap() -> None:
+    # Vonage's frames are all whole: the child then reads nothing at all at the end of the audio.
+    rate, audio = frames(DATA / "voicemail_outage.wav")
+    whole = [frame for frame in audio if len(frame) == rate * 2 // 50]
+    assert len(whole) < len(audio)
+    segments: list[LiveSegment] = []
+    stream = PocketsphinxStreamingTranscriber().open(rate, segments.append)
+    assert stream is not None
+    for frame in whole:
+        stream.feed(frame)
+    stream.close(timeout=30)
+    assert not any(s.gap for s in segments)
+    assert "call me back" in " ".join(s.text for s in segments if s.final)
+
+
+def test_decoders_run_below_the_recorder_at_its_niceness() -> None:
+    engine = PocketsphinxStreamingTranscriber(limit=1)
+    stream = engine.open(16000, lambda segment: None)
+    assert stream is not None
+    try:
+        deadline = time.monotonic() + 10
+        niceness = None
+        while time.monotonic() < deadline and niceness != os.nice(0) + DECODER_NICENESS:
+            children = [p for p in psutil.Process().children() if "pocketsphinx_stream_worker" in " ".join(p.cmdline())]
+            niceness = children[0].nice() if children else None
+            time.sleep(0.05)
+        assert niceness == os.nice(0) + DECODER_NICENESS
+    finally:
+        stream.close(timeout=30)
