@@ -221,7 +221,8 @@ STREAM_TOKEN_SECRET = Text("STREAM_TOKEN_SECRET", secret=True, browser=True)
 STREAM_TOKEN_TTL = Whole("STREAM_TOKEN_TTL", 300, 10, 3600, "seconds")
 # Live transcription of streams
 LIVE_TRANSCRIBER = Choice("LIVE_TRANSCRIBER", ("none", "pocketsphinx", "google"), "none")
-# Each live pocketsphinx stream is a child process of about 91 MiB and a fifth of a core; a Google
+# Each live pocketsphinx stream is a child process of about 117 MiB and a quarter of a core (measured,
+# README "Benchmarks": about four per core); a Google
 # stream is one gRPC stream and a little buffering, so with `google` a larger value suits.
 LIVE_STREAMS_MAX = Whole("LIVE_STREAMS_MAX", 2, 0, 64)
 # Vonage
