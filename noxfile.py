@@ -87,6 +87,13 @@ def call(session: nox.Session) -> None:
 
 
 @nox.session
+def reindex(session: nox.Session) -> None:
+    """Put every stored call in the recordings browser's list (once, after upgrading to it)."""
+    session.install("-r", RECORDER)
+    session.run("python", "-m", "appengine.reindex", *session.posargs)
+
+
+@nox.session
 def recover(session: nox.Session) -> None:
     """Assemble WAVs from streams whose recorder died; safe to run on a schedule."""
     session.install("-r", RECORDER)
@@ -112,12 +119,15 @@ def tests(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Opt-in measurements: the recorder under load (`nox -s bench -- --compare`, see --help),
     the voicemail pager's hang-up-to-page latency, then the event loop's stalls with storage
-    writes and live transcription, and live transcription's cost per stream (`--quick` too)."""
+    writes and live transcription, live transcription's cost per stream (`--quick` too), and the
+    recordings browser's pages at 10,000 and 100,000 calls."""
     session.install("-r", TESTS)
     session.run("python", "tests/bench/recorder_bench.py", *session.posargs)
     session.run("python", "tests/bench/pager_bench.py")
     quick = ["--quick"] if "--quick" in session.posargs else []
     session.run("python", "tests/bench/live_bench.py", *quick)
+    sizes = ["--calls", "1000", "--requests", "10"] if quick else []
+    session.run("python", "tests/bench/browser_bench.py", *sizes)
 
 
 @nox.session

@@ -19,7 +19,7 @@ from shared.core.call_record import CALL_DOCUMENT, CallRecord, call_key, new_cal
 from shared.core.ports import BlobStore
 from shared.flows.documents import document_of, read_document, update_document
 
-__all__ = ["CallPage", "iso", "list_calls", "note_transcript", "read_call", "update_call"]
+__all__ = ["CallPage", "iso", "list_calls", "note_transcript", "read_call", "reindex_calls", "update_call"]
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,9 @@ def update_call(
     """Apply `change` to call.json (created, dated `now`, if absent), then rewrite the call's summary."""
 
     def dated(call: CallRecord) -> None:
+        change(call)
         # A record written before the index existed gets its date the first time it changes.
         call.created_at = call.created_at or iso(now)
-        change(call)
 
     call = update_document(
         store, call_key(conversation_uuid, CALL_DOCUMENT), CallRecord, dated, lambda: new_call(conversation_uuid)
@@ -115,3 +115,40 @@ def list_calls(
                 if len(found) == limit:
                     break
     return CallPage(found, position, scanned)
+
+
+def _first_seen(call: CallRecord) -> str | None:
+    """The earliest time a stored call names: its first event's or its first recording's start."""
+    times = [event.timestamp for event in call.events] + [entry.started_at for entry in call.recordings]
+    parsed = []
+    for value in times:
+        try:
+            parsed.append(datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC))
+        except (AttributeError, ValueError):
+            continue
+    return iso(min(parsed).timestamp()) if parsed else None
+
+
+def reindex_calls(store: BlobStore, now: float) -> int:
+    """Put every stored call in the calls index, and return how many there are. A call stored
+    before the index existed is dated by its first event or recording (else by its record's
+    last change); the others' summaries are written again as they are."""
+    count = 0
+    for info in store.list("calls/"):
+        parts = info.key.split("/")
+        if len(parts) != 3 or parts[2] != CALL_DOCUMENT:
+            continue
+        call = read_call(store, parts[1])
+        if call is None:
+            continue
+        if call.created_at is None:
+            when = _first_seen(call) or iso(info.updated)
+
+            def date(record: CallRecord, when: str = when) -> None:
+                record.created_at = record.created_at or when
+
+            update_call(store, call.conversation_uuid, date, now)
+        else:
+            write_summary(store, call)
+        count += 1
+    return count

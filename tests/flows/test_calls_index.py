@@ -177,3 +177,34 @@ def test_dates_are_whole_days_in_utc() -> None:
     assert where.first_key() < inside and not where.past_range(inside)
     assert after < where.first_key()
     assert where.past_range(before)
+
+
+def test_calls_stored_before_the_index_are_dated_by_their_first_event_when_reindexed(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    old = {
+        "conversation_uuid": "CON-old",
+        "uuids": ["leg-1"],
+        "from": "447700900123",
+        "to": "447700900000",
+        "flow": "voicemail",
+        "direction": "inbound",
+        "status": "completed",
+        "events": [
+            {"status": "completed", "timestamp": "2026-10-02T08:00:09.000Z", "uuid": "leg-1", "duration": "9"},
+            {"status": "started", "timestamp": "2026-10-02T08:00:00.000Z", "uuid": "leg-1"},
+        ],
+        "recordings": [],
+        "dtmf": [],
+    }
+    store.write("calls/CON-old/call.json", json.dumps(old).encode())
+    add_call(store, 1, DAY)
+    assert [s.conversation_uuid for s in list_calls(store, CallFilter()).calls] == ["CON-00000001"]
+
+    from shared.flows.calls import reindex_calls
+
+    assert reindex_calls(store, DAY + 60) == 2
+    listed = list_calls(store, CallFilter()).calls
+    assert [s.conversation_uuid for s in listed] == ["CON-00000001", "CON-old"]
+    assert listed[1].created_at == "2026-10-02T08:00:00.000Z" and listed[1].duration == 9.0
+    assert reindex_calls(store, DAY + 120) == 2
+    assert len(store.list("index/calls/")) == 2
