@@ -45,7 +45,8 @@ def decoded_words(decoder: Any, offset: float = 0.0) -> list[dict[str, Any]]:
             # A posterior from log arithmetic: it can overshoot 1 by a rounding step.
             "confidence": round(min(1.0, max(0.0, float(segment.prob))), 4),
         }
-        for segment in decoder.seg()
+        # No hypothesis at all (a click taken for speech) gives no segments, not an empty list.
+        for segment in decoder.seg() or ()
         if not _is_filler(segment.word)
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import time
 import wave
 from pathlib import Path
@@ -102,6 +103,19 @@ def test_a_stream_of_whole_frames_ends_with_its_last_words_and_no_gap() -> None:
     stream.close(timeout=30)
     assert not any(s.gap for s in segments)
     assert "call me back" in " ".join(s.text for s in segments if s.final)
+
+
+def test_clicks_taken_for_speech_that_hold_no_words_end_the_stream_cleanly() -> None:
+    # A click every 20 ms starts an utterance in which the decoder finds nothing at all.
+    clicks = [struct.pack("<d", 1796029200.0 + i * 0.02) + bytes(632) for i in range(60)]
+    segments: list[LiveSegment] = []
+    stream = PocketsphinxStreamingTranscriber().open(16000, segments.append)
+    assert stream is not None
+    for frame in clicks:
+        stream.feed(frame)
+    stream.close(timeout=30)
+    # Nothing was missed: the child ended as it should, instead of dying and leaving a gap.
+    assert not any(s.gap for s in segments)
 
 
 def test_decoders_run_below_the_recorder_at_its_niceness() -> None:
