@@ -15,6 +15,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,7 +62,17 @@ class LocalBlobStore:
     def _locked(self, path: Path) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.parent / f".{path.name}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            # Asked without blocking, and waited for with sleeps: under gevent the holder may be
+            # another greenlet of this process, paused while its write is flushed, and a blocking
+            # flock would stop the very event loop it needs to finish.
+            wait = 0.0005
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    time.sleep(wait)
+                    wait = min(wait * 2, 0.01)
             try:
                 yield
             finally:

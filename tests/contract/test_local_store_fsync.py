@@ -67,3 +67,41 @@ def test_without_gevent_a_write_starts_no_thread(tmp_path: Path) -> None:
     store.write("calls/CON-1/call.json", b"{}")
     assert store.read("calls/CON-1/call.json") is not None
     assert set(threading.enumerate()) - before == set()
+
+
+# Two greenlets change the same document at once, as two streams of one call do in one worker:
+# the first holds the document's file lock while its write is flushed off the loop.
+SAME_DOCUMENT = """
+from gevent import monkey
+
+monkey.patch_all()
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import gevent
+
+from shared.adapters.local_blob_store import LocalBlobStore
+from shared.flows.documents import update_json
+
+store = LocalBlobStore(Path(sys.argv[1]))
+
+
+def add(name):
+    update_json(store, "calls/CON-1/call.json", lambda doc: doc.setdefault("seen", []).append(name), dict)
+
+
+workers = [gevent.spawn(add, name) for name in ("first", "second", "third")]
+done = gevent.joinall(workers, timeout=10)
+print(len(done), sorted(json.loads(store.read("calls/CON-1/call.json").data)["seen"]))
+"""
+
+
+def test_greenlets_changing_one_document_take_turns_instead_of_blocking_the_worker(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SAME_DOCUMENT, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "3 ['first', 'second', 'third']"
