@@ -55,6 +55,11 @@ _POLL = 1.0
 _CONTENT_TYPE = re.compile(r"\s*audio/l16\s*;\s*rate\s*=\s*([0-9]{1,6})\s*", re.IGNORECASE | re.ASCII)
 # The handshake message is a few hundred bytes; Vonage caps the NCCO headers it repeats at 512.
 MAX_FIRST_MESSAGE = 8 * 1024
+# How many streams may be starting or finishing their recording at once. Each is a burst of
+# storage work (call.json, parts, the WAV's assembly) run on the event loop between flushes;
+# calls that end together would otherwise run all their bursts in one turn of the loop and hold
+# up every other stream's frames. The rest wait their turn, their frames kept in their sockets.
+STORAGE_TURNS = 2
 
 
 class StreamClosed(Exception):
@@ -83,6 +88,8 @@ class StreamContext:
     live: StreamingTranscriber | None = None
     # Where a live voicemail's message goes when it ends.
     on_message: Callable[[LiveMessage], None] | None = None
+    # Turns at a recording's start and end (STORAGE_TURNS at once).
+    storage_turns: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(STORAGE_TURNS))
     # The called numbers' routes, for their live_webhook; a listener that sends a stream's live
     # events to one; and the queued delivery of a result (call, name, URL, payload) to it.
     routes: Routes = field(default_factory=Routes)
@@ -176,7 +183,8 @@ def _open(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext) -
     recording = StreamRecording(
         context.store, meta["conversation_uuid"], uuidlib.uuid4().hex[:12], rate, context.chunk_bytes, context.clock
     )
-    recording.start(_text_field(meta, "uuid"), _text_field(meta, "from"), _text_field(meta, "to"))
+    with context.storage_turns:
+        recording.start(_text_field(meta, "uuid"), _text_field(meta, "from"), _text_field(meta, "to"))
     log.info(
         "stream started", extra={"call": recording.conversation_uuid, "rate": rate, "object": recording.object_key}
     )
@@ -213,7 +221,8 @@ def _max_seconds(value: object) -> int:
 
 def _close(stream: _Stream, reason: str, meta: dict[str, Any], context: StreamContext) -> None:
     recording = stream.recording
-    recording.finish(reason)
+    with context.storage_turns:
+        recording.finish(reason)
     text = stream.live.finish() if stream.live is not None else None
     if stream.live is not None and stream.live.document is not None:
         note_transcript(context.store, recording.conversation_uuid, stream.live.document["dialogue"], context.clock())
