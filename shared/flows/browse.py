@@ -159,17 +159,19 @@ def _deliveries(store: BlobStore, conversation_uuid: str) -> list[Delivery]:
 
 
 def _live_text(store: BlobStore, conversation_uuid: str) -> str:
-    blob = store.read(call_key(conversation_uuid, "live.jsonl"))
-    if blob is None:
-        return ""
+    """The words heard so far on the call's stream: its final segments, then the utterance under way."""
     texts = []
-    for line in blob.data.decode(errors="replace").splitlines():
+    blob = store.read(call_key(conversation_uuid, "live.jsonl"))
+    for line in blob.data.decode(errors="replace").splitlines() if blob is not None else ():
         try:
             segment = json.loads(line)
         except ValueError:
             continue
         if isinstance(segment, dict) and isinstance(segment.get("text"), str):
             texts.append(segment["text"])
+    interim = document_of(store.read(call_key(conversation_uuid, "live.interim.json")))
+    if interim is not None and isinstance(interim.get("text"), str):
+        texts.append(interim["text"])
     return " ".join(texts)
 
 

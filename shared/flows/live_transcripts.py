@@ -2,9 +2,11 @@
 
 While the call goes on, each final segment (and each gap the engine could not hear) is a line
 of `calls/<id>/live.jsonl`, rewritten whole as segments arrive, since a Cloud Storage object
-cannot be appended to. When the stream ends, the segments become `transcript.json`, `.txt` and
-`.vtt` beside the audio, in the same model as the batch path's. A second stream of the same call
-keeps its own files, named after its session as its audio is.
+cannot be appended to; the words of the utterance under way are in `live.interim.json`,
+rewritten at most every two seconds, for a page watching the call. When the stream ends, the
+segments become `transcript.json`, `.txt` and `.vtt` beside the audio, in the same model as the
+batch path's. A second stream of the same call keeps its own files, named after its session as
+its audio is.
 
 A route's `live_webhook` hears every segment, interim ones too, and every gap, through a
 `LiveListener` handed each one in the order the engine gave them.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # How long the end of a stream waits for the engine's last words.
 CLOSE_TIMEOUT = 10.0
+# How often the words of the utterance under way are stored, at most.
+INTERIM_EVERY = 2.0
 _LABELS = ("Caller",)
 
 
@@ -64,6 +69,9 @@ class LiveTranscript:
         # audio.wav → live.jsonl, transcript.*; audio-<session>.wav → live-<session>.jsonl, transcript-<session>.*
         suffix = audio_key.rsplit("/", 1)[-1].removeprefix("audio").removesuffix(".wav")
         self.live_key = call_key(conversation_uuid, f"live{suffix}.jsonl")
+        # The words of the utterance under way, rewritten every few seconds; gone at the end.
+        self.interim_key = call_key(conversation_uuid, f"live{suffix}.interim.json")
+        self._interim_at = float("-inf")
         self.transcript_prefix = call_key(conversation_uuid, f"transcript{suffix}")
         self.finals: list[LiveSegment] = []
         self._lock = threading.Lock()
@@ -87,12 +95,25 @@ class LiveTranscript:
                 # Numbered and handed over under one lock: gaps are reported from the feeder's side.
                 self._sequence += 1
                 self.listener.send(segment_event(self.conversation_uuid, self.session, self._sequence, segment))
+        if not segment.final and segment.words:
+            self._note_interim(segment)
         if not (segment.final and (segment.words or segment.gap)):
             return
         with self._lock:
             self.finals.append(segment)
             text = "".join(_line(s) + "\n" for s in self.finals)
             self.store.write(self.live_key, text.encode(), "application/x-ndjson")
+
+    def _note_interim(self, segment: LiveSegment) -> None:
+        """Keep the words of the utterance under way, for a page watching the call, at most every
+        INTERIM_EVERY seconds (Cloud Storage takes about one update a second of one object)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._interim_at < INTERIM_EVERY:
+                return
+            self._interim_at = now
+            document = {"start": segment.start, "end": segment.end, "text": segment.text}
+            self.store.write(self.interim_key, json.dumps(document).encode(), "application/json")
 
     def finish(self, timeout: float = CLOSE_TIMEOUT) -> str | None:
         """Wait for the last words, write the transcript files, and return the words heard; None
@@ -103,6 +124,8 @@ class LiveTranscript:
         stream.close(timeout)
         with self._lock:
             finals = sorted(self.finals, key=lambda s: s.start)
+            self._interim_at = float("inf")
+        self.store.delete(self.interim_key)
         words = [word.to_json() for segment in finals for word in segment.words]
         model = parse_transcript(
             {"engine": "pocketsphinx", "channels": [{"channel": 0, "words": words}]}, _LABELS, len(_LABELS)

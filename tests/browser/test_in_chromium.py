@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -170,9 +172,41 @@ def test_the_keyboard_reaches_the_filters_the_calls_and_a_turn(deck: tuple[Deck,
     assert any(item.endswith(":AUDIO") for item in focused)
 
 
+def test_a_call_in_progress_shows_its_words_as_they_are_heard(deck: tuple[Deck, list[Any]], page: Any) -> None:
+    server, _ = deck
+    known = {info.key for info in server.store.list("calls/") if info.key.endswith("/call.json")}
+    caller = threading.Thread(
+        target=server.call, args=(DATA / "voicemail_outage.wav",), kwargs={"from_": "447700900789"}
+    )
+    caller.start()
+    try:
+        deadline = time.monotonic() + 20
+        new: list[str] = []
+        while not new and time.monotonic() < deadline:
+            new = [i.key for i in server.store.list("calls/") if i.key.endswith("/call.json") and i.key not in known]
+            time.sleep(0.1)
+        assert new, "the call never reached the recorder"
+        page.goto(f"{server.url}/{new[0].removesuffix('/call.json')}")
+        assert page.locator("section[data-live]").count() == 1
+        # The page asks every 2 s: words heard while the caller is still speaking show up.
+        heard = page.wait_for_function(
+            """() => { const t = document.getElementById('live-text');
+                       return t && t.textContent.includes('database') && t.textContent; }""",
+            timeout=15000,
+        )
+        assert "database" in heard.json_value()
+        # When the stream is over the page shows the finished call.
+        page.wait_for_selector("button.turn", timeout=30000)
+        assert page.locator("section[data-live]").count() == 0
+    finally:
+        caller.join(60)
+
+
 def test_deleting_a_call_from_its_page(deck: tuple[Deck, list[Any]], page: Any) -> None:
     server, reports = deck
     conversation_uuid = reports[1].conversation_uuid
+    page.goto(f"{server.url}/")
+    listed = page.locator("table.calls tbody tr").count()
     page.goto(f"{server.url}/calls/{conversation_uuid}")
     page.get_by_role("link", name="Delete this call…").click()
     page.get_by_role("button", name="Delete the call").click()
@@ -181,4 +215,5 @@ def test_deleting_a_call_from_its_page(deck: tuple[Deck, list[Any]], page: Any) 
     assert page.locator("audio").count() == 0
     assert server.store.read(f"calls/{conversation_uuid}/audio.wav") is None
     page.goto(f"{server.url}/")
-    assert page.locator("table.calls tbody tr").count() == 1
+    assert page.locator("table.calls tbody tr").count() == listed - 1
+    assert conversation_uuid not in page.content()
