@@ -346,10 +346,12 @@ def record_stream_start(
     uuid: str | None,
     from_: str | None,
     to: str | None,
+    flow: Flow = Flow.STREAM,
 ) -> None:
-    """Note a websocket stream that has begun writing its object."""
+    """Note a websocket stream that has begun writing its object, and the call's flow (a stream,
+    or a live voicemail) unless one is noted already."""
     _note_parties(call, uuid, from_, to)
-    call.flow = call.flow or Flow.STREAM
+    call.flow = call.flow or flow
     call.recordings.append(entry)
 
 

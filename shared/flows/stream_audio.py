@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from shared.core.call_record import (
     CALL_DOCUMENT,
     CallRecord,
+    Flow,
     RecordingState,
     StreamEntry,
     call_key,
@@ -83,8 +84,9 @@ class StreamRecording:
     def _doc_key(self) -> str:
         return call_key(self.conversation_uuid, CALL_DOCUMENT)
 
-    def start(self, uuid: str | None, from_: str | None, to: str | None) -> None:
-        """Register the stream in call.json and choose its object name."""
+    def start(self, uuid: str | None, from_: str | None, to: str | None, flow: Flow = Flow.STREAM) -> None:
+        """Register the stream in call.json, with the call's flow unless one is noted already, and
+        choose its object name."""
 
         def change(call: CallRecord) -> None:
             taken = {r.object_key for r in call.recordings}
@@ -95,7 +97,7 @@ class StreamRecording:
             entry = StreamEntry(
                 self.session, self.object_key, RecordingState.STREAMING, self.sample_rate, 0, 0.0, iso(self.clock())
             )
-            record_stream_start(call, entry=entry, uuid=uuid, from_=from_, to=to)
+            record_stream_start(call, entry=entry, uuid=uuid, from_=from_, to=to, flow=flow)
 
         self._update(change)
 

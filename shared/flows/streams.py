@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from shared.config.routes import Routes
 from shared.config.settings import STREAM_RATES
-from shared.core.call_record import check_conversation_uuid
+from shared.core.call_record import Flow, check_conversation_uuid
 from shared.core.errors import TapedeckError
 from shared.core.identifiers import DTMF_KEY, is_shaped
 from shared.core.live_events import transcript_event
@@ -184,7 +184,9 @@ def _open(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext) -
         context.store, meta["conversation_uuid"], uuidlib.uuid4().hex[:12], rate, context.chunk_bytes, context.clock
     )
     with context.storage_turns:
-        recording.start(_text_field(meta, "uuid"), _text_field(meta, "from"), _text_field(meta, "to"))
+        # A live voicemail's stream says so in its headers; any other stream is the stream flow.
+        flow = Flow.VOICEMAIL if meta.get("capture") == "voicemail" else Flow.STREAM
+        recording.start(_text_field(meta, "uuid"), _text_field(meta, "from"), _text_field(meta, "to"), flow)
     log.info(
         "stream started", extra={"call": recording.conversation_uuid, "rate": rate, "object": recording.object_key}
     )

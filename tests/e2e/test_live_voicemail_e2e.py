@@ -59,6 +59,7 @@ def test_a_live_voicemail_beeps_then_pages_from_the_live_transcript_at_hang_up(d
     message = message_of(live_pages(deck)[0])
     assert "PRODUCTION DATABASE" in message and "CALL ME BACK" in message
     folder = f"calls/{report.conversation_uuid}"
+    assert deck.read_json(f"{folder}/call.json")["flow"] == "voicemail"
     assert deck.store.read(f"{folder}/live.jsonl") is not None
     assert deck.store.read(f"{folder}/audio.wav") is not None
 
