@@ -154,6 +154,9 @@ def test_the_pages_answer_only_on_this_machine(browser: FlaskClient, store: Loca
         assert answer.status_code == 403, path
         assert "loopback" in answer.get_json()["error"]
     assert browser.get("/assets/browser.css").status_code == 200
+    # A tunnel on this machine (to let Vonage reach the functions) forwards from loopback.
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+        assert browser.get("/", headers={header: "203.0.113.9"}).status_code == 403, header
 
 
 def test_unknown_calls_and_bad_filters_are_clear_errors(browser: FlaskClient) -> None:
