@@ -20,12 +20,13 @@ from werkzeug.exceptions import HTTPException
 
 from shared.config.settings import BROWSER_SECRET_NAMES, Settings, require_iap
 from shared.core.call_index import CallFilter
-from shared.core.errors import BadRequest, Forbidden, TapedeckError
+from shared.core.errors import Forbidden, TapedeckError
 from shared.core.iap import ASSERTION_HEADER
 from shared.flows.browse import call_view, delete_call, list_prompts, peaks_of, recording_of
 from shared.flows.calls import list_calls
 from shared.runtime.reads import ParallelReads
 from shared.runtime.services import Services
+from shared.runtime.web import serve_object
 
 __all__ = ["browser_blueprint", "create_app", "production_app"]
 
@@ -118,18 +119,8 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     @pages.get("/calls/<conversation_uuid>/audio/<name>")
     def audio(conversation_uuid: str, name: str) -> Any:
-        recording = recording_of(store, conversation_uuid, name)
-        signer = getattr(services.store, "signed_url", None)
-        if signer is not None:
-            # Cloud Storage serves the bytes, ranges and all, from a URL good for a few minutes.
-            return flask.redirect(signer(recording.key, _SIGNED_URL_SECONDS), code=302)
-        blob = services.store.read(recording.key)
-        if blob is None:
-            raise BadRequest("the audio is no longer stored")
-        mimetype = "audio/wav" if recording.media_format == "wav" else "audio/mpeg"
-        response = flask.Response(blob.data, mimetype=mimetype)
-        # Range requests: the player seeks without fetching the whole recording again.
-        return response.make_conditional(flask.request, accept_ranges=True, complete_length=len(blob.data))
+        # Cloud Storage serves the bytes, ranges and all, from a URL good for a few minutes.
+        return serve_object(services.store, recording_of(store, conversation_uuid, name).key, _SIGNED_URL_SECONDS)
 
     @pages.get("/calls/<conversation_uuid>/peaks/<name>")
     def peaks(conversation_uuid: str, name: str) -> Any:

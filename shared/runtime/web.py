@@ -189,7 +189,8 @@ def read_transcription_event(event: dict[str, Any]) -> str:
 
 
 def serve_object(store: Any, key: str, ttl_seconds: int) -> Any:
-    """Redirect to a fresh signed URL where the store can sign; otherwise send the bytes."""
+    """Redirect to a fresh signed URL where the store can sign; otherwise send the bytes, answering
+    range requests."""
     signer = getattr(store, "signed_url", None)
     if signer is not None:
         return flask.redirect(signer(key, ttl_seconds), code=302)
@@ -197,7 +198,9 @@ def serve_object(store: Any, key: str, ttl_seconds: int) -> Any:
     if blob is None:
         raise NotFound("the audio is no longer stored")
     mimetype = "audio/wav" if key.endswith(".wav") else "audio/mpeg"
-    return flask.Response(blob.data, mimetype=mimetype, headers={"Cache-Control": "private, no-store"})
+    response = flask.Response(blob.data, mimetype=mimetype, headers={"Cache-Control": "private, no-store"})
+    # Range requests: a player seeks without fetching the whole recording again.
+    return response.make_conditional(flask.request, accept_ranges=True, complete_length=len(blob.data))
 
 
 def subpath(request: flask.Request, name: str) -> str:
