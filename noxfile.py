@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import nox
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The repository is not on nox's path; these two modules are standard library only.
+from tools.local_env import local_env
+from tools.locks import REQUIREMENTS
+
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests"]
 
-FUNCTIONS = "functions/requirements.txt"
-RECORDER = "appengine/requirements.txt"
-STANDIN = "tools/standin/requirements.txt"
-TESTS = "tests/requirements.txt"
+# Each exported from uv.lock by `nox -s lock`, every package pinned with its hashes.
+FUNCTIONS = REQUIREMENTS["functions"]
+RECORDER = REQUIREMENTS["recorder"]
+BROWSER = REQUIREMENTS["browser"]
+STANDIN = REQUIREMENTS["standin"]
+TESTS = REQUIREMENTS["tests"]
 # gcloud-tasks-emulator pins protobuf < 5, which the functions' google-cloud-tasks cannot share.
 TASKS_EMULATOR = "tests/emulator-requirements.txt"
 LINTERS = ("ruff==0.17.6", "mypy==2.4.1")
@@ -23,36 +31,13 @@ AXE_CORE = "axe-core@4.14.1"
 
 
 def _local_env(port: str) -> dict[str, str]:
-    """Settings for a local run on `port`; anything already set in the environment wins."""
-    defaults = {
-        "PUBLIC_URL": f"http://localhost:{port}",
-        "RECORDER_URL": f"ws://localhost:{port}/socket",
-        # The Vonage stand-in serves recordings here, checking a dev application key.
-        "VONAGE_API_HOST": "127.0.0.1:8091",
-        "VONAGE_APPLICATION_ID": "standin-application",
-        "VONAGE_PRIVATE_KEY": "data/.standin/application.pem",
-        "ROUTES_FILE": "data/routes.yaml",
-        # PIN prompt calls: the key `nox -s prompt` sends, the secret its receiver checks, and
-        # callbacks to that receiver on loopback over http.
-        "PROMPT_API_KEY": "local-prompt-key",
-        "CALLBACK_SECRET": "local-callback-secret",
-        "ALLOW_PRIVATE_CALLBACKS": "true",
-        # Streams and live voicemails are transcribed as they come.
-        "LIVE_TRANSCRIBER": "pocketsphinx",
-    }
-    return {
-        **{name: os.environ.get(name, value) for name, value in defaults.items()},
-        # The v4 SDK speaks only https: trust the stand-in's certificate as well as the public
-        # roots (the bundle is made by `setup`). Set here whatever the shell has, since a
-        # system-wide REQUESTS_CA_BUNDLE would leave the stand-in untrusted.
-        "REQUESTS_CA_BUNDLE": "data/.standin/ca-bundle.pem",
-    }
+    return local_env(port, os.environ)
 
 
 @nox.session
 def serve(session: nox.Session) -> None:
     """Run every function and the recorder on PORT (default 8080), on embedded defaults."""
-    session.install("-r", FUNCTIONS, "-r", RECORDER, "-r", STANDIN)
+    session.install("-r", FUNCTIONS, "-r", RECORDER, "-r", BROWSER, "-r", STANDIN)
     port = os.environ.get("PORT", "8080")
     env = {"PORT": port, **_local_env(port)}
     session.run("python", "-m", "tools.standin", "setup", "data")
@@ -98,6 +83,14 @@ def recover(session: nox.Session) -> None:
     """Assemble WAVs from streams whose recorder died; safe to run on a schedule."""
     session.install("-r", RECORDER)
     session.run("python", "-m", "appengine.recover", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def lock(session: nox.Session) -> None:
+    """Resolve pyproject.toml's dependency groups into uv.lock and export each deployable's
+    requirements.txt from it (`nox -s lock -- --upgrade` moves every pin to the newest release)."""
+    session.run("uv", "lock", *session.posargs, external=True)
+    session.run("python3", "-m", "tools.locks", external=True)
 
 
 @nox.session

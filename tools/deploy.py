@@ -27,6 +27,7 @@ from typing import Any
 from shared.config.settings import SECRET_NAMES, browser_names, deployed_names, secret_id
 from shared.core.iap import AUDIENCE, app_engine_audience
 from tools.deploy_plan import RUNTIME, Step, account_email, deploy_plan
+from tools.locks import REQUIREMENTS
 
 __all__ = [
     "BROWSER_ENV_NAMES",
@@ -59,6 +60,11 @@ PROMPT_PREFIX = "prompts/"
 # gcloud's rule for a function name: a letter, then up to 62 letters, digits, `-` or `_`.
 _FUNCTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
 _CACHES = shutil.ignore_patterns("__pycache__", "*.pyc")
+# What of appengine/ each App Engine service runs. The rest stays home: the local platform
+# (devserver, local_queue), the operator's commands (recover, reindex), the other service's code,
+# and both services' requirements, since each bundle carries its own at its root.
+RECORDER_FILES = ("__init__.py", "main.py")
+BROWSER_FILES = ("__init__.py", "browser.py", "static", "templates")
 
 
 class DeployError(Exception):
@@ -83,13 +89,22 @@ def _fresh_dir(target: Path, root: Path) -> Path:
 
 
 def _stage_app_engine(
-    root: Path, target: Path, app_yaml: str, env: Mapping[str, str], service_account: str | None
+    root: Path, target: Path, service: tuple[str, str, tuple[str, ...]], env: Mapping[str, str], account: str | None
 ) -> Path:
-    """An App Engine upload folder: the app.yaml given, appengine/, shared/ and requirements.txt at its root."""
+    """An App Engine upload folder: the service's app.yaml, the files of appengine/ it runs,
+    shared/, and at its root the requirements.txt exported from its dependency group.
+    `service` is (its yaml file, its dependency group, its files of appengine/)."""
+    app_yaml, group, files = service
     source = (root / app_yaml).read_text(encoding="utf-8")
-    (target / "app.yaml").write_text(recorder_app_yaml(source, env, service_account), encoding="utf-8")
-    shutil.copytree(root / "appengine", target / "appengine", ignore=_CACHES)
-    shutil.copy2(root / "appengine" / "requirements.txt", target / "requirements.txt")
+    (target / "app.yaml").write_text(recorder_app_yaml(source, env, account), encoding="utf-8")
+    (target / "appengine").mkdir()
+    for name in files:
+        path = root / "appengine" / name
+        if path.is_dir():
+            shutil.copytree(path, target / "appengine" / name, ignore=_CACHES)
+        else:
+            shutil.copy2(path, target / "appengine" / name)
+    shutil.copy2(root / REQUIREMENTS[group], target / "requirements.txt")
     _copy_shared(root, target)
     return target
 
@@ -102,8 +117,8 @@ def _copy_shared(root: Path, target: Path) -> None:
 def stage_functions(root: Path, out: Path) -> Path:
     """Copy functions/main.py, its requirements.txt and shared/ into `out/functions`, one upload folder."""
     target = _fresh_dir(out / "functions", root)
-    for name in ("main.py", "requirements.txt"):
-        shutil.copy2(root / "functions" / name, target / name)
+    shutil.copy2(root / "functions" / "main.py", target / "main.py")
+    shutil.copy2(root / REQUIREMENTS["functions"], target / "requirements.txt")
     _copy_shared(root, target)
     return target
 
@@ -132,16 +147,19 @@ def recorder_app_yaml(app_yaml: str, env: Mapping[str, str], service_account: st
 def stage_recorder(
     root: Path, out: Path, env: Mapping[str, str] | None = None, service_account: str | None = None
 ) -> Path:
-    """Copy app.yaml, appengine/ and shared/ into `out/appengine`, with requirements.txt at its root."""
-    return _stage_app_engine(root, _fresh_dir(out / "appengine", root), "app.yaml", env or {}, service_account)
+    """Copy app.yaml, the recorder's files of appengine/ and shared/ into `out/appengine`, with
+    requirements.txt at its root."""
+    service = ("app.yaml", "recorder", RECORDER_FILES)
+    return _stage_app_engine(root, _fresh_dir(out / "appengine", root), service, env or {}, service_account)
 
 
 def stage_browser(
     root: Path, out: Path, env: Mapping[str, str] | None = None, service_account: str | None = None
 ) -> Path:
-    """Copy browser.yaml (as app.yaml: its `service: browser` names the service), appengine/ and
-    shared/ into `out/browser`, with requirements.txt at its root."""
-    return _stage_app_engine(root, _fresh_dir(out / "browser", root), "browser.yaml", env or {}, service_account)
+    """Copy browser.yaml (as app.yaml: its `service: browser` names the service), the browser's
+    files of appengine/ and shared/ into `out/browser`, with requirements.txt at its root."""
+    service = ("browser.yaml", "browser", BROWSER_FILES)
+    return _stage_app_engine(root, _fresh_dir(out / "browser", root), service, env or {}, service_account)
 
 
 # --- command building: pure ---------------------------------------------------------------------

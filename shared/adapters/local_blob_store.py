@@ -35,12 +35,11 @@ def _generation(data: bytes) -> int:
 
 def sync_file(fd: int) -> None:
     """fsync `fd`: in gevent's threadpool when gevent has patched threading, else directly."""
-    # Looked up, never imported: only a process that already runs gevent may use its pool.
+    # Looked up, never imported: only a process that already runs gevent may use its pool, and a
+    # bundle that does not run gevent (the functions) does not ship it.
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None and monkey.is_module_patched("threading"):
-        import gevent
-
-        gevent.get_hub().threadpool.apply(os.fsync, (fd,))
+        sys.modules["gevent"].get_hub().threadpool.apply(os.fsync, (fd,))
     else:
         os.fsync(fd)
 

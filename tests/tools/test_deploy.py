@@ -67,7 +67,12 @@ def fake_root(tmp_path: Path) -> Path:
     _write(root / "browser.yaml", "runtime: python311\nservice: browser\nenv_variables:\n  STORAGE: gcs\n")
     _write(root / "appengine" / "__init__.py")
     _write(root / "appengine" / "main.py")
+    _write(root / "appengine" / "browser.py")
+    _write(root / "appengine" / "devserver.py")
+    _write(root / "appengine" / "static" / "browser.css")
+    _write(root / "appengine" / "templates" / "browser" / "page.html")
     _write(root / "appengine" / "requirements.txt", "gunicorn\n")
+    _write(root / "appengine" / "requirements-browser.txt", "gunicorn-for-the-browser\n")
     _write(root / "appengine" / "__pycache__" / "main.cpython-311.pyc")
     return root
 
@@ -92,7 +97,6 @@ def test_recorder_bundle_has_app_yaml_and_requirements_at_its_root(fake_root: Pa
         "requirements.txt",
         "appengine/__init__.py",
         "appengine/main.py",
-        "appengine/requirements.txt",
         *SHARED,
     }
     assert (staged / "requirements.txt").read_text() == "gunicorn\n"
@@ -457,7 +461,16 @@ def test_the_browser_bundle_has_its_own_app_yaml_naming_its_service(fake_root: P
     staged = stage_browser(fake_root, tmp_path / "build", {"GCS_BUCKET": "calls"}, "web@demo.iam")
 
     assert staged == (tmp_path / "build" / "browser").resolve()
-    assert {"app.yaml", "requirements.txt", "appengine/main.py", *SHARED} <= _files(staged)
+    assert _files(staged) == {
+        "app.yaml",
+        "requirements.txt",
+        "appengine/__init__.py",
+        "appengine/browser.py",
+        "appengine/static/browser.css",
+        "appengine/templates/browser/page.html",
+        *SHARED,
+    }
+    assert (staged / "requirements.txt").read_text() == "gunicorn-for-the-browser\n"
     assert (staged / "app.yaml").read_text() == (
         "runtime: python311\nservice: browser\nservice_account: web@demo.iam\nenv_variables:\n"
         '  STORAGE: gcs\n  GCS_BUCKET: "calls"\n'

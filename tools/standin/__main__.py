@@ -328,8 +328,12 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _call_arguments(commands.add_parser("call", help="place a simulated inbound call"), settings)
     _prompt_arguments(commands.add_parser("prompt", help="have tapedeck place a PIN prompt call"), settings)
-    prepare = commands.add_parser("setup", help="create the dev application key, certificate and demo routes")
-    prepare.add_argument("folder", type=Path)
+    _setup_arguments(commands.add_parser("setup", help="create the dev application key, certificate and demo routes"))
+    return parser
+
+
+def _setup_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("folder", type=Path)
     return parser
 
 
@@ -369,13 +373,17 @@ def call(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["setup"]:
+        # The set-up makes the files the settings name (the application key), so it reads none:
+        # a user's routes file is checked by the server, with the settings the server is given.
+        folder = _setup_arguments(argparse.ArgumentParser(prog="python -m tools.standin setup")).parse_args(argv[1:])
+        setup(folder.folder, sys.stdout)
+        return 0
     settings = Settings.from_env(os.environ)
     args = _parser(settings).parse_args(argv)
     configure_logging("WARNING")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    if args.command == "setup":
-        setup(args.folder, sys.stdout)
-        return 0
     run = prompt if args.command == "prompt" else call
     try:
         return run(args, settings, sys.stdout)
