@@ -3,17 +3,19 @@ bundle's requirements.txt alone installed into a virtual environment of its own,
 the way its platform starts it (functions-framework for a function, app.yaml's `entrypoint` for an
 App Engine service).
 
-Google installs a bundle's requirements with pip on its side. Here uv installs them, with
-`--require-hashes` as pip's hash-checking mode would (a hashed requirements file turns it on), into
-an environment made from this machine's Python 3.11, the version both runtimes name.
+Google installs a bundle's requirements with pip on its side. Here uv installs them, in pip's
+hash-checking mode when the file carries hashes (as pip turns it on), into an environment made
+from this machine's Python 3.11, the version both runtimes name.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import os
 import re
 import shlex
@@ -72,18 +74,41 @@ BUNDLES = {
 
 @dataclass(frozen=True)
 class Staged:
+    """The staging folder of a dry-run deploy, and the plan it printed."""
+
     root: Path
+    plan: str
 
     def folder(self, bundle: str) -> Path:
         return self.root / BUNDLES[bundle].folder
+
+    def function_env(self, name: str) -> dict[str, str]:
+        """The plain variables the plan deploys function `name` with (`--set-env-vars`)."""
+        for line in self.plan.splitlines():
+            words = shlex.split(line)
+            if words[:4] == ["gcloud", "functions", "deploy", name]:
+                flag = next((w for w in words if w.startswith("--set-env-vars=")), "--set-env-vars=")
+                return _list_flag_pairs(flag.split("=", 1)[1])
+        raise AssertionError(f"the plan deploys no function {name!r}")
+
+
+def _list_flag_pairs(value: str) -> dict[str, str]:
+    """gcloud's `a=1,b=2`, or `^D^a=1Db=2` with another delimiter D."""
+    delimiter = ","
+    if value.startswith("^") and value.find("^", 1) > 1:
+        delimiter, value = value[1 : value.find("^", 1)], value[value.find("^", 1) + 1 :]
+    pairs = (pair.split("=", 1) for pair in value.split(delimiter) if pair)
+    return {name: setting for name, setting in pairs}
 
 
 def stage_all(out: Path, env: dict[str, str]) -> Staged:
     """Stage every bundle with `nox -s deploy -- --dry-run`'s own code, for `env`'s settings."""
     argv = ["--dry-run", "--project", "tapedeck-test", "--region", "europe-west1", "--out", str(out)]
-    status = deploy.main(argv, environ=env)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = deploy.main(argv, environ=env)
     assert status == 0, "the dry-run deploy failed to stage"
-    return Staged(out)
+    return Staged(out, printed.getvalue())
 
 
 # --- what a bundle imports -------------------------------------------------------------------------
@@ -257,7 +282,9 @@ def bundle_venv(requirements: Path) -> Path:
     assert uv, "uv is not installed: it is in tests/requirements.txt"
     python = venv / "bin" / "python"
     _run([uv, "venv", "--quiet", str(venv), "--python", sys.executable])
-    _run([uv, "pip", "install", "--quiet", "--require-hashes", "-r", str(requirements), "--python", str(python)])
+    # pip checks hashes, and requires one for every package, once any requirement carries one.
+    hashes = ["--require-hashes"] if "--hash=" in requirements.read_text(encoding="utf-8") else []
+    _run([uv, "pip", "install", "--quiet", *hashes, "-r", str(requirements), "--python", str(python)])
     # Written last: a build cut short is started again, never taken for a whole one.
     done.write_text(requirements.read_text(encoding="utf-8"), encoding="utf-8")
     return venv / "bin"

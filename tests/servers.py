@@ -41,14 +41,25 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 2
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a server process, wait until `ready_url` answers, and always stop it."""
+def running(
+    command: list[str],
+    env: dict[str, str],
+    ready_url: str,
+    log: Path,
+    *,
+    cwd: Path = ROOT,
+    inherit: bool = True,
+    timeout: float = 20.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process in `cwd`, wait until `ready_url` answers, and always stop it. With
+    `inherit` off, `env` is its whole environment rather than additions to this one."""
+    whole = {**os.environ, **env} if inherit else env
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=cwd, env=whole, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        wait_for_http(ready_url, process)
+        wait_for_http(ready_url, process, timeout)
         yield process
     finally:
         stop(process)
