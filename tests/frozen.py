@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.servers import BIN, ROOT, free_port, running, stop
@@ -114,18 +116,40 @@ class FrozenPlatform:
     functions: dict[str, FrozenFunction]
 
 
-def _start_function(stack: ExitStack, name: str, env: dict[str, str], logs: Path) -> FrozenFunction:
+@dataclass(frozen=True)
+class FunctionsSource:
+    """Where functions-framework runs the functions from: the repository, with shared/ found
+    through PYTHONPATH, or a staged bundle in its own environment, with shared/ beside main.py."""
+
+    bin_dir: Path = BIN
+    folder: Path = ROOT
+    source: str = "functions/main.py"
+    # The whole environment of a staged bundle's process; None for the repository's (this one's).
+    environ: dict[str, str] | None = None
+
+
+REPOSITORY = FunctionsSource()
+
+
+def _start_function(
+    stack: ExitStack, name: str, env: dict[str, str], logs: Path, where: FunctionsSource
+) -> FrozenFunction:
     port = free_port()
     command = [
-        str(BIN / "functions-framework"),
+        str(where.bin_dir / "functions-framework"),
         f"--target={name}",
-        "--source=functions/main.py",
+        f"--source={where.source}",
         f"--port={port}",
         "--host=127.0.0.1",
     ]
-    # Deployed, shared/ is staged beside main.py; here it is found through PYTHONPATH.
+    if where.environ is None:
+        # Deployed, shared/ is staged beside main.py; here it is found through PYTHONPATH.
+        env, inherit = env | {"PYTHONPATH": str(ROOT)}, True
+    else:
+        env, inherit = where.environ | env, False
+    url = f"http://127.0.0.1:{port}/"
     process = stack.enter_context(
-        running(command, env | {"PYTHONPATH": str(ROOT)}, f"http://127.0.0.1:{port}/", logs / f"{name}.log")
+        running(command, env, url, logs / f"{name}.log", cwd=where.folder, inherit=inherit, timeout=60)
     )
     function = FrozenFunction(name, process, port)
     function.freeze()
@@ -134,11 +158,13 @@ def _start_function(stack: ExitStack, name: str, env: dict[str, str], logs: Path
 
 
 @contextmanager
-def frozen_platform(names: list[str], env: dict[str, str], logs: Path) -> Iterator[FrozenPlatform]:
+def frozen_platform(
+    names: list[str], env: dict[str, str], logs: Path, where: FunctionsSource = REPOSITORY
+) -> Iterator[FrozenPlatform]:
     """Start each function frozen, and a front end on `env["PUBLIC_URL"]`'s port routing to them."""
     port = int(env["PUBLIC_URL"].rsplit(":", 1)[1])
     with ExitStack() as stack:
-        functions = {name: _start_function(stack, name, env, logs) for name in names}
+        functions = {name: _start_function(stack, name, env, logs, where) for name in names}
         server = ThreadingHTTPServer(("127.0.0.1", port), _front_end(functions))
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
         stack.callback(server.shutdown)
@@ -162,3 +188,41 @@ def local_queue(env: dict[str, str], logs: Path) -> Iterator[subprocess.Popen[by
         yield queue
     finally:
         stop(queue)
+
+
+def start_tasks_emulator(stack: ExitStack, logs: Path) -> dict[str, str]:
+    """gcloud-tasks-emulator on loopback, with tapedeck's queue, and the settings that point at it.
+
+    Where it differs from Cloud Tasks (see the reference notes): it retries every ~0.1 s with no
+    backoff (so it is started with -r, 4 retries: the 5 attempts CALLBACK_ATTEMPTS allows), sends
+    no OIDC token (the real service sends one that Cloud Run checks before the function runs), and
+    does not refuse a task name it has seen (the handler is idempotent either way).
+    """
+    python = os.environ.get("TASKS_EMULATOR_PYTHON")
+    if not python:
+        pytest.skip("TASKS_EMULATOR_PYTHON is not set: `nox -s tests` installs gcloud-tasks-emulator and sets it")
+    port, queue = free_port(), "projects/tapedeck-test/locations/europe-west1/queues/tapedeck"
+    command = [python, str(ROOT / "tests" / "tasks_emulator.py"), "start", f"--port={port}", "-q", "-r", "4"]
+    with open(logs / "emulator.log", "ab") as out:
+        emulator = subprocess.Popen(
+            [*command, "-d", queue], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    stack.callback(stop, emulator)
+    wait_for_port(port)
+    return {
+        "TASK_QUEUE": "cloud-tasks",
+        "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{port}",
+        "TASKS_PROJECT": "tapedeck-test",
+        "TASKS_LOCATION": "europe-west1",
+        "TASKS_QUEUE": "tapedeck",
+    }
+
+
+def wait_for_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")

@@ -332,6 +332,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if env.setdefault("TASK_QUEUE", "cloud-tasks") != "cloud-tasks":
         print("deploy: deployed functions need TASK_QUEUE=cloud-tasks", file=sys.stderr)
         return 1
+    # A function's disk is its instance's memory, gone with it, and no two instances share one.
+    if env.setdefault("STORAGE", "gcs") != "gcs" or not env.get("GCS_BUCKET"):
+        print("deploy: deployed calls are kept on Cloud Storage: set GCS_BUCKET (and STORAGE=gcs)", file=sys.stderr)
+        return 1
     env.setdefault("TASKS_PROJECT", args.project)
     env.setdefault("TASKS_LOCATION", args.region)
     env.setdefault("TASKS_SERVICE_ACCOUNT", account_email("tasks", args.project))

@@ -12,14 +12,10 @@ all arrive only because each is a task run in a request of its own.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +23,8 @@ import requests
 
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.signatures import API_KEY_HEADER
-from tests.frozen import FrozenPlatform, frozen_platform, local_queue
-from tests.servers import ROOT, free_port, stop
+from tests.frozen import FrozenPlatform, frozen_platform, local_queue, start_tasks_emulator
+from tests.servers import free_port
 from tests.testbed import DATA, SECRET, TOKEN_SECRET
 from tools.standin import CalleeScript, VonageStandin
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of, serve_in_thread
@@ -66,44 +62,6 @@ class Frozen:
 
     def all_frozen(self) -> bool:
         return all(function.frozen for function in self.platform.functions.values())
-
-
-def start_tasks_emulator(stack: ExitStack, logs: Path) -> dict[str, str]:
-    """gcloud-tasks-emulator on loopback, with tapedeck's queue, and the settings that point at it.
-
-    Where it differs from Cloud Tasks (see the reference notes): it retries every ~0.1 s with no
-    backoff (so it is started with -r, 4 retries: the 5 attempts CALLBACK_ATTEMPTS allows), sends
-    no OIDC token (the real service sends one that Cloud Run checks before the function runs), and
-    does not refuse a task name it has seen (the handler is idempotent either way).
-    """
-    python = os.environ.get("TASKS_EMULATOR_PYTHON")
-    if not python:
-        pytest.skip("TASKS_EMULATOR_PYTHON is not set: `nox -s tests` installs gcloud-tasks-emulator and sets it")
-    port, queue = free_port(), "projects/tapedeck-test/locations/europe-west1/queues/tapedeck"
-    command = [python, str(ROOT / "tests" / "tasks_emulator.py"), "start", f"--port={port}", "-q", "-r", "4"]
-    with open(logs / "emulator.log", "ab") as out:
-        emulator = subprocess.Popen(
-            [*command, "-d", queue], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    stack.callback(stop, emulator)
-    wait_for_port(port)
-    return {
-        "TASK_QUEUE": "cloud-tasks",
-        "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{port}",
-        "TASKS_PROJECT": "tapedeck-test",
-        "TASKS_LOCATION": "europe-west1",
-        "TASKS_QUEUE": "tapedeck",
-    }
-
-
-def wait_for_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
 
 
 @pytest.fixture(scope="module", params=["local", "cloud-tasks-emulator"])

@@ -577,3 +577,14 @@ def test_the_real_browser_yaml_serves_the_browser_app_on_app_engine_standard() -
     assert lines["service"] == "browser" and lines["runtime"].startswith("python3")
     assert '"appengine.browser:production_app()"' in lines["entrypoint"]
     assert not any(name in text for name in ("SECRET", "PRIVATE_KEY", "API_KEY"))
+
+
+def test_deployed_functions_keep_calls_on_cloud_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--dry-run", "--project", "demo", "--region", "europe-west1", "--out", str(tmp_path)]
+    given = {k: v for k, v in ENVIRON.items() if k != "STORAGE"}
+
+    assert main(argv, given) == 0
+    assert "STORAGE=gcs" in capsys.readouterr().out
+    assert main(argv, {**given, "STORAGE": "local"}) == 1
+    assert main(argv, {k: v for k, v in given.items() if k != "GCS_BUCKET"}) == 1
+    assert "set GCS_BUCKET" in capsys.readouterr().err
