@@ -11,7 +11,7 @@ import nox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The repository is not on nox's path; these two modules are standard library only.
-from tools.local_env import local_env
+from tools.local_env import local_env, serve_command
 from tools.locks import REQUIREMENTS
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -47,20 +47,7 @@ def serve(session: nox.Session) -> None:
     session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav                   (recorded stream)")
     session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav --to 447700900001 (voicemail page)")
     session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav --to 447700900003 (live voicemail)")
-    session.run(
-        "gunicorn",
-        "--worker-class",
-        "gevent",
-        "--workers",
-        "1",
-        "--bind",
-        f"0.0.0.0:{port}",
-        "--graceful-timeout",
-        "20",
-        "--no-control-socket",
-        "appengine.devserver:create_dev_app()",
-        env=env,
-    )
+    session.run(*serve_command(port), env=env)
 
 
 @nox.session

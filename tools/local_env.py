@@ -1,11 +1,11 @@
-"""The settings `nox -s serve`, `nox -s call` and `nox -s prompt` run with: tapedeck on loopback,
-beside the Vonage stand-in. Standard library only, since the noxfile imports it."""
+"""How `nox -s serve` runs tapedeck on this machine, and the settings it, `nox -s call` and
+`nox -s prompt` run with, beside the Vonage stand-in. Standard library only: the noxfile imports it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["local_env"]
+__all__ = ["local_env", "serve_command"]
 
 
 def local_env(port: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -33,3 +33,20 @@ def local_env(port: str, environ: Mapping[str, str]) -> dict[str, str]:
         # system-wide REQUESTS_CA_BUNDLE would leave the stand-in untrusted.
         "REQUESTS_CA_BUNDLE": "data/.standin/ca-bundle.pem",
     }
+
+
+def serve_command(port: str) -> list[str]:
+    """The local platform under gunicorn: every function, the recorder and the browser on `port`."""
+    return [
+        "gunicorn",
+        "--worker-class",
+        "gevent",
+        "--workers",
+        "1",
+        "--bind",
+        f"0.0.0.0:{port}",
+        "--graceful-timeout",
+        "20",
+        "--no-control-socket",
+        "appengine.devserver:create_dev_app()",
+    ]
