@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from shared.core.ports import BlobStore
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -137,3 +140,14 @@ def fresh_bucket(emulator: Emulator) -> str:
     name = f"t-{uuid.uuid4().hex[:12]}"
     gcs_client(emulator).create_bucket(name)
     return name
+
+
+def wait_for_objects(store: BlobStore, prefix: str, count: int = 1, timeout: float = 60) -> list[Any]:
+    """The JSON objects under `prefix` in `store`, once there are `count` of them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = store.list(prefix)
+        if len(found) >= count:
+            return [json.loads(store.read(info.key).data) for info in found]  # type: ignore[union-attr]
+        time.sleep(0.1)
+    raise AssertionError(f"nothing under {prefix} within {timeout} s")

@@ -12,7 +12,6 @@ all arrive only because each is a task run in a request of its own.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import requests
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.signatures import API_KEY_HEADER
 from tests.frozen import FrozenPlatform, frozen_platform, local_queue, start_tasks_emulator
-from tests.servers import free_port
+from tests.servers import free_port, wait_for_objects
 from tests.testbed import DATA, SECRET, TOKEN_SECRET
 from tools.standin import CalleeScript, VonageStandin
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of, serve_in_thread
@@ -52,13 +51,7 @@ class Frozen:
         return receiver, self.stack.enter_context(serve_in_thread(receiver.app(), "127.0.0.1", 0))
 
     def wait_for(self, prefix: str, count: int, timeout: float = 60) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.store.list(prefix)
-            if len(found) >= count:
-                return [json.loads(self.store.read(info.key).data) for info in found]  # type: ignore[union-attr]
-            time.sleep(0.1)
-        raise AssertionError(f"nothing under {prefix} within {timeout} s")
+        return wait_for_objects(self.store, prefix, count, timeout)
 
     def all_frozen(self) -> bool:
         return all(function.frozen for function in self.platform.functions.values())

@@ -17,7 +17,6 @@ REQUESTS_CA_BUNDLE, a variable of the process rather than a tapedeck setting.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -34,7 +33,7 @@ from shared.core.signatures import API_KEY_HEADER
 from shared.core.wav import parse_wav
 from tests.bundles import bundle_environ, bundle_venv, entrypoint, stage_all, staged_env
 from tests.frozen import FrozenPlatform, FunctionsSource, frozen_platform, start_tasks_emulator
-from tests.servers import Emulator, free_port, fresh_bucket, gcs_client, running
+from tests.servers import Emulator, free_port, fresh_bucket, gcs_client, running, wait_for_objects
 from tests.testbed import DATA, SECRET, TOKEN_SECRET
 from tools.deploy import entry_points
 from tools.standin import CalleeScript, VonageStandin
@@ -61,14 +60,8 @@ class System:
         url = self.platform.url
         return self.standin.inbound_call(f"{url}/answer", f"{url}/event", FIXTURE, to=to, **kwargs)
 
-    def wait_for(self, prefix: str, count: int = 1, timeout: float = 90) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.store.list(prefix)
-            if len(found) >= count:
-                return [json.loads(self.store.read(info.key).data) for info in found]  # type: ignore[union-attr]
-            time.sleep(0.2)
-        raise AssertionError(f"nothing under {prefix} within {timeout} s")
+    def wait_for(self, prefix: str) -> list[Any]:
+        return wait_for_objects(self.store, prefix, timeout=90)
 
 
 def routes(folder: Path) -> Path:
