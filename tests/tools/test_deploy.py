@@ -40,7 +40,8 @@ RECORDER_URL = "wss://rec.example.test/socket"
 
 
 def _files(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    """What a staged folder holds besides the .gcloudignore every one carries."""
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != ".gcloudignore"}
 
 
 def _write(path: Path, text: str = "") -> None:
