@@ -148,9 +148,9 @@ def test_running_without_gcloud_on_path_fails_clearly() -> None:
 
 
 class Gcloud:
-    """A stand-in for gcloud, since neither gcloud nor a Google Cloud project can run here: it keeps
-    what the deploy runs and answers as gcloud would: `describe` finds what `exists` holds, and
-    grants fail when the deployer lacks the right."""
+    """A stand-in for gcloud, since no Google Cloud project can be reached here: it keeps what the
+    deploy runs and answers as gcloud would: `describe` finds what `exists` holds, and grants fail
+    when the deployer lacks the right."""
 
     def __init__(self, exists: set[str], may_grant: bool) -> None:
         self.exists, self.may_grant = exists, may_grant
