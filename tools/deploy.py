@@ -32,6 +32,7 @@ from tools.locks import REQUIREMENTS
 __all__ = [
     "BROWSER_ENV_NAMES",
     "ENV_NAMES",
+    "GCLOUDIGNORE",
     "MEMBERS_VARIABLE",
     "RUNTIME",
     "DeployError",
@@ -65,6 +66,25 @@ _CACHES = shutil.ignore_patterns("__pycache__", "*.pyc")
 # and both services' requirements, since each bundle carries its own at its root.
 RECORDER_FILES = ("__init__.py", "main.py")
 BROWSER_FILES = ("__init__.py", "browser.py", "static", "templates")
+# Every upload folder carries this as its .gcloudignore, so Cloud Functions, both App Engine
+# environments and `gcloud meta list-files-for-upload` leave out the same files: tests, local
+# data, virtual environments, caches and keys that a checkout's appengine/ or shared/ may hold.
+# `.*` and `*~` keep dotfiles and editor backups out, as App Engine flexible's default skip_files did.
+GCLOUDIGNORE = """\
+# Written by `nox -s deploy`: what gcloud leaves out of this upload folder.
+.*
+__pycache__/
+*.py[cod]
+*~
+venv/
+tests/
+test_*.py
+conftest.py
+data/
+*.pem
+*.key
+*.p12
+"""
 
 
 class DeployError(Exception):
@@ -78,13 +98,15 @@ class DeployError(Exception):
 
 
 def _fresh_dir(target: Path, root: Path) -> Path:
-    """Empty `target` so files deleted from the repo do not linger in a staged folder."""
+    """Empty `target` so files deleted from the repo do not linger in a staged folder, and give it
+    the .gcloudignore every upload folder carries."""
     target, root = target.resolve(), root.resolve()
     if target == root or root.is_relative_to(target) or target in (root / "functions", root / "appengine"):
         raise DeployError(f"refusing to stage into {target}: it would overwrite the sources; pick another --out")
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    (target / ".gcloudignore").write_text(GCLOUDIGNORE, encoding="utf-8")
     return target
 
 

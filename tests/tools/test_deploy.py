@@ -40,7 +40,8 @@ RECORDER_URL = "wss://rec.example.test/socket"
 
 
 def _files(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    """What a staged folder holds besides the .gcloudignore every one carries."""
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != ".gcloudignore"}
 
 
 def _write(path: Path, text: str = "") -> None:
@@ -151,9 +152,9 @@ def test_running_without_gcloud_on_path_fails_clearly() -> None:
 
 
 class Gcloud:
-    """A stand-in for gcloud, since neither gcloud nor a Google Cloud project can run here: it keeps
-    what the deploy runs and answers as gcloud would: `describe` finds what `exists` holds, and
-    grants fail when the deployer lacks the right."""
+    """A stand-in for gcloud, since no Google Cloud project can be reached here: it keeps what the
+    deploy runs and answers as gcloud would: `describe` finds what `exists` holds, and grants fail
+    when the deployer lacks the right."""
 
     def __init__(self, exists: set[str], may_grant: bool) -> None:
         self.exists, self.may_grant = exists, may_grant
