@@ -25,8 +25,8 @@ from typing import Any
 from shared.core.call_record import Flow
 from shared.core.errors import BadRequest, ConfigError
 from shared.core.identifiers import E164, LANGUAGE_TAG, ROUTE_NUMBER, is_shaped
-from shared.core.ncco import MAX_SECONDS
 from shared.core.payloads import split_url
+from shared.core.vonage_limits import RECORD_SECONDS
 
 __all__ = ["DEFAULT_LABELS", "FLOWS", "RECORDING_FORMATS", "Flow", "Route", "Routes", "load_routes", "parse_routes"]
 
@@ -35,6 +35,8 @@ RECORDING_FORMATS = ("mp3", "wav")
 DEFAULT_LABELS = ("Caller", "Agent")
 # Vonage records at most 32 channels, one per leg.
 MAX_CHANNELS = 32
+# A voicemail's record timeOut and a conversation's connect limit, so Vonage's record range.
+MAX_SECONDS = RECORD_SECONDS
 _SECONDS = re.compile(r"[0-9]{1,4}", re.ASCII)
 _LIST_FIELDS = {"recipients", "connect", "labels"}
 _FIELDS = {
