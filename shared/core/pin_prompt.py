@@ -255,8 +255,8 @@ class PinEntry:
 
 
 def apply_input(doc: PromptTransaction, entry: PinEntry, *, input_url: str, timeout: int, now: float) -> list[Action]:
-    """Count one try and return the NCCO to answer with. A retried delivery of the same try gets
-    the answer it got the first time and counts nothing."""
+    """Count one try and return the NCCO to answer with; none (no actions) ends the call. A
+    retried delivery of the same try gets the answer it got the first time and counts nothing."""
     attempt, digits, timed_out = entry.attempt, entry.digits, entry.timed_out
     stored = doc.replies.get(str(attempt))
     if stored is not None:
