@@ -148,11 +148,14 @@ def call(request: flask.Request) -> Any:
 @functions_framework.http
 @guarded(methods=("GET", "POST"))
 def prompt(request: flask.Request) -> Any:
-    """Vonage's answer, input and event webhooks of one PIN prompt call (`?tid=&step=&sig=`)."""
+    """Vonage's answer, input and event webhooks of one PIN prompt call (`?tid=&step=&sig=`).
+
+    No new NCCO is no content: an NCCO holds at least one action, and without one Vonage goes on
+    with the rest of the current NCCO, which after the last input is nothing, so the call ends."""
     from shared.flows.pin_calls import WEBHOOK_URL_PARAMS, webhook
 
     services = app_services()
     now = services.clock()
     query = dict(read_query(request))
     ncco = webhook(services, query, lambda secret: read_webhook(request, secret, now, own=WEBHOOK_URL_PARAMS), now)
-    return ("", 204) if query.get("step") == "event" else flask.jsonify(ncco)
+    return flask.jsonify(ncco) if ncco else ("", 204)

@@ -16,6 +16,7 @@ import requests
 
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.signatures import sign_webhook
+from tests.ncco_models import check_ncco
 from tests.servers import free_port, gunicorn_command, running
 from tests.testbed import SECRET, TOKEN_SECRET
 from tools.standin import VonageStandin
@@ -31,7 +32,10 @@ class Deck:
     number: str
 
     def call(self, audio: Path, **kwargs: Any) -> Any:
-        return self.standin.inbound_call(f"{self.url}/answer", f"{self.url}/event", audio, to=self.number, **kwargs)
+        """An inbound call to the deck's number; the NCCO it was answered with must be one Vonage takes."""
+        report = self.standin.inbound_call(f"{self.url}/answer", f"{self.url}/event", audio, to=self.number, **kwargs)
+        check_ncco(report.ncco)
+        return report
 
     def read_json(self, key: str) -> Any:
         blob = self.store.read(key)

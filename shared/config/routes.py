@@ -11,7 +11,8 @@ YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes
   `stream` (the recorder takes the message live);
 - conversation: `connect` (one or more parties, each on its own channel), `caller_id` (a Vonage
   number shown to the parties), `labels` (one per channel, the caller first), `notice` (read to
-  the caller before connecting), `format` (mp3 or wav), `result_webhook` (where the transcript
+  the caller before connecting), `format` (mp3 or wav; by default mp3 for up to two channels
+  and wav above, as Vonage does), `result_webhook` (where the transcript
   is delivered), `recipients` (an SMS summary of the dialogue), `language`, `max_seconds`.
 """
 
@@ -24,17 +25,27 @@ from typing import Any
 
 from shared.core.call_record import Flow
 from shared.core.errors import BadRequest, ConfigError
-from shared.core.identifiers import E164, LANGUAGE_TAG, ROUTE_NUMBER, is_shaped
-from shared.core.ncco import MAX_SECONDS
+from shared.core.identifiers import LANGUAGE_TAG, ROUTE_NUMBER, is_shaped
+from shared.core.ncco import voicemail_greeting
 from shared.core.payloads import split_url
+from shared.core.vonage_limits import (
+    MP3_CHANNELS,
+    RECORD_CHANNELS,
+    RECORD_SECONDS,
+    TTS_LANGUAGES,
+    check_language,
+    check_phone_number,
+    check_record_format,
+    check_talk_text,
+)
 
 __all__ = ["DEFAULT_LABELS", "FLOWS", "RECORDING_FORMATS", "Flow", "Route", "Routes", "load_routes", "parse_routes"]
 
 FLOWS = tuple(Flow)
 RECORDING_FORMATS = ("mp3", "wav")
 DEFAULT_LABELS = ("Caller", "Agent")
-# Vonage records at most 32 channels, one per leg.
-MAX_CHANNELS = 32
+# A voicemail's record timeOut and a conversation's connect limit, so Vonage's record range.
+MAX_SECONDS = RECORD_SECONDS
 _SECONDS = re.compile(r"[0-9]{1,4}", re.ASCII)
 _LIST_FIELDS = {"recipients", "connect", "labels"}
 _FIELDS = {
@@ -112,49 +123,76 @@ def _scalar(source: str, node: Any, what: str) -> str:
     return str(node.value)
 
 
+@dataclass
+class _Entry:
+    """One entry being read, so that a fault names its number, its field and the line."""
+
+    source: str
+    number: str
+    number_node: Any
+    nodes: dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, key: str | None, message: str, node: Any = None) -> ConfigError:
+        """A fault of field `key` (None: of the entry as a whole), at `node` or the field's line."""
+        at = node if node is not None else self.nodes.get(key or "", self.number_node)
+        return _fail(
+            self.source, at, f"route {self.number}, {key}: {message}" if key else f"route {self.number}: {message}"
+        )
+
+
 def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
     import yaml
 
     if not isinstance(node, yaml.MappingNode):
         raise _fail(source, node, f"the entry for {number} must be a mapping")
+    entry = _Entry(source, number, number_node)
+    values = _read_fields(entry, node)
+    if "flow" not in values:
+        raise entry.fail(None, "the entry has no flow")
+    if values["flow"] == Flow.VOICEMAIL and not values.get("recipients"):
+        raise entry.fail(None, "a voicemail entry needs at least one recipient")
+    if values["flow"] == Flow.CONVERSATION:
+        _check_conversation(entry, values)
+    route = Route(**values)
+    if route.live_webhook and not route.streams_live:
+        needs = "a stream, or a voicemail with capture: stream"
+        raise entry.fail("live_webhook", f"only {needs} can have one")
+    _check_speech(entry, route)
+    return route
+
+
+def _read_fields(entry: _Entry, node: Any) -> dict[str, Any]:
+    """Each field of an entry, read and checked on its own."""
     values: dict[str, Any] = {}
     for key_node, value_node in node.value:
-        key = _scalar(source, key_node, "a field name")
+        key = _scalar(entry.source, key_node, "a field name")
         if key not in _FIELDS:
-            raise _fail(source, key_node, f"unknown field {key!r} (expected one of {', '.join(sorted(_FIELDS))})")
+            known = ", ".join(sorted(_FIELDS))
+            raise entry.fail(None, f"unknown field {key!r} (expected one of {known})", key_node)
+        entry.nodes[key] = value_node
         if key in _LIST_FIELDS:
-            values[key] = _list(source, key, value_node)
+            values[key] = _list(entry, key, value_node)
             continue
-        text = _scalar(source, value_node, key)
+        text = _scalar(entry.source, value_node, key)
         if key == "flow":
             if text not in FLOWS:
-                raise _fail(source, value_node, f"flow must be one of {', '.join(FLOWS)}, not {text!r}")
+                raise entry.fail(key, f"must be one of {', '.join(FLOWS)}, not {text!r}")
             values[key] = Flow(text)
             continue
         if key == "max_seconds":
             low, high = MAX_SECONDS
             if not is_shaped(text, _SECONDS) or not low <= int(text) <= high:
-                raise _fail(source, value_node, f"max_seconds must be a whole number from {low} to {high}")
+                raise entry.fail(key, f"must be a whole number from {low} to {high} (Vonage's record timeOut)")
             values[key] = int(text)
             continue
         if key == "capture" and text not in CAPTURES:
-            raise _fail(source, value_node, f"capture must be one of {', '.join(CAPTURES)}, not {text!r}")
-        _check_value(source, key, text, value_node)
+            raise entry.fail(key, f"must be one of {', '.join(CAPTURES)}, not {text!r}")
+        _check_value(entry, key, text)
         values[key] = text.lstrip("+") if key == "caller_id" else text
-    if "flow" not in values:
-        raise _fail(source, number_node, f"the entry for {number} has no flow")
-    if values["flow"] == Flow.VOICEMAIL and not values.get("recipients"):
-        raise _fail(source, number_node, f"the voicemail entry for {number} needs at least one recipient")
-    if values["flow"] == Flow.CONVERSATION:
-        _check_conversation(source, number, number_node, values)
-    route = Route(**values)
-    if route.live_webhook and not route.streams_live:
-        needs = "a stream, or a voicemail with capture: stream"
-        raise _fail(source, number_node, f"{number} has a live_webhook, which only {needs} can have")
-    return route
+    return values
 
 
-def _list(source: str, key: str, node: Any) -> tuple[str, ...]:
+def _list(entry: _Entry, key: str, node: Any) -> tuple[str, ...]:
     """A list field (a single value counts as a list of one); numbers are checked as numbers."""
     import yaml
 
@@ -162,46 +200,77 @@ def _list(source: str, key: str, node: Any) -> tuple[str, ...]:
     noun = {"recipients": "recipient", "connect": "number to connect", "labels": "label"}[key]
     values = []
     for item in items:
-        text = _scalar(source, item, f"a {noun}")
+        text = _scalar(entry.source, item, f"a {noun}")
         if key == "labels":
             if not 0 < len(text.strip()) <= 40:
-                raise _fail(source, item, "a label must be 1 to 40 characters")
+                raise entry.fail(key, "a label must be 1 to 40 characters", item)
             values.append(text.strip())
             continue
         number = text.lstrip("+")
-        if not is_shaped(number, ROUTE_NUMBER):
-            raise _fail(source, item, f"{noun} {number!r} is not a phone number")
+        # A party is a phone endpoint of Vonage's connect; a recipient is paged by SMS.
+        fault = check_phone_number(number) if key == "connect" else None
+        if fault is None and not is_shaped(number, ROUTE_NUMBER):
+            fault = f"{number!r} is not a phone number (5 to 15 digits)"
+        if fault is not None:
+            raise entry.fail(key, fault, item)
         values.append(number)
     return tuple(values)
 
 
-def _check_value(source: str, key: str, text: str, node: Any) -> None:
-    if key == "language" and not is_shaped(text, LANGUAGE_TAG):
-        raise _fail(source, node, f"language {text!r} is not a BCP-47 tag like en-US")
-    # Connect's `from` must be a 7-15 digit number.
-    if key == "caller_id" and not is_shaped(text.lstrip("+"), E164):
-        raise _fail(source, node, f"caller_id {text!r} must be a Vonage number of 7 to 15 digits")
+def _check_value(entry: _Entry, key: str, text: str) -> None:
+    fault = None
+    if key == "language" and text not in TTS_LANGUAGES and not is_shaped(text, LANGUAGE_TAG):
+        fault = f"{text!r} is not a BCP-47 tag like en-US"
+    # Connect's `from`: one of the account's numbers, in E.164.
+    if key == "caller_id":
+        fault = check_phone_number(text.lstrip("+"))
     if key == "format" and text not in RECORDING_FORMATS:
-        raise _fail(source, node, f"format must be one of {', '.join(RECORDING_FORMATS)}, not {text!r}")
-    if key == "notice" and len(text) > 1500:
-        raise _fail(source, node, "notice must be at most 1500 characters (Vonage's talk limit)")
+        fault = f"must be one of {', '.join(RECORDING_FORMATS)}, not {text!r}"
+    # An empty notice is no notice.
+    if key == "notice" and text:
+        fault = check_talk_text(text)
+    if key == "owner":
+        greeting = check_talk_text(voicemail_greeting(text))
+        fault = f"the greeting that names the owner {greeting}" if greeting else None
     if key in _WEBHOOK_FIELDS:
         try:
             scheme = split_url(text, key).scheme
         except BadRequest:
             scheme = ""
         if scheme not in ("https", "http"):
-            raise _fail(source, node, f"{key} {text!r} must be an https:// URL")
+            fault = f"{text!r} must be an https:// URL"
+    if fault is not None:
+        raise entry.fail(key, fault)
 
 
-def _check_conversation(source: str, number: str, node: Any, values: dict[str, Any]) -> None:
+def _check_conversation(entry: _Entry, values: dict[str, Any]) -> None:
     parties = values.get("connect", ())
     if not parties:
-        raise _fail(source, node, f"the conversation entry for {number} needs at least one number to connect")
-    if 1 + len(parties) > MAX_CHANNELS:
-        raise _fail(source, node, f"a conversation records at most {MAX_CHANNELS} channels: connect fewer parties")
-    if len(values.get("labels", ())) > 1 + len(parties):
-        raise _fail(source, node, f"{number} has more labels than channels (the caller plus {len(parties)})")
+        raise entry.fail(None, "a conversation entry needs at least one number to connect")
+    channels = 1 + len(parties)
+    most = RECORD_CHANNELS[1]
+    if channels > most:
+        raise entry.fail(
+            "connect",
+            f"a conversation records at most {most} channels, the caller's and one per party: {len(parties)} parties",
+        )
+    if len(values.get("labels", ())) > channels:
+        raise entry.fail("labels", f"more labels than channels (the caller plus {len(parties)})")
+    if "format" not in values:
+        # Vonage's own default: mp3, but wav above the two channels an mp3 holds.
+        values["format"] = "wav" if channels > MP3_CHANNELS else "mp3"
+    fault = check_record_format(values["format"], channels)
+    if fault is not None:
+        raise entry.fail("format", f"{fault} (the caller and {len(parties)} parties)")
+
+
+def _check_speech(entry: _Entry, route: Route) -> None:
+    """The language of what a route says: one Vonage speaks. A conversation without a notice says
+    nothing, and its language is only the transcription's."""
+    speaks = route.flow == Flow.VOICEMAIL or (route.flow == Flow.CONVERSATION and bool(route.notice))
+    fault = check_language(route.language) if speaks else None
+    if fault is not None:
+        raise entry.fail("language", fault)
 
 
 def parse_routes(text: str, source: str, default_flow: str = "stream") -> Routes:

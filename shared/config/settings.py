@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from shared.config.routes import FLOWS, Routes, load_routes
+from shared.config.routes import Flow, Routes, load_routes
 from shared.core.errors import ConfigError
 from shared.core.iap import AUDIENCE, KEYS_URL
+from shared.core.vonage_limits import INPUT_SECONDS, WEBSOCKET_RATES, check_talk_text
 
 __all__ = [
     "BROWSER_SECRET_NAMES",
@@ -43,12 +44,14 @@ __all__ = [
     "secret_id",
 ]
 
-STREAM_RATES = (8000, 16000, 24000)
+STREAM_RATES = WEBSOCKET_RATES
 # Cloud Storage needs resumable chunks in multiples of 256 KiB; parts of the same size keep one rule.
 _CHUNK_UNIT = 256 * 1024
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:\d+)?")
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
+# What a URL may hold (RFC 3986): Vonage refuses an NCCO whose URLs are not URIs.
+_URI = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+", re.ASCII)
 
 
 def secret_id(name: str) -> str:
@@ -88,24 +91,14 @@ class Variable:
 @dataclass(frozen=True)
 class Text(Variable):
     default: str | None = None
-    # Length bounds, when the value goes somewhere that has them.
-    longest: int | None = field(default=None, kw_only=True)
-    why: str = field(default="", kw_only=True)
-    # The whole value's shape, when it has one; `why` then shows it.
+    # The whole value's shape, when it has one, and what it looks like.
     shape: re.Pattern[str] | None = field(default=None, kw_only=True)
+    why: str = field(default="", kw_only=True)
 
     def read(self, env: Mapping[str, str]) -> str | None:
-        if self.shape is not None:
-            value = self.raw(env) or self.default
-            if value is not None and not self.shape.fullmatch(value):
-                raise ConfigError(f"{self.name} must look like {self.why}, got {value!r}")
-            return value
-        if self.longest is None:
-            return self.raw(env) or self.default
-        # Bounded text is checked as given: set but empty is too short.
-        value = env.get(self.name, self.default) or ""
-        if not 0 < len(value) <= self.longest:
-            raise ConfigError(f"{self.name} must be 1 to {self.longest} characters{self.why}")
+        value = self.raw(env) or self.default
+        if self.shape is not None and value is not None and not self.shape.fullmatch(value):
+            raise ConfigError(f"{self.name} must look like {self.why}, got {value!r}")
         return value
 
 
@@ -114,12 +107,29 @@ class Choice(Variable):
     options: tuple[str, ...] = ()
     default: str = ""
     upper: bool = field(default=False, kw_only=True)
+    why: str = field(default="", kw_only=True)
 
     def read(self, env: Mapping[str, str]) -> str:
         given = self.raw(env) or self.default
         value = given.upper() if self.upper else given.lower()
         if value not in self.options:
-            raise ConfigError(f"{self.name} must be one of {', '.join(self.options)}, got {env.get(self.name)!r}")
+            wanted = ", ".join(self.options)
+            raise ConfigError(f"{self.name} must be one of {wanted}{self.why}, got {env.get(self.name)!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class Speech(Variable):
+    """Text Vonage reads out in a talk action, checked as Vonage checks it."""
+
+    default: str = ""
+
+    def read(self, env: Mapping[str, str]) -> str:
+        # Checked as given: set but empty says nothing.
+        value = env.get(self.name, self.default)
+        fault = check_talk_text(value)
+        if fault is not None:
+            raise ConfigError(f"{self.name} {fault}")
         return value
 
 
@@ -174,15 +184,26 @@ class Seconds(Variable):
 
 @dataclass(frozen=True)
 class Url(Variable):
+    """A URL of one of `schemes`. `base`: tapedeck adds paths to it, so it has no query or fragment."""
+
     schemes: tuple[str, ...] = ("http", "https")
     default: str | None = None
+    base: bool = field(default=False, kw_only=True)
 
     def read(self, env: Mapping[str, str], default: str | None = None) -> str:
         value = self.raw(env) or default or self.default or ""
-        parts = urlsplit(value)
+        wanted = " or ".join(s + "://" for s in self.schemes)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port out of range
+        except ValueError as err:
+            raise ConfigError(f"{self.name} must be a {wanted} URL, got {value!r}: {err}") from err
         if parts.scheme not in self.schemes or not parts.netloc:
-            wanted = " or ".join(s + "://" for s in self.schemes)
             raise ConfigError(f"{self.name} must be a {wanted} URL, got {value!r}")
+        if not _URI.fullmatch(value):
+            raise ConfigError(f"{self.name} must be a URL without spaces or characters outside RFC 3986, got {value!r}")
+        if self.base and (parts.query or parts.fragment or "?" in value or "#" in value):
+            raise ConfigError(f"{self.name} must have no query or fragment (tapedeck adds paths to it), got {value!r}")
         return value
 
 
@@ -207,15 +228,20 @@ SIGNED_URL_TTL = Whole(
 )
 LINK_TTL_DAYS = Whole("LINK_TTL_DAYS", 30, 1, 3650, "days", browser=True)
 # The public side
-PUBLIC_URL = Url("PUBLIC_URL", ("http", "https"), "http://localhost:8080", browser=True)
+PUBLIC_URL = Url("PUBLIC_URL", ("http", "https"), "http://localhost:8080", base=True, browser=True)
 LOG_LEVEL = Choice("LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True, browser=True)
 ROUTES_FILE = Text("ROUTES_FILE")
-DEFAULT_FLOW = Choice("DEFAULT_FLOW", FLOWS, "stream")
+DEFAULT_FLOW = Choice(
+    "DEFAULT_FLOW",
+    (Flow.STREAM, Flow.VOICEMAIL),
+    "stream",
+    why=" (a conversation needs numbers to connect, which only a route entry has)",
+)
 MESSENGER = Choice("MESSENGER", ("outbox", "vonage"), "outbox")
 # Streams
 RECORDER_URL = Url("RECORDER_URL", ("ws", "wss"), "ws://localhost:8080/socket")
 STREAM_RATE = Whole("STREAM_RATE", 16000, allowed=STREAM_RATES)
-GREETING = Text("GREETING", "Hello. This call is recorded.", longest=1500, why=" (Vonage's talk limit)")
+GREETING = Speech("GREETING", "Hello. This call is recorded.")
 # The browser mints no token, but every process on gcs must hold it (see _check_across).
 STREAM_TOKEN_SECRET = Text("STREAM_TOKEN_SECRET", secret=True, browser=True)
 STREAM_TOKEN_TTL = Whole("STREAM_TOKEN_TTL", 300, 10, 3600, "seconds")
@@ -248,7 +274,10 @@ ALLOW_PRIVATE_CALLBACKS = Choice("ALLOW_PRIVATE_CALLBACKS", ("false", "true"), "
 # PIN prompt calls
 PROMPT_API_KEY = Text("PROMPT_API_KEY", secret=True)
 PROMPT_TTL_DAYS = Whole("PROMPT_TTL_DAYS", 7, 1, 3650, "days")
-PROMPT_INPUT_TIMEOUT = Whole("PROMPT_INPUT_TIMEOUT", 8, 1, 10, "seconds", why=" (Vonage's dtmf.timeOut range)")
+# Vonage takes 0 too, which would end each input before a key could be pressed.
+PROMPT_INPUT_TIMEOUT = Whole(
+    "PROMPT_INPUT_TIMEOUT", 8, 1, INPUT_SECONDS[1], "seconds", why=" (Vonage's dtmf.timeOut range)"
+)
 # At most an hour: the longest a queued task waits (MAX_BACKOFF in shared/core/tasks.py).
 PROMPT_HANGUP_GRACE = Seconds("PROMPT_HANGUP_GRACE", 5.0, 0, 3600)
 # Deferred work
@@ -329,7 +358,7 @@ class StreamSettings:
         return cls(
             recorder_url=RECORDER_URL.read(env),
             rate=STREAM_RATE.read(env),
-            greeting=GREETING.read(env) or "",
+            greeting=GREETING.read(env),
             # One local process both mints and checks tokens, so a per-process secret is enough.
             token_secret=secret or secrets.token_urlsafe(32),
             token_ttl=STREAM_TOKEN_TTL.read(env),

@@ -29,6 +29,7 @@ __all__ = [
 E164 = re.compile(r"[1-9][0-9]{6,14}", re.ASCII)
 # A called number as routes name it: short codes too.
 ROUTE_NUMBER = re.compile(r"[0-9]{5,15}", re.ASCII)
+# A PIN is typed into one input, whose dtmf.maxDigits Vonage takes up to 20.
 PIN = re.compile(r"[0-9]{1,20}", re.ASCII)
 DTMF_KEY = re.compile(r"[0-9*#]", re.ASCII)
 DTMF_DIGITS = re.compile(r"[0-9*#]{0,40}", re.ASCII)

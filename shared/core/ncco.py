@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.core.identifiers import E164, is_shaped
+from shared.core.vonage_limits import WEBSOCKET_HEADERS_LIMIT, websocket_headers_size
 from shared.core.webhooks import InboundCall
 
 __all__ = [
-    "HEADERS_LIMIT",
-    "MAX_SECONDS",
     "VOICEMAIL_SECONDS",
     "VOICEMAIL_SILENCE",
     "StreamTarget",
@@ -19,13 +18,12 @@ __all__ = [
     "stream_answer",
     "talk",
     "voicemail_answer",
+    "voicemail_greeting",
     "voicemail_record",
 ]
 
 Action = dict[str, object]
 VOICEMAIL_SECONDS = 120
-# The limits a route's max_seconds must keep: Vonage's connect `limit` and record `timeOut` go to 7200.
-MAX_SECONDS = (3, 7200)
 # Seconds of silence that end a voicemail message, recorded or live.
 VOICEMAIL_SILENCE = 3
 
@@ -37,10 +35,6 @@ class StreamTarget:
     uri: str
     sample_rate: int
     token: str
-
-
-# Vonage caps a websocket endpoint's headers at 512 bytes in all.
-HEADERS_LIMIT = 512
 
 
 def talk(text: str, *, barge_in: bool = False, language: str | None = None) -> Action:
@@ -70,9 +64,9 @@ def connect_websocket(
         "token": token,
         **(extra or {}),
     }
-    size = sum(len(k) + len(v) for k, v in headers.items())
-    if size > HEADERS_LIMIT:
-        raise ValueError(f"websocket headers are {size} bytes, over Vonage's {HEADERS_LIMIT}")
+    size = websocket_headers_size(headers)
+    if size > WEBSOCKET_HEADERS_LIMIT:
+        raise ValueError(f"websocket headers are {size} bytes, over Vonage's {WEBSOCKET_HEADERS_LIMIT}")
     action: Action = {
         "action": "connect",
         "endpoint": [
@@ -102,12 +96,14 @@ def stream_answer(
     ]
 
 
-def _greeting(owner: str, language: str) -> Action:
+def voicemail_greeting(owner: str) -> str:
+    """What a voicemail says first, in the owner's name."""
     who = owner or "this number"
-    return talk(
-        f"You have reached {who}. Please leave a message after the tone, then hang up or press hash.",
-        language=language,
-    )
+    return f"You have reached {who}. Please leave a message after the tone, then hang up or press hash."
+
+
+def _greeting(owner: str, language: str) -> Action:
+    return talk(voicemail_greeting(owner), language=language)
 
 
 def _thanks(language: str) -> Action:

@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.core.deliveries import DeliveryRecord, DeliveryState
 from shared.core.errors import BadRequest
-from shared.core.identifiers import DTMF_DIGITS, E164, LANGUAGE_TAG, PIN, is_shaped
+from shared.core.identifiers import DTMF_DIGITS, E164, PIN, is_shaped
 from shared.core.ncco import Action
 from shared.core.payloads import load_json_object, split_url
 from shared.core.prompt_transaction import (
@@ -21,10 +21,10 @@ from shared.core.prompt_transaction import (
     check_pin,
     hash_pin,
 )
+from shared.core.vonage_limits import TTS_STYLES, check_language, check_style, check_talk_text
 
 __all__ = [
     "FINAL",
-    "TALK_LIMIT",
     "PinEntry",
     "PinHash",
     "PromptRequest",
@@ -42,13 +42,13 @@ __all__ = [
     "settle_hang_up",
 ]
 
-# Vonage's talk action takes at most 1,500 characters.
-TALK_LIMIT = 1500
 # Call statuses that end an outbound call before anyone could answer the prompt.
 UNREACHED = ("busy", "unanswered", "rejected", "failed", "timeout", "cancelled")
 DEFAULT_BYE = "Thank you. Goodbye."
 DEFAULT_FAILED = "That PIN was not right. Please try again."
 _WHOLE = re.compile(r"-?[0-9]{1,6}", re.ASCII)
+# Every voice style number some language has; which ones a language has is checked beside.
+_STYLES = (0, max(max(styles) for styles in TTS_STYLES.values()))
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,9 @@ class _Fields:
         if not isinstance(value, str):
             self.problems[name] = "must be a string"
             return default
-        if len(value) > TALK_LIMIT:
-            self.problems[name] = f"is {len(value)} characters, over Vonage's {TALK_LIMIT}-character talk limit"
+        fault = check_talk_text(value)
+        if fault is not None:
+            self.problems[name] = fault
         return value
 
     def number(self, name: str) -> str:
@@ -129,15 +130,28 @@ class _Fields:
 
     def language(self) -> str:
         language = self.fields.get("language") or "en-US"
-        if not is_shaped(language, LANGUAGE_TAG):
-            self.problems["language"] = "must be a language tag like en-US"
+        fault = check_language(language) if isinstance(language, str) else "must be a string"
+        if fault is not None:
+            self.problems["language"] = fault
             return "en-US"
         return str(language)
+
+    def style(self, language: str) -> int | None:
+        """The `voice` field: Vonage's talk `style`, one the language has."""
+        if "language" in self.problems:
+            return None  # no language to hold the style against
+        style = self.whole("voice", *_STYLES, None)
+        fault = check_style(language, style) if style is not None else None
+        if fault is not None:
+            self.problems["voice"] = fault
+            return None
+        return style
 
 
 def parse_prompt_request(fields: Mapping[str, Any]) -> PromptRequest:
     """Check every field of a `POST /call`; one BadRequest names each bad field and why."""
     read = _Fields(fields)
+    language = read.language()
     request = PromptRequest(
         read.number("to"),
         read.number("from"),
@@ -148,8 +162,8 @@ def parse_prompt_request(fields: Mapping[str, Any]) -> PromptRequest:
         read.text("bye_text", required=False, default=DEFAULT_BYE),
         read.text("failed_text", required=False, default=DEFAULT_FAILED),
         read.whole("max_attempts", 1, 10, 3) or 3,
-        read.language(),
-        read.whole("voice", 0, 20, None),
+        language,
+        read.style(language),
     )
     if read.problems:
         raise BadRequest(f"invalid fields: {', '.join(sorted(read.problems))}", read.problems)
@@ -241,8 +255,8 @@ class PinEntry:
 
 
 def apply_input(doc: PromptTransaction, entry: PinEntry, *, input_url: str, timeout: int, now: float) -> list[Action]:
-    """Count one try and return the NCCO to answer with. A retried delivery of the same try gets
-    the answer it got the first time and counts nothing."""
+    """Count one try and return the NCCO to answer with; none (no actions) ends the call. A
+    retried delivery of the same try gets the answer it got the first time and counts nothing."""
     attempt, digits, timed_out = entry.attempt, entry.digits, entry.timed_out
     stored = doc.replies.get(str(attempt))
     if stored is not None:

@@ -151,7 +151,8 @@ BodyReader = Callable[[str | None], Mapping[str, Any]]
 
 
 def webhook(services: PromptServices, query: Mapping[str, str], read_body: BodyReader, now: float) -> list[Action]:
-    """Vonage's answer, input or event webhook of one transaction; returns the NCCO to answer.
+    """Vonage's answer, input or event webhook of one transaction; returns the NCCO to answer,
+    or no action when there is no new NCCO (an event, the end of the tries, a stale input).
 
     `read_body(secret)` reads the webhook's fields, checking Vonage's signature with `secret`
     when given: only for transactions placed with the operator's own application, whose

@@ -18,10 +18,11 @@ from shared.core.errors import TapedeckError
 from shared.core.identifiers import DTMF_KEY, is_shaped
 from shared.core.live_events import transcript_event
 from shared.core.message_end import MessageEnd, beep_frames
-from shared.core.ncco import MAX_SECONDS, VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
+from shared.core.ncco import VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
 from shared.core.payloads import load_json_object
 from shared.core.ports import BlobStore, LiveListener, StreamingTranscriber
 from shared.core.tokens import verify_stream_token
+from shared.core.vonage_limits import RECORD_SECONDS
 from shared.flows.calls import note_transcript
 from shared.flows.live_transcripts import LiveTranscript
 from shared.flows.stream_audio import StreamRecording
@@ -217,7 +218,7 @@ def _webhook(meta: dict[str, Any], context: StreamContext) -> _Webhook | None:
 
 def _max_seconds(value: object) -> int:
     text = value if isinstance(value, str) else ""
-    low, high = MAX_SECONDS
+    low, high = RECORD_SECONDS
     return int(text) if text.isascii() and text.isdigit() and low <= int(text) <= high else VOICEMAIL_SECONDS
 
 

@@ -159,6 +159,33 @@ def test_bad_prompt_fields_are_named_and_nothing_is_written(
 
 
 @pytest.mark.parametrize(
+    ("changes", "field", "says"),
+    [
+        ({"to": "12345"}, "to", "7 to 15 digits"),
+        ({"from": "0447700900"}, "from", "7 to 15 digits"),
+        ({"pin_code": "1" * 21}, "pin_code", "1 to 20 digits"),
+        ({"text": "x" * 1501}, "text", "is 1,501 characters, over Vonage's 1,500-character talk limit"),
+        ({"text": " \n "}, "text", "has nothing to say"),
+        ({"bye_text": "<speak>Tom & Jerry</speak>"}, "bye_text", "not one well-formed SSML <speak> element"),
+        ({"failed_text": "y" * 1600}, "failed_text", "is 1,600 characters"),
+        ({"language": "bg-BG"}, "language", "'bg-BG' is not one of Vonage's text-to-speech languages"),
+        ({"language": ["en-US"]}, "language", "must be a string"),
+        ({"language": "en-GB", "voice": 8}, "voice", "8 is not a voice style of en-GB (its styles: 0-7, 9)"),
+        ({"language": "cy-GB", "voice": "1"}, "voice", "1 is not a voice style of cy-GB (its styles: 0)"),
+        ({"voice": 24}, "voice", "must be a whole number from 0 to 23"),
+    ],
+)
+def test_prompt_fields_vonage_would_refuse_are_named_and_nothing_is_written(
+    hostile: Settings, tmp_path: Path, changes: dict[str, Any], field: str, says: str
+) -> None:
+    response = client("call").post("/", json=prompt_fields(**changes), headers={"X-Tapedeck-Key": PROMPT_KEY})
+    body = refused(response, 400)
+    assert field in body["error"] and set(body["fields"]) == {field}
+    assert says in body["fields"][field]
+    assert not (tmp_path / "data" / "prompts").exists()
+
+
+@pytest.mark.parametrize(
     "key",
     [
         "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n",

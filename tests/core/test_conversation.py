@@ -51,11 +51,15 @@ def test_a_conversation_route_has_its_parties_labels_and_delivery() -> None:
     ("entry", "line", "says"),
     [
         ("  flow: conversation\n", 1, "needs at least one number to connect"),
-        ("  flow: conversation\n  connect: [12]\n", 3, "number to connect '12' is not a phone number"),
+        ("  flow: conversation\n  connect: [12]\n", 3, "route 447700900002, connect: '12' is not an E.164 number"),
         ("  flow: conversation\n  connect: [447700900200]\n  caller_id: Vonage\n", 4, "caller_id"),
-        ("  flow: conversation\n  connect: [447700900200]\n  format: ogg\n", 4, "format must be one of mp3, wav"),
+        ("  flow: conversation\n  connect: [447700900200]\n  format: ogg\n", 4, "format: must be one of mp3, wav"),
         ("  flow: conversation\n  connect: [447700900200]\n  result_webhook: crm\n", 4, "https://"),
-        ("  flow: conversation\n  connect: [447700900200]\n  labels: [A, B, C]\n", 1, "more labels than channels"),
+        (
+            "  flow: conversation\n  connect: [447700900200]\n  labels: [A, B, C]\n",
+            4,
+            "labels: more labels than channels",
+        ),
         ("  flow: conversation\n  connect: [447700900200]\n  labels: ['']\n", 4, "1 to 40 characters"),
     ],
 )

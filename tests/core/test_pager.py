@@ -76,7 +76,7 @@ def test_json_routes_are_read_too() -> None:
     ("text", "line", "says"),
     [
         ('"447700900001":\n  flow: voicemail\n  recipients: ["12"]\n', 3, "not a phone number"),
-        ('"447700900001":\n  flow: fax\n', 2, "flow must be one of"),
+        ('"447700900001":\n  flow: fax\n', 2, "flow: must be one of"),
         ('"447700900001":\n  flow: stream\n  colour: blue\n', 3, "unknown field"),
         ('"447700900001":\n  flow: voicemail\n', 1, "needs at least one recipient"),
         ('"447700900001":\n  flow: stream\n"447700900001":\n  flow: stream\n', 3, "listed twice"),

@@ -68,7 +68,7 @@ def test_each_bad_field_is_named_with_its_reason() -> None:
     with pytest.raises(BadRequest) as caught:
         parse_prompt_request(bad)
     assert set(caught.value.fields) == {"pin_code", "callback_method", "callback", "text", "to", "max_attempts"}
-    assert "1500" in caught.value.fields["text"] and "digits" in caught.value.fields["pin_code"]
+    assert "1,500" in caught.value.fields["text"] and "digits" in caught.value.fields["pin_code"]
     with pytest.raises(BadRequest) as missing:
         parse_prompt_request({})
     assert set(missing.value.fields) == {"to", "from", "text", "pin_code", "callback"}

@@ -23,6 +23,7 @@ import requests
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.signatures import API_KEY_HEADER
 from tests.frozen import FrozenPlatform, frozen_platform, local_queue, start_tasks_emulator
+from tests.ncco_models import check_ncco
 from tests.servers import free_port, wait_for_objects
 from tests.testbed import DATA, SECRET, TOKEN_SECRET
 from tools.standin import CalleeScript, VonageStandin
@@ -110,6 +111,7 @@ def test_the_functions_are_frozen_between_requests(frozen: Frozen) -> None:
 def test_a_voicemail_pages_its_owner(frozen: Frozen) -> None:
     url = frozen.platform.url
     report = frozen.standin.inbound_call(f"{url}/answer", f"{url}/event", DATA / "voicemail_outage.wav", to=MAILBOX)
+    check_ncco(report.ncco)
     assert report.event_statuses["record"] == 204
     (page,) = frozen.wait_for(f"outbox/{report.recording_uuid}", 1)
     assert "PRODUCTION DATABASE IS DOWN" in page["text"]
@@ -126,6 +128,7 @@ def test_a_recorded_conversation_posts_its_result_webhook(frozen: Frozen) -> Non
         to=TALK_LINE,
         other_parties=[DATA / "conversation_agent.wav"],
     )
+    check_ncco(report.ncco)
     (delivery,) = frozen.results.wait(1, timeout=120)
     assert delivery.signature_valid and delivery.json is not None
     assert delivery.json["recording_uuid"] == report.recording_uuid

@@ -4,6 +4,7 @@ scripted PINs; a local receiver takes the callback and checks its signature."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -15,6 +16,7 @@ import requests
 
 from shared.core.signatures import API_KEY_HEADER
 from tests.deck import Deck, signed_post, start_deck
+from tests.ncco_models import check_ncco
 from tests.testbed import SECRET
 from tools.standin.api import serve_in_thread
 from tools.standin.outbound import CalleeScript
@@ -59,6 +61,11 @@ class Prompt:
         (delivery,) = self.receiver.wait(1, timeout=30, settle=0.8)
         assert delivery.signature_valid
         assert delivery.fields["tid"] == tid and delivery.fields["to"] == TO
+        # The answer, and each input's answer as the transaction keeps it (none: the call ends).
+        stored = json.loads(self.deck.store.read(f"prompts/{tid}.json").data)  # type: ignore[union-attr]
+        for ncco in [report.ncco, *stored["replies"].values()]:
+            if ncco:
+                check_ncco(ncco)
         return tid, report, delivery.fields
 
     def status(self, tid: str) -> dict[str, Any]:

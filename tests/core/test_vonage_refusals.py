@@ -1,0 +1,97 @@
+"""Configuration that would give Vonage an NCCO it refuses stops start-up, naming the variable, or
+the route's number and field (with the line)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.config.settings import Settings
+from shared.core.errors import ConfigError
+
+NUMBER = "447700900002"
+CONVERSATION = '  flow: conversation\n  connect: ["447700900200"]\n'
+VOICEMAIL = '  flow: voicemail\n  recipients: ["447700900111"]\n'
+KEYS = {"VONAGE_APPLICATION_ID": "app", "VONAGE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----"}
+
+
+def start(tmp_path: Path, entry: str, **env: str) -> Settings:
+    """Settings.from_env as at start-up, with a routes file holding `entry` for NUMBER."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(f'"{NUMBER}":\n{entry}', encoding="utf-8")
+    return Settings.from_env({"ROUTES_FILE": str(routes), **KEYS, **env})
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        # Vonage's phone endpoint takes E.164 of 7 to 15 digits; the routes file took 5 to 15.
+        (
+            '  flow: conversation\n  connect: ["12345"]\n',
+            "line 3: route 447700900002, connect: '12345' is not an E.164",
+        ),
+        ('  flow: conversation\n  connect: ["07700900200"]\n', "connect: '07700900200' is not an E.164 number"),
+        (CONVERSATION + '  caller_id: "123456"\n', "line 4: route 447700900002, caller_id: '123456' is not an E.164"),
+        # Well-formed BCP 47, but not a language Vonage speaks.
+        (VOICEMAIL + "  language: bg-BG\n", "line 4: route 447700900002, language: 'bg-BG' is not one of Vonage's"),
+        (CONVERSATION + "  notice: Recorded.\n  language: en-NZ\n", "language: 'en-NZ' is not one of Vonage's"),
+        (CONVERSATION + "  notice: " + "x" * 1501 + "\n", "line 4: route 447700900002, notice: is 1,501 characters"),
+        (CONVERSATION + '  notice: "<speak>Tom & Jerry</speak>"\n', "notice: starts with <speak> but is not"),
+        (CONVERSATION + '  notice: "   "\n', "notice: has nothing to say"),
+        (VOICEMAIL + "  owner: " + "x" * 1450 + "\n", "owner: the greeting that names the owner is 1,535 characters"),
+        (
+            '  flow: conversation\n  connect: ["447700900200", "447700900201"]\n  format: mp3\n',
+            "line 4: route 447700900002, format: mp3 holds at most 2 channels, and this records 3: use wav",
+        ),
+        (
+            "  flow: conversation\n  connect: [" + ", ".join(str(447700900200 + i) for i in range(32)) + "]\n",
+            "connect: a conversation records at most 32 channels, the caller's and one per party: 32 parties",
+        ),
+        (VOICEMAIL + "  max_seconds: 7201\n", "max_seconds: must be a whole number from 3 to 7200"),
+        (VOICEMAIL + "  max_seconds: 2\n", "max_seconds: must be a whole number from 3 to 7200"),
+    ],
+    ids=lambda value: value[:60] if isinstance(value, str) and not value.startswith("  flow") else "",
+)
+def test_a_route_vonage_would_refuse_names_its_number_and_field(tmp_path: Path, entry: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=f"routes.yaml, .*{re.escape(says)}"):
+        start(tmp_path, entry)
+
+
+def test_what_vonage_takes_still_loads(tmp_path: Path) -> None:
+    three = start(tmp_path, '  flow: conversation\n  connect: ["447700900200", "447700900201"]\n').routes
+    # Vonage's own default: wav above the two channels an mp3 holds.
+    assert three.for_number(NUMBER).format == "wav"
+    assert start(tmp_path, CONVERSATION).routes.for_number(NUMBER).format == "mp3"
+    # A conversation without a notice says nothing: its language is only the transcription's.
+    assert start(tmp_path, CONVERSATION + "  language: en-NZ\n").routes.for_number(NUMBER).language == "en-NZ"
+    welsh = start(tmp_path, VOICEMAIL + "  language: en-GB-WLS\n").routes.for_number(NUMBER)
+    assert welsh.language == "en-GB-WLS"
+    spoken = "<speak>" + '<break time="1s"/>' * 100 + "x" * 1500 + "</speak>"
+    assert start(tmp_path, CONVERSATION + f"  notice: '{spoken}'\n").routes.for_number(NUMBER).notice == spoken
+    assert Settings.from_env({"GREETING": spoken}).stream.greeting == spoken
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        # An unlisted number would get a conversation with no one to connect: the call ends at once.
+        ({"DEFAULT_FLOW": "conversation"}, "DEFAULT_FLOW must be one of stream, voicemail (a conversation needs"),
+        ({"GREETING": "x" * 1501}, "GREETING is 1,501 characters, over Vonage's 1,500-character talk limit"),
+        ({"GREETING": "<speak>Tom & Jerry</speak>"}, "GREETING starts with <speak> but is not one well-formed"),
+        ({"GREETING": "  "}, "GREETING has nothing to say"),
+        ({"GREETING": ""}, "GREETING has nothing to say"),
+        ({"PUBLIC_URL": "https://fn.example.test/my functions"}, "PUBLIC_URL must be a URL without spaces"),
+        ({"PUBLIC_URL": "https://fn.example.test/?v=1"}, "PUBLIC_URL must have no query or fragment"),
+        ({"PUBLIC_URL": "https://fn.example.test/#top"}, "PUBLIC_URL must have no query or fragment"),
+        ({"RECORDER_URL": "wss://rec.example.test/sóckét"}, "RECORDER_URL must be a URL without spaces"),
+        ({"RECORDER_URL": "wss://[::1/socket"}, "RECORDER_URL must be a ws:// or wss:// URL"),
+        ({"RECORDER_URL": "wss://rec.example.test:99999/socket"}, "RECORDER_URL must be a ws:// or wss:// URL"),
+        ({"STREAM_RATE": "11025"}, "STREAM_RATE must be one of (8000, 16000, 24000)"),
+        ({"PROMPT_INPUT_TIMEOUT": "11"}, "PROMPT_INPUT_TIMEOUT must be from 1 to 10 seconds"),
+    ],
+)
+def test_a_setting_vonage_would_refuse_names_the_variable(env: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        Settings.from_env(env)
