@@ -60,26 +60,37 @@ WEBSOCKET_HEADERS_LIMIT = 512
 WEBSOCKET_RATES = (8000, 16000, 24000)
 
 # Vonage's text-to-speech languages, each with its voice styles (talk `style`, default 0).
-# The codes are vonage-voice 1.5.1's `TtsLanguageCode` (a test keeps them equal); the styles are
-# the "Supported Languages" table of Vonage's text-to-speech guide (2022-06-30), which lists
-# `nb-NO` but not `no-NO`, so `no-NO` gets only the default style every language has.
+# The codes are every language a Vonage-written list names: the text-to-speech guide's table of
+# supported languages (2022-06-30), vonage-node-sdk's TTSLanguages (@vonage/voice 1.22.0, 2024)
+# and vonage-voice 1.5.1's TtsLanguageCode (a test keeps that one's codes among these). Refusing
+# a language one of them names would refuse a call Vonage takes. The styles are the guide's; a
+# language it leaves out gets only the default style every language has.
 TTS_STYLES: Mapping[str, tuple[int, ...]] = MappingProxyType(
     {
+        "af-ZA": (0,),
         "ar": tuple(range(8)),
+        "bg-BG": (0,),
+        "bn-IN": tuple(range(2)),
         "ca-ES": tuple(range(3)),
         "cmn-CN": tuple(range(6)),
         "cmn-TW": tuple(range(4)),
         "cs-CZ": tuple(range(3)),
         "cy-GB": (0,),
         "da-DK": tuple(range(6)),
+        "de-AT": (0,),  # not in the 2022 guide's table: the default style only
         "de-DE": tuple(range(11)),
+        "de-ET": (0,),  # not in the 2022 guide's table: the default style only
         "el-GR": tuple(range(3)),
         "en-AU": tuple(range(6)),
         "en-GB": (*range(8), 9),
+        "en-GB-SCT": (0,),  # not in the 2022 guide's table: the default style only
         "en-GB-WLS": (0,),
+        "en-IE": (0,),  # not in the 2022 guide's table: the default style only
         "en-IN": tuple(range(7)),
+        "en-NZ": (0,),  # not in the 2022 guide's table: the default style only
         "en-US": tuple(range(24)),
         "en-ZA": (0,),
+        "es-CO": (0,),  # not in the 2022 guide's table: the default style only
         "es-ES": tuple(range(9)),
         "es-MX": (0,),
         "es-US": tuple(range(6)),
@@ -88,6 +99,8 @@ TTS_STYLES: Mapping[str, tuple[int, ...]] = MappingProxyType(
         "fil-PH": tuple(range(4)),
         "fr-CA": tuple(range(5)),
         "fr-FR": tuple(range(10)),
+        "gl-ES": (0,),  # not in the 2022 guide's table: the default style only
+        "gu-IN": tuple(range(2)),
         "he-IL": (0,),
         "hi-IN": tuple(range(6)),
         "hu-HU": tuple(range(2)),
@@ -95,22 +108,32 @@ TTS_STYLES: Mapping[str, tuple[int, ...]] = MappingProxyType(
         "is-IS": tuple(range(3)),
         "it-IT": tuple(range(7)),
         "ja-JP": tuple(range(6)),
+        "kn-IN": tuple(range(2)),
         "ko-KR": tuple(range(6)),
+        "lv-LV": (0,),
+        "ml-IN": tuple(range(2)),
+        "ms-MY": tuple(range(4)),
         "nb-NO": tuple(range(8)),
+        "nl-BE": (0, 2),
         "nl-NL": tuple(range(7)),
-        "no-NO": (0,),
+        "no-NO": (0,),  # not in the 2022 guide's table: the default style only
+        "pa-IN": tuple(range(4)),
         "pl-PL": tuple(range(9)),
         "pt-BR": tuple(range(6)),
         "pt-PT": tuple(range(8)),
         "ro-RO": tuple(range(3)),
         "ru-RU": tuple(range(7)),
         "sk-SK": tuple(range(2)),
+        "sr-RS": (0,),
         "sv-SE": tuple(range(4)),
+        "ta-IN": tuple(range(2)),
+        "te-IN": tuple(range(2)),
         "th-TH": tuple(range(2)),
         "tr-TR": tuple(range(8)),
         "uk-UA": (0,),
         "vi-VN": tuple(range(4)),
         "yue-CN": (0,),
+        "yue-HK": tuple(range(4)),
     }
 )
 TTS_LANGUAGES = tuple(TTS_STYLES)

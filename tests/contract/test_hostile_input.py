@@ -168,7 +168,7 @@ def test_bad_prompt_fields_are_named_and_nothing_is_written(
         ({"text": " \n "}, "text", "has nothing to say"),
         ({"bye_text": "<speak>Tom & Jerry</speak>"}, "bye_text", "not one well-formed SSML <speak> element"),
         ({"failed_text": "y" * 1600}, "failed_text", "is 1,600 characters"),
-        ({"language": "bg-BG"}, "language", "'bg-BG' is not one of Vonage's text-to-speech languages"),
+        ({"language": "fr-BE"}, "language", "'fr-BE' is not one of Vonage's text-to-speech languages"),
         ({"language": ["en-US"]}, "language", "must be a string"),
         ({"language": "en-GB", "voice": 8}, "voice", "8 is not a voice style of en-GB (its styles: 0-7, 9)"),
         ({"language": "cy-GB", "voice": "1"}, "voice", "1 is not a voice style of cy-GB (its styles: 0)"),

@@ -22,9 +22,11 @@ from shared.core.vonage_limits import (
 from tests.ncco_models import ncco_faults
 
 
-def test_the_text_to_speech_languages_are_the_sdk_s_and_each_has_the_default_style() -> None:
-    assert set(TTS_LANGUAGES) == {code.value for code in TtsLanguageCode}
-    assert len(TTS_LANGUAGES) == len(TtsLanguageCode)
+def test_the_text_to_speech_languages_hold_the_sdk_s_and_each_has_the_default_style() -> None:
+    assert {code.value for code in TtsLanguageCode} <= set(TTS_LANGUAGES)
+    # Named by Vonage's guide or its Node SDK, though not by the Python SDK.
+    assert {"bg-BG", "en-NZ", "gu-IN", "yue-HK"} <= set(TTS_LANGUAGES)
+    assert len(set(TTS_LANGUAGES)) == len(TTS_LANGUAGES)
     for language, styles in TTS_STYLES.items():
         assert styles[0] == 0 and list(styles) == sorted(set(styles)), language
 
@@ -37,8 +39,8 @@ def test_styles_are_those_of_the_language() -> None:
 
 def test_a_well_formed_tag_vonage_does_not_speak_is_refused() -> None:
     assert check_language("en-GB-WLS") is None
-    fault = check_language("bg-BG")
-    assert fault is not None and fault.startswith("'bg-BG' is not one of Vonage's text-to-speech languages (ar, ")
+    fault = check_language("fr-BE")
+    assert fault is not None and fault.startswith("'fr-BE' is not one of Vonage's text-to-speech languages (af-ZA, ar, ")
 
 
 def test_talk_text_counts_what_is_spoken_not_ssml_tags() -> None:
@@ -99,7 +101,7 @@ def test_every_kind_of_action_the_checker_knows_passes_when_good() -> None:
         ([TALK | {"voiceName": "Amy"}], "unknown or changed fields: ['voiceName']"),
         ([TALK | {"text": "x" * 1501}], "refused by vonage_voice.models.Talk"),
         ([TALK | {"text": "  "}], "blank"),
-        ([TALK | {"language": "bg-BG"}], "not a text-to-speech language"),
+        ([TALK | {"language": "fr-BE"}], "not a text-to-speech language"),
         ([TALK | {"language": "en-GB", "style": 8}], "style 8 is not one of en-GB's"),
         ([TALK | {"bargeIn": True}], "bargeIn, but the next non-talk action is not an input"),
         ([TALK | {"bargeIn": True}, PHONE_CONNECT], "bargeIn"),

@@ -35,8 +35,8 @@ def start(tmp_path: Path, entry: str, **env: str) -> Settings:
         ('  flow: conversation\n  connect: ["07700900200"]\n', "connect: '07700900200' is not an E.164 number"),
         (CONVERSATION + '  caller_id: "123456"\n', "line 4: route 447700900002, caller_id: '123456' is not an E.164"),
         # Well-formed BCP 47, but not a language Vonage speaks.
-        (VOICEMAIL + "  language: bg-BG\n", "line 4: route 447700900002, language: 'bg-BG' is not one of Vonage's"),
-        (CONVERSATION + "  notice: Recorded.\n  language: en-NZ\n", "language: 'en-NZ' is not one of Vonage's"),
+        (VOICEMAIL + "  language: fr-BE\n", "line 4: route 447700900002, language: 'fr-BE' is not one of Vonage's"),
+        (CONVERSATION + "  notice: Recorded.\n  language: pt-AO\n", "language: 'pt-AO' is not one of Vonage's"),
         (CONVERSATION + "  notice: " + "x" * 1501 + "\n", "line 4: route 447700900002, notice: is 1,501 characters"),
         (CONVERSATION + '  notice: "<speak>Tom & Jerry</speak>"\n', "notice: starts with <speak> but is not"),
         (CONVERSATION + '  notice: "   "\n', "notice: has nothing to say"),
@@ -65,7 +65,7 @@ def test_what_vonage_takes_still_loads(tmp_path: Path) -> None:
     assert three.for_number(NUMBER).format == "wav"
     assert start(tmp_path, CONVERSATION).routes.for_number(NUMBER).format == "mp3"
     # A conversation without a notice says nothing: its language is only the transcription's.
-    assert start(tmp_path, CONVERSATION + "  language: en-NZ\n").routes.for_number(NUMBER).language == "en-NZ"
+    assert start(tmp_path, CONVERSATION + "  language: pt-AO\n").routes.for_number(NUMBER).language == "pt-AO"
     welsh = start(tmp_path, VOICEMAIL + "  language: en-GB-WLS\n").routes.for_number(NUMBER)
     assert welsh.language == "en-GB-WLS"
     spoken = "<speak>" + '<break time="1s"/>' * 100 + "x" * 1500 + "</speak>"
