@@ -40,7 +40,8 @@ def test_styles_are_those_of_the_language() -> None:
 def test_a_well_formed_tag_vonage_does_not_speak_is_refused() -> None:
     assert check_language("en-GB-WLS") is None
     fault = check_language("fr-BE")
-    assert fault is not None and fault.startswith("'fr-BE' is not one of Vonage's text-to-speech languages (af-ZA, ar, ")
+    assert fault is not None
+    assert fault.startswith("'fr-BE' is not one of Vonage's text-to-speech languages (af-ZA, ar, ")
 
 
 def test_talk_text_counts_what_is_spoken_not_ssml_tags() -> None:
