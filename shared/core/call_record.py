@@ -17,6 +17,7 @@ __all__ = [
     "CallEvent",
     "CallRecord",
     "Flow",
+    "Gap",
     "Keypress",
     "RecordingState",
     "StoredRecording",
@@ -44,11 +45,14 @@ class Flow(StrEnum):
 
 
 class RecordingState(StrEnum):
-    """Where a streamed recording is: still streaming, assembled at its end, or assembled afterwards."""
+    """Where a streamed recording is: `streaming` while it goes on; then complete, recovered,
+    partial or failed, final once the entry is settled (the rules: shared/core/recording_outcome.py)."""
 
     STREAMING = "streaming"
     COMPLETE = "complete"
     RECOVERED = "recovered"
+    PARTIAL = "partial"
+    FAILED = "failed"
 
 
 _EVENT = ("status", "timestamp", "uuid")
@@ -74,6 +78,24 @@ class CallEvent:
         return {"status": self.status, "timestamp": self.timestamp, "uuid": self.uuid, **self.details}
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Audio known to be missing from a recording: `seconds` of it, after the `at` seconds the
+    recording holds, from `start` to `end` (ISO 8601)."""
+
+    at: float
+    seconds: float
+    start: str
+    end: str
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(doc["at"], doc["seconds"], doc["start"], doc["end"])
+
+    def to_json(self) -> dict[str, object]:
+        return {"at": self.at, "seconds": self.seconds, "start": self.start, "end": self.end}
+
+
 _STREAM = (
     "session",
     "object",
@@ -85,12 +107,15 @@ _STREAM = (
     "ended_at",
     "end_reason",
     "recovered_at",
+    "gaps",
+    "settled_at",
 )
 
 
 @dataclass
 class StreamEntry:
-    """One websocket stream's recording; `recovered_at` is set only for one assembled afterwards."""
+    """One websocket stream's recording; `recovered_at` is set only for one assembled afterwards,
+    `settled_at` once its state is final (and reported), `gaps` only for a `partial` one."""
 
     session: str
     object_key: str
@@ -102,6 +127,8 @@ class StreamEntry:
     ended_at: str | None = None
     end_reason: str | None = None
     recovered_at: str | None = None
+    gaps: list[Gap] = field(default_factory=list)
+    settled_at: str | None = None
     extra: JsonObject = field(default_factory=dict)
 
     @classmethod
@@ -117,6 +144,8 @@ class StreamEntry:
             ended_at=doc["ended_at"],
             end_reason=doc["end_reason"],
             recovered_at=doc.get("recovered_at"),
+            gaps=[Gap.from_json(g) for g in doc.get("gaps", ())],
+            settled_at=doc.get("settled_at"),
             extra=unknown_fields(doc, *_STREAM),
         )
 
@@ -134,7 +163,16 @@ class StreamEntry:
         }
         if self.recovered_at is not None:
             doc["recovered_at"] = self.recovered_at
+        if self.gaps:
+            doc["gaps"] = [gap.to_json() for gap in self.gaps]
+        if self.settled_at is not None:
+            doc["settled_at"] = self.settled_at
         return doc | self.extra
+
+    @property
+    def settled(self) -> bool:
+        """Whether the recording's state is final."""
+        return self.settled_at is not None
 
 
 @dataclass

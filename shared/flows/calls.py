@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from shared.core.call_index import INDEX_PREFIX, CallFilter, CallSummary, index_key, summarize, transcript_start
 from shared.core.call_record import CALL_DOCUMENT, CallRecord, call_key, new_call
 from shared.core.ports import BlobStore
+from shared.core.times import iso
 from shared.flows.documents import document_of, read_document, update_document
 
 __all__ = ["CallPage", "iso", "list_calls", "note_transcript", "read_call", "reindex_calls", "update_call"]
@@ -26,10 +27,6 @@ log = logging.getLogger(__name__)
 # How many index entries one page of the list may read through before it answers.
 SCAN_LIMIT = 2000
 _BATCH = 200
-
-
-def iso(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def read_call(store: BlobStore, conversation_uuid: str) -> CallRecord | None:
