@@ -72,6 +72,15 @@ def recover(session: nox.Session) -> None:
     session.run("python", "-m", "appengine.recover", *session.posargs)
 
 
+@nox.session
+def sweep(session: nox.Session) -> None:
+    """Run the sweep once: settle recordings whose recorder died or whose stream never came, and
+    run the retries asked for on the Problems page (beside `nox -s serve`, on its settings)."""
+    session.install("-r", RECORDER)
+    port = os.environ.get("PORT", "8080")
+    session.run("python", "-m", "appengine.sweep", *session.posargs, env=_local_env(port))
+
+
 @nox.session(venv_backend="none")
 def lock(session: nox.Session) -> None:
     """Resolve pyproject.toml's dependency groups into uv.lock and export each deployable's

@@ -1,6 +1,7 @@
 """The embedded task queue's worker: dispatches the tasks the functions store under `tasks/` to the
 `tasks` function over HTTP, as Cloud Tasks would, with Cloud Tasks' headers; deletes a task on a
-2xx and otherwise retries it after a doubling backoff until its attempts run out.
+2xx and otherwise retries it after a doubling backoff until its attempts run out. Every
+SWEEP_INTERVAL it also queues a `sweep` task, as Cloud Scheduler does deployed.
 
 It runs beside the functions, never in them: in `nox -s serve`'s process, or on its own with
 `python -m appengine.local_queue` (TASKS_URL names the tasks function).
@@ -16,14 +17,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from shared.adapters.local_task_queue import FAILED_PREFIX, TASKS_PREFIX
+from shared.adapters.local_task_queue import FAILED_PREFIX, TASKS_PREFIX, LocalTaskQueue
 from shared.config.settings import Settings
 from shared.core.ports import BlobStore, StorageConflict
-from shared.core.tasks import ATTEMPT_HEADER, MAX_BACKOFF, QUEUE_KEY_HEADER, TASK_NAME_HEADER, parse_task
+from shared.core.tasks import ATTEMPT_HEADER, MAX_BACKOFF, QUEUE_KEY_HEADER, TASK_NAME_HEADER, Task, parse_task
+from shared.flows.problems import note_exhausted_task
 from shared.runtime.logs import configure_logging
 from shared.runtime.services import Services
 
@@ -56,12 +58,26 @@ class LocalTaskDispatcher:
     retry: RetrySettings
     http: Any = None
     clock: Callable[[], float] = time.time
+    # Seconds between two sweeps it queues; None queues none.
+    sweep_every: float | None = None
+    _swept: int | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.http is None:
             import requests
 
             self.http = requests.Session()
+
+    def queue_sweep(self) -> bool:
+        """Queue the sweep of this period, once however many workers ask; whether it was due."""
+        if not self.sweep_every:
+            return False
+        period = int(self.clock() // self.sweep_every)
+        if period == self._swept:
+            return False
+        self._swept = period
+        LocalTaskQueue(self.store, self.clock).enqueue(Task("sweep", f"period-{period}"))
+        return True
 
     def run_due(self) -> int:
         """Dispatch every task that is due now; returns how many were dispatched."""
@@ -75,6 +91,7 @@ class LocalTaskDispatcher:
         """Run until `stop` is set; a failing pass is logged and the next one goes on."""
         while not stop.is_set():
             try:
+                self.queue_sweep()
                 if not self.run_due():
                     stop.wait(poll)
             except Exception:
@@ -136,10 +153,12 @@ class LocalTaskDispatcher:
     def _after_failure(self, key: str, document: dict[str, Any], name: str, status: int | None) -> None:
         attempts = int(document["attempts"]) + 1
         if attempts >= self.retry.max_attempts:
-            # Cloud Tasks drops such a task; the local queue keeps it aside for a look.
+            # The tasks function could not tell it (it gives up a last attempt itself, with a 2xx):
+            # the local queue does, and keeps the task aside for a look.
             self.store.write(f"{FAILED_PREFIX}{name}.json", json.dumps(document | {"attempts": attempts}).encode())
             self.store.delete(key)
-            log.error("task gave up", extra={"task": name, "attempts": attempts, "http": status})
+            error = f"HTTP {status}" if status is not None else "no answer"
+            note_exhausted_task(self.store, parse_task(document["task"]), attempts, error, self.clock())
             return
         document.update(attempts=attempts, due_at=self.clock() + self.retry.backoff(attempts), leased_until=0)
         self.store.write(key, json.dumps(document).encode(), "application/json")
@@ -150,7 +169,9 @@ def local_dispatcher(services: Services) -> LocalTaskDispatcher:
     """The embedded queue's worker for these settings: retries as the Cloud Tasks queue is set up."""
     settings = services.settings
     retry = RetrySettings(settings.delivery.attempts, settings.delivery.backoff)
-    return LocalTaskDispatcher(services.store, settings.tasks.url, settings.local_queue_key, retry)
+    return LocalTaskDispatcher(
+        services.store, settings.tasks.url, settings.local_queue_key, retry, sweep_every=settings.sweep.interval
+    )
 
 
 def main() -> int:

@@ -20,6 +20,7 @@ from shared.adapters.google_streaming_transcriber import cooperate_with_gevent
 from shared.config.settings import SECRET_NAMES, Settings
 from shared.core.ports import LiveListener, StreamingTranscriber
 from shared.core.tasks import Task
+from shared.flows.recording_outcomes import settle_task
 from shared.flows.results import claim_result
 from shared.flows.streams import CLOSE_INTERNAL_ERROR, StreamClosed, StreamContext, run_stream
 from shared.flows.voicemail import LiveMessage, page_live_message
@@ -113,6 +114,20 @@ def _live_listener(services: Services) -> Callable[[str], LiveListener]:
     return listen
 
 
+def _settler(services: Services) -> Callable[[str, str], None]:
+    """What a stream's end asks for: a task that settles the call's recordings (in the tasks
+    function, beside the other outcomes), since the call may already be over."""
+
+    def settle(conversation_uuid: str, session: str) -> None:
+        try:
+            services.queue.enqueue(settle_task(conversation_uuid, session))
+        except Exception:
+            # The sweep settles the call anyway, once Vonage reports its end.
+            log.exception("could not ask for a recording to be settled", extra={"call": conversation_uuid})
+
+    return settle
+
+
 def create_app(
     settings: Settings | None = None, services: Services | None = None, handle_sigterm: bool = False
 ) -> Flask:
@@ -135,6 +150,7 @@ def create_app(
         routes=settings.routes,
         listen=_live_listener(services),
         post_result=lambda call, name, url, payload: claim_result(services, call, name, url, payload),
+        on_recorded=_settler(services),
     )
     app.extensions["tapedeck.streams"] = context
     if handle_sigterm:

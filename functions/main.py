@@ -12,6 +12,7 @@ import flask
 import functions_framework
 
 from shared.core.errors import NotFound
+from shared.core.recording_outcome import call_ended_at
 from shared.flows.inbound import answer_call, record_call_event
 from shared.flows.links import resolve_link
 from shared.runtime.services import Services, app_services
@@ -49,9 +50,9 @@ def answer(request: flask.Request) -> Any:
 @functions_framework.http
 @guarded(methods=("GET", "POST"))
 def event(request: flask.Request) -> Any:
-    """Vonage's event webhook: keep each call status in call.json, answer 204. A live voicemail's
-    websocket connect reports here too, and gets the NCCO that records the message instead when
-    the recorder could not be reached."""
+    """Vonage's event webhook: keep each call status in call.json, answer 204; once the call is
+    over, a task settles its recordings. A live voicemail's websocket connect reports here too, and
+    gets the NCCO that records the message instead when the recorder could not be reached."""
     if request.args.get("fallback") == "voicemail":
         from shared.flows.jobs import FALLBACK_URL_PARAMS
         from shared.flows.voicemail import voicemail_fallback
@@ -60,7 +61,12 @@ def event(request: flask.Request) -> Any:
         actions = voicemail_fallback(services.settings, params)
         return flask.jsonify(actions) if actions is not None else ("", 204)
     services, params, _ = _vonage_webhook(request)
-    record_call_event(services.store, params, services.clock())
+    recorded = record_call_event(services.store, params, services.clock())
+    if recorded is not None and recorded.added and call_ended_at(recorded.call) is not None:
+        from shared.flows.recording_outcomes import follow_call_end
+
+        # The call is over: its recordings can take their final state.
+        follow_call_end(services, recorded.call, recorded.leg)
     return "", 204
 
 

@@ -5,7 +5,9 @@ YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes
 
 - every entry: `flow` (stream, voicemail or conversation);
 - stream, and voicemail with `capture: stream`: `live_webhook` (where each live transcript's
-  segments go as they are heard, and the whole transcript once the call is over);
+  segments go as they are heard, and the whole transcript once the call is over) and
+  `recording_webhook` (where each recording's final state goes, once: complete, recovered,
+  partial with its gaps, or failed; shared/core/recording_outcome.py);
 - voicemail: `owner` (named in the greeting), `recipients` (the numbers paged), `language`,
   `max_seconds`, and `capture`: `record` (Vonage records, then the batch transcription) or
   `stream` (the recorder takes the message live);
@@ -62,8 +64,11 @@ _FIELDS = {
     "result_webhook",
     "capture",
     "live_webhook",
+    "recording_webhook",
 }
-_WEBHOOK_FIELDS = ("result_webhook", "live_webhook")
+_WEBHOOK_FIELDS = ("result_webhook", "live_webhook", "recording_webhook")
+# Fields only a route whose calls stream to the recorder may have.
+_STREAM_FIELDS = ("live_webhook", "recording_webhook")
 # How a voicemail takes its message: Vonage's `record` action, transcribed after the call
 # (the default), or the call's live stream, transcribed as it is spoken.
 CAPTURES = ("record", "stream")
@@ -84,6 +89,7 @@ class Route:
     result_webhook: str = ""
     capture: str = "record"
     live_webhook: str = ""
+    recording_webhook: str = ""
 
     @property
     def streams_live(self) -> bool:
@@ -154,9 +160,9 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
     if values["flow"] == Flow.CONVERSATION:
         _check_conversation(entry, values)
     route = Route(**values)
-    if route.live_webhook and not route.streams_live:
-        needs = "a stream, or a voicemail with capture: stream"
-        raise entry.fail("live_webhook", f"only {needs} can have one")
+    for name in _STREAM_FIELDS:
+        if getattr(route, name) and not route.streams_live:
+            raise entry.fail(name, "only a stream, or a voicemail with capture: stream, can have one")
     _check_speech(entry, route)
     return route
 

@@ -34,6 +34,7 @@ __all__ = [
     "Settings",
     "StorageSettings",
     "StreamSettings",
+    "SweepSettings",
     "TaskSettings",
     "TranscriptionSettings",
     "Variable",
@@ -290,6 +291,11 @@ TASKS_QUEUE = Text("TASKS_QUEUE", "tapedeck")
 TASKS_SERVICE_ACCOUNT = Text("TASKS_SERVICE_ACCOUNT")
 TASKS_AUDIENCE = Text("TASKS_AUDIENCE")
 CLOUD_TASKS_EMULATOR_HOST = Text("CLOUD_TASKS_EMULATOR_HOST", deployed=False)
+# The sweep that settles recordings whose recorder died, or whose stream never came
+RECORDING_GRACE_SECONDS = Seconds("RECORDING_GRACE_SECONDS", 120.0, 0, 86400)
+# Deployed, Cloud Scheduler runs it every whole number of minutes (deploy_plan rounds up).
+SWEEP_INTERVAL = Seconds("SWEEP_INTERVAL", 300.0, 0.1, 3600)
+SWEEP_BATCH = Whole("SWEEP_BATCH", 100, 1, 1000, "calls")
 # The recordings browser, behind Identity-Aware Proxy; `nox -s deploy` looks the audience up.
 IAP_AUDIENCE = Text(
     "IAP_AUDIENCE", shape=AUDIENCE, why="/projects/PROJECT_NUMBER/apps/PROJECT_ID", deployed=False, browser=True
@@ -501,6 +507,23 @@ class TaskSettings:
 
 
 @dataclass(frozen=True)
+class SweepSettings:
+    """The sweep: how long after a call's end a recording still `streaming` is taken for one whose
+    recorder died (and an answered call with no stream for a failed one), how often it runs, and
+    how many waiting calls one run looks at."""
+
+    grace: float = 120.0
+    interval: float = 300.0
+    batch: int = 100
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SweepSettings:
+        return cls(
+            grace=RECORDING_GRACE_SECONDS.read(env), interval=SWEEP_INTERVAL.read(env), batch=SWEEP_BATCH.read(env)
+        )
+
+
+@dataclass(frozen=True)
 class BrowserSettings:
     """The recordings browser: the audience Identity-Aware Proxy signs its header for, and where
     Google's keys for that header are."""
@@ -534,6 +557,7 @@ class Settings:
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     prompt: PromptSettings = field(default_factory=PromptSettings)
     tasks: TaskSettings = field(default_factory=TaskSettings)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
     browser: BrowserSettings = field(default_factory=BrowserSettings)
 
     @property
@@ -560,6 +584,7 @@ class Settings:
             delivery=DeliveryPolicy.from_env(env),
             prompt=PromptSettings.from_env(env),
             tasks=TaskSettings.from_env(env, public_url),
+            sweep=SweepSettings.from_env(env),
             browser=BrowserSettings.from_env(env),
         )
         _check_across(settings)
@@ -607,8 +632,10 @@ def _check_across(settings: Settings) -> None:
     if settings.transcription.engine == "aws":
         _check_aws(settings)
     if storage.kind == "gcs" and settings.delivery.secret_generated:
-        if any(r.result_webhook or r.live_webhook for r in routes.by_number.values()):
-            raise ConfigError(f"{CALLBACK_SECRET.label} is required for result and live webhooks: receivers check it")
+        if any(r.result_webhook or r.live_webhook or r.recording_webhook for r in routes.by_number.values()):
+            raise ConfigError(
+                f"{CALLBACK_SECRET.label} is required for result, live and recording webhooks: receivers check it"
+            )
         if settings.prompt.api_key:
             raise ConfigError(f"{CALLBACK_SECRET.label} is required with PROMPT_API_KEY: receivers check it")
     live_hooked = [number for number, r in routes.by_number.items() if r.live_webhook]

@@ -133,6 +133,14 @@ class DeliveryRecord:
         self.trying = attempt
         return True
 
+    def reopen(self) -> bool:
+        """Make a failed delivery ready to be tried anew from a first attempt (the last outcome
+        stays until the next one); False for one that did not fail."""
+        if self.state != DeliveryState.FAILED:
+            return False
+        self.state, self.trying = DeliveryState.SENDING, None
+        return True
+
     def note(self, outcome: DeliveryOutcome, *, final: bool, now: float) -> DeliveryState:
         """Keep an attempt's outcome; returns its state (the record stays `sending` while retrying)."""
         state = delivery_state(outcome, final=final)

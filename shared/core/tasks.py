@@ -27,8 +27,9 @@ __all__ = [
     "parse_task",
 ]
 
-# What the tasks function runs: each kind is one step of a flow.
-KINDS = ("transcribe", "deliver-result", "deliver-callback", "settle-hangup")
+# What the tasks function runs: each kind is one step of a flow. `settle-recordings` decides the
+# final state of a call's recordings; `sweep` is Cloud Scheduler's (or the embedded queue's) periodic run.
+KINDS = ("transcribe", "deliver-result", "deliver-callback", "settle-hangup", "settle-recordings", "sweep")
 # The longest wait between two runs of a task, on Cloud Tasks and on the embedded queue alike.
 MAX_BACKOFF = 3600
 # Cloud Tasks' own headers: which task, and how many dispatches before this one (0 the first time).
@@ -38,6 +39,7 @@ ATTEMPT_HEADER = "X-CloudTasks-TaskRetryCount"
 QUEUE_KEY_HEADER = "X-Tapedeck-Queue-Key"
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}", re.ASCII)
 _PAYLOAD_LIMIT = 4096
+_RERUNS = 999
 
 
 class Retry(TapedeckError):
@@ -57,19 +59,24 @@ class Task:
     delay: float = 0.0
     # The Cloud Trace context of the request that enqueued it, so one call's story shows together.
     trace: str | None = None
+    # The same work asked for again, from the Problems page, once the queue gave up on it: a
+    # name of its own, which the queue has not seen.
+    rerun: int = 0
 
     @property
     def name(self) -> str:
-        """Unique per piece of work: `transcribe-<job>`, `deliver-callback-<tid>`."""
-        return f"{self.kind}-{self.key}"
+        """Unique per piece of work: `transcribe-<job>`, `deliver-callback-<tid>`, `...-rerun-2`."""
+        return f"{self.kind}-{self.key}" + (f"-rerun-{self.rerun}" if self.rerun else "")
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "key": self.key, "payload": dict(self.payload), "trace": self.trace}
+        doc = {"kind": self.kind, "key": self.key, "payload": dict(self.payload), "trace": self.trace}
+        return doc | ({"rerun": self.rerun} if self.rerun else {})
 
 
 def parse_task(document: Mapping[str, Any]) -> Task:
     """A task from the JSON body the queue delivers; BadRequest for anything else."""
     kind, key, payload, trace = (document.get(k) for k in ("kind", "key", "payload", "trace"))
+    rerun = document.get("rerun", 0)
     if kind not in KINDS:
         raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
     if not isinstance(key, str) or not _KEY.fullmatch(key):
@@ -78,4 +85,6 @@ def parse_task(document: Mapping[str, Any]) -> Task:
         raise BadRequest("payload must be a small JSON object")
     if trace is not None and not isinstance(trace, str):
         raise BadRequest("trace must be a string")
-    return Task(str(kind), key, payload, trace=trace)
+    if not isinstance(rerun, int) or isinstance(rerun, bool) or not 0 <= rerun <= _RERUNS:
+        raise BadRequest(f"rerun must be a whole number from 0 to {_RERUNS}")
+    return Task(str(kind), key, payload, trace=trace, rerun=rerun)

@@ -111,11 +111,13 @@ def finish_conversation(services: ConversationServices, job: Job, transcript: Tr
         store.write(f"{prefix}transcript.engine.json", json.dumps(transcript.document).encode(), "application/json")
     set_job(store, job.name, lambda done: done.move(JobState.TRANSCRIBED, transcript_status=transcript.status))
     link = audio_link(services.settings, store, job.audio_key, now)
-    _send_summary(services, job, dialogue, link, failed=transcript.status != "completed")
+    _send_summary(services, job, dialogue, link, failed=transcript.status != "completed", now=now)
     _post_result(services, job, document, link)
 
 
-def _send_summary(services: ConversationServices, job: Job, dialogue: str, link: str | None, *, failed: bool) -> None:
+def _send_summary(
+    services: ConversationServices, job: Job, dialogue: str, link: str | None, *, failed: bool, now: float
+) -> None:
     if not job.recipients:
         return
     caller = job.caller or "withheld"
@@ -125,7 +127,7 @@ def _send_summary(services: ConversationServices, job: Job, dialogue: str, link:
     else:
         body = "\n".join(dialogue.splitlines()[:SUMMARY_LINES]) or "Nothing was said."
     settings = services.settings
-    sent = text_once(services.store, services.messenger, settings.vonage.sms_from, job, fit_sms(head, body, link))
+    sent = text_once(services.store, services.messenger, settings.vonage.sms_from, job, fit_sms(head, body, link), now)
     log.info("summary sent", extra={"job": job.name, "recipients": sent})
 
 

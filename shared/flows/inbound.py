@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from shared.config.settings import Settings
@@ -14,7 +15,7 @@ from shared.core.tokens import mint_stream_token
 from shared.core.webhooks import parse_call_event, parse_inbound_call
 from shared.flows.calls import update_call
 
-__all__ = ["answer_call", "record_call_event"]
+__all__ = ["RecordedEvent", "answer_call", "record_call_event"]
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +74,23 @@ def _stream_target(settings: Settings, conversation_uuid: str, now: float) -> nc
     return ncco.StreamTarget(settings.stream.recorder_url, settings.stream.rate, token)
 
 
-def record_call_event(store: BlobStore, params: Mapping[str, Any], now: float) -> bool:
-    """Add an event to call.json; a duplicate changes nothing. Returns whether it was new.
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event kept in call.json: the call as it is now, the leg the event was about, and whether
+    the event was new."""
 
-    An event that names no conversation (none of Vonage's documented ones) is logged, not kept.
-    """
+    call: CallRecord
+    leg: str | None
+    added: bool
+
+
+def record_call_event(store: BlobStore, params: Mapping[str, Any], now: float) -> RecordedEvent | None:
+    """Add an event to call.json; a duplicate changes nothing. None for an event that names no
+    conversation (none of Vonage's documented ones): it is logged, not kept."""
     event = parse_call_event(params)
     if not event.conversation_uuid:
         log.warning("event without a conversation", extra={"fields": sorted(params)[:20]})
-        return False
+        return None
     added = False
 
     def change(call: CallRecord) -> None:
@@ -97,6 +106,6 @@ def record_call_event(store: BlobStore, params: Mapping[str, Any], now: float) -
             details=event.details,
         )
 
-    update_call(store, event.conversation_uuid, change, now)
+    call = update_call(store, event.conversation_uuid, change, now)
     log.info("call event", extra={"call": event.conversation_uuid, "status": event.status, "duplicate": not added})
-    return added
+    return RecordedEvent(call, event.uuid or None, added)

@@ -14,6 +14,7 @@ from shared.core.deliveries import DeliveryRequest, DeliveryState, Encoding
 from shared.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from shared.core.identifiers import TRANSACTION_ID, is_shaped
 from shared.core.ncco import Action
+from shared.core.operations import Event, Problem, ProblemKind
 from shared.core.pin_prompt import (
     PinEntry,
     PromptRequest,
@@ -34,6 +35,7 @@ from shared.core.tokens import sign_caller, verify_caller
 from shared.core.webhooks import parse_call_event
 from shared.flows.delivery import HttpClient, check_target, deliver_once
 from shared.flows.documents import claim_once, read_document, update_document
+from shared.flows.problems import clear_problem, note_problem
 
 __all__ = [
     "WEBHOOK_URL_PARAMS",
@@ -41,6 +43,7 @@ __all__ = [
     "create_prompt_call",
     "deliver_callback",
     "prompt_status",
+    "reopen_callback",
     "settle_after_hang_up",
     "transaction_key",
     "webhook",
@@ -250,10 +253,37 @@ def deliver_callback(services: PromptServices, tid: str, *, attempt: int, final:
         state = d.callback.note(outcome, final=final, now=now)
 
     _update(store, tid, note)
-    log.info("callback", extra={"tid": tid, "state": state, "attempt": attempt})
-    if state == "retrying":
+    fields = {"tid": tid, "webhook": "callback", "attempt": attempt, "http": outcome.status, "error": outcome.error}
+    if state == DeliveryState.RETRYING:
+        log.warning("callback will be tried again", extra={"event": Event.DELIVERY_RETRYING, **fields})
         raise Retry(f"callback not delivered yet: {outcome.error}")
+    ident = f"prompt-{tid}"
+    if state == DeliveryState.FAILED:
+        log.error("callback not delivered", extra={"event": Event.DELIVERY_FAILED, **fields})
+        summary = f"PIN prompt callback to {callback.url}: {outcome.error} (attempt {attempt})"
+        note_problem(store, Problem(ProblemKind.DELIVERY, ident, now, summary, None, True, {"tid": tid}))
+    else:
+        log.info("callback delivered", extra={"event": Event.DELIVERY_DELIVERED, **fields})
+        if callback.last is not None:
+            clear_problem(store, ProblemKind.DELIVERY, ident)
     return str(state)
+
+
+def reopen_callback(services: PromptServices, tid: str, rerun: int) -> bool:
+    """Send a failed callback again, from a first attempt, on a task of its own; False when it did
+    not fail (or the transaction is gone)."""
+    if read_document(services.store, transaction_key(tid), PromptTransaction) is None:
+        return False
+    reopened = False
+
+    def reopen(doc: PromptTransaction) -> None:
+        nonlocal reopened
+        reopened = doc.callback.reopen()
+
+    _update(services.store, tid, reopen)
+    if reopened:
+        services.queue.enqueue(Task("deliver-callback", tid, rerun=rerun))
+    return reopened
 
 
 def credentials_for(

@@ -16,12 +16,14 @@ from shared.config.settings import Settings
 from shared.core.call_record import call_key
 from shared.core.deliveries import DeliveryRecord, DeliveryRequest, DeliveryState
 from shared.core.errors import Conflict
+from shared.core.operations import Event, Problem, ProblemKind, webhook_kind
 from shared.core.ports import BlobStore, TaskQueue
 from shared.core.tasks import Retry, Task
 from shared.flows.delivery import HttpClient, deliver_once
 from shared.flows.documents import claim_once, read_document, update_document
+from shared.flows.problems import clear_problem, note_problem
 
-__all__ = ["ResultServices", "claim_result", "deliver_result"]
+__all__ = ["ResultServices", "claim_result", "deliver_result", "delivery_key", "delivery_name", "reopen_result"]
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,13 @@ class ResultServices(Protocol):
     def queue(self) -> TaskQueue: ...
 
 
-def _delivery_key(conversation_uuid: str, name: str) -> str:
+def delivery_key(conversation_uuid: str, name: str) -> str:
     return call_key(conversation_uuid, f"deliveries/{name}.json")
+
+
+def delivery_name(conversation_uuid: str, name: str) -> str:
+    """A result delivery's id among problems: the call's, then the delivery's."""
+    return f"{conversation_uuid}-{name}"
 
 
 def claim_result(
@@ -46,7 +53,7 @@ def claim_result(
 ) -> None:
     """Claim the delivery of `payload` to `url` once per (call, `name`) and queue its first attempt."""
     claim = DeliveryRecord(url, DeliveryState.SENDING, payload=dict(payload), attempts=0)
-    key = _delivery_key(conversation_uuid, name)
+    key = delivery_key(conversation_uuid, name)
     if not claim_once(services.store, key, claim.to_json()):
         existing = read_document(services.store, key, DeliveryRecord)
         if existing is None or existing.state != DeliveryState.SENDING:
@@ -68,7 +75,7 @@ def deliver_result(
     now: float,
 ) -> str:
     """One attempt at a claimed result, its outcome kept in the claim; Retry while attempts are left."""
-    key = _delivery_key(conversation_uuid, name)
+    key = delivery_key(conversation_uuid, name)
     if read_document(services.store, key, DeliveryRecord) is None:
         return "nothing to deliver"
     taken = False
@@ -92,11 +99,43 @@ def deliver_result(
         state = record.note(outcome, final=final, now=now)
 
     update_document(services.store, key, DeliveryRecord, note, _no_claim)
+    fields = {"call": conversation_uuid, "delivery": name, "webhook": webhook_kind(name), "attempt": attempt}
+    fields |= {"http": outcome.status, "error": outcome.error}
     if state == DeliveryState.RETRYING:
+        log.warning("result webhook will be tried again", extra={"event": Event.DELIVERY_RETRYING, **fields})
         raise Retry(f"result webhook not delivered yet: {outcome.error}")
+    ident = delivery_name(conversation_uuid, name)
     if state == DeliveryState.FAILED:
-        log.error("result not delivered", extra={"call": conversation_uuid, "error": outcome.error})
+        log.error("result webhook not delivered", extra={"event": Event.DELIVERY_FAILED, **fields})
+        summary = f"{webhook_kind(name)} webhook to {claim.url}: {outcome.error} (attempt {attempt})"
+        detail = {"conversation_uuid": conversation_uuid, "name": name}
+        problem = Problem(ProblemKind.DELIVERY, ident, now, summary, conversation_uuid, True, detail)
+        note_problem(services.store, problem)
+    else:
+        log.info("result webhook delivered", extra={"event": Event.DELIVERY_DELIVERED, **fields})
+        if claim.last is not None:
+            # Delivered after a failure, perhaps a retry asked for on the Problems page.
+            clear_problem(services.store, ProblemKind.DELIVERY, ident)
     return str(state)
+
+
+def reopen_result(services: ResultServices, conversation_uuid: str, name: str, rerun: int) -> bool:
+    """Send a failed result again, from a first attempt, on a task of its own; False when the
+    delivery did not fail (it is gone, or delivered since)."""
+    key = delivery_key(conversation_uuid, name)
+    if read_document(services.store, key, DeliveryRecord) is None:
+        return False
+    reopened = False
+
+    def reopen(record: DeliveryRecord) -> None:
+        nonlocal reopened
+        reopened = record.reopen()
+
+    update_document(services.store, key, DeliveryRecord, reopen, _no_claim)
+    if reopened:
+        keys = {"conversation_uuid": conversation_uuid, "recording_uuid": name}
+        services.queue.enqueue(Task("deliver-result", name, keys, rerun=rerun))
+    return reopened
 
 
 def _no_claim() -> DeliveryRecord:

@@ -24,7 +24,15 @@ from shared.core.wav import wav_header
 from shared.flows.calls import iso, update_call
 from shared.flows.documents import read_document
 
-__all__ = ["PARTS_DIR", "RecordingSummary", "StreamRecording", "assemble_wav", "recover_recordings"]
+__all__ = [
+    "PARTS_DIR",
+    "RecordingSummary",
+    "StreamRecording",
+    "assemble_wav",
+    "recover_recordings",
+    "recover_session",
+    "session_parts",
+]
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +187,22 @@ def recover_recordings(store: BlobStore, now: float, min_age: float) -> list[Rec
     recovered = []
     for (conversation_uuid, session), infos in sorted(sessions.items()):
         if now - max(i.updated for i in infos) >= min_age:
-            summary = _recover_session(store, conversation_uuid, session, infos, now)
+            summary = recover_session(store, conversation_uuid, session, infos, now)
             if summary:
                 recovered.append(summary)
     return recovered
 
 
-def _recover_session(
+def session_parts(store: BlobStore, conversation_uuid: str, session: str) -> list[BlobInfo]:
+    """What one stream has written to storage and not yet assembled."""
+    return store.list(_part_key(conversation_uuid, session, ""))
+
+
+def recover_session(
     store: BlobStore, conversation_uuid: str, session: str, infos: list[BlobInfo], now: float
 ) -> RecordingSummary | None:
+    """Assemble one dead stream's parts (`infos`, none when it wrote none) into its WAV and mark it
+    `recovered`; None when the call has no entry for the stream."""
     doc_key = call_key(conversation_uuid, CALL_DOCUMENT)
     call = read_document(store, doc_key, CallRecord) or new_call(conversation_uuid)
     entry = call.stream(session)
@@ -198,7 +213,7 @@ def _recover_session(
     rate = int(entry.sample_rate)
     data_bytes = assemble_wav(store, conversation_uuid, session, entry.object_key, rate, pcm_parts)
     duration = round(data_bytes / 2 / rate, 3)
-    last_audio = iso(max(i.updated for i in infos))
+    last_audio = iso(max((i.updated for i in infos), default=now))
 
     def change(doc: CallRecord) -> None:
         record_recording(

@@ -96,6 +96,8 @@ class StreamContext:
     routes: Routes = field(default_factory=Routes)
     listen: Callable[[str], LiveListener] | None = None
     post_result: Callable[[str, str, str, Mapping[str, object]], None] | None = None
+    # Told (call, session) once a stream's recording is assembled, so its final state can be settled.
+    on_recorded: Callable[[str, str], None] | None = None
 
 
 class _Rejected(TapedeckError):
@@ -226,6 +228,8 @@ def _close(stream: _Stream, reason: str, meta: dict[str, Any], context: StreamCo
     recording = stream.recording
     with context.storage_turns:
         recording.finish(reason)
+    if context.on_recorded is not None:
+        context.on_recorded(recording.conversation_uuid, recording.session)
     text = stream.live.finish() if stream.live is not None else None
     if stream.live is not None and stream.live.document is not None:
         note_transcript(context.store, recording.conversation_uuid, stream.live.document["dialogue"], context.clock())

@@ -129,7 +129,7 @@ def _page(services: VoicemailServices, job: Job, message: str, audio_key: str | 
     """Send the page to each recipient exactly once, however often this runs."""
     settings, store = services.settings, services.store
     text = build_pager_text(job.caller, message, audio_link(settings, store, audio_key, now))
-    sent = text_once(store, services.messenger, settings.vonage.sms_from, job, text)
+    sent = text_once(store, services.messenger, settings.vonage.sms_from, job, text, now)
     set_job(store, job.name, lambda paged: paged.move(JobState.PAGED, paged=sent))
     log.info("paged", extra={"job": job.name, "recipients": sent})
 

@@ -3,25 +3,32 @@
 Every step is idempotent: Cloud Tasks delivers at least once, so a task that runs twice finds its
 work done (a job past `transcribing`, a delivery `delivered` or `failed`) and changes nothing.
 A delivery makes one attempt per run; while attempts are left a failure raises Retry (a 503), and
-the queue's own backoff decides when the next run comes.
+the queue's own backoff decides when the next run comes. A step that fails on the last attempt is
+given up here, where it can still be told: one `task.exhausted` log line and a problem, answered
+with a 2xx so the queue runs it no more (Cloud Tasks would drop it without a word).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, RECORDING_ID, is_shaped
+from shared.core.operations import ProblemKind
 from shared.core.ports import TranscriptionJob
 from shared.core.tasks import Task
 from shared.flows.pin_calls import PromptServices, deliver_callback, settle_after_hang_up
+from shared.flows.problems import clear_problem, note_exhausted_task
+from shared.flows.recording_outcomes import settle_recordings
 from shared.flows.results import deliver_result
+from shared.flows.sweep import SweepServices, run_sweep
 from shared.flows.transcription import RecordedCallServices, run_transcription
 
 __all__ = ["TaskServices", "run_task"]
 
 
-class TaskServices(RecordedCallServices, PromptServices, Protocol):
+class TaskServices(RecordedCallServices, PromptServices, SweepServices, Protocol):
     pass
 
 
@@ -44,9 +51,31 @@ def _ids(task: Task) -> tuple[str, str]:
     return conversation_uuid, recording_uuid
 
 
+def _conversation(task: Task) -> str:
+    conversation_uuid = task.payload.get("conversation_uuid")
+    if not is_shaped(conversation_uuid, CONVERSATION_ID):
+        raise BadRequest(f"a {task.kind} task names its conversation")
+    return conversation_uuid
+
+
 def run_task(services: TaskServices, task: Task, attempt: int, now: float) -> str:
-    """Run `task`'s step; `attempt` counts from 1. Returns what happened."""
+    """Run `task`'s step; `attempt` counts from 1. Returns what happened; on the last attempt a
+    failure is given up (and told) instead of raised."""
     final = attempt >= services.settings.delivery.attempts
+    try:
+        result = _run(services, task, attempt, final, now)
+    except Exception as err:
+        if not final:
+            raise
+        note_exhausted_task(services.store, task, attempt, f"{type(err).__name__}: {err}", now)
+        return "given up"
+    if task.rerun:
+        # The same work run again from the Problems page has now succeeded.
+        clear_problem(services.store, ProblemKind.TASK, replace(task, rerun=0).name)
+    return result
+
+
+def _run(services: TaskServices, task: Task, attempt: int, final: bool, now: float) -> str:
     if task.kind == "transcribe":
         return run_transcription(services, _transcription_job(task), now)
     if task.kind == "deliver-result":
@@ -55,4 +84,8 @@ def run_task(services: TaskServices, task: Task, attempt: int, now: float) -> st
         return deliver_callback(services, task.key, attempt=attempt, final=final, now=now)
     if task.kind == "settle-hangup":
         return settle_after_hang_up(services, task.key, now)
+    if task.kind == "settle-recordings":
+        return str(settle_recordings(services, _conversation(task), now))
+    if task.kind == "sweep":
+        return run_sweep(services, now).describe()
     raise BadRequest(f"no step runs tasks of kind {task.kind}")

@@ -101,7 +101,7 @@ def test_a_live_webhook_needs_a_live_engine_and_on_cloud_storage_a_secret(tmp_pa
     with pytest.raises(ConfigError, match="447700900004 has a live_webhook, which needs LIVE_TRANSCRIBER"):
         Settings.from_env(env)
     gcs = env | {"LIVE_TRANSCRIBER": "pocketsphinx", "STORAGE": "gcs", "GCS_BUCKET": "b", "STREAM_TOKEN_SECRET": "s"}
-    with pytest.raises(ConfigError, match=r"CALLBACK_SECRET .* is required for result and live webhooks"):
+    with pytest.raises(ConfigError, match=r"CALLBACK_SECRET .* is required for result, live and recording webhooks"):
         Settings.from_env(gcs)
     assert Settings.from_env(gcs | {"CALLBACK_SECRET": "c"}).routes.for_number("447700900004").live_webhook == HOOK
 
