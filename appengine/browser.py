@@ -1,4 +1,5 @@
-"""The recordings browser: pages to list, hear, see, read and delete calls, and the PIN prompts.
+"""The recordings browser: pages to list, hear, see, read and delete calls, the PIN prompts, and
+the problems operators may need to act on (with their retries).
 
 On App Engine it is a service of its own (`browser.yaml`), behind Identity-Aware Proxy, and every
 page and audio request must carry a valid `x-goog-iap-jwt-assertion`; on Cloud Storage it refuses
@@ -20,10 +21,13 @@ from werkzeug.exceptions import HTTPException
 
 from shared.config.settings import BROWSER_SECRET_NAMES, Settings, require_iap
 from shared.core.call_index import CallFilter
-from shared.core.errors import Forbidden, TapedeckError
+from shared.core.errors import Forbidden, NotFound, TapedeckError
 from shared.core.iap import ASSERTION_HEADER
+from shared.core.operations import ProblemKind, problem_key
+from shared.core.times import iso
 from shared.flows.browse import call_view, delete_call, list_prompts, peaks_of, recording_of
 from shared.flows.calls import list_calls
+from shared.flows.problems import dismiss_problem, list_problems, request_retry
 from shared.runtime.reads import ParallelReads
 from shared.runtime.services import Services
 from shared.runtime.web import serve_object
@@ -60,10 +64,21 @@ def _iap_verifier(settings: Settings) -> Verifier:
     return lambda header: verifier.verify(header).email
 
 
-def _delete_token(secret: str, conversation_uuid: str, user: str) -> str:
-    """A form token for deleting one call, by one user: a page of another site cannot make one."""
-    message = f"delete\n{conversation_uuid}\n{user}".encode()
+def _form_token(secret: str, action: str, subject: str, user: str) -> str:
+    """A form token for one action on one thing, by one user: a page of another site cannot make one."""
+    message = f"{action}\n{subject}\n{user}".encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _delete_token(secret: str, conversation_uuid: str, user: str) -> str:
+    return _form_token(secret, "delete", conversation_uuid, user)
+
+
+def _problem_kind(kind: str) -> ProblemKind:
+    try:
+        return ProblemKind(kind)
+    except ValueError as err:
+        raise NotFound("no such problem") from err
 
 
 def _query() -> dict[str, str]:
@@ -94,6 +109,10 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
             "img-src 'self' data:; frame-ancestors 'none'"
         )
         return response
+
+    @pages.app_template_filter("utc")
+    def utc(seconds: float) -> str:
+        return iso(seconds)[:19].replace("T", " ")
 
     @pages.errorhandler(TapedeckError)
     def refused(err: TapedeckError) -> Any:
@@ -139,6 +158,28 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
             raise Forbidden("this deletion was not confirmed on the call's own page")
         delete_call(services.store, conversation_uuid, flask.g.user, services.clock())
         return flask.redirect(flask.url_for("browser.call", conversation_uuid=conversation_uuid), code=303)
+
+    @pages.get("/problems")
+    def problems() -> Any:
+        found, after = list_problems(store, flask.request.args.get("after", ""), PAGE_SIZE)
+        user = flask.g.user
+        tokens = {p.key: _form_token(secret, "problem", p.key, user) for p in found}
+        return flask.render_template("browser/problems.html", problems=found, after=after, tokens=tokens)
+
+    @pages.post("/problems/<kind>/<ident>/<action>")
+    def act_on_problem(kind: str, ident: str, action: str) -> Any:
+        problem_kind = _problem_kind(kind)
+        expected = _form_token(secret, "problem", problem_key(problem_kind, ident), flask.g.user)
+        if not hmac.compare_digest(flask.request.form.get("token", ""), expected):
+            raise Forbidden("this action was not asked for on the Problems page")
+        if action == "retry":
+            # Run by the next sweep, which has the queue, the messenger and the deliveries' secret.
+            request_retry(services.store, problem_kind, ident, services.clock(), flask.g.user)
+        elif action == "dismiss":
+            dismiss_problem(services.store, problem_kind, ident, flask.g.user)
+        else:
+            raise NotFound("no such action")
+        return flask.redirect(flask.url_for("browser.problems"), code=303)
 
     @pages.get("/prompts")
     def prompts() -> Any:

@@ -115,6 +115,8 @@ def _recordings(store: BlobStore, call: CallRecord, jobs: list[Job]) -> list[Rec
     found = []
     labels = next((job.labels for job in jobs if job.labels), None) or ["Caller", "Agent"]
     for entry in call.recordings:
+        if not entry.object_key:
+            continue  # a failed recording whose stream never connected: nothing to play
         turns, notes = _turns(document_of(store.read(_transcript_key(entry.object_key))), ["Caller"])
         marks = [Mark(k.digit, k.at) for k in call.dtmf if k.session == entry.session]
         found.append(

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from shared.core.operations import Problem, ProblemKind
+from shared.flows.problems import note_problem
 from tests.deck import Deck, start_deck
 from tests.servers import ROOT
 from tests.testbed import DATA
@@ -147,7 +149,12 @@ def test_the_pages_pass_an_accessibility_check(deck: tuple[Deck, list[Any]], bro
     # The pages' Content-Security-Policy refuses injected scripts: only the checker's context lifts it.
     context = browser.new_context(viewport={"width": 1200, "height": 900}, bypass_csp=True)
     page = context.new_page()
-    for path in ("/", f"/calls/{reports[0].conversation_uuid}", "/prompts"):
+    # The Problems page with a row of each kind, one of them with its retry.
+    call = reports[0].conversation_uuid
+    for kind, retryable in ((ProblemKind.RECORDING, False), (ProblemKind.DELIVERY, True)):
+        summary = f"{kind} problem of a long description that wraps across the cell at 200 % zoom"
+        note_problem(server.store, Problem(kind, f"{call}-a11y", time.time(), summary, call, retryable))
+    for path in ("/", f"/calls/{call}", "/prompts", "/problems"):
         page.goto(f"{server.url}{path}")
         page.add_script_tag(path=str(AXE))
         violations = page.evaluate(
