@@ -28,9 +28,11 @@ from shared.config.settings import SECRET_NAMES, browser_names, deployed_names, 
 from shared.core.iap import AUDIENCE, app_engine_audience
 from tools.deploy_plan import RUNTIME, Step, account_email, deploy_plan
 from tools.locks import REQUIREMENTS
+from tools.monitoring import POLICIES, alert_policy
 
 __all__ = [
     "BROWSER_ENV_NAMES",
+    "CHANNELS_VARIABLE",
     "ENV_NAMES",
     "GCLOUDIGNORE",
     "MEMBERS_VARIABLE",
@@ -42,10 +44,12 @@ __all__ = [
     "lifecycle_rules",
     "main",
     "project_number",
+    "read_channels",
     "read_members",
     "run_plan",
     "stage_browser",
     "stage_functions",
+    "stage_monitoring",
     "stage_recorder",
 ]
 
@@ -56,6 +60,10 @@ BROWSER_ENV_NAMES = tuple(name for name in browser_names() if name not in SECRET
 # Who may open the recordings browser: IAM members, comma separated. Read by the deploy only.
 MEMBERS_VARIABLE = "BROWSER_MEMBERS"
 _MEMBER_KINDS = ("user", "group", "domain", "serviceAccount")
+# The Cloud Monitoring notification channels the alert policies notify (ids or
+# projects/P/notificationChannels/ID), comma separated. Read by the deploy only.
+CHANNELS_VARIABLE = "ALERT_CHANNELS"
+_CHANNEL = re.compile(r"(projects/[a-z0-9-]+/notificationChannels/)?[0-9]+", re.ASCII)
 # Transaction documents of PIN prompt calls are deleted by the bucket's lifecycle rule after this.
 PROMPT_PREFIX = "prompts/"
 # gcloud's rule for a function name: a letter, then up to 62 letters, digits, `-` or `_`.
@@ -134,6 +142,17 @@ def _stage_app_engine(
 def _copy_shared(root: Path, target: Path) -> None:
     source = root / "shared"
     shutil.copytree(source, target / "shared", ignore=_CACHES)
+
+
+def stage_monitoring(out: Path) -> Path:
+    """Write each alert policy's JSON into `out/monitoring`, where the plan's `--policy-from-file` reads it."""
+    folder = out / "monitoring"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for policy in POLICIES:
+        (folder / f"{policy.name}.json").write_text(json.dumps(alert_policy(policy), indent=2) + "\n", encoding="utf-8")
+    return folder
 
 
 def stage_functions(root: Path, out: Path) -> Path:
@@ -221,12 +240,14 @@ def function_name(entry_point: str) -> str:
 
 
 def format_plan(steps: Sequence[Step]) -> str:
-    """The plan as shell lines: a skipped-if-present step as `describe || create`, a secret as a
-    variable piped in (its value is never printed)."""
+    """The plan as shell lines: a skipped-if-present step as `describe || create` (or `list | grep
+    -q . || create`), a secret as a variable piped in (its value is never printed)."""
     lines = []
     for step in steps:
         line = shlex.join(step.argv)
-        if step.unless:
+        if step.unless and step.unless_lists:
+            line = f"{shlex.join(step.unless)} | grep -q . || {line}"
+        elif step.unless:
             line = f"{shlex.join(step.unless)} >/dev/null 2>&1 || {line}"
         if step.stdin is not None:
             line = f'printf %s "${_secret_of(step)}" | {line}'
@@ -251,7 +272,7 @@ def run_plan(
         raise DeployError("gcloud is not on PATH: install the Google Cloud CLI, or use --dry-run")
     refused: list[Step] = []
     for step in steps:
-        if step.unless and run(step.unless, capture_output=True).returncode == 0:
+        if step.unless and _found(step, run(step.unless, capture_output=True)):
             continue
         if step.requires is not None and any(step.requires is earlier for earlier in refused):
             print(f"! not run until that grant is given; then run:\n  {shlex.join(step.argv)}", file=sys.stderr)
@@ -267,6 +288,22 @@ def run_plan(
             continue
         raise DeployError(f"{' '.join(step.argv[:4])} failed with exit status {done.returncode}")
     return refused
+
+
+def _found(step: Step, done: Any) -> bool:
+    """Whether the step's `unless` found what the step would create."""
+    if done.returncode != 0:
+        return False
+    return not step.unless_lists or bool((done.stdout or b"").strip())
+
+
+def read_channels(value: str | None) -> list[str]:
+    """ALERT_CHANNELS as notification channels (`12345`, `projects/P/notificationChannels/12345`)."""
+    channels = [part.strip() for part in (value or "").split(",") if part.strip()]
+    for channel in channels:
+        if not _CHANNEL.fullmatch(channel):
+            raise DeployError(f"{CHANNELS_VARIABLE}: {channel!r} is not a notification channel's id or name")
+    return channels
 
 
 def read_members(value: str | None) -> list[str]:
@@ -378,6 +415,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if routes_file:
             _copy_routes(routes_file, (functions_dir, recorder_dir))
         browser_dir, members = _browser_bundle(root, out, args.project, source_env, args.dry_run)
+        stage_monitoring(out)
+        channels = read_channels(source_env.get(CHANNELS_VARIABLE))
+        if not channels:
+            print(f"deploy: {CHANNELS_VARIABLE} is empty: the alert policies notify nobody", file=sys.stderr)
+        if not env.get("TASKS_URL"):
+            print("deploy: TASKS_URL is not set: no schedule runs the sweep until it is", file=sys.stderr)
         names = entry_points((root / "functions" / "main.py").read_text(encoding="utf-8"))
         steps = deploy_plan(
             project=args.project,
@@ -388,6 +431,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             names=[(name, function_name(name)) for name in names],
             env=env,
             members=members,
+            channels=channels,
         )
         if args.dry_run:
             print(format_plan(steps))

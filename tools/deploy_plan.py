@@ -3,13 +3,17 @@
 APIs, the bucket, four service accounts (functions, recorder, the task queue's token, the
 recordings browser), the secrets in Secret Manager, the Cloud Tasks queue, the least-privilege
 grants, each function with its own resources, App Engine (the recorder, then the browser behind
-Identity-Aware Proxy), and the bucket's lifecycle. A secret's value never appears in a command
-line: it is handed to `gcloud secrets versions add --data-file=-` on standard input, and the
-functions get it with `--set-secrets`. Creating steps are skipped when their resource exists.
+Identity-Aware Proxy), the bucket's lifecycle, then operations: the Cloud Scheduler job that runs
+the sweep, log-based metrics of the outcome lines and alert policies on them (tools/monitoring.py).
+A secret's value never appears in a command line: it is handed to `gcloud secrets versions add
+--data-file=-` on standard input, and the functions get it with `--set-secrets`. Creating steps
+are skipped when their resource exists.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,7 @@ from pathlib import Path
 from shared.adapters.cloud_tasks_queue import DISPATCH_DEADLINE
 from shared.config.settings import BROWSER_SECRET_NAMES, SECRET_NAMES, secret_id
 from shared.core.tasks import MAX_BACKOFF
+from tools.monitoring import METRICS, POLICIES
 
 __all__ = [
     "ACCOUNTS",
@@ -25,10 +30,12 @@ __all__ = [
     "PRIVATE_FUNCTIONS",
     "RECORDER_SERVICE",
     "RESOURCES",
+    "SWEEP_JOB",
     "Resources",
     "Step",
     "account_email",
     "deploy_plan",
+    "sweep_schedule",
 ]
 
 # Called only by the task queue with its service account's OIDC token: never public.
@@ -54,16 +61,27 @@ APIS = (
     "secretmanager.googleapis.com",
     "appengine.googleapis.com",
     "iamcredentials.googleapis.com",
+    # The sweep's schedule, the metrics counted from log lines, and the alert policies on them.
+    "cloudscheduler.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
 )
+# The Cloud Scheduler job that posts a `sweep` task to the tasks function.
+SWEEP_JOB = "tapedeck-sweep"
+# How long one sweep may take before Cloud Scheduler counts the run as failed (it is bounded by
+# SWEEP_BATCH; the tasks function's own timeout is longer).
+SWEEP_DEADLINE = "600s"
 
 
 @dataclass(frozen=True)
 class Step:
-    """One gcloud command; `stdin` is fed to it (a secret), `unless` skips it when that command succeeds."""
+    """One gcloud command; `stdin` is fed to it (a secret), `unless` skips it when that command
+    succeeds (with `unless_lists`, when it succeeds and prints something: a listing that found one)."""
 
     argv: tuple[str, ...]
     stdin: str | None = None
     unless: tuple[str, ...] | None = None
+    unless_lists: bool = False
     # A grant: when the deployer lacks the right, it is printed for an owner to run, and the deploy goes on.
     grant: bool = False
     # Run only once this earlier step has succeeded; when it was refused, printed for an owner after it.
@@ -174,6 +192,9 @@ def _queue(project: str, location: str, queue: str, env: Mapping[str, str]) -> l
 
 
 def _grants(project: str, location: str, queue: str, bucket: str | None) -> list[Step]:
+    """Each identity's roles, on the resources it uses. The functions and the recorder both queue
+    tasks (the recorder: a stream's settling, a live voicemail's transcription, a live webhook's
+    transcript), which carry the tasks account's token."""
     steps = []
     if bucket:
         steps += [_grant(("storage", "buckets", f"gs://{bucket}"), kind, "roles/storage.objectAdmin", project)
@@ -188,9 +209,15 @@ def _grants(project: str, location: str, queue: str, bucket: str | None) -> list
             _grant((*accounts, account_email(kind, project)), kind, "roles/iam.serviceAccountTokenCreator", project)
             for kind in ("functions", "browser")
         ),
-        _grant(("tasks", "queues", queue), "functions", "roles/cloudtasks.enqueuer", project, f"--location={location}"),
+        *(
+            _grant(("tasks", "queues", queue), kind, "roles/cloudtasks.enqueuer", project, f"--location={location}")
+            for kind in ("functions", "recorder")
+        ),
         # A task with an OIDC token of the tasks account needs actAs on that account.
-        _grant((*accounts, account_email("tasks", project)), "functions", "roles/iam.serviceAccountUser", project),
+        *(
+            _grant((*accounts, account_email("tasks", project)), kind, "roles/iam.serviceAccountUser", project)
+            for kind in ("functions", "recorder")
+        ),
     ]
 
 
@@ -238,6 +265,61 @@ def _browser(project: str, browser_dir: Path, members: Sequence[str]) -> list[St
     return [deploy, recorder_public, *readers, enable]
 
 
+def sweep_schedule(seconds: float) -> str:
+    """SWEEP_INTERVAL as Cloud Scheduler's cron: every whole number of minutes, rounded up."""
+    minutes = max(1, math.ceil(seconds / 60))
+    return "0 * * * *" if minutes >= 60 else f"*/{minutes} * * * *"
+
+
+def _sweep_job(project: str, location: str, env: Mapping[str, str]) -> list[Step]:
+    """Cloud Scheduler posts a `sweep` task to the tasks function, with the tasks account's OIDC
+    token (the one identity that may invoke it), every SWEEP_INTERVAL. Needs TASKS_URL."""
+    url = env.get("TASKS_URL")
+    if not url:
+        return []
+    at, where = f"--location={location}", f"--project={project}"
+    body = json.dumps({"kind": "sweep", "key": "scheduled", "payload": {}}, separators=(",", ":"))
+    target = (
+        f"--schedule={sweep_schedule(float(env.get('SWEEP_INTERVAL') or 300))}",
+        "--time-zone=Etc/UTC",
+        f"--uri={url}",
+        "--http-method=post",
+        f"--message-body={body}",
+        f"--oidc-service-account-email={account_email('tasks', project)}",
+        f"--oidc-token-audience={env.get('TASKS_AUDIENCE') or url}",
+        f"--attempt-deadline={SWEEP_DEADLINE}",
+    )
+    header = "Content-Type=application/json"
+    create = ("gcloud", "scheduler", "jobs", "create", "http", SWEEP_JOB, at, *target, f"--headers={header}", where)
+    update = ("gcloud", "scheduler", "jobs", "update", "http", SWEEP_JOB, at, *target, f"--update-headers={header}")
+    describe = ("gcloud", "scheduler", "jobs", "describe", SWEEP_JOB, at, where)
+    return [Step(create, unless=describe), Step((*update, where))]
+
+
+def _monitoring(project: str, monitoring_dir: Path, channels: Sequence[str]) -> list[Step]:
+    """Each log-based metric created (or brought up to date), then each alert policy created unless
+    one of its title exists (a policy's id is Google's to choose, so it is found by its title)."""
+    where = f"--project={project}"
+    steps = []
+    for metric in METRICS:
+        fields = (f"--description={metric.description}", f"--log-filter={metric.log_filter}")
+        steps += [
+            _ensure(
+                ("logging", "metrics", "create", metric.name, *fields),
+                ("logging", "metrics", "describe", metric.name),
+                project,
+            ),
+            Step(("gcloud", "logging", "metrics", "update", metric.name, *fields, where)),
+        ]
+    notify = [list_flag("--notification-channels", channels)] if channels else []
+    policies = ("gcloud", "alpha", "monitoring", "policies")
+    for policy in POLICIES:
+        create = (*policies, "create", f"--policy-from-file={monitoring_dir / f'{policy.name}.json'}", *notify, where)
+        found = (*policies, "list", f'--filter=displayName="{policy.display_name}"', "--format=value(name)", where)
+        steps.append(Step(create, unless=found, unless_lists=True))
+    return steps
+
+
 def deploy_plan(
     *,
     project: str,
@@ -248,9 +330,12 @@ def deploy_plan(
     names: Sequence[tuple[str, str]],
     env: Mapping[str, str],
     members: Sequence[str] = (),
+    channels: Sequence[str] = (),
 ) -> list[Step]:
     """Every step, in order. `names` are (entry point, function name); `env` the settings to deploy;
-    `members` who may open the recordings browser (`user:…`, `group:…`)."""
+    `members` who may open the recordings browser (`user:…`, `group:…`); `channels` the Cloud
+    Monitoring notification channels the alert policies notify. The alert policies' JSON is staged
+    in `monitoring/` beside the functions' folder."""
     bucket = env.get("GCS_BUCKET")
     location, queue = env.get("TASKS_LOCATION") or region, env.get("TASKS_QUEUE") or "tapedeck"
     secrets = {name: env[name] for name in SECRET_NAMES if env.get(name)}
@@ -277,4 +362,6 @@ def deploy_plan(
         steps.append(
             Step(("gcloud", "storage", "buckets", "update", f"gs://{bucket}", lifecycle, f"--project={project}"))
         )
+    steps += _sweep_job(project, location, env)
+    steps += _monitoring(project, functions_dir.parent / "monitoring", channels)
     return steps

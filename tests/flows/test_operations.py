@@ -27,6 +27,9 @@ from shared.runtime.logs import JsonFormatter
 from shared.runtime.task_dispatch import run_task
 from tests.fakes import FakeServices, HttpAnswer, SentMessages
 from tests.flows.mailbox import JOB, SPOKEN, received, voicemail_services
+from tools.monitoring import METRICS
+
+COUNTED_BY = {metric.name: metric for metric in METRICS}
 
 CALL = "CON-8c1d2e3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
 HOOK = "http://127.0.0.1:9/results"
@@ -79,6 +82,8 @@ def test_a_delivery_given_up_is_a_problem_and_its_retry_delivers_it(
         "error": "HTTP 500",
     }
     assert retrying["attempt"] == 1 and retrying["severity"] == "WARNING"
+    assert COUNTED_BY["tapedeck_deliveries_failed"].counts(failed)
+    assert not COUNTED_BY["tapedeck_deliveries_failed"].counts(retrying)
     (problem,) = list_problems(services.store)[0]
     assert (problem.kind, problem.ident, problem.retryable) == (ProblemKind.DELIVERY, f"{CALL}-rec-1", True)
     assert problem.summary == f"result webhook to {HOOK}: HTTP 500 (attempt {ATTEMPTS})"
@@ -134,6 +139,7 @@ def test_a_page_that_fails_is_a_problem_and_its_retry_sends_it(
 
     failed = lines(caplog, Event.PAGE_FAILED)
     assert [(line["severity"], line["error"]) for line in failed] == [("ERROR", "SMS refused: throttled")] * 2
+    assert all(COUNTED_BY["tapedeck_pages_failed"].counts(line) for line in failed)
     problems, _ = list_problems(services.store)
     assert sorted(p.detail["to"] for p in problems) == ["447700900111", "447700900222"]
     assert all(p.kind == ProblemKind.PAGE and p.retryable for p in problems)
@@ -162,6 +168,7 @@ def test_a_task_that_fails_its_last_attempt_is_given_up_told_and_can_be_run_agai
         "settle-recordings-CON-1-leg", "settle-recordings", ATTEMPTS, "ERROR",
     )  # fmt: skip
     assert line["error"].startswith("BadRequest") and "exception" in line
+    assert COUNTED_BY["tapedeck_tasks_exhausted"].counts(line)
     (problem,) = list_problems(services.store)[0]
     assert problem.ident == "settle-recordings-CON-1-leg" and problem.detail["task"]["kind"] == "settle-recordings"
 

@@ -25,6 +25,9 @@ from shared.flows.sweep import CURSOR_KEY, run_sweep
 from shared.runtime.logs import JsonFormatter
 from shared.runtime.task_dispatch import run_task
 from tests.fakes import FakeClock, FakeServices
+from tools.monitoring import METRICS
+
+COUNTED_BY = {metric.name: metric for metric in METRICS}
 
 NUMBER, VOICEMAIL, CALLER = "447700900004", "447700900003", "447700900123"
 HOOK = "http://127.0.0.1:9/recordings"
@@ -131,6 +134,7 @@ def test_a_call_that_ends_with_its_stream_is_complete_and_its_webhook_arrives_on
     assert (line["severity"], line["call"], line["state"], line["duration"], line["gaps"]) == (
         "INFO", "CON-a", "complete", 10.0, 0,
     )  # fmt: skip
+    assert not any(metric.counts(line) for metric in METRICS)
     assert list_problems(services.store)[0] == [] and services.store.list(PENDING_PREFIX) == []
 
 
@@ -164,6 +168,9 @@ def test_a_dead_recorder_is_recovered_after_the_grace_and_reported_partial(
     assert (hook["state"], hook["gaps"], hook["end_reason"]) == ("partial", entry["gaps"], "recorder stopped")
     (line,) = finals(caplog)
     assert (line["severity"], line["state"], line["missing_seconds"]) == ("WARNING", "partial", gap["seconds"])
+    # The deploy's metric counts this line, and the failed one does not.
+    assert COUNTED_BY["tapedeck_recordings_incomplete"].counts(line)
+    assert not COUNTED_BY["tapedeck_recordings_failed"].counts(line)
     (problem,) = list_problems(services.store)[0]
     assert (problem.kind, problem.call, problem.retryable) == (ProblemKind.RECORDING, "CON-b", False)
     assert problem.summary.startswith("partial: 8.2 s recorded, 11.8 s missing")
@@ -182,7 +189,9 @@ def test_a_recorder_that_died_as_the_caller_hung_up_is_recovered(services: FakeS
     assert [h["state"] for h in delivered(services)] == ["recovered"]
 
 
-def test_an_answered_stream_call_with_no_stream_or_no_audio_fails(services: FakeServices) -> None:
+def test_an_answered_stream_call_with_no_stream_or_no_audio_fails(
+    services: FakeServices, caplog: pytest.LogCaptureFixture
+) -> None:
     start = services.clock()
     event(services, "CON-d", "answered", start)
     event(services, "CON-d", "completed", start + 12)
@@ -205,6 +214,8 @@ def test_an_answered_stream_call_with_no_stream_or_no_audio_fails(services: Fake
         "failed: no stream connected",
         "failed: no audio received",
     }
+    lines = finals(caplog)
+    assert len(lines) == 2 and all(COUNTED_BY["tapedeck_recordings_failed"].counts(line) for line in lines)
 
 
 def test_a_stream_that_ended_while_the_caller_stayed_is_partial_without_waiting(services: FakeServices) -> None:

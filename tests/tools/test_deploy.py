@@ -153,14 +153,17 @@ def test_running_without_gcloud_on_path_fails_clearly() -> None:
 
 class Gcloud:
     """A stand-in for gcloud, since no Google Cloud project can be reached here: it keeps what the
-    deploy runs and answers as gcloud would: `describe` finds what `exists` holds, and grants fail
-    when the deployer lacks the right."""
+    deploy runs and answers as gcloud would: `describe` finds what `exists` holds, a `list` prints
+    the names of those it holds, and grants fail when the deployer lacks the right."""
 
     def __init__(self, exists: set[str], may_grant: bool) -> None:
         self.exists, self.may_grant = exists, may_grant
         self.ran: list[tuple[tuple[str, ...], bytes | None]] = []
 
     def __call__(self, argv: tuple[str, ...], input: bytes | None = None, capture_output: bool = False) -> Any:
+        if "list" in argv:
+            listed = [name for name in self.exists if any(name in word for word in argv)]
+            return subprocess.CompletedProcess(argv, 0, "".join(f"projects/demo/alertPolicies/{n}\n" for n in listed))
         found = "describe" in argv and any(name in argv for name in self.exists)
         if "describe" not in argv:
             self.ran.append((argv, input))
@@ -261,7 +264,7 @@ def test_running_skips_what_exists_feeds_secrets_on_stdin_and_prints_refused_gra
     assert refused and all(step.grant for step in refused)
     err = capsys.readouterr().err
     assert "ask a project owner to run" in err
-    assert ran[-1][:3] == ("gcloud", "storage", "buckets")  # the deploy went on to the end
+    assert ran[-1][:5] == ("gcloud", "alpha", "monitoring", "policies", "create")  # the deploy went on to the end
     # The recorder could not be kept open to Vonage, so IAP was not turned on: it is left for the owner.
     assert not any(argv[1:4] == ("iap", "web", "enable") for argv in ran)
     assert "not run until that grant is given; then run:\n  gcloud iap web enable" in err

@@ -156,7 +156,9 @@ def realistic_environ(tmp_path: Path) -> dict[str, str]:
         "TASK_QUEUE": "cloud-tasks",
         "TASKS_URL": "https://tasks-abc123-ew.a.run.app",
         "TASKS_AUDIENCE": "https://tasks-abc123-ew.a.run.app",
+        "SWEEP_INTERVAL": "150",
         "BROWSER_MEMBERS": "user:sam@example.com,group:ops@example.com",
+        "ALERT_CHANNELS": "projects/demo-project/notificationChannels/1234567890,9876543210",
         "IAP_AUDIENCE": f"/projects/123456789012/apps/{PROJECT}",
     }
 
@@ -168,15 +170,17 @@ def dry_run(out: Path, environ: dict[str, str], capsys: pytest.CaptureFixture[st
 
 
 def commands_of(line: str) -> list[list[str]]:
-    """The gcloud commands of one printed step: `describe … >/dev/null 2>&1 || create …`, or
-    `printf %s "$SECRET" | gcloud …` (whose secret the tests leave out: stdin is empty), or one."""
+    """The gcloud commands of one printed step: `describe … >/dev/null 2>&1 || create …`, `list … |
+    grep -q . || create …`, or `printf %s "$SECRET" | gcloud …` (whose secret the tests leave out:
+    stdin is empty), or one."""
     words = shlex.split(line)
     if words[:2] == ["printf", "%s"] and words[3] == "|":
         words = words[4:]
     if "||" in words:
         at = words.index("||")
-        assert words[at - 2 : at] == [">/dev/null", "2>&1"], line
-        commands = [words[: at - 2], words[at + 1 :]]
+        checked = words[at - 4 : at] == ["|", "grep", "-q", "."]
+        assert checked or words[at - 2 : at] == [">/dev/null", "2>&1"], line
+        commands = [words[: at - (4 if checked else 2)], words[at + 1 :]]
     else:
         commands = [words]
     assert all(command[0] == "gcloud" and "|" not in command for command in commands), line
@@ -233,7 +237,9 @@ def test_every_command_of_the_plan_stops_only_for_want_of_an_account(
     commands = [words for line in lines for words in commands_of(line)]
     groups = {tuple(words[1:3]) for words in commands}
     assert {("functions", "deploy"), ("app", "deploy"), ("secrets", "versions"), ("iap", "web")} <= groups
-    assert sum("describe" in words for words in commands) == sum("||" in line for line in lines) > 0
+    assert {("scheduler", "jobs"), ("logging", "metrics"), ("alpha", "monitoring")} <= groups
+    checks = sum("describe" in words or "list" in words for words in commands)
+    assert checks == sum("||" in line for line in lines) > 0
 
     outcomes = run_batch([{"argv": words[1:]} for words in commands], gcloud_env)
 
