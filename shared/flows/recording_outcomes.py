@@ -37,7 +37,7 @@ from shared.core.tasks import Task
 from shared.flows.calls import read_call, update_call
 from shared.flows.documents import claim_once, read_document, update_document
 from shared.flows.notify import audio_link
-from shared.flows.problems import note_problem
+from shared.flows.problems import clear_problem, note_problem
 from shared.flows.results import ResultServices, claim_result, delivery_key
 from shared.flows.stream_audio import recover_session, session_parts
 
@@ -46,6 +46,7 @@ __all__ = [
     "OutcomeServices",
     "Settlement",
     "follow_call_end",
+    "held_problem",
     "hold_call",
     "pending_key",
     "settle_recordings",
@@ -144,6 +145,9 @@ def settle_recordings(services: OutcomeServices, conversation_uuid: str, now: fl
     if still_expected or any(not entry.settled for entry in final.recordings):
         return _wait(services, conversation_uuid, now, waiting)
     store.delete(pending_key(conversation_uuid))
+    if waiting is not None and waiting.error:
+        # Held by the sweep after an error, and settled since: its problem is over.
+        clear_problem(store, ProblemKind.RECORDING, held_problem(conversation_uuid))
     return Settlement.SETTLED
 
 
@@ -153,13 +157,24 @@ def _wait(services: OutcomeServices, conversation_uuid: str, now: float, waiting
     return Settlement.WAITING
 
 
+def held_problem(conversation_uuid: str) -> str:
+    """The id of the problem kept for a call the sweep could not settle."""
+    return f"{conversation_uuid}-settle"
+
+
 def hold_call(services: OutcomeServices, conversation_uuid: str, error: str, now: float) -> None:
-    """Keep a call the sweep could not settle out of its runs until an operator asks for a retry."""
+    """Keep a call the sweep could not settle out of its runs, and as a problem, until an operator
+    asks for a retry."""
 
     def hold(waiting: WaitingCall) -> None:
         waiting.error = error
 
     update_document(services.store, pending_key(conversation_uuid), WaitingCall, hold, lambda: WaitingCall(now))
+    summary = f"recordings could not be settled: {error}"
+    detail = {"conversation_uuid": conversation_uuid}
+    problem = Problem(ProblemKind.RECORDING, held_problem(conversation_uuid), now, summary, conversation_uuid, True)
+    problem.detail = detail
+    note_problem(services.store, problem)
 
 
 def _recover_dead_streams(

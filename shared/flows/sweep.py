@@ -28,7 +28,7 @@ from shared.flows.delivery import HttpClient
 from shared.flows.documents import document_of, read_json, update_document
 from shared.flows.notify import resend_page
 from shared.flows.pin_calls import reopen_callback
-from shared.flows.problems import clear_problem, note_problem, requested_retries
+from shared.flows.problems import clear_problem, requested_retries
 from shared.flows.recording_outcomes import (
     PENDING_PREFIX,
     Settlement,
@@ -118,12 +118,6 @@ def _settle_or_hold(services: SweepServices, conversation_uuid: str, now: float)
         error = f"{type(err).__name__}: {err}"
         log.exception("a call's recordings could not be settled", extra={"call": conversation_uuid})
         hold_call(services, conversation_uuid, error, now)
-        detail = {"conversation_uuid": conversation_uuid}
-        summary = f"recordings could not be settled: {error}"
-        ident = f"{conversation_uuid}-settle"
-        note_problem(
-            services.store, Problem(ProblemKind.RECORDING, ident, now, summary, conversation_uuid, True, detail)
-        )
         return None
 
 

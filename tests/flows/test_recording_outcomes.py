@@ -297,3 +297,26 @@ def test_a_call_that_cannot_be_settled_is_held_until_a_retry_is_asked_for(servic
     assert report.retried == 1 and recordings(services, "CON-x")[0]["state"] == "partial"
     assert [p.summary.split(":")[0] for p in list_problems(services.store)[0]] == ["partial"]
     assert [h["state"] for h in delivered(services)] == ["partial"]
+
+
+def test_a_held_call_settled_by_a_later_task_leaves_no_held_problem(services: FakeServices) -> None:
+    start = services.clock()
+    event(services, "CON-y", "answered", start)
+    stream(services, "CON-y", 9.0, finish=None)
+    event(services, "CON-y", "completed", start + 20)
+    run_queued(services)
+
+    def broken(call: Any) -> None:
+        call.recordings[0].sample_rate = 0
+
+    def repaired(call: Any) -> None:
+        call.recordings[0].sample_rate = 16000
+
+    update_call(services.store, "CON-y", broken, start)
+    services.clock.advance(GRACE + 21)
+    assert run_sweep(services, services.clock()).held == 1
+    update_call(services.store, "CON-y", repaired, start)
+    assert settle_recordings(services, "CON-y", services.clock()) == Settlement.SETTLED
+    assert [p.ident for p in list_problems(services.store)[0]] == [
+        f"CON-y-{recordings(services, 'CON-y')[0]['session']}"
+    ]
