@@ -14,17 +14,26 @@ from shared.core.payloads import JsonObject, unknown_fields
 
 __all__ = [
     "CALL_DOCUMENT",
+    "ENDED_STATUSES",
+    "LEG_DETAIL",
     "CallEvent",
     "CallRecord",
     "Flow",
+    "Gap",
     "Keypress",
+    "Reconnect",
     "RecordingState",
+    "SessionClose",
+    "StitchedRecording",
     "StoredRecording",
     "StreamEntry",
+    "call_ended",
     "call_key",
     "check_conversation_uuid",
     "new_call",
+    "note_closing",
     "record_dtmf",
+    "record_reconnect",
     "record_recording",
     "record_status",
     "record_stream_start",
@@ -33,6 +42,11 @@ __all__ = [
 CALL_DOCUMENT = "call.json"
 # Kinds of event that say something about the call without being a state it is in.
 _NOT_A_STATE = ("transfer", "error")
+# The detail that marks an event of one of the call's websocket legs (sent to a stream connect's
+# eventUrl): the leg's own state, not the call's.
+LEG_DETAIL = "leg"
+# Statuses after which a call (its caller's leg) is over.
+ENDED_STATUSES = ("completed", "busy", "cancelled", "failed", "rejected", "timeout", "unanswered")
 
 
 class Flow(StrEnum):
@@ -49,6 +63,15 @@ class RecordingState(StrEnum):
     STREAMING = "streaming"
     COMPLETE = "complete"
     RECOVERED = "recovered"
+
+
+class SessionClose(StrEnum):
+    """Why the recorder itself closed a session's socket, noted before the close frame goes out:
+    the call goes on in a new session (rotation, shutdown, no audio), or the session's end is the
+    call's (a live voicemail's message is over)."""
+
+    RECONNECT = "reconnect"
+    FINAL = "final"
 
 
 _EVENT = ("status", "timestamp", "uuid")
@@ -85,12 +108,22 @@ _STREAM = (
     "ended_at",
     "end_reason",
     "recovered_at",
+    "leg",
+    "recorder",
+    "closing",
+    "closed_at",
 )
 
 
 @dataclass
 class StreamEntry:
-    """One websocket stream's recording; `recovered_at` is set only for one assembled afterwards."""
+    """One websocket stream's recording; `recovered_at` is set only for one assembled afterwards.
+
+    `leg` is which of the call's websocket connects it came in on (1 for the answer's, then one
+    more per reconnect), `recorder` the process that recorded it, `closing` the recorder's own
+    reason to close it (absent when the other side closed), and `closed_at` when its audio ended:
+    the times that place it on the call's timeline.
+    """
 
     session: str
     object_key: str
@@ -102,6 +135,10 @@ class StreamEntry:
     ended_at: str | None = None
     end_reason: str | None = None
     recovered_at: str | None = None
+    leg: int | None = None
+    recorder: str | None = None
+    closing: SessionClose | None = None
+    closed_at: str | None = None
     extra: JsonObject = field(default_factory=dict)
 
     @classmethod
@@ -117,6 +154,10 @@ class StreamEntry:
             ended_at=doc["ended_at"],
             end_reason=doc["end_reason"],
             recovered_at=doc.get("recovered_at"),
+            leg=doc.get("leg"),
+            recorder=doc.get("recorder"),
+            closing=SessionClose(doc["closing"]) if doc.get("closing") else None,
+            closed_at=doc.get("closed_at"),
             extra=unknown_fields(doc, *_STREAM),
         )
 
@@ -132,8 +173,14 @@ class StreamEntry:
             "ended_at": self.ended_at,
             "end_reason": self.end_reason,
         }
-        if self.recovered_at is not None:
-            doc["recovered_at"] = self.recovered_at
+        optional = (
+            ("recovered_at", self.recovered_at),
+            ("leg", self.leg),
+            ("recorder", self.recorder),
+            ("closing", self.closing),
+            ("closed_at", self.closed_at),
+        )
+        doc.update((name, value) for name, value in optional if value is not None)
         return doc | self.extra
 
 
@@ -171,6 +218,75 @@ class Keypress:
         return {"digit": self.digit, "duration": self.duration, "at": self.at, "session": self.session}
 
 
+@dataclass
+class Reconnect:
+    """The call's websocket connected again: `leg` is the new connect, asked for when leg - 1's
+    `disconnected` event (timed `disconnected_at` by Vonage) was answered at `answered_at`."""
+
+    leg: int
+    disconnected_at: str
+    answered_at: str
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(doc["leg"], doc["disconnected_at"], doc["answered_at"])
+
+    def to_json(self) -> dict[str, object]:
+        return {"leg": self.leg, "disconnected_at": self.disconnected_at, "answered_at": self.answered_at}
+
+
+@dataclass
+class Gap:
+    """A stretch of the call's timeline, in seconds from its start, that no session recorded."""
+
+    start: float
+    end: float
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(doc["start"], doc["end"])
+
+    def to_json(self) -> dict[str, object]:
+        return {"start": self.start, "end": self.end}
+
+
+@dataclass
+class StitchedRecording:
+    """The call's sessions as one recording on one timeline: each session's `offsets` (seconds,
+    by session), and silence where no session recorded (`gaps`)."""
+
+    object_key: str
+    sample_rate: int
+    size: int
+    duration: float
+    offsets: dict[str, float]
+    gaps: list[Gap]
+    stitched_at: str
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Self:
+        return cls(
+            doc["object"],
+            doc["sample_rate"],
+            doc["bytes"],
+            doc["duration"],
+            dict(doc["offsets"]),
+            [Gap.from_json(g) for g in doc["gaps"]],
+            doc["stitched_at"],
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "object": self.object_key,
+            "sample_rate": self.sample_rate,
+            "bytes": self.size,
+            "duration": self.duration,
+            "offsets": dict(self.offsets),
+            "gaps": [g.to_json() for g in self.gaps],
+            "stitched_at": self.stitched_at,
+        }
+
+
 _CALL = (
     "conversation_uuid",
     "uuids",
@@ -187,6 +303,8 @@ _CALL = (
     "created_at",
     "first_words",
     "deleted",
+    "reconnects",
+    "stitched",
 )
 
 
@@ -213,6 +331,10 @@ class CallRecord:
     first_words: str | None = None
     # Set when the call's audio and transcripts were deleted: when, and by whom.
     deleted: dict[str, str] | None = None
+    # Each time the call's websocket was connected again after its socket closed before the call.
+    reconnects: list[Reconnect] = field(default_factory=list)
+    # The sessions of a call recorded in more than one, as one recording.
+    stitched: StitchedRecording | None = None
     extra: JsonObject = field(default_factory=dict)
 
     @classmethod
@@ -236,6 +358,8 @@ class CallRecord:
             created_at=doc.get("created_at"),
             first_words=doc.get("first_words"),
             deleted=doc.get("deleted"),
+            reconnects=[Reconnect.from_json(r) for r in doc.get("reconnects", ())],
+            stitched=StitchedRecording.from_json(doc["stitched"]) if doc.get("stitched") else None,
             extra=unknown_fields(doc, *_CALL),
         )
 
@@ -262,6 +386,10 @@ class CallRecord:
         ):
             if value is not None:
                 doc[name] = value
+        if self.reconnects:
+            doc["reconnects"] = [r.to_json() for r in self.reconnects]
+        if self.stitched is not None:
+            doc["stitched"] = self.stitched.to_json()
         return doc | self.extra
 
     def stored_recording(self, flow: Flow, recording: StoredRecording) -> None:
@@ -274,6 +402,10 @@ class CallRecord:
 
     def stream(self, session: str) -> StreamEntry | None:
         return next((entry for entry in self.recordings if entry.session == session), None)
+
+    def leg_sessions(self, leg: int) -> list[StreamEntry]:
+        """The sessions that came in on websocket connect `leg` (the first connect's may predate legs)."""
+        return [entry for entry in self.recordings if (entry.leg or 1) == leg]
 
 
 def check_conversation_uuid(value: object) -> str:
@@ -326,9 +458,22 @@ def record_status(
     # so events with equal timestamps (Vonage's `started` and `ringing` often share one) keep the
     # order they arrived in.
     call.events.sort(key=lambda e: _instant(e.timestamp))
-    states = [e.status for e in call.events if e.status not in _NOT_A_STATE]
+    states = [e.status for e in call.events if e.status not in _NOT_A_STATE and LEG_DETAIL not in e.details]
     call.status = states[-1] if states else call.status
     return True
+
+
+def call_ended(call: CallRecord) -> bool:
+    """Whether the caller's leg is over: a final status of the call's own, not of a websocket leg.
+
+    The caller's leg is the first uuid the call heard of (its `started` event, or the stream's
+    headers); a websocket leg's events carry the leg detail, and may carry a uuid of their own.
+    """
+    caller = call.uuids[0] if call.uuids else None
+    return any(
+        event.status in ENDED_STATUSES and LEG_DETAIL not in event.details and event.uuid in (None, caller)
+        for event in call.events
+    )
 
 
 def _instant(timestamp: object) -> tuple[int, float]:
@@ -365,8 +510,10 @@ def record_recording(
     ended_at: str | None,
     end_reason: str | None,
     recovered_at: str | None = None,
+    closed_at: str | None = None,
 ) -> None:
-    """Note the end of one recording session: its state, size, duration and why it ended."""
+    """Note the end of one recording session: its state, size, duration, why it ended and, when
+    known, when its audio did."""
     entry = call.stream(session)
     if entry is None:
         return
@@ -374,6 +521,30 @@ def record_recording(
     entry.ended_at, entry.end_reason = ended_at, end_reason
     if recovered_at is not None:
         entry.recovered_at = recovered_at
+    if closed_at is not None:
+        entry.closed_at = closed_at
+
+
+def note_closing(
+    call: CallRecord, session: str, *, closing: SessionClose, closed_at: str, reason: str, size: int, duration: float
+) -> None:
+    """Note, before the recorder closes a session's socket, why and when, and the audio it holds:
+    the event webhook that follows reads it to tell a socket to reconnect from one whose end is
+    the call's, and the next session finds where it starts on the call's timeline."""
+    entry = call.stream(session)
+    if entry is None:
+        return
+    entry.closing, entry.closed_at, entry.end_reason = closing, closed_at, reason
+    entry.size, entry.duration = size, duration
+
+
+def record_reconnect(call: CallRecord, *, leg: int, disconnected_at: str, answered_at: str) -> bool:
+    """Note that websocket connect `leg` was asked for; False (and nothing changed) if it was already."""
+    if any(r.leg == leg for r in call.reconnects):
+        return False
+    call.reconnects.append(Reconnect(leg, disconnected_at, answered_at))
+    call.reconnects.sort(key=lambda r: r.leg)
+    return True
 
 
 def record_dtmf(call: CallRecord, *, session: str, digit: str, duration: int | None, at: float) -> None:
