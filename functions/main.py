@@ -49,15 +49,22 @@ def answer(request: flask.Request) -> Any:
 @functions_framework.http
 @guarded(methods=("GET", "POST"))
 def event(request: flask.Request) -> Any:
-    """Vonage's event webhook: keep each call status in call.json, answer 204. A live voicemail's
-    websocket connect reports here too, and gets the NCCO that records the message instead when
-    the recorder could not be reached."""
+    """Vonage's event webhook: keep each call status in call.json, answer 204. A stream's websocket
+    connect reports here too (`?leg=`), and gets the NCCO that connects the call again when its
+    socket closed before the call; a live voicemail's (`?fallback=`) gets the NCCO that records the
+    message instead when the recorder could not be reached."""
     if request.args.get("fallback") == "voicemail":
         from shared.flows.jobs import FALLBACK_URL_PARAMS
         from shared.flows.voicemail import voicemail_fallback
 
         services, params, _ = _vonage_webhook(request, own=FALLBACK_URL_PARAMS)
         actions = voicemail_fallback(services.settings, params)
+        return flask.jsonify(actions) if actions is not None else ("", 204)
+    if "leg" in request.args:
+        from shared.flows.reconnects import LEG_URL_PARAMS, answer_stream_event
+
+        services, params, now = _vonage_webhook(request, own=LEG_URL_PARAMS)
+        actions = answer_stream_event(services.settings, services.store, params, now)
         return flask.jsonify(actions) if actions is not None else ("", 204)
     services, params, _ = _vonage_webhook(request)
     record_call_event(services.store, params, services.clock())

@@ -10,9 +10,9 @@ from shared.config.settings import Settings
 from shared.core import ncco
 from shared.core.call_record import CallRecord, Flow, record_status
 from shared.core.ports import BlobStore
-from shared.core.tokens import mint_stream_token
 from shared.core.webhooks import parse_call_event, parse_inbound_call
 from shared.flows.calls import update_call
+from shared.flows.reconnects import stream_event_url, stream_target
 
 __all__ = ["answer_call", "record_call_event"]
 
@@ -47,7 +47,7 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
                 owner=route.owner,
                 language=route.language,
                 max_seconds=route.max_seconds,
-                stream=_stream_target(settings, call.conversation_uuid, now),
+                stream=stream_target(settings, call.conversation_uuid, now),
                 fallback_url=voicemail_fallback_url(settings, call.conversation_uuid, call.from_, call.to),
             )
         return ncco.voicemail_answer(
@@ -57,20 +57,12 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
             max_seconds=route.max_seconds,
             recording_url=recording_url,
         )
-    token = _stream_target(settings, call.conversation_uuid, now).token
     return ncco.stream_answer(
         call,
         greeting=settings.stream.greeting,
-        recorder_url=settings.stream.recorder_url,
-        sample_rate=settings.stream.rate,
-        token=token,
-        event_url=f"{settings.public_url}/event",
+        stream=stream_target(settings, call.conversation_uuid, now),
+        event_url=stream_event_url(settings, call.conversation_uuid, 1),
     )
-
-
-def _stream_target(settings: Settings, conversation_uuid: str, now: float) -> ncco.StreamTarget:
-    token = mint_stream_token(settings.stream.token_secret, conversation_uuid, now, settings.stream.token_ttl)
-    return ncco.StreamTarget(settings.stream.recorder_url, settings.stream.rate, token)
 
 
 def record_call_event(store: BlobStore, params: Mapping[str, Any], now: float) -> bool:

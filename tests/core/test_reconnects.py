@@ -1,5 +1,5 @@
 """The pure core of calls that outlive a socket: which closed leg reconnects, when a socket is
-rotated, where each session sits on the call's timeline, and the stitched peaks."""
+rotated, where each session sits on the call's timeline, the stitched peaks, and the NCCO."""
 
 from __future__ import annotations
 
@@ -21,13 +21,16 @@ from shared.core.call_record import (
 )
 from shared.core.legs import MAX_LEGS, AfterClose, after_close
 from shared.core.live_events import segment_from_json, segment_json
+from shared.core.ncco import StreamTarget, stream_reconnect
 from shared.core.peaks import PeakBuilder, waveform_peaks
 from shared.core.ports import LiveSegment
 from shared.core.rotation import Rotation
 from shared.core.timeline import lay_out
 from shared.core.transcripts import Word
 from shared.core.wav import wav_header
+from shared.core.webhooks import InboundCall
 from shared.flows.calls import iso
+from tests.ncco_models import check_ncco
 
 T0 = 1_796_029_200.0
 RATE = 16000
@@ -171,3 +174,12 @@ def test_a_live_line_reads_back_as_the_segment_it_was() -> None:
     gap = LiveSegment(True, "", 3.0, 4.0, gap=True)
     for segment in (said, gap):
         assert segment_from_json(json.loads(json.dumps(segment_json(segment)))) == segment
+
+
+def test_the_reconnect_connect_is_one_vonage_takes() -> None:
+    call = InboundCall("CON-1", "leg-1", "447700900123", "447700900000")
+    target = StreamTarget("wss://rec.example.test/socket", 16000, "1800000000.abc")
+    ncco = stream_reconnect(call, stream=target, event_url="https://fn.example.test/event?leg=3&sig=x", leg=3)
+    check_ncco(ncco)
+    (connect,) = ncco
+    assert connect["eventType"] == "synchronous" and connect["endpoint"][0]["headers"]["leg"] == "3"  # type: ignore[index]
