@@ -66,8 +66,8 @@ def event(request: flask.Request) -> Any:
         services, params, now = _vonage_webhook(request, own=LEG_URL_PARAMS)
         actions = answer_stream_event(services.settings, services.store, params, now)
         return flask.jsonify(actions) if actions is not None else ("", 204)
-    services, params, _ = _vonage_webhook(request)
-    record_call_event(services.store, params, services.clock())
+    services, params, now = _vonage_webhook(request)
+    record_call_event(services, params, now)
     return "", 204
 
 

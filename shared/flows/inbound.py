@@ -8,11 +8,11 @@ from typing import Any
 
 from shared.config.settings import Settings
 from shared.core import ncco
-from shared.core.call_record import CallRecord, Flow, record_status
-from shared.core.ports import BlobStore
+from shared.core.call_record import ENDED_STATUSES, CallRecord, Flow, call_ended, record_status
 from shared.core.webhooks import parse_call_event, parse_inbound_call
 from shared.flows.calls import update_call
 from shared.flows.reconnects import stream_event_url, stream_target
+from shared.flows.stitching import StitchServices, queue_stitch
 
 __all__ = ["answer_call", "record_call_event"]
 
@@ -65,8 +65,9 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
     )
 
 
-def record_call_event(store: BlobStore, params: Mapping[str, Any], now: float) -> bool:
-    """Add an event to call.json; a duplicate changes nothing. Returns whether it was new.
+def record_call_event(services: StitchServices, params: Mapping[str, Any], now: float) -> bool:
+    """Add an event to call.json; a duplicate changes nothing. Returns whether it was new. The end
+    of a call recorded in several sessions queues the stitching of its recording.
 
     An event that names no conversation (none of Vonage's documented ones) is logged, not kept.
     """
@@ -89,6 +90,8 @@ def record_call_event(store: BlobStore, params: Mapping[str, Any], now: float) -
             details=event.details,
         )
 
-    update_call(store, event.conversation_uuid, change, now)
+    call = update_call(services.store, event.conversation_uuid, change, now)
     log.info("call event", extra={"call": event.conversation_uuid, "status": event.status, "duplicate": not added})
+    if added and event.status in ENDED_STATUSES and call_ended(call):
+        queue_stitch(services, call, "over")
     return added

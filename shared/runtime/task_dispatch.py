@@ -16,6 +16,7 @@ from shared.core.ports import TranscriptionJob
 from shared.core.tasks import Task
 from shared.flows.pin_calls import PromptServices, deliver_callback, settle_after_hang_up
 from shared.flows.results import deliver_result
+from shared.flows.stitching import STITCH_TASK, conversation_of, stitch_recording
 from shared.flows.transcription import RecordedCallServices, run_transcription
 
 __all__ = ["TaskServices", "run_task"]
@@ -55,4 +56,6 @@ def run_task(services: TaskServices, task: Task, attempt: int, now: float) -> st
         return deliver_callback(services, task.key, attempt=attempt, final=final, now=now)
     if task.kind == "settle-hangup":
         return settle_after_hang_up(services, task.key, now)
+    if task.kind == STITCH_TASK:
+        return stitch_recording(services.store, conversation_of(task), now)
     raise BadRequest(f"no step runs tasks of kind {task.kind}")
