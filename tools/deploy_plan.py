@@ -188,9 +188,17 @@ def _grants(project: str, location: str, queue: str, bucket: str | None) -> list
             _grant((*accounts, account_email(kind, project)), kind, "roles/iam.serviceAccountTokenCreator", project)
             for kind in ("functions", "browser")
         ),
-        _grant(("tasks", "queues", queue), "functions", "roles/cloudtasks.enqueuer", project, f"--location={location}"),
+        # The recorder queues tasks too: a live voicemail's batch transcription, a live transcript's
+        # delivery, the stitching of a call recorded in several sessions.
+        *(
+            _grant(("tasks", "queues", queue), kind, "roles/cloudtasks.enqueuer", project, f"--location={location}")
+            for kind in ("functions", "recorder")
+        ),
         # A task with an OIDC token of the tasks account needs actAs on that account.
-        _grant((*accounts, account_email("tasks", project)), "functions", "roles/iam.serviceAccountUser", project),
+        *(
+            _grant((*accounts, account_email("tasks", project)), kind, "roles/iam.serviceAccountUser", project)
+            for kind in ("functions", "recorder")
+        ),
     ]
 
 
