@@ -11,6 +11,7 @@ from typing import Any, Self
 from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, is_shaped
 from shared.core.payloads import JsonObject, unknown_fields
+from shared.core.reconnect_record import Gap, Reconnect, StitchedRecording
 
 __all__ = [
     "CALL_DOCUMENT",
@@ -216,75 +217,6 @@ class Keypress:
 
     def to_json(self) -> dict[str, object]:
         return {"digit": self.digit, "duration": self.duration, "at": self.at, "session": self.session}
-
-
-@dataclass
-class Reconnect:
-    """The call's websocket connected again: `leg` is the new connect, asked for when leg - 1's
-    `disconnected` event (timed `disconnected_at` by Vonage) was answered at `answered_at`."""
-
-    leg: int
-    disconnected_at: str
-    answered_at: str
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(doc["leg"], doc["disconnected_at"], doc["answered_at"])
-
-    def to_json(self) -> dict[str, object]:
-        return {"leg": self.leg, "disconnected_at": self.disconnected_at, "answered_at": self.answered_at}
-
-
-@dataclass
-class Gap:
-    """A stretch of the call's timeline, in seconds from its start, that no session recorded."""
-
-    start: float
-    end: float
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(doc["start"], doc["end"])
-
-    def to_json(self) -> dict[str, object]:
-        return {"start": self.start, "end": self.end}
-
-
-@dataclass
-class StitchedRecording:
-    """The call's sessions as one recording on one timeline: each session's `offsets` (seconds,
-    by session), and silence where no session recorded (`gaps`)."""
-
-    object_key: str
-    sample_rate: int
-    size: int
-    duration: float
-    offsets: dict[str, float]
-    gaps: list[Gap]
-    stitched_at: str
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(
-            doc["object"],
-            doc["sample_rate"],
-            doc["bytes"],
-            doc["duration"],
-            dict(doc["offsets"]),
-            [Gap.from_json(g) for g in doc["gaps"]],
-            doc["stitched_at"],
-        )
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "object": self.object_key,
-            "sample_rate": self.sample_rate,
-            "bytes": self.size,
-            "duration": self.duration,
-            "offsets": dict(self.offsets),
-            "gaps": [g.to_json() for g in self.gaps],
-            "stitched_at": self.stitched_at,
-        }
 
 
 _CALL = (
