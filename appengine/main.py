@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
@@ -22,6 +23,7 @@ from shared.core.ports import LiveListener, StreamingTranscriber
 from shared.core.tasks import Task
 from shared.flows.recording_outcomes import settle_task
 from shared.flows.results import claim_result
+from shared.flows.stitching import stitch_task
 from shared.flows.streams import CLOSE_INTERNAL_ERROR, StreamClosed, StreamContext, run_stream
 from shared.flows.voicemail import LiveMessage, page_live_message
 from shared.runtime.live_webhook import WebhookLiveListener, webhook_poster
@@ -105,6 +107,20 @@ def _pager(services: Services) -> Callable[[LiveMessage], None]:
     return page
 
 
+def _stitcher(services: Services) -> Callable[[str, str], None]:
+    """What the end of a session of a call in several does: queue the stitching of its recording,
+    which waits for the call's end."""
+
+    def stitch(conversation_uuid: str, session: str) -> None:
+        try:
+            services.queue.enqueue(stitch_task(conversation_uuid, session))
+        except Exception:
+            # The call's `completed` event queues it too.
+            log.exception("could not queue the stitching of a recording", extra={"call": conversation_uuid})
+
+    return stitch
+
+
 def _live_listener(services: Services) -> Callable[[str], LiveListener]:
     """A sender of one stream's live events to a route's live_webhook, signed as every delivery is."""
 
@@ -151,10 +167,15 @@ def create_app(
         listen=_live_listener(services),
         post_result=lambda call, name, url, payload: claim_result(services, call, name, url, payload),
         on_recorded=_settler(services),
+        rotate_seconds=settings.stream.rotate_seconds,
+        # Which process recorded each session, in call.json: a host and a worker.
+        recorder=f"{socket.gethostname()}/{os.getpid()}",
+        after_session=_stitcher(services),
     )
     app.extensions["tapedeck.streams"] = context
     if handle_sigterm:
-        # On SIGTERM every open stream closes and finishes its WAV before the worker exits.
+        # On SIGTERM every open stream stores what it holds and closes, so that its call reconnects
+        # to another instance, then finishes its WAV before the worker exits.
         _stop_on_sigterm(context.stopping)
     _add_routes(app, context)
     return app

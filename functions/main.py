@@ -51,8 +51,10 @@ def answer(request: flask.Request) -> Any:
 @guarded(methods=("GET", "POST"))
 def event(request: flask.Request) -> Any:
     """Vonage's event webhook: keep each call status in call.json, answer 204; once the call is
-    over, a task settles its recordings. A live voicemail's websocket connect reports here too, and
-    gets the NCCO that records the message instead when the recorder could not be reached."""
+    over, a task settles its recordings. A stream's websocket connect reports here too (`?leg=`),
+    and gets the NCCO that connects the call again when its socket closed before the call; a live
+    voicemail's (`?fallback=`) gets the NCCO that records the message instead when the recorder
+    could not be reached."""
     if request.args.get("fallback") == "voicemail":
         from shared.flows.jobs import FALLBACK_URL_PARAMS
         from shared.flows.voicemail import voicemail_fallback
@@ -60,8 +62,14 @@ def event(request: flask.Request) -> Any:
         services, params, _ = _vonage_webhook(request, own=FALLBACK_URL_PARAMS)
         actions = voicemail_fallback(services.settings, params)
         return flask.jsonify(actions) if actions is not None else ("", 204)
-    services, params, _ = _vonage_webhook(request)
-    recorded = record_call_event(services.store, params, services.clock())
+    if "leg" in request.args:
+        from shared.flows.reconnects import LEG_URL_PARAMS, answer_stream_event
+
+        services, params, now = _vonage_webhook(request, own=LEG_URL_PARAMS)
+        actions = answer_stream_event(services.settings, services.store, params, now)
+        return flask.jsonify(actions) if actions is not None else ("", 204)
+    services, params, now = _vonage_webhook(request)
+    recorded = record_call_event(services, params, now)
     if recorded is not None and recorded.added and call_ended_at(recorded.call) is not None:
         from shared.flows.recording_outcomes import follow_call_end
 

@@ -4,6 +4,8 @@ the whole local platform, started per test."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,9 +34,10 @@ class Deck:
     number: str
 
     def call(self, audio: Path, **kwargs: Any) -> Any:
-        """An inbound call to the deck's number; the NCCO it was answered with must be one Vonage takes."""
+        """An inbound call to the deck's number; every NCCO it was answered with must be one Vonage takes."""
         report = self.standin.inbound_call(f"{self.url}/answer", f"{self.url}/event", audio, to=self.number, **kwargs)
-        check_ncco(report.ncco)
+        for ncco in report.nccos:
+            check_ncco(ncco)
         return report
 
     def read_json(self, key: str) -> Any:
@@ -53,6 +56,26 @@ class Deck:
 
     def pages(self, recording_uuid: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
         return self.wait_for(f"outbox/{recording_uuid}", count, timeout)
+
+    def recording_sessions(self, timeout: float = 10) -> list[dict[str, Any]]:
+        """The sessions of the first call that reaches a recorder, once one has."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for info in self.store.list("calls/"):
+                call = self.read_json(info.key) if info.key.endswith("/call.json") else None
+                if call and call["recordings"]:
+                    return list(call["recordings"])
+            time.sleep(0.1)
+        raise AssertionError(f"no call reached a recorder within {timeout} s")
+
+    def stop_instance(self, session: dict[str, Any]) -> int:
+        """SIGTERM the instance that records `session`, as App Engine stops one: its gunicorn master
+        (the session names the worker); returns the master's pid."""
+        worker = int(session["recorder"].rsplit("/", 1)[1])
+        with open(f"/proc/{worker}/stat", encoding="ascii") as stat:
+            master = int(stat.read().rsplit(")", 1)[1].split()[1])
+        os.kill(master, signal.SIGTERM)
+        return master
 
 
 def voicemail_routes(number: str, owners: list[str], **fields: str) -> str:
@@ -73,9 +96,17 @@ class DeckFactory(Protocol):
 
 
 def start_deck(
-    stack: ExitStack, folder: Path, routes: str, number: str, env: dict[str, str], tls: bool = False
+    stack: ExitStack,
+    folder: Path,
+    routes: str,
+    number: str,
+    env: dict[str, str],
+    tls: bool = False,
+    instances: int = 1,
 ) -> Deck:
-    """Start the stand-in's API (over TLS with `tls`, as the v4 SDK needs) and the functions."""
+    """Start the stand-in's API (over TLS with `tls`, as the v4 SDK needs) and the local platform;
+    with `instances` above one, that many platforms share the port, as instances behind one
+    address do (each on gevent, as the recorder runs deployed)."""
     key = make_application_key(folder / "application.pem")
     (folder / "routes.yaml").write_text(routes)
     api = StandinApi(public_key_of(key))
@@ -96,14 +127,16 @@ def start_deck(
         "VONAGE_PRIVATE_KEY": str(folder / "application.pem"),
         **env,
     }
-    stack.enter_context(
-        running(
-            gunicorn_command("appengine.devserver:create_dev_app()", port, worker="gthread"),
-            settings,
-            f"http://127.0.0.1:{port}/healthz",
-            folder / "server.log",
+    worker = "gthread" if instances == 1 else "gevent"
+    for instance in range(instances):
+        stack.enter_context(
+            running(
+                gunicorn_command("appengine.devserver:create_dev_app()", port, worker, reuse_port=instances > 1),
+                settings,
+                f"http://127.0.0.1:{port}/healthz",
+                folder / f"server{instance or ''}.log",
+            )
         )
-    )
     standin = VonageStandin(SECRET, api=api, api_base=api_base)
     return Deck(f"http://127.0.0.1:{port}", LocalBlobStore(folder / "data"), standin, api, number)
 

@@ -82,14 +82,17 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: f
         process.wait(5)
 
 
-def gunicorn_command(app: str, port: int, worker: str = "gevent") -> list[str]:
+def gunicorn_command(app: str, port: int, worker: str = "gevent", reuse_port: bool = False) -> list[str]:
     # gthread serves one request at a time unless given threads; Vonage's webhooks come concurrently.
     threads = ["--threads", "16"] if worker == "gthread" else []
+    # Several servers on one port, the kernel sharing connections out: instances behind one address.
+    shared = ["--reuse-port"] if reuse_port else []
     return [
         str(BIN / "gunicorn"),
         "--worker-class",
         worker,
         *threads,
+        *shared,
         "--workers",
         "1",
         "--bind",

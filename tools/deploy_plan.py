@@ -193,8 +193,8 @@ def _queue(project: str, location: str, queue: str, env: Mapping[str, str]) -> l
 
 def _grants(project: str, location: str, queue: str, bucket: str | None) -> list[Step]:
     """Each identity's roles, on the resources it uses. The functions and the recorder both queue
-    tasks (the recorder: a stream's settling, a live voicemail's transcription, a live webhook's
-    transcript), which carry the tasks account's token."""
+    tasks (the recorder: a stream's settling, a call's stitching, a live voicemail's transcription, a
+    live webhook's transcript), which carry the tasks account's token."""
     steps = []
     if bucket:
         steps += [_grant(("storage", "buckets", f"gs://{bucket}"), kind, "roles/storage.objectAdmin", project)

@@ -1,8 +1,8 @@
-// tapedeck recordings browser: the waveform with its key marks, seeking from a turn or a mark, the
+// tapedeck recordings browser: the waveform with its key marks and reconnection gaps, seeking from a turn or a mark, the
 // turn being played highlighted, and a live call's words refreshed while it streams. No build step.
 "use strict";
 
-function drawWave(canvas, audio, peaks, marks) {
+function drawWave(canvas, audio, peaks, marks, gaps) {
   const ctx = canvas.getContext("2d");
   const { width, height } = canvas;
   const style = getComputedStyle(document.documentElement);
@@ -19,6 +19,13 @@ function drawWave(canvas, audio, peaks, marks) {
       ctx.fillStyle = x / width <= played ? style.getPropertyValue("--played") : style.getPropertyValue("--wave");
       ctx.fillRect(x, middle - high * lane / 2, 1, Math.max(1, (high - low) * lane / 2));
     }
+  }
+  // Where the call was reconnecting: silence in the recording, shaded across the whole height,
+  // at least 3 px wide so that a gap of a few milliseconds still shows.
+  ctx.fillStyle = style.getPropertyValue("--gap");
+  for (const gap of gaps) {
+    const x = Math.floor((gap.start / duration) * width);
+    ctx.fillRect(x, 0, Math.max(3, Math.ceil(((gap.end - gap.start) / duration) * width)), height);
   }
   ctx.fillStyle = style.getPropertyValue("--mark");
   ctx.font = "14px system-ui, sans-serif";
@@ -40,8 +47,9 @@ function setUpRecording(section) {
   const canvas = section.querySelector("canvas[data-peaks]");
   const turns = Array.from(section.querySelectorAll("button.turn"));
   const marks = canvas ? JSON.parse(canvas.dataset.marks || "[]") : [];
+  const gaps = canvas ? JSON.parse(canvas.dataset.gaps || "[]") : [];
   let peaks = null;
-  const redraw = () => { if (peaks) drawWave(canvas, audio, peaks, marks); };
+  const redraw = () => { if (peaks) drawWave(canvas, audio, peaks, marks, gaps); };
   if (canvas) {
     fetch(canvas.dataset.peaks, { credentials: "same-origin" })
       .then((r) => (r.ok ? r.json() : null))

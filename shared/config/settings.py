@@ -246,6 +246,11 @@ GREETING = Speech("GREETING", "Hello. This call is recorded.")
 # The browser mints no token, but every process on gcs must hold it (see _check_across).
 STREAM_TOKEN_SECRET = Text("STREAM_TOKEN_SECRET", secret=True, browser=True)
 STREAM_TOKEN_TTL = Whole("STREAM_TOKEN_TTL", 300, 10, 3600, "seconds")
+# App Engine flexible closes an established websocket after an hour: the recorder closes each
+# session's socket before that, at a quiet moment, and the call reconnects into a new session.
+STREAM_ROTATE_SECONDS = Whole(
+    "STREAM_ROTATE_SECONDS", 3300, 2, 3540, "seconds", why=" (App Engine closes a websocket after 3600)"
+)
 # Live transcription of streams
 LIVE_TRANSCRIBER = Choice("LIVE_TRANSCRIBER", ("none", "pocketsphinx", "google"), "none")
 # Each live pocketsphinx stream is a child process of about 117 MiB and a quarter of a core (measured,
@@ -357,6 +362,8 @@ class StreamSettings:
     token_ttl: int = 300
     # True when no STREAM_TOKEN_SECRET was given and a per-process one was made up.
     token_secret_generated: bool = False
+    # How long the recorder keeps one socket of a call before it closes it and the call reconnects.
+    rotate_seconds: int = 3300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StreamSettings:
@@ -369,6 +376,7 @@ class StreamSettings:
             token_secret=secret or secrets.token_urlsafe(32),
             token_ttl=STREAM_TOKEN_TTL.read(env),
             token_secret_generated=secret is None,
+            rotate_seconds=STREAM_ROTATE_SECONDS.read(env),
         )
 
 

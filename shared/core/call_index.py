@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Self
 
-from shared.core.call_record import CallRecord, Flow
+from shared.core.call_record import LEG_DETAIL, CallRecord, Flow
 from shared.core.errors import BadRequest
 
 __all__ = [
@@ -93,12 +93,16 @@ class CallSummary:
 
 
 def _duration(call: CallRecord) -> float | None:
-    """Vonage's own duration of the call when it has said it, else the longest recording."""
+    """Vonage's own duration of the call when it has said it (not a websocket leg's), else the
+    longest recording: a call recorded in several sessions is as long as their stitched recording."""
     for event in reversed(call.events):
         value = event.details.get("duration")
-        if event.status == "completed" and isinstance(value, str | int | float) and str(value).isdigit():
+        mine = LEG_DETAIL not in event.details
+        if event.status == "completed" and mine and isinstance(value, str | int | float) and str(value).isdigit():
             return float(value)
     durations = [entry.duration for entry in call.recordings]
+    if call.stitched is not None:
+        durations.append(call.stitched.duration)
     return max(durations) if durations else None
 
 

@@ -11,21 +11,30 @@ from typing import Any, Self
 from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, is_shaped
 from shared.core.payloads import JsonObject, unknown_fields
+from shared.core.reconnect_record import Reconnect, StitchedRecording
 
 __all__ = [
     "CALL_DOCUMENT",
+    "ENDED_STATUSES",
+    "LEG_DETAIL",
     "CallEvent",
     "CallRecord",
     "Flow",
     "Gap",
     "Keypress",
+    "Reconnect",
     "RecordingState",
+    "SessionClose",
+    "StitchedRecording",
     "StoredRecording",
     "StreamEntry",
+    "call_ended",
     "call_key",
     "check_conversation_uuid",
     "new_call",
+    "note_closing",
     "record_dtmf",
+    "record_reconnect",
     "record_recording",
     "record_status",
     "record_stream_start",
@@ -34,6 +43,11 @@ __all__ = [
 CALL_DOCUMENT = "call.json"
 # Kinds of event that say something about the call without being a state it is in.
 _NOT_A_STATE = ("transfer", "error")
+# The detail that marks an event of one of the call's websocket legs (sent to a stream connect's
+# eventUrl): the leg's own state, not the call's.
+LEG_DETAIL = "leg"
+# Statuses after which a call (its caller's leg) is over.
+ENDED_STATUSES = ("completed", "busy", "cancelled", "failed", "rejected", "timeout", "unanswered")
 
 
 class Flow(StrEnum):
@@ -53,6 +67,15 @@ class RecordingState(StrEnum):
     RECOVERED = "recovered"
     PARTIAL = "partial"
     FAILED = "failed"
+
+
+class SessionClose(StrEnum):
+    """Why the recorder itself closed a session's socket, noted before the close frame goes out:
+    the call goes on in a new session (rotation, shutdown, no audio), or the session's end is the
+    call's (a live voicemail's message is over)."""
+
+    RECONNECT = "reconnect"
+    FINAL = "final"
 
 
 _EVENT = ("status", "timestamp", "uuid")
@@ -109,13 +132,23 @@ _STREAM = (
     "recovered_at",
     "gaps",
     "settled_at",
+    "leg",
+    "recorder",
+    "closing",
+    "closed_at",
 )
 
 
 @dataclass
 class StreamEntry:
     """One websocket stream's recording; `recovered_at` is set only for one assembled afterwards,
-    `settled_at` once its state is final (and reported), `gaps` only for a `partial` one."""
+    `settled_at` once its state is final (and reported), `gaps` only for a `partial` one.
+
+    `leg` is which of the call's websocket connects it came in on (1 for the answer's, then one
+    more per reconnect), `recorder` the process that recorded it, `closing` the recorder's own
+    reason to close it (absent when the other side closed), and `closed_at` when its audio ended:
+    the times that place it on the call's timeline.
+    """
 
     session: str
     object_key: str
@@ -129,6 +162,10 @@ class StreamEntry:
     recovered_at: str | None = None
     gaps: list[Gap] = field(default_factory=list)
     settled_at: str | None = None
+    leg: int | None = None
+    recorder: str | None = None
+    closing: SessionClose | None = None
+    closed_at: str | None = None
     extra: JsonObject = field(default_factory=dict)
 
     @classmethod
@@ -146,6 +183,10 @@ class StreamEntry:
             recovered_at=doc.get("recovered_at"),
             gaps=[Gap.from_json(g) for g in doc.get("gaps", ())],
             settled_at=doc.get("settled_at"),
+            leg=doc.get("leg"),
+            recorder=doc.get("recorder"),
+            closing=SessionClose(doc["closing"]) if doc.get("closing") else None,
+            closed_at=doc.get("closed_at"),
             extra=unknown_fields(doc, *_STREAM),
         )
 
@@ -161,8 +202,14 @@ class StreamEntry:
             "ended_at": self.ended_at,
             "end_reason": self.end_reason,
         }
-        if self.recovered_at is not None:
-            doc["recovered_at"] = self.recovered_at
+        optional = (
+            ("recovered_at", self.recovered_at),
+            ("leg", self.leg),
+            ("recorder", self.recorder),
+            ("closing", self.closing),
+            ("closed_at", self.closed_at),
+        )
+        doc.update((name, value) for name, value in optional if value is not None)
         if self.gaps:
             doc["gaps"] = [gap.to_json() for gap in self.gaps]
         if self.settled_at is not None:
@@ -225,6 +272,8 @@ _CALL = (
     "created_at",
     "first_words",
     "deleted",
+    "reconnects",
+    "stitched",
 )
 
 
@@ -251,6 +300,10 @@ class CallRecord:
     first_words: str | None = None
     # Set when the call's audio and transcripts were deleted: when, and by whom.
     deleted: dict[str, str] | None = None
+    # Each time the call's websocket was connected again after its socket closed before the call.
+    reconnects: list[Reconnect] = field(default_factory=list)
+    # The sessions of a call recorded in more than one, as one recording.
+    stitched: StitchedRecording | None = None
     extra: JsonObject = field(default_factory=dict)
 
     @classmethod
@@ -274,6 +327,8 @@ class CallRecord:
             created_at=doc.get("created_at"),
             first_words=doc.get("first_words"),
             deleted=doc.get("deleted"),
+            reconnects=[Reconnect.from_json(r) for r in doc.get("reconnects", ())],
+            stitched=StitchedRecording.from_json(doc["stitched"]) if doc.get("stitched") else None,
             extra=unknown_fields(doc, *_CALL),
         )
 
@@ -300,6 +355,10 @@ class CallRecord:
         ):
             if value is not None:
                 doc[name] = value
+        if self.reconnects:
+            doc["reconnects"] = [r.to_json() for r in self.reconnects]
+        if self.stitched is not None:
+            doc["stitched"] = self.stitched.to_json()
         return doc | self.extra
 
     def stored_recording(self, flow: Flow, recording: StoredRecording) -> None:
@@ -312,6 +371,10 @@ class CallRecord:
 
     def stream(self, session: str) -> StreamEntry | None:
         return next((entry for entry in self.recordings if entry.session == session), None)
+
+    def leg_sessions(self, leg: int) -> list[StreamEntry]:
+        """The sessions that came in on websocket connect `leg` (the first connect's may predate legs)."""
+        return [entry for entry in self.recordings if (entry.leg or 1) == leg]
 
 
 def check_conversation_uuid(value: object) -> str:
@@ -364,9 +427,22 @@ def record_status(
     # so events with equal timestamps (Vonage's `started` and `ringing` often share one) keep the
     # order they arrived in.
     call.events.sort(key=lambda e: _instant(e.timestamp))
-    states = [e.status for e in call.events if e.status not in _NOT_A_STATE]
+    states = [e.status for e in call.events if e.status not in _NOT_A_STATE and LEG_DETAIL not in e.details]
     call.status = states[-1] if states else call.status
     return True
+
+
+def call_ended(call: CallRecord) -> bool:
+    """Whether the caller's leg is over: a final status of the call's own, not of a websocket leg.
+
+    The caller's leg is the first uuid the call heard of (its `started` event, or the stream's
+    headers); a websocket leg's events carry the leg detail, and may carry a uuid of their own.
+    """
+    caller = call.uuids[0] if call.uuids else None
+    return any(
+        event.status in ENDED_STATUSES and LEG_DETAIL not in event.details and event.uuid in (None, caller)
+        for event in call.events
+    )
 
 
 def _instant(timestamp: object) -> tuple[int, float]:
@@ -403,8 +479,10 @@ def record_recording(
     ended_at: str | None,
     end_reason: str | None,
     recovered_at: str | None = None,
+    closed_at: str | None = None,
 ) -> None:
-    """Note the end of one recording session: its state, size, duration and why it ended."""
+    """Note the end of one recording session: its state, size, duration, why it ended and, when
+    known, when its audio did."""
     entry = call.stream(session)
     if entry is None:
         return
@@ -412,6 +490,30 @@ def record_recording(
     entry.ended_at, entry.end_reason = ended_at, end_reason
     if recovered_at is not None:
         entry.recovered_at = recovered_at
+    if closed_at is not None:
+        entry.closed_at = closed_at
+
+
+def note_closing(
+    call: CallRecord, session: str, *, closing: SessionClose, closed_at: str, reason: str, size: int, duration: float
+) -> None:
+    """Note, before the recorder closes a session's socket, why and when, and the audio it holds:
+    the event webhook that follows reads it to tell a socket to reconnect from one whose end is
+    the call's, and the next session finds where it starts on the call's timeline."""
+    entry = call.stream(session)
+    if entry is None:
+        return
+    entry.closing, entry.closed_at, entry.end_reason = closing, closed_at, reason
+    entry.size, entry.duration = size, duration
+
+
+def record_reconnect(call: CallRecord, *, leg: int, disconnected_at: str, answered_at: str) -> bool:
+    """Note that websocket connect `leg` was asked for; False (and nothing changed) if it was already."""
+    if any(r.leg == leg for r in call.reconnects):
+        return False
+    call.reconnects.append(Reconnect(leg, disconnected_at, answered_at))
+    call.reconnects.sort(key=lambda r: r.leg)
+    return True
 
 
 def record_dtmf(call: CallRecord, *, session: str, digit: str, duration: int | None, at: float) -> None:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["BEEP_HZ", "BEEP_SECONDS", "MessageEnd", "beep_frames"]
+__all__ = ["BEEP_HZ", "BEEP_SECONDS", "SPEECH_DBFS", "MessageEnd", "beep_frames", "level_dbfs"]
 
 BEEP_HZ = 1000
 BEEP_SECONDS = 0.4
@@ -20,7 +20,7 @@ _FRAME_SECONDS = 0.02
 _FADE_SECONDS = 0.01
 # A frame is speech when its level is above this (dBFS). Telephone line noise sits near -60 to
 # -50 dBFS and speech near -30 to -10, so -45 keeps the two apart.
-_SPEECH_DBFS = -45.0
+SPEECH_DBFS = -45.0
 
 
 def beep_frames(rate: int, hz: int = BEEP_HZ, seconds: float = BEEP_SECONDS, level: float = 0.3) -> list[bytes]:
@@ -66,7 +66,7 @@ class MessageEnd:
             return self.reason
         samples = len(frame) // 2
         self._heard += samples
-        self._quiet = self._quiet + samples if level_dbfs(frame) < _SPEECH_DBFS else 0
+        self._quiet = self._quiet + samples if level_dbfs(frame) < SPEECH_DBFS else 0
         if self._heard >= self._longest:
             self.reason = "max length"
         elif self._quiet >= self._silence:

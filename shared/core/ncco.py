@@ -9,6 +9,7 @@ from shared.core.vonage_limits import WEBSOCKET_HEADERS_LIMIT, websocket_headers
 from shared.core.webhooks import InboundCall
 
 __all__ = [
+    "LEG_HEADER",
     "VOICEMAIL_SECONDS",
     "VOICEMAIL_SILENCE",
     "StreamTarget",
@@ -16,6 +17,8 @@ __all__ = [
     "conversation_answer",
     "live_voicemail_answer",
     "stream_answer",
+    "stream_connect",
+    "stream_reconnect",
     "talk",
     "voicemail_answer",
     "voicemail_greeting",
@@ -26,6 +29,9 @@ Action = dict[str, object]
 VOICEMAIL_SECONDS = 120
 # Seconds of silence that end a voicemail message, recorded or live.
 VOICEMAIL_SILENCE = 3
+# The websocket header that says which of the call's connects a stream came in on: 1 for the
+# answer's, one more for each reconnect.
+LEG_HEADER = "leg"
 
 
 @dataclass(frozen=True)
@@ -86,14 +92,30 @@ def connect_websocket(
     return action
 
 
-def stream_answer(
-    call: InboundCall, *, greeting: str, recorder_url: str, sample_rate: int, token: str, event_url: str
-) -> list[Action]:
+def stream_connect(call: InboundCall, *, stream: StreamTarget, event_url: str, leg: int) -> Action:
+    """Connect the call's audio to the recorder as websocket leg `leg`. The connect is synchronous:
+    when the socket closes before the call, Vonage asks `event_url` what to do next, and its
+    answer can connect the call again."""
+    connect = connect_websocket(
+        call,
+        uri=stream.uri,
+        sample_rate=stream.sample_rate,
+        token=stream.token,
+        event_url=event_url,
+        extra={LEG_HEADER: str(leg)},
+    )
+    connect["eventType"] = "synchronous"
+    return connect
+
+
+def stream_answer(call: InboundCall, *, greeting: str, stream: StreamTarget, event_url: str) -> list[Action]:
     """Greet the caller, then stream the call's audio to the recorder."""
-    return [
-        talk(greeting),
-        connect_websocket(call, uri=recorder_url, sample_rate=sample_rate, token=token, event_url=event_url),
-    ]
+    return [talk(greeting), stream_connect(call, stream=stream, event_url=event_url, leg=1)]
+
+
+def stream_reconnect(call: InboundCall, *, stream: StreamTarget, event_url: str, leg: int) -> list[Action]:
+    """Connect the call to the recorder again, as leg `leg`: the same headers, a fresh token."""
+    return [stream_connect(call, stream=stream, event_url=event_url, leg=leg)]
 
 
 def voicemail_greeting(owner: str) -> str:

@@ -2,9 +2,10 @@
 
 On Cloud Functions an instance gets CPU only while it handles a request, so a step that must
 happen later (transcribe a recording, deliver a result webhook or a callback, settle a hang-up
-after its grace) is a task: the queue calls the `tasks` function back with it, in a request of
-its own. A task's name comes from the work's identity, so enqueuing the same work twice is
-refused by the queue (mostly; the handler stays idempotent, since delivery is at least once).
+after its grace, stitch a call's sessions into one recording) is a task: the queue calls the
+`tasks` function back with it, in a request of its own. A task's name comes from the work's
+identity, so enqueuing the same work twice is refused by the queue (mostly; the handler stays
+idempotent, since delivery is at least once).
 """
 
 from __future__ import annotations
@@ -28,8 +29,17 @@ __all__ = [
 ]
 
 # What the tasks function runs: each kind is one step of a flow. `settle-recordings` decides the
-# final state of a call's recordings; `sweep` is Cloud Scheduler's (or the embedded queue's) periodic run.
-KINDS = ("transcribe", "deliver-result", "deliver-callback", "settle-hangup", "settle-recordings", "sweep")
+# final state of a call's recordings; `stitch-recording` lays a call's sessions on one timeline;
+# `sweep` is Cloud Scheduler's (or the embedded queue's) periodic run.
+KINDS = (
+    "transcribe",
+    "deliver-result",
+    "deliver-callback",
+    "settle-hangup",
+    "settle-recordings",
+    "stitch-recording",
+    "sweep",
+)
 # The longest wait between two runs of a task, on Cloud Tasks and on the embedded queue alike.
 MAX_BACKOFF = 3600
 # Cloud Tasks' own headers: which task, and how many dispatches before this one (0 the first time).

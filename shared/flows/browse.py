@@ -8,17 +8,20 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.core.call_record import CALL_DOCUMENT, CallEvent, CallRecord, call_key
+from shared.core.call_record import CALL_DOCUMENT, CallEvent, CallRecord, RecordingState, call_key
 from shared.core.deliveries import DeliveryRecord
 from shared.core.errors import BadRequest, NotFound
 from shared.core.job_record import Job
 from shared.core.peaks import waveform_peaks
 from shared.core.ports import BlobStore
 from shared.core.prompt_transaction import PromptTransaction
+from shared.core.reconnect_record import SilentGap
 from shared.core.transcripts import build_turns, parse_transcript
 from shared.flows.calls import iso, read_call, update_call
 from shared.flows.documents import document_of, read_document
 from shared.flows.jobs import read_job
+from shared.flows.live_transcripts import live_interim_key, live_lines_key
+from shared.flows.stitching import STITCHED
 
 __all__ = [
     "CallView",
@@ -55,7 +58,8 @@ class Mark:
 
 @dataclass(frozen=True)
 class Recording:
-    """One stored recording of the call, with its transcript and key presses."""
+    """One stored recording of the call, with its transcript and key presses; a call recorded in
+    several sessions is one recording of them all, with the `gaps` between them, once stitched."""
 
     key: str
     name: str
@@ -65,6 +69,8 @@ class Recording:
     turns: list[Turn] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    gaps: list[SilentGap] = field(default_factory=list)
+    sessions: int = 1
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,11 @@ class CallView:
 
 
 def _transcript_key(audio_key: str) -> str:
-    # audio.wav → transcript.json; audio-<s>.wav → transcript-<s>.json; message.wav, conversation.mp3 → transcript.json
+    # audio.wav → transcript.json; audio-<s>.wav → transcript-<s>.json; message.wav, conversation.mp3 → transcript.json;
+    # the stitched recording.wav → recording.transcript.json
     folder, name = audio_key.rsplit("/", 1)
+    if name == f"{STITCHED}.wav":
+        return f"{folder}/{STITCHED}.transcript.json"
     suffix = name.rsplit(".", 1)[0].removeprefix("audio") if name.startswith("audio") else ""
     return f"{folder}/transcript{suffix}.json"
 
@@ -111,10 +120,36 @@ def _turns(document: dict[str, Any] | None, labels: list[str]) -> tuple[list[Tur
     return [Turn(t.label, t.channel, t.start, t.end, t.text) for t in build_turns(model)], notes + list(model.notes)
 
 
+def _stitched(store: BlobStore, call: CallRecord) -> Recording | None:
+    """The call's sessions as one recording, once stitched (and not streaming again since)."""
+    stitched = call.stitched
+    if stitched is None or any(entry.session not in stitched.offsets for entry in call.recordings):
+        return None
+    turns, notes = _turns(document_of(store.read(_transcript_key(stitched.object_key))), ["Caller"])
+    offsets = stitched.offsets
+    marks = [Mark(k.digit, round(offsets[k.session] + k.at, 3)) for k in call.dtmf if k.session in offsets]
+    name = stitched.object_key.rsplit("/", 1)[-1]
+    return Recording(
+        stitched.object_key,
+        name,
+        "wav",
+        RecordingState.COMPLETE,
+        stitched.duration,
+        turns,
+        sorted(marks, key=lambda m: m.at),
+        notes,
+        list(stitched.gaps),
+        len(offsets),
+    )
+
+
 def _recordings(store: BlobStore, call: CallRecord, jobs: list[Job]) -> list[Recording]:
     found = []
     labels = next((job.labels for job in jobs if job.labels), None) or ["Caller", "Agent"]
-    for entry in call.recordings:
+    stitched = _stitched(store, call)
+    if stitched is not None:
+        found.append(stitched)
+    for entry in call.recordings if stitched is None else ():
         if not entry.object_key:
             continue  # a failed recording whose stream never connected: nothing to play
         turns, notes = _turns(document_of(store.read(_transcript_key(entry.object_key))), ["Caller"])
@@ -160,20 +195,23 @@ def _deliveries(store: BlobStore, conversation_uuid: str) -> list[Delivery]:
     return found
 
 
-def _live_text(store: BlobStore, conversation_uuid: str) -> str:
-    """The words heard so far on the call's stream: its final segments, then the utterance under way."""
+def _live_text(store: BlobStore, call: CallRecord) -> str:
+    """The words heard so far on the call's streams, session after session: their final segments,
+    then the utterance under way."""
     texts = []
-    blob = store.read(call_key(conversation_uuid, "live.jsonl"))
-    for line in blob.data.decode(errors="replace").splitlines() if blob is not None else ():
-        try:
-            segment = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(segment, dict) and isinstance(segment.get("text"), str):
-            texts.append(segment["text"])
-    interim = document_of(store.read(call_key(conversation_uuid, "live.interim.json")))
-    if interim is not None and isinstance(interim.get("text"), str):
-        texts.append(interim["text"])
+    for entry in call.recordings:
+        blob = store.read(live_lines_key(entry.object_key))
+        for line in blob.data.decode(errors="replace").splitlines() if blob is not None else ():
+            try:
+                segment = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(segment, dict) and isinstance(segment.get("text"), str):
+                texts.append(segment["text"])
+        if entry.state == RecordingState.STREAMING:
+            interim = document_of(store.read(live_interim_key(entry.object_key)))
+            if interim is not None and isinstance(interim.get("text"), str):
+                texts.append(interim["text"])
     return " ".join(texts)
 
 
@@ -193,7 +231,7 @@ def call_view(store: BlobStore, conversation_uuid: str) -> CallView:
         _deliveries(store, conversation_uuid),
         jobs,
         live,
-        _live_text(store, conversation_uuid) if live else "",
+        _live_text(store, call) if live else "",
     )
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from shared.config.settings import Settings
 from shared.core import ncco
-from shared.core.call_record import CallRecord, Flow, record_status
-from shared.core.ports import BlobStore
-from shared.core.tokens import mint_stream_token
+from shared.core.call_record import ENDED_STATUSES, CallRecord, Flow, call_ended, record_status
 from shared.core.webhooks import parse_call_event, parse_inbound_call
 from shared.flows.calls import update_call
+from shared.flows.reconnects import stream_event_url, stream_target
+from shared.flows.stitching import StitchServices, queue_stitch
 
 __all__ = ["RecordedEvent", "answer_call", "record_call_event"]
 
@@ -48,7 +48,7 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
                 owner=route.owner,
                 language=route.language,
                 max_seconds=route.max_seconds,
-                stream=_stream_target(settings, call.conversation_uuid, now),
+                stream=stream_target(settings, call.conversation_uuid, now),
                 fallback_url=voicemail_fallback_url(settings, call.conversation_uuid, call.from_, call.to),
             )
         return ncco.voicemail_answer(
@@ -58,20 +58,12 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
             max_seconds=route.max_seconds,
             recording_url=recording_url,
         )
-    token = _stream_target(settings, call.conversation_uuid, now).token
     return ncco.stream_answer(
         call,
         greeting=settings.stream.greeting,
-        recorder_url=settings.stream.recorder_url,
-        sample_rate=settings.stream.rate,
-        token=token,
-        event_url=f"{settings.public_url}/event",
+        stream=stream_target(settings, call.conversation_uuid, now),
+        event_url=stream_event_url(settings, call.conversation_uuid, 1),
     )
-
-
-def _stream_target(settings: Settings, conversation_uuid: str, now: float) -> ncco.StreamTarget:
-    token = mint_stream_token(settings.stream.token_secret, conversation_uuid, now, settings.stream.token_ttl)
-    return ncco.StreamTarget(settings.stream.recorder_url, settings.stream.rate, token)
 
 
 @dataclass(frozen=True)
@@ -84,9 +76,10 @@ class RecordedEvent:
     added: bool
 
 
-def record_call_event(store: BlobStore, params: Mapping[str, Any], now: float) -> RecordedEvent | None:
+def record_call_event(services: StitchServices, params: Mapping[str, Any], now: float) -> RecordedEvent | None:
     """Add an event to call.json; a duplicate changes nothing. None for an event that names no
-    conversation (none of Vonage's documented ones): it is logged, not kept."""
+    conversation (none of Vonage's documented ones): it is logged, not kept. The end of a call
+    recorded in several sessions queues the stitching of its recording."""
     event = parse_call_event(params)
     if not event.conversation_uuid:
         log.warning("event without a conversation", extra={"fields": sorted(params)[:20]})
@@ -106,6 +99,8 @@ def record_call_event(store: BlobStore, params: Mapping[str, Any], now: float) -
             details=event.details,
         )
 
-    call = update_call(store, event.conversation_uuid, change, now)
+    call = update_call(services.store, event.conversation_uuid, change, now)
     log.info("call event", extra={"call": event.conversation_uuid, "status": event.status, "duplicate": not added})
+    if added and event.status in ENDED_STATUSES and call_ended(call):
+        queue_stitch(services, call, "over")
     return RecordedEvent(call, event.uuid or None, added)

@@ -18,22 +18,14 @@ import json
 import logging
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 from shared.core.call_record import call_key
-from shared.core.live_events import segment_event, segment_json
+from shared.core.live_events import live_transcript, segment_event, segment_json
 from shared.core.ports import BlobStore, LiveListener, LiveSegment, LiveTranscription, StreamingTranscriber
-from shared.core.transcripts import (
-    NOTHING,
-    build_turns,
-    format_dialogue,
-    format_webvtt,
-    parse_transcript,
-    transcript_document,
-)
+from shared.core.transcripts import NOTHING, Turn, format_dialogue, format_webvtt
 
-__all__ = ["CLOSE_TIMEOUT", "LiveTranscript"]
+__all__ = ["CLOSE_TIMEOUT", "LiveTranscript", "live_interim_key", "live_lines_key", "write_transcript"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +33,6 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 10.0
 # How often the words of the utterance under way are stored, at most.
 INTERIM_EVERY = 2.0
-_LABELS = ("Caller",)
 
 
 def _line(segment: LiveSegment) -> str:
@@ -58,19 +49,22 @@ class LiveTranscript:
         audio_key: str,
         session: str = "",
         listener: LiveListener | None = None,
+        offset: float = 0.0,
     ) -> None:
         self.store = store
         self.conversation_uuid = conversation_uuid
         self.session = session
         self.listener = listener
+        # Where the session starts on the call's timeline, for the live webhook's events.
+        self.offset = offset
         # transcript.json's document once the stream is over.
         self.document: dict[str, Any] | None = None
         self._sequence = 0
         # audio.wav → live.jsonl, transcript.*; audio-<session>.wav → live-<session>.jsonl, transcript-<session>.*
-        suffix = audio_key.rsplit("/", 1)[-1].removeprefix("audio").removesuffix(".wav")
-        self.live_key = call_key(conversation_uuid, f"live{suffix}.jsonl")
+        suffix = _suffix(audio_key.rsplit("/", 1)[-1])
+        self.live_key = live_lines_key(audio_key)
         # The words of the utterance under way, rewritten every few seconds; gone at the end.
-        self.interim_key = call_key(conversation_uuid, f"live{suffix}.interim.json")
+        self.interim_key = live_interim_key(audio_key)
         self._interim_at = float("-inf")
         self.transcript_prefix = call_key(conversation_uuid, f"transcript{suffix}")
         self.finals: list[LiveSegment] = []
@@ -94,7 +88,8 @@ class LiveTranscript:
             with self._lock:
                 # Numbered and handed over under one lock: gaps are reported from the feeder's side.
                 self._sequence += 1
-                self.listener.send(segment_event(self.conversation_uuid, self.session, self._sequence, segment))
+                event = segment_event(self.conversation_uuid, self.session, self._sequence, segment, self.offset)
+                self.listener.send(event)
         if not segment.final and segment.words:
             self._note_interim(segment)
         if not (segment.final and (segment.words or segment.gap)):
@@ -126,23 +121,34 @@ class LiveTranscript:
             finals = sorted(self.finals, key=lambda s: s.start)
             self._interim_at = float("inf")
         self.store.delete(self.interim_key)
-        words = [word.to_json() for segment in finals for word in segment.words]
-        model = parse_transcript(
-            {"engine": "pocketsphinx", "channels": [{"channel": 0, "words": words}]}, _LABELS, len(_LABELS)
-        )
-        gaps = tuple(f"not heard live: {s.start:.2f}-{s.end:.2f} s" for s in finals if s.gap)
-        model = replace(model, engine="live", notes=model.notes + gaps)
-        turns = build_turns(model)
-        document = {
-            "status": "completed",
-            "conversation_uuid": self.conversation_uuid,
-            **transcript_document(model, turns),
-        }
+        document, turns = live_transcript(self.conversation_uuid, finals)
         self.document = document
-        prefix = self.transcript_prefix
-        self.store.write(f"{prefix}.json", json.dumps(document, indent=2).encode(), "application/json")
-        text = format_dialogue(turns) or NOTHING
-        self.store.write(f"{prefix}.txt", (text + "\n").encode(), "text/plain; charset=utf-8")
-        self.store.write(f"{prefix}.vtt", format_webvtt(turns).encode(), "text/vtt; charset=utf-8")
+        write_transcript(self.store, self.transcript_prefix, document, turns)
+        words = [w.text for segment in finals for w in segment.words]
         log.info("live transcript stored", extra={"call": self.conversation_uuid, "words": len(words)})
-        return None if gaps else " ".join(w.text for segment in finals for w in segment.words)
+        return None if any(s.gap for s in finals) else " ".join(words)
+
+
+def write_transcript(store: BlobStore, prefix: str, document: dict[str, Any], turns: list[Turn]) -> None:
+    """A transcript's files: `<prefix>.json` (the document), `.txt` (the dialogue) and `.vtt`."""
+    store.write(f"{prefix}.json", json.dumps(document, indent=2).encode(), "application/json")
+    text = format_dialogue(turns) or NOTHING
+    store.write(f"{prefix}.txt", (text + "\n").encode(), "text/plain; charset=utf-8")
+    store.write(f"{prefix}.vtt", format_webvtt(turns).encode(), "text/vtt; charset=utf-8")
+
+
+def live_lines_key(audio_key: str) -> str:
+    """Where a stream's final segments are kept, by its audio's key: audio.wav → live.jsonl,
+    audio-<session>.wav → live-<session>.jsonl."""
+    folder, name = audio_key.rsplit("/", 1)
+    return f"{folder}/live{_suffix(name)}.jsonl"
+
+
+def live_interim_key(audio_key: str) -> str:
+    """Where the words of a stream's utterance under way are kept: live.interim.json, live-<session>.interim.json."""
+    folder, name = audio_key.rsplit("/", 1)
+    return f"{folder}/live{_suffix(name)}.interim.json"
+
+
+def _suffix(audio_name: str) -> str:
+    return audio_name.removeprefix("audio").removesuffix(".wav")

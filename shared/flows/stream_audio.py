@@ -92,9 +92,19 @@ class StreamRecording:
     def _doc_key(self) -> str:
         return call_key(self.conversation_uuid, CALL_DOCUMENT)
 
-    def start(self, uuid: str | None, from_: str | None, to: str | None, flow: Flow = Flow.STREAM) -> None:
+    def start(
+        self,
+        uuid: str | None,
+        from_: str | None,
+        to: str | None,
+        flow: Flow = Flow.STREAM,
+        *,
+        leg: int | None = None,
+        recorder: str | None = None,
+    ) -> CallRecord:
         """Register the stream in call.json, with the call's flow unless one is noted already, and
-        choose its object name."""
+        choose its object name; `leg` is the call's websocket connect it came in on, `recorder`
+        the process recording it. Returns the call as registered."""
 
         def change(call: CallRecord) -> None:
             taken = {r.object_key for r in call.recordings}
@@ -105,12 +115,13 @@ class StreamRecording:
             entry = StreamEntry(
                 self.session, self.object_key, RecordingState.STREAMING, self.sample_rate, 0, 0.0, iso(self.clock())
             )
+            entry.leg, entry.recorder = leg, recorder
             record_stream_start(call, entry=entry, uuid=uuid, from_=from_, to=to, flow=flow)
 
-        self._update(change)
+        return self._update(change)
 
-    def _update(self, change: Callable[[CallRecord], object]) -> None:
-        update_call(self.store, self.conversation_uuid, change, self.clock())
+    def _update(self, change: Callable[[CallRecord], object]) -> CallRecord:
+        return update_call(self.store, self.conversation_uuid, change, self.clock())
 
     def add_audio(self, data: bytes) -> None:
         """Take one frame of any size; a trailing odd byte waits for the next frame."""
@@ -118,6 +129,13 @@ class StreamRecording:
         self._buffer += data
         while len(self._buffer) >= self.chunk_bytes:
             self._flush(self.chunk_bytes)
+
+    def flush(self) -> None:
+        """Store what is buffered as a part now (whole samples), so that nothing is lost if the
+        process dies before `finish`."""
+        whole = len(self._buffer) - len(self._buffer) % 2
+        if whole and not self._finished:
+            self._flush(whole)
 
     def _flush(self, size: int) -> None:
         part = bytes(self._buffer[:size])
@@ -133,8 +151,9 @@ class StreamRecording:
         at = self.seconds
         self._update(lambda call: record_dtmf(call, session=self.session, digit=digit, duration=duration, at=at))
 
-    def finish(self, reason: str) -> RecordingSummary:
-        """Flush what is buffered and assemble the WAV; safe to call more than once."""
+    def finish(self, reason: str, closed_at: str | None = None) -> RecordingSummary:
+        """Flush what is buffered and assemble the WAV; safe to call more than once. `closed_at`
+        is when the stream's audio ended, if the caller knows it better than now."""
         if self._finished:
             return self._summary(self.received - self.received % 2)
         self._finished = True
@@ -159,6 +178,7 @@ class StreamRecording:
                 duration=summary.duration,
                 ended_at=iso(self.clock()),
                 end_reason=reason,
+                closed_at=closed_at,
             )
         )
         _delete_parts(self.store, self.conversation_uuid, self.session)

@@ -13,17 +13,20 @@ from typing import Any, Protocol
 
 from shared.config.routes import Routes
 from shared.config.settings import STREAM_RATES
-from shared.core.call_record import Flow, check_conversation_uuid
+from shared.core.call_record import CallRecord, Flow, SessionClose, check_conversation_uuid, note_closing
 from shared.core.errors import TapedeckError
 from shared.core.identifiers import DTMF_KEY, is_shaped
+from shared.core.legs import MAX_LEGS
 from shared.core.live_events import transcript_event
 from shared.core.message_end import MessageEnd, beep_frames
-from shared.core.ncco import VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
+from shared.core.ncco import LEG_HEADER, VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
 from shared.core.payloads import load_json_object
 from shared.core.ports import BlobStore, LiveListener, StreamingTranscriber
+from shared.core.rotation import Rotation
+from shared.core.timeline import lay_out
 from shared.core.tokens import verify_stream_token
 from shared.core.vonage_limits import RECORD_SECONDS
-from shared.flows.calls import note_transcript
+from shared.flows.calls import iso, note_transcript, update_call
 from shared.flows.live_transcripts import LiveTranscript
 from shared.flows.stream_audio import StreamRecording
 from shared.flows.voicemail import LiveMessage
@@ -56,6 +59,10 @@ _POLL = 1.0
 _CONTENT_TYPE = re.compile(r"\s*audio/l16\s*;\s*rate\s*=\s*([0-9]{1,6})\s*", re.IGNORECASE | re.ASCII)
 # The handshake message is a few hundred bytes; Vonage caps the NCCO headers it repeats at 512.
 MAX_FIRST_MESSAGE = 8 * 1024
+# How long a stream goes on after its recorder is told to stop, before its socket closes and its
+# call reconnects: the worker stops accepting connections within a second of SIGTERM (gunicorn's
+# workers look every second), so the reconnect finds another instance, not this one.
+HANDOVER_DELAY = 1.5
 # How many streams may be starting or finishing their recording at once. Each is a burst of
 # storage work (call.json, parts, the WAV's assembly) run on the event loop between flushes;
 # calls that end together would otherwise run all their bursts in one turn of the loop and hold
@@ -98,6 +105,16 @@ class StreamContext:
     post_result: Callable[[str, str, str, Mapping[str, object]], None] | None = None
     # Told (call, session) once a stream's recording is assembled, so its final state can be settled.
     on_recorded: Callable[[str, str], None] | None = None
+    # How long a session's socket is kept before the recorder closes it for the call to reconnect
+    # (None: as long as the call lasts), timed by `monotonic`; a live voicemail is never rotated.
+    rotate_seconds: float | None = None
+    monotonic: Callable[[], float] = time.monotonic
+    # Which process records, noted on each session; and how long a stream goes on once `stopping`.
+    recorder: str = ""
+    handover_delay: float = HANDOVER_DELAY
+    # Told of each session that ends in a call of more than one (call, session): its recording is
+    # stitched once the call is over.
+    after_session: Callable[[str, str], None] | None = None
 
 
 class _Rejected(TapedeckError):
@@ -154,12 +171,25 @@ class _Webhook:
 @dataclass
 class _Stream:
     """One stream under way: its recording, its live transcript and its route's live webhook, and,
-    for a live voicemail, when its message ends."""
+    for a live voicemail, when its message ends; the call's websocket leg it came in on, where it
+    starts on the call's timeline, and when its socket is due to rotate."""
 
     recording: StreamRecording
     live: LiveTranscript | None
     ending: MessageEnd | None
     webhook: _Webhook | None = None
+    leg: int = 1
+    offset: float = 0.0
+    rotation: Rotation | None = None
+
+
+@dataclass(frozen=True)
+class _End:
+    """How a stream ended: why, when its audio ended, and what the recorder noted if it closed it."""
+
+    reason: str
+    closed_at: str | None = None
+    closing: SessionClose | None = None
 
 
 def run_stream(ws: Socket, context: StreamContext) -> None:
@@ -175,39 +205,68 @@ def run_stream(ws: Socket, context: StreamContext) -> None:
         log.info("stream closed before its first message")
         return
     stream = _open(ws, meta, rate, context)
-    reason = "hangup"
+    end = _End("hangup")
     try:
-        reason = _pump(ws, stream, context)
+        end = _pump(ws, stream, context)
     finally:
-        _close(stream, reason, meta, context)
+        _close(stream, end, meta, context)
+
+
+def _leg(meta: dict[str, Any]) -> int:
+    """Which of the call's websocket connects this stream came in on (1 when the header is absent)."""
+    value = meta.get(LEG_HEADER)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_LEGS:
+        return int(value)
+    return 1
+
+
+def _offset(call: CallRecord, session: str) -> float:
+    """Where `session` starts on the call's timeline, as far as the sessions before it say now."""
+    try:
+        return lay_out(call.recordings).offset_of(session)
+    except (KeyError, ValueError):
+        return 0.0
 
 
 def _open(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext) -> _Stream:
     recording = StreamRecording(
         context.store, meta["conversation_uuid"], uuidlib.uuid4().hex[:12], rate, context.chunk_bytes, context.clock
     )
+    leg = _leg(meta)
+    # A live voicemail's stream says so in its headers; any other stream is the stream flow.
+    voicemail = meta.get("capture") == "voicemail"
     with context.storage_turns:
-        # A live voicemail's stream says so in its headers; any other stream is the stream flow.
-        flow = Flow.VOICEMAIL if meta.get("capture") == "voicemail" else Flow.STREAM
-        recording.start(_text_field(meta, "uuid"), _text_field(meta, "from"), _text_field(meta, "to"), flow)
+        flow = Flow.VOICEMAIL if voicemail else Flow.STREAM
+        call = recording.start(
+            _text_field(meta, "uuid"),
+            _text_field(meta, "from"),
+            _text_field(meta, "to"),
+            flow,
+            leg=leg,
+            recorder=context.recorder or None,
+        )
+    offset = _offset(call, recording.session) if leg > 1 else 0.0
     log.info(
-        "stream started", extra={"call": recording.conversation_uuid, "rate": rate, "object": recording.object_key}
+        "stream started",
+        extra={"call": recording.conversation_uuid, "rate": rate, "object": recording.object_key, "leg": leg},
     )
     webhook = _webhook(meta, context)
     live = None
     if context.live is not None:
         listener = webhook.listener if webhook else None
         transcript = LiveTranscript(
-            context.store, recording.conversation_uuid, recording.object_key, recording.session, listener
+            context.store, recording.conversation_uuid, recording.object_key, recording.session, listener, offset
         )
         live = transcript if transcript.start(context.live, rate) else None
     ending = None
-    if meta.get("capture") == "voicemail":
+    if voicemail:
         ending = MessageEnd(rate, VOICEMAIL_SILENCE, _max_seconds(meta.get("max_seconds")))
         # The caller hears the beep: Vonage plays each binary message sent back as 20 ms of audio.
         for frame in beep_frames(rate):
             ws.send(frame)
-    return _Stream(recording, live, ending, webhook)
+    # A message is short and ends on its own; any other stream's socket is closed before the platform does.
+    rotation = Rotation(context.rotate_seconds, rate) if context.rotate_seconds and not voicemail else None
+    return _Stream(recording, live, ending, webhook, leg, offset, rotation)
 
 
 def _webhook(meta: dict[str, Any], context: StreamContext) -> _Webhook | None:
@@ -224,14 +283,17 @@ def _max_seconds(value: object) -> int:
     return int(text) if text.isascii() and text.isdigit() and low <= int(text) <= high else VOICEMAIL_SECONDS
 
 
-def _close(stream: _Stream, reason: str, meta: dict[str, Any], context: StreamContext) -> None:
+def _close(stream: _Stream, end: _End, meta: dict[str, Any], context: StreamContext) -> None:
     recording = stream.recording
+    # The live words first: a session counts as stored (and a call in several may be stitched)
+    # once its recording is finished, and by then its transcript is too.
+    text = stream.live.finish() if stream.live is not None else None
     with context.storage_turns:
-        recording.finish(reason)
+        recording.finish(end.reason, end.closed_at)
     if context.on_recorded is not None:
         context.on_recorded(recording.conversation_uuid, recording.session)
-    text = stream.live.finish() if stream.live is not None else None
-    if stream.live is not None and stream.live.document is not None:
+    if stream.live is not None and stream.live.document is not None and stream.leg == 1:
+        # A call in several sessions takes its first words from the stitched transcript.
         note_transcript(context.store, recording.conversation_uuid, stream.live.document["dialogue"], context.clock())
     if stream.ending is not None and context.on_message is not None:
         message = LiveMessage(
@@ -246,6 +308,8 @@ def _close(stream: _Stream, reason: str, meta: dict[str, Any], context: StreamCo
         context.on_message(message)
     if stream.webhook is not None:
         _send_transcript(stream, meta, context)
+    if context.after_session is not None and (stream.leg > 1 or end.closing == SessionClose.RECONNECT):
+        context.after_session(recording.conversation_uuid, recording.session)
 
 
 def _send_transcript(stream: _Stream, meta: dict[str, Any], context: StreamContext) -> None:
@@ -254,7 +318,7 @@ def _send_transcript(stream: _Stream, meta: dict[str, Any], context: StreamConte
     recording, url = stream.recording, stream.webhook.url
     document = stream.live.document if stream.live is not None else None
     caller, called = _text_field(meta, "from") or "", _text_field(meta, "to") or ""
-    event = transcript_event(recording.conversation_uuid, recording.session, caller, called, document)
+    event = transcript_event(recording.conversation_uuid, recording.session, caller, called, document, stream.offset)
     post = context.post_result
 
     def deliver() -> None:
@@ -264,35 +328,109 @@ def _send_transcript(stream: _Stream, meta: dict[str, Any], context: StreamConte
     stream.webhook.listener.close(deliver)
 
 
-def _pump(ws: Socket, stream: _Stream, context: StreamContext) -> str:
-    last = time.monotonic()
-    recording, live, ending = stream.recording, stream.live, stream.ending
+def _pump(ws: Socket, stream: _Stream, context: StreamContext) -> _End:
+    opened = last = context.monotonic()
+    last_audio = context.clock()
+    stop_seen: float | None = None
+    recording, live, ending, rotation = stream.recording, stream.live, stream.ending, stream.rotation
     while True:
         if context.stopping.is_set():
-            ws.close(CLOSE_GOING_AWAY, "recorder shutting down")
-            return "recorder shutdown"
+            if stop_seen is None:
+                # What the stream holds is stored at once: the process may not outlive its grace.
+                stop_seen = context.monotonic()
+                recording.flush()
+            # A message is not handed over; a stream goes on until no new socket can reach this worker.
+            if ending is not None or context.monotonic() - stop_seen >= context.handover_delay:
+                return _close_socket(
+                    ws, stream, context, "recorder shutdown", CLOSE_GOING_AWAY, "recorder shutting down"
+                )
         try:
             message = ws.receive(timeout=_POLL)
         except StreamClosed:
-            return "hangup"
+            return _End("hangup", iso(context.clock()))
+        now = context.monotonic()
         if message is None:
-            if time.monotonic() - last > context.idle_timeout:
-                ws.close(CLOSE_GOING_AWAY, "no audio received")
-                return "idle timeout"
+            if now - last > context.idle_timeout:
+                # The audio stopped when the last frame came, not when the recorder gave up waiting.
+                return _close_socket(
+                    ws, stream, context, "idle timeout", CLOSE_GOING_AWAY, "no audio received", iso(last_audio)
+                )
             continue
-        last = time.monotonic()
+        last, last_audio = now, context.clock()
+        end = None
         if isinstance(message, bytes):
             recording.add_audio(message)
             if live is not None:
                 live.feed(message)
             end = ending.audio(message) if ending is not None else None
+            if rotation is not None and rotation.due(now - opened, message):
+                return _close_socket(ws, stream, context, "rotation", CLOSE_NORMAL, "rotating to a new socket")
         else:
             digit = _on_text(message, recording)
             end = ending.key(digit) if ending is not None and digit else None
         if end:
             # The message is over: closing the socket moves Vonage on to the next NCCO action.
-            ws.close(CLOSE_NORMAL, f"message ended: {end}")
-            return end
+            return _close_socket(ws, stream, context, end, CLOSE_NORMAL, f"message ended: {end}")
+
+
+def _close_socket(
+    ws: Socket, stream: _Stream, context: StreamContext, reason: str, code: int, message: str, ended: str | None = None
+) -> _End:
+    """Close the socket from this side, once what it recorded is stored and why it closes is noted.
+
+    The note comes before the close frame, so the event webhook that the close sets off reads it:
+    a live voicemail's end is final; any other stream closes to hand the call over to a new
+    session, and what arrived while the note was written is taken before the socket closes.
+    """
+    recording = stream.recording
+    closing = SessionClose.FINAL if stream.ending is not None else SessionClose.RECONNECT
+    recording.flush()
+    _note_closing(recording, closing, ended or iso(context.clock()), reason, context)
+    if closing == SessionClose.RECONNECT:
+        _drain(ws, stream)
+    ws.close(code, message)
+    return _End(reason, ended or iso(context.clock()), closing)
+
+
+def _note_closing(
+    recording: StreamRecording, closing: SessionClose, closed_at: str, reason: str, context: StreamContext
+) -> None:
+    size = recording.received - recording.received % 2
+
+    def change(call: CallRecord) -> None:
+        note_closing(
+            call,
+            recording.session,
+            closing=closing,
+            closed_at=closed_at,
+            reason=reason,
+            size=size,
+            duration=round(recording.seconds, 3),
+        )
+
+    try:
+        update_call(context.store, recording.conversation_uuid, change, context.clock())
+    except Exception:
+        # The socket closes all the same; without the note, the event that follows waits a moment
+        # for a hang-up before it reconnects the call.
+        log.exception("could not note why the stream closes", extra={"call": recording.conversation_uuid})
+
+
+def _drain(ws: Socket, stream: _Stream) -> None:
+    """Take the frames already received, without waiting for more."""
+    while True:
+        try:
+            message = ws.receive(timeout=0)
+        except StreamClosed:
+            return
+        if message is None:
+            return
+        if isinstance(message, bytes):
+            stream.recording.add_audio(message)
+            if stream.live is not None:
+                stream.live.feed(message)
+        else:
+            _on_text(message, stream.recording)
 
 
 def _on_text(message: str, recording: StreamRecording) -> str | None:

@@ -22,6 +22,7 @@ from shared.flows.pin_calls import PromptServices, deliver_callback, settle_afte
 from shared.flows.problems import clear_problem, note_exhausted_task
 from shared.flows.recording_outcomes import settle_recordings
 from shared.flows.results import deliver_result
+from shared.flows.stitching import STITCH_TASK, conversation_of, stitch_recording
 from shared.flows.sweep import SweepServices, run_sweep
 from shared.flows.transcription import RecordedCallServices, run_transcription
 
@@ -88,4 +89,6 @@ def _run(services: TaskServices, task: Task, attempt: int, final: bool, now: flo
         return str(settle_recordings(services, _conversation(task), now))
     if task.kind == "sweep":
         return run_sweep(services, now).describe()
+    if task.kind == STITCH_TASK:
+        return stitch_recording(services.store, conversation_of(task), now)
     raise BadRequest(f"no step runs tasks of kind {task.kind}")

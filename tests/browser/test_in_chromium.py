@@ -224,3 +224,43 @@ def test_deleting_a_call_from_its_page(deck: tuple[Deck, list[Any]], page: Any) 
     page.goto(f"{server.url}/")
     assert page.locator("table.calls tbody tr").count() == listed - 1
     assert conversation_uuid not in page.content()
+
+
+def test_a_call_in_several_sessions_plays_as_one_recording_with_its_gaps_shaded(
+    deck: tuple[Deck, list[Any]], browser: Any
+) -> None:
+    """Last in this module: it adds a call to the list the others count."""
+    from shared.flows.stitching import stitch_recording
+    from tests.flows.sessions import record_in_sessions
+
+    server, _ = deck
+    record_in_sessions(server.store, "CON-in-three", time.time())
+    stitch_recording(server.store, "CON-in-three", time.time())
+    stitched = server.read_json("calls/CON-in-three/call.json")["stitched"]
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, bypass_csp=AXE.exists())
+    page = context.new_page()
+    page.goto(f"{server.url}/calls/CON-in-three")
+    assert page.locator("audio").count() == 1
+    duration = page.locator("audio").evaluate(
+        """a => new Promise(r => a.readyState >= 1
+                 ? r(a.duration) : a.addEventListener('loadedmetadata', () => r(a.duration)))"""
+    )
+    assert duration == pytest.approx(stitched["duration"], abs=0.05)
+    page.wait_for_selector("canvas[data-ready='yes']")
+    # The first gap (4.0 to 4.1 s) is shaded across the waveform's height in the gaps' colour.
+    colour = page.locator("canvas[data-peaks]").evaluate(
+        """c => { const a = document.querySelector('audio'); const x = Math.floor(4.05 / a.duration * c.width);
+               const p = c.getContext('2d').getImageData(x, 5, 1, 1).data; return [p[0], p[1], p[2]]; }"""
+    )
+    assert colour == [0xC5, 0x22, 0x1F]
+    page.get_by_role("button", name="0:04.000 to 0:04.100 (100 ms)").click()
+    assert page.locator("audio").evaluate("a => a.currentTime") == pytest.approx(4.0, abs=0.3)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "call-in-three-sessions.png"), full_page=True)
+    if AXE.exists():
+        page.add_script_tag(path=str(AXE))
+        violations = page.evaluate(
+            "async () => (await axe.run(document)).violations.map(v => [v.id, v.impact, v.nodes.length])"
+        )
+        assert violations == []
+    context.close()

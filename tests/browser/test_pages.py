@@ -203,3 +203,28 @@ def test_a_call_still_streaming_shows_its_live_words_and_says_so(browser: FlaskC
     }
     recording.finish("hangup")
     assert browser.get("/calls/CON-live/live").get_json()["live"] is False
+
+
+def test_a_call_recorded_in_several_sessions_plays_as_one_recording_with_its_gaps_marked(
+    browser: FlaskClient, store: LocalBlobStore
+) -> None:
+    from shared.flows.stitching import stitch_recording
+    from tests.flows.sessions import FIXTURE, KEY, record_in_sessions
+
+    record_in_sessions(store, "CON-3s", NOW)
+    stitch_recording(store, "CON-3s", NOW + 20)
+    html = browser.get("/calls/CON-3s").data.decode()
+
+    # One player, one waveform: the stitched recording, not the three sessions' files.
+    assert re.findall(r'<audio [^>]*src="([^"]+)"', html) == ["/calls/CON-3s/audio/recording.wav"]
+    assert "recorded in 3 sessions, its socket reconnected 2 times" in text_of(html.encode())
+    assert """data-gaps='[{"start": 4.0, "end": 4.1}, {"start": 7.0, "end": 7.06}]'""" in html
+    assert "0:04.000 to 0:04.100 (100 ms)" in text_of(html.encode())
+    assert f'"digit": "{KEY[0]}", "at": {KEY[1]}' in html
+    # The transcript runs across the sessions: the words after the first gap join the turn before it.
+    starts = [float(s) for s in re.findall(r'class="seek turn" data-start="([0-9.]+)"', html)]
+    assert starts == [0.45, 7.2] and "production database is down" in text_of(html.encode())
+    audio = browser.get("/calls/CON-3s/audio/recording.wav")
+    assert audio.status_code == 200 and len(audio.data) == 44 + 2 * round(FIXTURE.duration * 16000)
+    peaks = browser.get("/calls/CON-3s/peaks/recording.wav").get_json()
+    assert peaks["duration"] == pytest.approx(FIXTURE.duration, abs=0.01)

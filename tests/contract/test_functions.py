@@ -38,7 +38,10 @@ def test_answer_greets_then_streams_to_the_recorder(environment: Callable[..., N
     verify_stream_token(TOKEN_SECRET, "CON-7f3a", headers["token"], time.time())
     assert sum(len(k) + len(v) for k, v in headers.items()) <= 512
     assert connect["from"] == "447700900000"
-    assert connect["eventUrl"] == ["https://fn.example.test/event"]
+    # The first of the call's websocket legs; its events, sealed to the call, may connect it again.
+    assert headers["leg"] == "1" and connect["eventType"] == "synchronous"
+    event_url = connect["eventUrl"][0]
+    assert event_url.startswith("https://fn.example.test/event?leg=1&sig=")
 
 
 def test_answer_accepts_post_and_settings_shape_the_ncco(environment: Callable[..., None]) -> None:

@@ -15,9 +15,12 @@ from hypothesis import strategies as st
 from shared.config.routes import FLOWS, parse_routes
 from shared.config.settings import Settings
 from shared.core.errors import BadRequest, ConfigError
+from shared.core.ncco import stream_reconnect
 from shared.core.pin_prompt import PinEntry, answer_ncco, apply_input, new_transaction, parse_prompt_request
 from shared.core.vonage_limits import TTS_LANGUAGES
+from shared.core.webhooks import parse_inbound_call
 from shared.flows.inbound import answer_call
+from shared.flows.reconnects import stream_event_url, stream_target
 from shared.flows.voicemail import voicemail_fallback
 from tests import vonage_payloads as vonage
 from tests.ncco_models import check_ncco
@@ -67,16 +70,26 @@ environments = st.fixed_dictionaries(
 
 
 def _answers(settings: Settings, called: str) -> list[list[dict[str, Any]]]:
-    """The answer to a call to `called`, and for a live voicemail the answer when the recorder is out."""
+    """The answer to a call to `called`; for a live voicemail the answer when the recorder is out,
+    and for a stream the connect that follows its socket closing before the call."""
     params = {"conversation_uuid": vonage.CONVERSATION, "uuid": vonage.LEG, "from": vonage.CALLER, "to": called}
     first = answer_call(settings, params, NOW)
     answers = [first]
     connect = next((a for a in first if a.get("eventType") == "synchronous"), None)
     if connect is not None:
         sealed = dict(parse_qsl(urlsplit(str(connect["eventUrl"][0])).query))  # type: ignore[index]
-        fallback = voicemail_fallback(settings, sealed | {"status": "failed", **params})
-        assert fallback is not None
-        answers.append(fallback)
+        if "fallback" in sealed:
+            fallback = voicemail_fallback(settings, sealed | {"status": "failed", **params})
+            assert fallback is not None
+            answers.append(fallback)
+        else:
+            again = stream_reconnect(
+                parse_inbound_call(params),
+                stream=stream_target(settings, vonage.CONVERSATION, NOW),
+                event_url=stream_event_url(settings, vonage.CONVERSATION, 2),
+                leg=2,
+            )
+            answers.append(again)
     return answers
 
 

@@ -2,8 +2,9 @@
 
 The files in data/documents were written by the code before call records, jobs, prompt
 transactions and delivery records had types: a claim as created (compact), and a document after
-an update (indented, keys sorted). Each is read with its type's from_json and written back with
-to_json in the same encoding.
+an update (indented, keys sorted); call-reconnected.json is a call whose socket was reconnected,
+in three sessions stitched into one recording. Each is read with its type's from_json and written
+back with to_json in the same encoding.
 """
 
 from __future__ import annotations

@@ -65,18 +65,23 @@ def test_a_live_voicemail_beeps_then_pages_from_the_live_transcript_at_hang_up(d
 
 
 def test_hash_ends_a_live_message_and_the_call_goes_on_to_the_thanks(deck_factory: DeckFactory) -> None:
-    deck = deck_factory(LIVE_TRANSCRIBER="pocketsphinx")
+    # A socket lifetime shorter than the message: a message is never rotated.
+    deck = deck_factory(LIVE_TRANSCRIBER="pocketsphinx", STREAM_ROTATE_SECONDS="2")
     # In real time: the recorder hears `#` at 4 s, while the caller is still talking.
     report = deck.call(DATA / "voicemail_outage.wav", dtmf=[DtmfPress("#", 4.0)])
 
     assert (report.closed_by, report.close_code) == ("recorder", 1000)
     assert report.talks[-1] == "Thank you for your message. Goodbye."
     assert report.event_statuses["disconnected"] == 204
+    # Closed on purpose, so not connected again: one socket, and the call went on to the thanks.
+    assert len(report.sockets) == 1 and len(report.nccos) == 1
     message = message_of(live_pages(deck)[0])
     assert "CALL ME BACK" not in message
-    recording = deck.read_json(f"calls/{report.conversation_uuid}/call.json")["recordings"][0]
-    assert recording["end_reason"] == "key"
+    call = deck.read_json(f"calls/{report.conversation_uuid}/call.json")
+    (recording,) = call["recordings"]
+    assert (recording["end_reason"], recording["closing"]) == ("key", "final")
     assert recording["duration"] == pytest.approx(4.0, abs=0.1)
+    assert "reconnects" not in call
 
 
 def test_silence_ends_a_live_message(deck_factory: DeckFactory, tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def services(tmp_path: Path) -> FakeServices:
 def event(services: FakeServices, call: str, status: str, at: float, leg: str = "leg-1", to: str = NUMBER) -> None:
     params = {"conversation_uuid": call, "uuid": leg, "status": status, "timestamp": _iso(at)}
     params |= {"from": CALLER, "to": to, "direction": "inbound"}
-    recorded = record_call_event(services.store, params, services.clock())
+    recorded = record_call_event(services, params, services.clock())
     assert recorded is not None
     follow_call_end(services, recorded.call, recorded.leg)
 

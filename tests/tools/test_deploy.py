@@ -243,8 +243,14 @@ def test_the_plan_creates_accounts_queue_and_least_privilege_grants(tmp_path: Pa
     fn, tasks = "serviceAccount:tapedeck-fn@demo.iam.gserviceaccount.com", "serviceAccount:tapedeck-tasks@demo"
     grants = [line for line in lines if "add-iam-policy-binding" in line or "add-invoker-policy-binding" in line]
     assert any("gcloud functions add-invoker-policy-binding tasks" in g and tasks in g for g in grants)
-    assert any("roles/cloudtasks.enqueuer" in g and fn in g for g in grants)
-    assert any("roles/iam.serviceAccountUser" in g and "tapedeck-tasks@demo" in g.split("--member")[0] for g in grants)
+    recorder = "serviceAccount:tapedeck-rec@demo.iam.gserviceaccount.com"
+    # The functions and the recorder queue tasks, carrying the tasks account's OIDC token.
+    for account in (fn, recorder):
+        assert any("roles/cloudtasks.enqueuer" in g and account in g for g in grants)
+        assert any(
+            "roles/iam.serviceAccountUser" in g and "tapedeck-tasks@demo" in g.split("--member")[0] and account in g
+            for g in grants
+        )
     assert any("roles/iam.serviceAccountTokenCreator" in g and fn in g for g in grants)
     assert all("projects add-iam-policy-binding" not in g for g in grants)  # nothing project-wide
     assert any(line.startswith('printf %s "$STREAM_TOKEN_SECRET" | gcloud secrets versions add') for line in lines)

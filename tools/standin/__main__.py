@@ -86,6 +86,15 @@ def _print_report(report: CallReport, out: TextIO) -> None:
         seconds = report.frames_sent * 0.02
         out.write(f"  streamed {report.bytes_sent} bytes in {report.frames_sent} frames ({seconds:.2f} s of audio)\n")
         out.write(f"  socket closed by {report.closed_by}\n")
+    if len(report.sockets) > 1:
+        lost = [0.0, *report.lost_seconds()]
+        for socket, before in zip(report.sockets, lost, strict=True):
+            code = f" ({socket.close_code})" if socket.close_code else ""
+            gap = f", {before * 1000:.0f} ms lost before it" if socket is not report.sockets[0] else ""
+            out.write(
+                f"  socket leg {socket.leg}: {socket.frames_sent * 0.02:.2f} s of audio from "
+                f"{socket.first_frame * 0.02:.2f} s{gap}, closed by {socket.closed_by}{code}\n"
+            )
     for number, status in report.party_statuses.items():
         out.write(f"  party {number}: {status}\n")
     if report.recording_uuid:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import threading
 import time
@@ -21,7 +22,7 @@ from shared.core.wav import parse_wav, wav_header
 from shared.flows.calls import iso
 from shared.flows.streams import parse_content_type
 from tools.standin.api import StandinApi
-from tools.standin.audio import FRAME_SECONDS, frame_bytes, frames, load_pcm
+from tools.standin.audio import FRAME_SECONDS, frame_bytes, load_pcm
 from tools.standin.dtmf import DtmfPress
 from tools.standin.recordings import (
     RECORDING_RATE,
@@ -33,9 +34,23 @@ from tools.standin.recordings import (
 )
 from tools.standin.webhooks import WebhookSigning, send_webhook
 
-__all__ = ["CallReport", "DtmfPress", "VonageStandin"]
+__all__ = ["CallReport", "DtmfPress", "SocketReport", "VonageStandin"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class SocketReport:
+    """One websocket the call was connected to: its leg header, the first frame of the caller's
+    audio it carried, how many it sent, and how it ended."""
+
+    leg: str | None
+    opened_at: float
+    first_frame: int = 0
+    frames_sent: int = 0
+    closed_by: str | None = None
+    close_code: int | None = None
+    closed_at: float | None = None
 
 
 @dataclass
@@ -69,6 +84,20 @@ class CallReport:
     # When the websocket closed (epoch seconds), whichever side closed it, and its sample rate.
     socket_closed_at: float | None = None
     stream_rate: int | None = None
+    # Every NCCO tapedeck answered with: the answer's, then each that replaced the rest of one.
+    nccos: list[list[dict[str, Any]]] = field(default_factory=list)
+    # Each websocket the call was connected to, in order (one more per reconnect).
+    sockets: list[SocketReport] = field(default_factory=list)
+    # Each event posted to a websocket connect's eventUrl, and the HTTP status it got.
+    connect_events: list[tuple[str, int]] = field(default_factory=list)
+
+    def lost_seconds(self) -> list[float]:
+        """The caller's audio lost at each reconnect: spoken after one socket's last frame and
+        before the next socket's first."""
+        return [
+            round((later.first_frame - (earlier.first_frame + earlier.frames_sent)) * FRAME_SECONDS, 3)
+            for earlier, later in zip(self.sockets, self.sockets[1:], strict=False)
+        ]
 
 
 @dataclass
@@ -108,6 +137,33 @@ class _Caller:
 
 
 @dataclass
+class _Voice:
+    """Where the caller is in what they say, across the sockets of one call: they go on talking
+    while the call reconnects, and what they say meanwhile is lost, as on Vonage."""
+
+    fast: bool
+    keys: list[DtmfPress]
+    # When frame 0 was due (monotonic), the next frame to send, and when the last socket closed.
+    began: float | None = None
+    position: int = 0
+    last_close: float | None = None
+
+    def resume(self) -> int:
+        """The frame the caller is at now, as a socket opens: paced, where real time has got to;
+        unpaced, as far past the last frame sent as the time spent without a socket."""
+        now = time.monotonic()
+        if self.began is None:
+            self.began = now
+        elif not self.fast:
+            self.position = max(self.position, math.ceil((now - self.began) / FRAME_SECONDS - 1e-6))
+        elif self.last_close is not None:
+            self.position += round((now - self.last_close) / FRAME_SECONDS)
+        # A key pressed while no socket listened reaches no one.
+        self.keys = [key for key in self.keys if key.at >= self.position * FRAME_SECONDS]
+        return self.position
+
+
+@dataclass
 class _Call:
     """One inbound call under way: its report, where its events go, and the fields each event carries."""
 
@@ -119,6 +175,14 @@ class _Call:
     started: float
     answered: float = 0.0
     conversation: _Conversation = field(default_factory=_Conversation)
+    voice: _Voice | None = None
+    pcm: dict[int, bytes] = field(default_factory=dict)
+
+    def audio(self, rate: int) -> bytes:
+        """What the caller says, at `rate`, loaded once per call."""
+        if rate not in self.pcm:
+            self.pcm[rate] = load_pcm(self.caller.audio, rate)
+        return self.pcm[rate]
 
 
 @dataclass(frozen=True)
@@ -187,6 +251,7 @@ class VonageStandin:
         caller = _Caller(audio, fast, tuple(dtmf or ()), drop_after, websocket_fails)
         call = self._ring(event_url, from_, to, caller, other_parties or [])
         call.report.ncco = self.fetch_ncco(answer_url, _answer_query(from_, to, call.report))
+        call.report.nccos.append(call.report.ncco)
         self._answer(call)
         actions = list(call.report.ncco)
         while actions:
@@ -377,20 +442,19 @@ class VonageStandin:
 
     def _connect(self, call: _Call, action: dict[str, Any]) -> list[dict[str, Any]] | None:
         """Stream the caller's file to a websocket endpoint until either side hangs up, keeping
-        what the far side sends back; an NCCO that replaces the rest, if the eventUrl gave one."""
+        what the far side sends back; an NCCO that replaces the rest, if the eventUrl gave one.
+        A socket the far side closes posts `disconnected`, and an NCCO that connects again
+        carries on with the caller's audio from wherever they have got to."""
         report, endpoint = call.report, _endpoint(action)
         if endpoint.get("type") != "websocket":
             log.warning("connect endpoint not simulated", extra={"type": endpoint.get("type")})
             return None
         rate = parse_content_type(endpoint.get("content-type"))
         report.stream_rate = rate
-        pcm = load_pcm(call.caller.audio, rate)
+        pcm = call.audio(rate)
         # Vonage sends the content type and each NCCO header as top-level fields of the first message.
-        first = {
-            "event": "websocket:connected",
-            "content-type": endpoint["content-type"],
-            **endpoint.get("headers", {}),
-        }
+        headers = endpoint.get("headers", {})
+        first = {"event": "websocket:connected", "content-type": endpoint["content-type"], **headers}
         try:
             if call.caller.websocket_fails:
                 raise ConnectionRefusedError("the websocket is down")
@@ -401,23 +465,28 @@ class VonageStandin:
             return report.fallback
         with ws:
             ws.send(json.dumps(first))
-            listener = _Listener(ws, report)
-            dropped = self._stream(report, ws, pcm, rate, call.caller)
+            socket_report = SocketReport(headers.get("leg"), time.time())
+            report.sockets.append(socket_report)
+            listener = _Listener(ws, report, socket_report)
+            dropped = self._stream(report, ws, pcm, rate, call, socket_report)
             if dropped:
-                report.closed_by = "network"
-                return None
-            if report.closed_by is None and not listener.closed.is_set():
-                report.closed_by = "caller"
-                report.socket_closed_at = time.time()
+                socket_report.closed_by = "network"
+            elif socket_report.closed_by is None and not listener.closed.is_set():
+                socket_report.closed_by = "caller"
+                socket_report.closed_at = time.time()
                 ws.close()
-            elif report.closed_by is None:
-                report.closed_by = "recorder"
+            elif socket_report.closed_by is None:
+                socket_report.closed_by = "recorder"
             listener.join()
-            report.socket_closed_at = report.socket_closed_at or time.time()
-        if report.closed_by == "recorder":
+            socket_report.closed_at = socket_report.closed_at or time.time()
+        assert call.voice is not None
+        call.voice.last_close = time.monotonic()
+        report.closed_by, report.close_code = socket_report.closed_by, socket_report.close_code
+        report.socket_closed_at = socket_report.closed_at
+        if socket_report.closed_by == "recorder":
             return self._connect_event(call, action, endpoint, "disconnected")
         # The caller hung up while streaming: the call is over.
-        return [] if report.closed_by == "caller" else None
+        return [] if socket_report.closed_by == "caller" else None
 
     def _connect_event(
         self, call: _Call, action: dict[str, Any], endpoint: dict[str, Any], status: str
@@ -434,39 +503,54 @@ class VonageStandin:
         }
         response = send_webhook(self.http, action["eventUrl"][0], payload, self.signing)
         call.report.event_statuses[status] = response.status_code
+        call.report.connect_events.append((status, response.status_code))
         if action.get("eventType") != "synchronous" or response.status_code != 200:
             return None
         ncco = response.json()
-        return ncco if isinstance(ncco, list) and ncco else None
+        if not isinstance(ncco, list) or not ncco:
+            return None
+        call.report.nccos.append(ncco)
+        return ncco
 
-    def _stream(self, report: CallReport, ws: ClientConnection, pcm: bytes, rate: int, caller: _Caller) -> bool:
-        """Send paced 20 ms frames and the caller's keys; True when the network was cut."""
-        pending, drop_after = list(caller.dtmf), caller.drop_after
+    def _stream(
+        self, report: CallReport, ws: ClientConnection, pcm: bytes, rate: int, call: _Call, socket_report: SocketReport
+    ) -> bool:
+        """Send paced 20 ms frames and the caller's keys from where the caller is; True when the
+        network was cut."""
+        caller = call.caller
+        if call.voice is None:
+            call.voice = _Voice(caller.fast, list(caller.dtmf))
+        voice = call.voice
         size = frame_bytes(rate)
-        start = time.monotonic()
+        count = -(-len(pcm) // size)
+        index = socket_report.first_frame = voice.resume()
         try:
-            for index, frame in enumerate(frames(pcm, size)):
-                if report.closed_by == "recorder":
+            while index < count:
+                if socket_report.closed_by == "recorder":
                     break
                 position = index * FRAME_SECONDS
-                while pending and pending[0].at <= position:
-                    press = pending.pop(0)
+                while voice.keys and voice.keys[0].at <= position:
+                    press = voice.keys.pop(0)
                     ws.send(json.dumps({"event": "websocket:dtmf", "digit": press.digit, "duration": press.duration}))
-                if drop_after is not None and position >= drop_after:
+                if caller.drop_after is not None and position >= caller.drop_after:
                     # Cut the TCP connection with no close frame, as a failing network would.
                     ws.socket.shutdown(socket.SHUT_RDWR)
                     ws.socket.close()
                     return True
                 if not caller.fast:
-                    delay = start + position - time.monotonic()
+                    assert voice.began is not None
+                    delay = voice.began + position - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
+                frame = pcm[index * size : (index + 1) * size]
                 ws.send(frame)
+                index = voice.position = index + 1
+                socket_report.frames_sent += 1
                 report.frames_sent += 1
                 report.bytes_sent += len(frame)
         except ConnectionClosed as err:
-            report.closed_by = "recorder"
-            report.close_code = err.rcvd.code if err.rcvd else None
+            socket_report.closed_by = "recorder"
+            socket_report.close_code = err.rcvd.code if err.rcvd else None
         return False
 
 
@@ -509,8 +593,8 @@ class _Listener:
     """Reads what the far side of a websocket sends while the caller talks: audio is kept, a
     close ends the call's part of the stream."""
 
-    def __init__(self, ws: ClientConnection, report: CallReport) -> None:
-        self.ws, self.report = ws, report
+    def __init__(self, ws: ClientConnection, report: CallReport, socket_report: SocketReport) -> None:
+        self.ws, self.report, self.socket_report = ws, report, socket_report
         self.closed = threading.Event()
         self.started = time.monotonic()
         self._thread = threading.Thread(target=self._listen, daemon=True)
@@ -525,9 +609,10 @@ class _Listener:
                         self.report.heard_at = time.monotonic() - self.started
                     self.report.heard += message
         except ConnectionClosed as err:
-            if self.report.closed_by is None and err.rcvd is not None:
-                self.report.closed_by = "recorder"
-                self.report.close_code = err.rcvd.code
+            if self.socket_report.closed_by is None and err.rcvd is not None:
+                self.socket_report.closed_at = time.time()
+                self.socket_report.closed_by = "recorder"
+                self.socket_report.close_code = err.rcvd.code
         finally:
             self.closed.set()
 

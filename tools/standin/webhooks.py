@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 # "all": every query parameter of the URL; "added": only those Vonage appended to the webhook URL.
 QUERY_READINGS = ("all", "added")
+# Vonage tries a webhook twice, the second time about a second later.
+_ATTEMPTS = 2
+_RETRY_AFTER = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def send_webhook(
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if kind == "signed":
             headers |= signed_headers(hashed, signing.secret)
-        response = http.request(method.upper(), target, data=body, headers=headers, timeout=10)
+        response = _request(http, method.upper(), target, body, headers)
         log.info(
             "webhook sent",
             extra={
@@ -100,3 +103,19 @@ def send_webhook(
         if response.status_code < 500:
             break
     return response
+
+
+def _request(
+    http: requests.Session, method: str, url: str, body: bytes | None, headers: dict[str, str]
+) -> requests.Response:
+    """One delivery; a connection that fails (refused, reset) is tried once more after about a
+    second, as Vonage tries an event URL twice (its troubleshooting guide)."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return http.request(method, url, data=body, headers=headers, timeout=10)
+        except requests.ConnectionError:
+            if attempt + 1 == _ATTEMPTS:
+                raise
+            log.info("webhook connection failed, trying again", extra={"url": url})
+            time.sleep(_RETRY_AFTER)
+    raise AssertionError("unreachable")
