@@ -12,6 +12,7 @@ from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.ports import BlobStore
 from tests.aws import moto_server, point_boto3_at, reset
+from tests.faultproxy import FaultProxy
 from tests.servers import Emulator, free_port, fresh_bucket, gcs_client, running, storage_emulator_command
 from tests.testbed import TOKEN_SECRET
 
@@ -31,6 +32,22 @@ def storage_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emula
 def emulator_env(storage_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_emulator.url)
     return storage_emulator
+
+
+@pytest.fixture(scope="session")
+def fault_proxy(storage_emulator: Emulator) -> Iterator[FaultProxy]:
+    """tests/faultproxy.py in front of the emulator, shared by the session: preconditions enforced
+    as Cloud Storage enforces them, faults only as a test asks (see `faults`)."""
+    with FaultProxy(storage_emulator.url, seed=7) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def faults(fault_proxy: FaultProxy) -> Iterator[FaultProxy]:
+    """The fault proxy for one test, which sets its rates or scripts faults; reset afterwards."""
+    fault_proxy.reset()
+    yield fault_proxy
+    fault_proxy.reset()
 
 
 @pytest.fixture(params=["local", pytest.param("gcs", marks=pytest.mark.slow)])
