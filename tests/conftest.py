@@ -14,7 +14,7 @@ from shared.core.ports import BlobStore
 from tests.aws import moto_server, point_boto3_at, reset
 from tests.faultproxy import FaultProxy
 from tests.servers import Emulator, free_port, fresh_bucket, gcs_client, running, storage_emulator_command
-from tests.testbed import TOKEN_SECRET
+from tests.testbed import CONTRACT_FAULTS, QUICK_RETRY, TOKEN_SECRET
 
 
 @pytest.fixture(scope="session")
@@ -50,13 +50,23 @@ def faults(fault_proxy: FaultProxy) -> Iterator[FaultProxy]:
     fault_proxy.reset()
 
 
-@pytest.fixture(params=["local", pytest.param("gcs", marks=pytest.mark.slow)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
-    """The same store contract, run against each adapter."""
+@pytest.fixture(
+    params=["local", pytest.param("gcs", marks=pytest.mark.slow), pytest.param("gcs-faults", marks=pytest.mark.slow)]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    """The same store contract, run against each adapter: the local folder, the storage emulator,
+    and the emulator behind the fault proxy (Cloud Storage's preconditions, and faults)."""
     if request.param == "local":
-        return LocalBlobStore(tmp_path / "store")
+        yield LocalBlobStore(tmp_path / "store")
+        return
     emulator: Emulator = request.getfixturevalue("storage_emulator")
-    return GcsBlobStore(fresh_bucket(emulator), gcs_client(emulator))
+    if request.param == "gcs":
+        yield GcsBlobStore(fresh_bucket(emulator), gcs_client(emulator))
+        return
+    proxy: FaultProxy = request.getfixturevalue("faults")
+    bucket = fresh_bucket(emulator)
+    proxy.rates = CONTRACT_FAULTS
+    yield GcsBlobStore(bucket, gcs_client(Emulator(proxy.url, bucket)), QUICK_RETRY)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shared.core.errors import TapedeckError
 from shared.core.tasks import Task
 from shared.core.transcript_parsers import Word
 
@@ -22,6 +23,7 @@ __all__ = [
     "OutboundCall",
     "Recordings",
     "StorageConflict",
+    "StorageUnavailable",
     "StreamingTranscriber",
     "TaskQueue",
     "TextMessage",
@@ -51,8 +53,19 @@ class StorageConflict(Exception):
     """The object is not at the generation a conditional write asked for, or changed while read."""
 
 
+class StorageUnavailable(TapedeckError):
+    """Storage kept failing (error answers, timeouts, broken connections) past every retry of a request."""
+
+    status = 503
+
+
 class BlobStore(Protocol):
-    """Object storage: a local folder or a Cloud Storage bucket."""
+    """Object storage: a local folder or a Cloud Storage bucket.
+
+    Every step a use case takes through it is safe to run twice (a store may replay a request whose
+    answer was lost): a write is keyed by what it records and carries the whole of it, a conditional
+    write that was applied is not reported as a conflict, and compose never reads its own output.
+    """
 
     def read(self, key: str) -> Blob | None:
         """The object, or None when there is none."""
@@ -90,7 +103,8 @@ class BlobStore(Protocol):
         ...
 
     def compose(self, key: str, sources: Sequence[str], content_type: str) -> None:
-        """Write `key` as the concatenation of `sources`, which are left in place."""
+        """Write `key` as the concatenation of `sources`, which are left in place; running it again
+        with the same sources gives the same object."""
         ...
 
 
