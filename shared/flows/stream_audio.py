@@ -18,6 +18,7 @@ from shared.core.call_record import (
     record_dtmf,
     record_recording,
     record_stream_start,
+    stream_object_key,
 )
 from shared.core.ports import BlobInfo, BlobStore
 from shared.core.wav import wav_header
@@ -89,15 +90,10 @@ class StreamRecording:
         choose its object name."""
 
         def change(call: CallRecord) -> None:
-            taken = {r.object_key for r in call.recordings}
-            first = call_key(self.conversation_uuid, "audio.wav")
-            self.object_key = (
-                first if first not in taken else call_key(self.conversation_uuid, f"audio-{self.session}.wav")
-            )
-            entry = StreamEntry(
-                self.session, self.object_key, RecordingState.STREAMING, self.sample_rate, 0, 0.0, iso(self.clock())
-            )
-            record_stream_start(call, entry=entry, uuid=uuid, from_=from_, to=to, flow=flow)
+            key, rate = stream_object_key(call, self.session), self.sample_rate
+            entry = StreamEntry(self.session, key, RecordingState.STREAMING, rate, 0, 0.0, iso(self.clock()))
+            noted = record_stream_start(call, entry=entry, uuid=uuid, from_=from_, to=to, flow=flow)
+            self.object_key = noted.object_key
 
         self._update(change)
 
