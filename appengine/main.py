@@ -26,6 +26,7 @@ from shared.flows.voicemail import LiveMessage, page_live_message
 from shared.runtime.live_webhook import WebhookLiveListener, webhook_poster
 from shared.runtime.logs import configure_logging
 from shared.runtime.services import Services, install_services
+from shared.runtime.storage_lane import BackgroundStorageLane
 
 __all__ = ["create_app", "production_app"]
 
@@ -135,6 +136,8 @@ def create_app(
         routes=settings.routes,
         listen=_live_listener(services),
         post_result=lambda call, name, url, payload: claim_result(services, call, name, url, payload),
+        # Each stream's storage steps run away from its socket, so slow storage never holds it up.
+        lane=BackgroundStorageLane,
     )
     app.extensions["tapedeck.streams"] = context
     if handle_sigterm:

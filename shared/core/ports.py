@@ -23,6 +23,7 @@ __all__ = [
     "OutboundCall",
     "Recordings",
     "StorageConflict",
+    "StorageLane",
     "StorageUnavailable",
     "StreamingTranscriber",
     "TaskQueue",
@@ -105,6 +106,31 @@ class BlobStore(Protocol):
     def compose(self, key: str, sources: Sequence[str], content_type: str) -> None:
         """Write `key` as the concatenation of `sources`, which are left in place; running it again
         with the same sources gives the same object."""
+        ...
+
+
+class StorageLane(Protocol):
+    """Where one stream's storage steps run, one after another in the order given, so that the
+    stream itself never waits for storage. Every step must be safe to run twice: a step that fails
+    may be tried again."""
+
+    def run(self, step: Callable[[], object]) -> None:
+        """Queue `step` behind the steps queued before it."""
+        ...
+
+    def carry(self, data: bytes, step: Callable[[bytes], object]) -> None:
+        """Queue `step(data)`: `data` (a part of the audio) waits in memory only while the lane has
+        nothing else to do, otherwise on local disk. StorageUnavailable when the lane is so far
+        behind that its local disk holds its limit."""
+        ...
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until every step queued so far has run; True if they have."""
+        ...
+
+    def close(self, timeout: float) -> bool:
+        """No more steps: wait up to `timeout` seconds for those queued, then give up on the rest.
+        True when every step ran."""
         ...
 
 

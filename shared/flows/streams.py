@@ -20,12 +20,13 @@ from shared.core.live_events import transcript_event
 from shared.core.message_end import MessageEnd, beep_frames
 from shared.core.ncco import VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
 from shared.core.payloads import load_json_object
-from shared.core.ports import BlobStore, LiveListener, StreamingTranscriber
+from shared.core.ports import BlobStore, LiveListener, StorageLane, StorageUnavailable, StreamingTranscriber
 from shared.core.tokens import verify_stream_token
 from shared.core.vonage_limits import RECORD_SECONDS
-from shared.flows.calls import note_transcript
+from shared.flows.calls import noting_transcript
 from shared.flows.live_transcripts import LiveTranscript
-from shared.flows.stream_audio import StreamRecording
+from shared.flows.stream_audio import DOCUMENT_SPACING, InlineLane, StreamRecording
+from shared.flows.turns import STORAGE_TURNS, StorageTurns
 from shared.flows.voicemail import LiveMessage
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "CLOSE_POLICY",
     "CLOSE_TOO_BIG",
     "CLOSE_UNSUPPORTED",
+    "STORAGE_TURNS",
     "Socket",
     "StreamClosed",
     "StreamContext",
@@ -56,11 +58,8 @@ _POLL = 1.0
 _CONTENT_TYPE = re.compile(r"\s*audio/l16\s*;\s*rate\s*=\s*([0-9]{1,6})\s*", re.IGNORECASE | re.ASCII)
 # The handshake message is a few hundred bytes; Vonage caps the NCCO headers it repeats at 512.
 MAX_FIRST_MESSAGE = 8 * 1024
-# How many streams may be starting or finishing their recording at once. Each is a burst of
-# storage work (call.json, parts, the WAV's assembly) run on the event loop between flushes;
-# calls that end together would otherwise run all their bursts in one turn of the loop and hold
-# up every other stream's frames. The rest wait their turn, their frames kept in their sockets.
-STORAGE_TURNS = 2
+# How long a live stream waits for its registration, which names the files of its transcript.
+_REGISTRATION_TIMEOUT = 10.0
 
 
 class StreamClosed(Exception):
@@ -89,8 +88,13 @@ class StreamContext:
     live: StreamingTranscriber | None = None
     # Where a live voicemail's message goes when it ends.
     on_message: Callable[[LiveMessage], None] | None = None
-    # Turns at a recording's start and end (STORAGE_TURNS at once).
-    storage_turns: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(STORAGE_TURNS))
+    # Turns at a recording's start and end (STORAGE_TURNS at once; see shared/flows/turns.py).
+    storage_turns: StorageTurns = field(default_factory=StorageTurns)
+    # Where each stream's storage steps run: at once, in the stream, unless the recorder hands in
+    # lanes that run them away from it (shared/runtime/storage_lane.py).
+    lane: Callable[[], StorageLane] = InlineLane
+    # Seconds at least between one stream's writes of call.json.
+    document_spacing: float = DOCUMENT_SPACING
     # The called numbers' routes, for their live_webhook; a listener that sends a stream's live
     # events to one; and the queued delivery of a result (call, name, URL, payload) to it.
     routes: Routes = field(default_factory=Routes)
@@ -182,18 +186,26 @@ def run_stream(ws: Socket, context: StreamContext) -> None:
 
 def _open(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext) -> _Stream:
     recording = StreamRecording(
-        context.store, meta["conversation_uuid"], uuidlib.uuid4().hex[:12], rate, context.chunk_bytes, context.clock
+        context.store,
+        meta["conversation_uuid"],
+        uuidlib.uuid4().hex[:12],
+        rate,
+        context.chunk_bytes,
+        context.clock,
+        lane=context.lane(),
+        turns=context.storage_turns,
+        spacing=context.document_spacing,
     )
-    with context.storage_turns:
-        # A live voicemail's stream says so in its headers; any other stream is the stream flow.
-        flow = Flow.VOICEMAIL if meta.get("capture") == "voicemail" else Flow.STREAM
-        recording.start(_text_field(meta, "uuid"), _text_field(meta, "from"), _text_field(meta, "to"), flow)
-    log.info(
-        "stream started", extra={"call": recording.conversation_uuid, "rate": rate, "object": recording.object_key}
-    )
+    # A live voicemail's stream says so in its headers; any other stream is the stream flow.
+    flow = Flow.VOICEMAIL if meta.get("capture") == "voicemail" else Flow.STREAM
+    recording.start(_text_field(meta, "uuid"), _text_field(meta, "from"), _text_field(meta, "to"), flow)
+    log.info("stream started", extra={"call": recording.conversation_uuid, "rate": rate, "session": recording.session})
     webhook = _webhook(meta, context)
     live = None
-    if context.live is not None:
+    # A live transcript's files are named after the stream's WAV, which its registration chooses.
+    if context.live is not None and not recording.wait_started(_REGISTRATION_TIMEOUT):
+        log.warning("stream not transcribed live: registration late", extra={"call": recording.conversation_uuid})
+    elif context.live is not None:
         listener = webhook.listener if webhook else None
         transcript = LiveTranscript(
             context.store, recording.conversation_uuid, recording.object_key, recording.session, listener
@@ -224,11 +236,10 @@ def _max_seconds(value: object) -> int:
 
 def _close(stream: _Stream, reason: str, meta: dict[str, Any], context: StreamContext) -> None:
     recording = stream.recording
-    with context.storage_turns:
-        recording.finish(reason)
+    recording.finish(reason)
     text = stream.live.finish() if stream.live is not None else None
     if stream.live is not None and stream.live.document is not None:
-        note_transcript(context.store, recording.conversation_uuid, stream.live.document["dialogue"], context.clock())
+        recording.change_call(noting_transcript(stream.live.document["dialogue"]))
     if stream.ending is not None and context.on_message is not None:
         message = LiveMessage(
             recording.conversation_uuid,
@@ -278,7 +289,12 @@ def _pump(ws: Socket, stream: _Stream, context: StreamContext) -> str:
             continue
         last = time.monotonic()
         if isinstance(message, bytes):
-            recording.add_audio(message)
+            try:
+                recording.add_audio(message)
+            except StorageUnavailable:
+                # Storage has been failing so long that the audio waiting for it filled its place.
+                ws.close(CLOSE_INTERNAL_ERROR, "storage unavailable")
+                return "storage unavailable"
             if live is not None:
                 live.feed(message)
             end = ending.audio(message) if ending is not None else None

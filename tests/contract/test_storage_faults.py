@@ -1,5 +1,5 @@
-"""Cloud Storage as it really fails, one rule at a time: GcsBlobStore against the emulator behind
-the fault proxy. Each test scripts the fault its rule is about."""
+"""Cloud Storage as it really fails, one rule at a time: GcsBlobStore and the recording's steps
+against the emulator behind the fault proxy. Each test scripts the fault its rule is about."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import pytest
 
 from shared.adapters.gcs_blob_store import GcsBlobStore, StorageRetry
 from shared.core.ports import StorageConflict, StorageUnavailable
+from shared.core.wav import parse_wav
 from shared.flows.documents import claim_once
+from shared.flows.stream_audio import StreamRecording
+from shared.runtime.storage_lane import BackgroundStorageLane
 from tests.faultproxy import ERROR, RESET, FaultProxy, FaultRates, Request
 from tests.servers import Emulator, fresh_bucket, gcs_client
 from tests.testbed import QUICK_RETRY
@@ -116,3 +119,56 @@ def test_storage_failing_past_the_deadline_is_unavailable(faults: FaultProxy, st
         store.write("p/0", b"x")
     assert 0.5 < time.monotonic() - started < 3
     assert store.retries >= 3
+
+
+class LostThenFailing:
+    """The first upload of `name` that holds `marker` is applied and its answer lost; the uploads of
+    `name` in the `seconds` after it fail, so that the store gives up on the write it had made."""
+
+    def __init__(self, faults: FaultProxy, name: str, marker: bytes, seconds: float) -> None:
+        self.name, self.marker, self.seconds = name, marker, seconds
+        self.lost_at: float | None = None
+        faults.inject(RESET, self.lose)
+        faults.inject(ERROR, self.failing, times=10_000)
+
+    def lose(self, request: Request) -> bool:
+        if request.kind == "upload" and request.name == self.name and self.marker in request.body:
+            self.lost_at = time.monotonic()
+            return True
+        return False
+
+    def failing(self, request: Request) -> bool:
+        return (
+            self.lost_at is not None
+            and request.kind == "upload"
+            and request.name == self.name
+            and time.monotonic() - self.lost_at < self.seconds
+        )
+
+
+def test_a_recording_step_tried_again_after_its_write_was_applied_changes_call_json_once(
+    faults: FaultProxy, storage_emulator: Emulator
+) -> None:
+    """The registration and the key press are applied, their answers lost, and storage fails past
+    the store's deadline, so the lane runs each step again: one entry, one key press."""
+    store, _ = stores(faults, storage_emulator, StorageRetry(initial=0.02, maximum=0.05, deadline=0.3))
+    doc = "calls/CON-1/call.json"
+    registration = LostThenFailing(faults, doc, b'"streaming"', 0.6)
+    key_press = LostThenFailing(faults, doc, b'"digit"', 0.6)
+    lane = BackgroundStorageLane(backoff=(0.1, 0.2))
+    recording = StreamRecording(store, "CON-1", "s1", 16000, 256 * 1024, lane=lane)
+    recording.start("leg-1", "447700900123", "447700900000")
+    recording.add_audio(bytes(32000))
+    recording.add_dtmf("5", 100)
+    recording.add_audio(bytes(32000))
+    summary = recording.finish("hangup", timeout=30)
+
+    assert registration.lost_at is not None and key_press.lost_at is not None
+    assert summary is not None and summary.object_key == "calls/CON-1/audio.wav"
+    assert lane.failures >= 2
+    call = json.loads(store.read(doc).data)  # type: ignore[union-attr]
+    assert [(r["session"], r["object"], r["state"]) for r in call["recordings"]] == [
+        ("s1", "calls/CON-1/audio.wav", "complete")
+    ]
+    assert [(k["digit"], k["at"]) for k in call["dtmf"]] == [("5", 1.0)]
+    assert parse_wav(store.read("calls/CON-1/audio.wav").data).pcm == bytes(64000)  # type: ignore[union-attr]
