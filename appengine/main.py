@@ -16,6 +16,7 @@ from flask import Flask, jsonify, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
+from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.google_streaming_transcriber import cooperate_with_gevent
 from shared.config.settings import SECRET_NAMES, Settings
 from shared.core.ports import LiveListener, StreamingTranscriber
@@ -189,4 +190,10 @@ def production_app() -> Flask:
         from shared.adapters.secret_manager_secrets import SecretManagerSecrets
 
         env = SecretManagerSecrets(env["SECRETS_PROJECT"]).fill(env, SECRET_NAMES)
-    return create_app(Settings.from_env(env), handle_sigterm=True)
+    app = create_app(Settings.from_env(env), handle_sigterm=True)
+    # Loaded as the worker starts (gunicorn builds the app after forking), not in the first
+    # stream's request, where importing the Cloud Storage client stalled every stream of the worker.
+    store = app.extensions["tapedeck.streams"].store
+    if isinstance(store, GcsBlobStore):
+        store.prepare()
+    return app

@@ -88,7 +88,7 @@ def is_transient(err: BaseException) -> bool:
 
 
 class GcsBlobStore:
-    """Objects in one bucket. The client is built on first use unless one is injected."""
+    """Objects in one bucket. The client is built on first use (or by `prepare`) unless one is injected."""
 
     def __init__(self, bucket: str, client: storage.Client | None = None, retry: StorageRetry | None = None) -> None:
         self.bucket_name = bucket
@@ -98,6 +98,13 @@ class GcsBlobStore:
         self._client = client
         self._bucket: Any = None
         self._retry: Any = None
+
+    def prepare(self) -> None:
+        """Import the client library and build the client now, rather than in the first request
+        (in the recorder, that would stall every stream of the worker while it loads)."""
+        _ = self.bucket, self.retry
+        # Uploads are checksummed with it, imported by the library on the first upload otherwise.
+        import google_crc32c  # noqa: F401
 
     @property
     def bucket(self) -> Any:
