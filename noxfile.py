@@ -99,8 +99,9 @@ def tests(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Opt-in measurements: the recorder under load (`nox -s bench -- --compare`, see --help),
     the voicemail pager's hang-up-to-page latency, then the event loop's stalls with storage
-    writes and live transcription, live transcription's cost per stream (`--quick` too), and the
-    recordings browser's pages at 10,000 and 100,000 calls."""
+    writes and live transcription, live transcription's cost per stream (`--quick` too), the
+    recordings browser's pages at 10,000 and 100,000 calls, and calls stored on Cloud Storage as it
+    really fails (the emulator behind the fault proxy)."""
     session.install("-r", TESTS)
     session.run("python", "tests/bench/recorder_bench.py", *session.posargs)
     session.run("python", "tests/bench/pager_bench.py")
@@ -108,6 +109,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests/bench/live_bench.py", *quick)
     sizes = ["--calls", "1000", "--requests", "10"] if quick else []
     session.run("python", "tests/bench/browser_bench.py", *sizes)
+    session.run("python", "tests/bench/storage_bench.py", *(["--streams", "5"] if quick else []))
 
 
 @nox.session
