@@ -25,7 +25,7 @@ from shared.core.tokens import verify_stream_token
 from shared.core.vonage_limits import RECORD_SECONDS
 from shared.flows.calls import noting_transcript
 from shared.flows.live_transcripts import LiveTranscript
-from shared.flows.stream_audio import DOCUMENT_SPACING, InlineLane, StreamRecording
+from shared.flows.stream_audio import DOCUMENT_SPACING, FINISH_SECONDS, InlineLane, StreamRecording
 from shared.flows.turns import STORAGE_TURNS, StorageTurns
 from shared.flows.voicemail import LiveMessage
 
@@ -200,6 +200,16 @@ def _open(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext) -
     flow = Flow.VOICEMAIL if meta.get("capture") == "voicemail" else Flow.STREAM
     recording.start(_text_field(meta, "uuid"), _text_field(meta, "from"), _text_field(meta, "to"), flow)
     log.info("stream started", extra={"call": recording.conversation_uuid, "rate": rate, "session": recording.session})
+    try:
+        return _listen(ws, meta, rate, context, recording)
+    except Exception:
+        # The stream never starts: let its registration run, then let its lane go.
+        recording.lane.close(FINISH_SECONDS)
+        raise
+
+
+def _listen(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext, recording: StreamRecording) -> _Stream:
+    """What else a stream opens: its route's live webhook, its live transcript, a voicemail's end."""
     webhook = _webhook(meta, context)
     live = None
     # A live transcript's files are named after the stream's WAV, which its registration chooses.
@@ -239,7 +249,11 @@ def _close(stream: _Stream, reason: str, meta: dict[str, Any], context: StreamCo
     recording.finish(reason)
     text = stream.live.finish() if stream.live is not None else None
     if stream.live is not None and stream.live.document is not None:
-        recording.change_call(noting_transcript(stream.live.document["dialogue"]))
+        try:
+            recording.change_call(noting_transcript(stream.live.document["dialogue"]))
+        except StorageUnavailable as err:
+            # Only the calls list's preview of the words: the message and its webhook go on.
+            log.warning("transcript start not noted", extra={"call": recording.conversation_uuid, "error": str(err)})
     if stream.ending is not None and context.on_message is not None:
         message = LiveMessage(
             recording.conversation_uuid,
