@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.faultproxy import ERROR, RESET, SLOW, FaultRates
+from tests.faultproxy import ERROR, RESET, SLOW, FaultRates, Request
 from tests.servers import Emulator
 from tests.storage_platform import FIXTURE, KEYS, FaultyPlatform, call_problems, faulty_platform, wait_settled
 from tests.testbed import SECRET
@@ -38,10 +38,26 @@ def faulty(storage_emulator: Emulator, tmp_path: Path) -> Iterator[FaultyPlatfor
         yield platform
 
 
+def composes(request: Request) -> bool:
+    return request.kind == "compose"
+
+
+def call_json_writes(request: Request) -> bool:
+    return request.kind == "upload" and request.name.endswith("/call.json")
+
+
 def test_concurrent_calls_through_failing_storage_are_stored_exactly_once(faulty: FaultyPlatform) -> None:
     faulty.proxy.rates = FAULTS
+    # Beside the rates, for certain: compose requests and writes of call.json applied with their
+    # answers lost, and compose requests answered 503.
+    faulty.proxy.inject(RESET, composes, times=3)
+    faulty.proxy.inject(ERROR, composes, times=3, status=503)
+    faulty.proxy.inject(RESET, call_json_writes, times=3)
 
-    def ring(_: int) -> Any:
+    def ring(index: int) -> Any:
+        # Callers 0.1 s apart: twenty calls at once saturate the emulator, which serves one request
+        # at a time, until a webhook's answer can outlast the stand-in's 10 s.
+        time.sleep(index * 0.1)
         standin = VonageStandin(SECRET)
         return standin.inbound_call(faulty.answer_url, faulty.event_url, FIXTURE, fast=True, dtmf=KEYS)
 
@@ -58,4 +74,4 @@ def test_concurrent_calls_through_failing_storage_are_stored_exactly_once(faulty
     seen = faulty.proxy.faults()
     assert {s.fault for s in seen} == {ERROR, RESET, SLOW}
     assert {s.kind for s in seen if s.fault == RESET} >= {"upload", "compose"}
-    assert len(faulty.proxy.faults("compose")) >= 3
+    assert len(faulty.proxy.faults("compose")) >= 6
