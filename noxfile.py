@@ -109,8 +109,9 @@ def bench(session: nox.Session) -> None:
     """Opt-in measurements: the recorder under load (`nox -s bench -- --compare`, see --help),
     the voicemail pager's hang-up-to-page latency, then the event loop's stalls with storage
     writes and live transcription, live transcription's cost per stream (`--quick` too), the
-    recordings browser's pages at 10,000 and 100,000 calls, and the audio lost per reconnect of a
-    call that outlives its socket (the issue's 60 s lifetime and 200 s call unless `--quick`)."""
+    recordings browser's pages at 10,000 and 100,000 calls, the audio lost per reconnect of a call
+    that outlives its socket (the issue's 60 s lifetime and 200 s call unless `--quick`), and calls
+    stored on Cloud Storage as it really fails (the emulator behind the fault proxy)."""
     session.install("-r", TESTS)
     session.run("python", "tests/bench/recorder_bench.py", *session.posargs)
     session.run("python", "tests/bench/pager_bench.py")
@@ -120,6 +121,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests/bench/browser_bench.py", *sizes)
     reconnects = ["--lifetime", "2", "--seconds", "40"] if quick else ["--lifetime", "60", "--seconds", "200", "--live"]
     session.run("python", "tests/bench/reconnect_bench.py", *reconnects)
+    session.run("python", "tests/bench/storage_bench.py", *(["--streams", "5"] if quick else []))
 
 
 @nox.session

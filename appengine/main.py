@@ -17,6 +17,7 @@ from flask import Flask, jsonify, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
+from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.google_streaming_transcriber import cooperate_with_gevent
 from shared.config.settings import SECRET_NAMES, Settings
 from shared.core.ports import LiveListener, StreamingTranscriber
@@ -29,6 +30,7 @@ from shared.flows.voicemail import LiveMessage, page_live_message
 from shared.runtime.live_webhook import WebhookLiveListener, webhook_poster
 from shared.runtime.logs import configure_logging
 from shared.runtime.services import Services, install_services
+from shared.runtime.storage_lane import BackgroundStorageLane
 
 __all__ = ["create_app", "production_app"]
 
@@ -171,6 +173,8 @@ def create_app(
         # Which process recorded each session, in call.json: a host and a worker.
         recorder=f"{socket.gethostname()}/{os.getpid()}",
         after_session=_stitcher(services),
+        # Each stream's storage steps run away from its socket, so slow storage never holds it up.
+        lane=BackgroundStorageLane,
     )
     app.extensions["tapedeck.streams"] = context
     if handle_sigterm:
@@ -223,4 +227,10 @@ def production_app() -> Flask:
         from shared.adapters.secret_manager_secrets import SecretManagerSecrets
 
         env = SecretManagerSecrets(env["SECRETS_PROJECT"]).fill(env, SECRET_NAMES)
-    return create_app(Settings.from_env(env), handle_sigterm=True)
+    app = create_app(Settings.from_env(env), handle_sigterm=True)
+    # Loaded as the worker starts (gunicorn builds the app after forking), not in the first
+    # stream's request, where importing the Cloud Storage client stalled every stream of the worker.
+    store = app.extensions["tapedeck.streams"].store
+    if isinstance(store, GcsBlobStore):
+        store.prepare()
+    return app

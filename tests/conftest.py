@@ -12,8 +12,9 @@ from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.ports import BlobStore
 from tests.aws import moto_server, point_boto3_at, reset
+from tests.faultproxy import FaultProxy
 from tests.servers import Emulator, free_port, fresh_bucket, gcs_client, running, storage_emulator_command
-from tests.testbed import TOKEN_SECRET
+from tests.testbed import CONTRACT_FAULTS, QUICK_RETRY, TOKEN_SECRET
 
 
 @pytest.fixture(scope="session")
@@ -33,13 +34,39 @@ def emulator_env(storage_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) ->
     return storage_emulator
 
 
-@pytest.fixture(params=["local", pytest.param("gcs", marks=pytest.mark.slow)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
-    """The same store contract, run against each adapter."""
+@pytest.fixture(scope="session")
+def fault_proxy(storage_emulator: Emulator) -> Iterator[FaultProxy]:
+    """tests/faultproxy.py in front of the emulator, shared by the session: preconditions enforced
+    as Cloud Storage enforces them, faults only as a test asks (see `faults`)."""
+    with FaultProxy(storage_emulator.url, seed=7) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def faults(fault_proxy: FaultProxy) -> Iterator[FaultProxy]:
+    """The fault proxy for one test, which sets its rates or scripts faults; reset afterwards."""
+    fault_proxy.reset()
+    yield fault_proxy
+    fault_proxy.reset()
+
+
+@pytest.fixture(
+    params=["local", pytest.param("gcs", marks=pytest.mark.slow), pytest.param("gcs-faults", marks=pytest.mark.slow)]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    """The same store contract, run against each adapter: the local folder, the storage emulator,
+    and the emulator behind the fault proxy (Cloud Storage's preconditions, and faults)."""
     if request.param == "local":
-        return LocalBlobStore(tmp_path / "store")
+        yield LocalBlobStore(tmp_path / "store")
+        return
     emulator: Emulator = request.getfixturevalue("storage_emulator")
-    return GcsBlobStore(fresh_bucket(emulator), gcs_client(emulator))
+    if request.param == "gcs":
+        yield GcsBlobStore(fresh_bucket(emulator), gcs_client(emulator))
+        return
+    proxy: FaultProxy = request.getfixturevalue("faults")
+    bucket = fresh_bucket(emulator)
+    proxy.rates = CONTRACT_FAULTS
+    yield GcsBlobStore(bucket, gcs_client(Emulator(proxy.url, bucket)), QUICK_RETRY)
 
 
 @pytest.fixture(scope="session")

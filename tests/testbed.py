@@ -1,5 +1,6 @@
-"""What the tests share: the speech fixtures, the test secrets, and one Cloud Function as
-functions-framework serves it, driven in-process."""
+"""What the tests share: the speech fixtures, the test secrets, Cloud Storage's failures as the
+tests put them in front of the emulator, and one Cloud Function as functions-framework serves
+it, driven in-process."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 from functions_framework import create_app
 
+from shared.adapters.gcs_blob_store import StorageRetry
+from tests.faultproxy import FaultRates
 from tests.servers import ROOT
 
 DATA = Path(__file__).parent / "data"
 SECRET = "test-signature-secret"
 TOKEN_SECRET = "test-stream-token-secret"
 FUNCTIONS_SOURCE = str(ROOT / "functions" / "main.py")
+# Cloud Storage failing often: every fifth request answered with an error, every tenth applied
+# and its answer lost, some answers late.
+CONTRACT_FAULTS = FaultRates(errors=0.2, resets=0.1, slow=0.05, slow_seconds=(0.01, 0.05))
+# Retries fast enough for tests; the deadline still far off.
+QUICK_RETRY = StorageRetry(initial=0.01, maximum=0.05, deadline=20.0)
 
 
 def client(target: str) -> FlaskClient:

@@ -38,6 +38,7 @@ __all__ = [
     "record_recording",
     "record_status",
     "record_stream_start",
+    "stream_object_key",
 ]
 
 CALL_DOCUMENT = "call.json"
@@ -453,6 +454,17 @@ def _instant(timestamp: object) -> tuple[int, float]:
         return 1, 0.0
 
 
+def stream_object_key(call: CallRecord, session: str) -> str:
+    """Where a stream's WAV goes: the one its session was given already, else `audio.wav` for the
+    call's first stream, `audio-<session>.wav` for any other."""
+    entry = call.stream(session)
+    if entry is not None:
+        return entry.object_key
+    first = call_key(call.conversation_uuid, "audio.wav")
+    taken = {r.object_key for r in call.recordings}
+    return first if first not in taken else call_key(call.conversation_uuid, f"audio-{session}.wav")
+
+
 def record_stream_start(
     call: CallRecord,
     *,
@@ -461,12 +473,17 @@ def record_stream_start(
     from_: str | None,
     to: str | None,
     flow: Flow = Flow.STREAM,
-) -> None:
+) -> StreamEntry:
     """Note a websocket stream that has begun writing its object, and the call's flow (a stream,
-    or a live voicemail) unless one is noted already."""
+    or a live voicemail) unless one is noted already. A session is noted once: noting it again
+    keeps the first entry, which is returned."""
     _note_parties(call, uuid, from_, to)
     call.flow = call.flow or flow
+    noted = call.stream(entry.session)
+    if noted is not None:
+        return noted
     call.recordings.append(entry)
+    return entry
 
 
 def record_recording(
@@ -516,6 +533,12 @@ def record_reconnect(call: CallRecord, *, leg: int, disconnected_at: str, answer
     return True
 
 
-def record_dtmf(call: CallRecord, *, session: str, digit: str, duration: int | None, at: float) -> None:
-    """Add a keypress heard `at` seconds into the recording of `session`."""
-    call.dtmf.append(Keypress(digit, duration, round(at, 3), session))
+def record_dtmf(call: CallRecord, *, session: str, digit: str, duration: int | None, at: float) -> bool:
+    """Add a keypress heard `at` seconds into the recording of `session`, unless it is noted
+    already: a key press is known by its session, its second of audio and its digit. Returns
+    whether anything changed."""
+    press = Keypress(digit, duration, round(at, 3), session)
+    if any((k.session, k.at, k.digit) == (press.session, press.at, press.digit) for k in call.dtmf):
+        return False
+    call.dtmf.append(press)
+    return True

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shared.core.errors import TapedeckError
 from shared.core.tasks import Task
 from shared.core.transcript_parsers import Word
 
@@ -22,6 +23,8 @@ __all__ = [
     "OutboundCall",
     "Recordings",
     "StorageConflict",
+    "StorageLane",
+    "StorageUnavailable",
     "StreamingTranscriber",
     "TaskQueue",
     "TextMessage",
@@ -51,8 +54,19 @@ class StorageConflict(Exception):
     """The object is not at the generation a conditional write asked for, or changed while read."""
 
 
+class StorageUnavailable(TapedeckError):
+    """Storage kept failing (error answers, timeouts, broken connections) past every retry of a request."""
+
+    status = 503
+
+
 class BlobStore(Protocol):
-    """Object storage: a local folder or a Cloud Storage bucket."""
+    """Object storage: a local folder or a Cloud Storage bucket.
+
+    Every step a use case takes through it is safe to run twice (a store may replay a request whose
+    answer was lost): a write is keyed by what it records and carries the whole of it, a conditional
+    write that was applied is not reported as a conflict, and compose never reads its own output.
+    """
 
     def read(self, key: str) -> Blob | None:
         """The object, or None when there is none."""
@@ -90,7 +104,33 @@ class BlobStore(Protocol):
         ...
 
     def compose(self, key: str, sources: Sequence[str], content_type: str) -> None:
-        """Write `key` as the concatenation of `sources`, which are left in place."""
+        """Write `key` as the concatenation of `sources`, which are left in place; running it again
+        with the same sources gives the same object."""
+        ...
+
+
+class StorageLane(Protocol):
+    """Where one stream's storage steps run, one after another in the order given, so that the
+    stream itself never waits for storage. Every step must be safe to run twice: a step that fails
+    may be tried again."""
+
+    def run(self, step: Callable[[], object]) -> None:
+        """Queue `step` behind the steps queued before it."""
+        ...
+
+    def carry(self, data: bytes, step: Callable[[bytes], object]) -> None:
+        """Queue `step(data)`: `data` (a part of the audio) waits in memory only while the lane has
+        nothing else to do, otherwise on local disk. StorageUnavailable when the lane is so far
+        behind that its local disk holds its limit."""
+        ...
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until every step queued so far has run; True if they have."""
+        ...
+
+    def close(self, timeout: float) -> bool:
+        """No more steps: wait up to `timeout` seconds for those queued, then give up on the rest.
+        True when every step ran."""
         ...
 
 

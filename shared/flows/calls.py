@@ -20,7 +20,16 @@ from shared.core.ports import BlobStore
 from shared.core.times import iso
 from shared.flows.documents import document_of, read_document, update_document
 
-__all__ = ["CallPage", "iso", "list_calls", "note_transcript", "read_call", "reindex_calls", "update_call"]
+__all__ = [
+    "CallPage",
+    "iso",
+    "list_calls",
+    "note_transcript",
+    "noting_transcript",
+    "read_call",
+    "reindex_calls",
+    "update_call",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +70,18 @@ def write_summary(store: BlobStore, call: CallRecord) -> None:
     store.write(key, json.dumps(summary.to_json()).encode(), "application/json")
 
 
-def note_transcript(store: BlobStore, conversation_uuid: str, text: str, now: float) -> None:
-    """Keep the start of the call's transcript in its record and summary, for the list."""
+def noting_transcript(text: str) -> Callable[[CallRecord], None]:
+    """The change to a call's record that keeps the start of its transcript, for the list."""
 
     def change(call: CallRecord) -> None:
         call.first_words = transcript_start(text)
 
-    update_call(store, conversation_uuid, change, now)
+    return change
+
+
+def note_transcript(store: BlobStore, conversation_uuid: str, text: str, now: float) -> None:
+    """Keep the start of the call's transcript in its record and summary, for the list."""
+    update_call(store, conversation_uuid, noting_transcript(text), now)
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,26 @@
-"""Streaming a call's PCM into storage part by part, and turning parts into a WAV."""
+"""Streaming a call's PCM into storage part by part, and turning parts into a WAV.
+
+A stream's storage work goes through a StorageLane: each step (registering the stream, writing a
+part, noting key presses, assembling the WAV, marking it complete, deleting the parts) is queued
+and run in order away from the stream, so a slow or failing store holds up only this recording's
+steps, never the socket. Every step is idempotent by identity (a part by its number, the stream's
+entry by its session, a key press by its session, second and digit), so a step tried again after
+a failure, or a request replayed inside the store, changes nothing twice.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from shared.core.call_record import (
     CALL_DOCUMENT,
     CallRecord,
     Flow,
+    Keypress,
     RecordingState,
     StreamEntry,
     call_key,
@@ -18,14 +28,19 @@ from shared.core.call_record import (
     record_dtmf,
     record_recording,
     record_stream_start,
+    stream_object_key,
 )
-from shared.core.ports import BlobInfo, BlobStore
+from shared.core.ports import BlobInfo, BlobStore, StorageLane
 from shared.core.wav import wav_header
 from shared.flows.calls import iso, update_call
 from shared.flows.documents import read_document
+from shared.flows.turns import StorageTurns
 
 __all__ = [
+    "DOCUMENT_SPACING",
+    "FINISH_SECONDS",
     "PARTS_DIR",
+    "InlineLane",
     "RecordingSummary",
     "StreamRecording",
     "assemble_wav",
@@ -38,6 +53,12 @@ log = logging.getLogger(__name__)
 
 PARTS_DIR = "parts"
 _HEADER_PART = "header.wav"
+# Cloud Storage takes about one write a second to the same object; a stream spaces its own
+# writes to call.json that far apart, key presses that come meanwhile going in one write.
+DOCUMENT_SPACING = 1.0
+# How long a stream's end waits for storage to take the rest of its recording. Past it the parts
+# already stored stay, call.json says `streaming`, and recover_recordings finishes the WAV.
+FINISH_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,22 @@ class RecordingSummary:
     duration: float
 
 
+class InlineLane:
+    """A StorageLane that runs each step at once, in the caller: a failure is the caller's."""
+
+    def run(self, step: Callable[[], object]) -> None:
+        step()
+
+    def carry(self, data: bytes, step: Callable[[bytes], object]) -> None:
+        step(data)
+
+    def drain(self, timeout: float) -> bool:
+        return True
+
+    def close(self, timeout: float) -> bool:
+        return True
+
+
 def _part_key(conversation_uuid: str, session: str, name: str) -> str:
     return call_key(conversation_uuid, f"{PARTS_DIR}/{session}/{name}")
 
@@ -55,7 +92,8 @@ def _part_key(conversation_uuid: str, session: str, name: str) -> str:
 def assemble_wav(
     store: BlobStore, conversation_uuid: str, session: str, object_key: str, sample_rate: int, parts: list[BlobInfo]
 ) -> int:
-    """Compose a header and the PCM parts into `object_key`; return the audio bytes."""
+    """Compose a header and the PCM parts into `object_key`; return the audio bytes. Safe to run
+    again: the header is written whole, and the same parts compose into the same object."""
     data_bytes = sum(p.size for p in parts)
     header_key = _part_key(conversation_uuid, session, _HEADER_PART)
     store.write(header_key, wav_header(sample_rate, data_bytes), "audio/wav")
@@ -70,10 +108,13 @@ def _delete_parts(store: BlobStore, conversation_uuid: str, session: str) -> Non
 
 @dataclass(eq=False)
 class StreamRecording:
-    """One websocket stream's audio, flushed to storage in parts of `chunk_bytes`.
+    """One websocket stream's audio, stored in parts of `chunk_bytes` through `lane`.
 
-    Memory is bounded by one chunk whatever the call's length; a crash loses at most
-    the chunk not yet flushed, and `recover_recordings` assembles what was.
+    Memory is one chunk being filled, plus what the lane holds (one part; the rest waits on local
+    disk); a crash loses at most what storage has not taken yet, and `recover_recordings`
+    assembles what it has. With the default InlineLane every step runs at once, in the caller.
+    `turns` are taken around the storage work of the stream's start and end; `spacing` seconds at
+    least separate the stream's writes of call.json, waited out by `pause`.
     """
 
     store: BlobStore
@@ -82,15 +123,24 @@ class StreamRecording:
     sample_rate: int
     chunk_bytes: int
     clock: Callable[[], float] = time.time
+    lane: StorageLane = field(default_factory=InlineLane, kw_only=True)
+    turns: StorageTurns | None = field(default=None, kw_only=True)
+    spacing: float = field(default=0.0, kw_only=True)
+    pause: Callable[[float], None] = field(default=time.sleep, kw_only=True, repr=False)
     object_key: str = field(default="", init=False)
+    # The call as this stream's registration left it.
+    registered: CallRecord | None = field(default=None, init=False, repr=False)
     received: int = field(default=0, init=False)
+    # The longest this stream waited for a storage turn.
+    turn_wait: float = field(default=0.0, init=False)
     _buffer: bytearray = field(default_factory=bytearray, init=False, repr=False)
-    _parts: int = field(default=0, init=False)
+    _parts: list[BlobInfo] = field(default_factory=list, init=False, repr=False)
+    _keys: list[Keypress] = field(default_factory=list, init=False, repr=False)
+    _keys_queued: bool = field(default=False, init=False)
+    _written_at: float = field(default=float("-inf"), init=False)
+    _assembled_at: float | None = field(default=None, init=False)
+    _summary: RecordingSummary | None = field(default=None, init=False)
     _finished: bool = field(default=False, init=False)
-
-    @property
-    def _doc_key(self) -> str:
-        return call_key(self.conversation_uuid, CALL_DOCUMENT)
 
     def start(
         self,
@@ -101,97 +151,183 @@ class StreamRecording:
         *,
         leg: int | None = None,
         recorder: str | None = None,
-    ) -> CallRecord:
+    ) -> None:
         """Register the stream in call.json, with the call's flow unless one is noted already, and
-        choose its object name; `leg` is the call's websocket connect it came in on, `recorder`
-        the process recording it. Returns the call as registered."""
+        choose its object name (once the lane has run the step: see `wait_started`, and
+        `registered` for the call as registered); `leg` is the call's websocket connect it came
+        in on, `recorder` the process recording it."""
+        started_at = iso(self.clock())
 
-        def change(call: CallRecord) -> None:
-            taken = {r.object_key for r in call.recordings}
-            first = call_key(self.conversation_uuid, "audio.wav")
-            self.object_key = (
-                first if first not in taken else call_key(self.conversation_uuid, f"audio-{self.session}.wav")
-            )
-            entry = StreamEntry(
-                self.session, self.object_key, RecordingState.STREAMING, self.sample_rate, 0, 0.0, iso(self.clock())
-            )
+        def register(call: CallRecord) -> None:
+            key = stream_object_key(call, self.session)
+            entry = StreamEntry(self.session, key, RecordingState.STREAMING, self.sample_rate, 0, 0.0, started_at)
             entry.leg, entry.recorder = leg, recorder
-            record_stream_start(call, entry=entry, uuid=uuid, from_=from_, to=to, flow=flow)
+            noted = record_stream_start(call, entry=entry, uuid=uuid, from_=from_, to=to, flow=flow)
+            self.object_key = noted.object_key
+            self.registered = call
 
-        return self._update(change)
+        self.lane.run(lambda: self._update(register, turn=True))
 
-    def _update(self, change: Callable[[CallRecord], object]) -> CallRecord:
-        return update_call(self.store, self.conversation_uuid, change, self.clock())
+    def wait_started(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the stream's registration; True once its object is named."""
+        return self.lane.drain(timeout) and bool(self.object_key)
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        if self.turns is None:
+            yield
+            return
+        with self.turns.turn() as waited:
+            self.turn_wait = max(self.turn_wait, waited)
+            yield
+
+    def _space(self) -> None:
+        """Wait until `spacing` seconds have passed since this stream's last write of call.json."""
+        wait = self._written_at + self.spacing - time.monotonic()
+        if wait > 0:
+            self.pause(wait)
+
+    def _update(self, change: Callable[[CallRecord], object], turn: bool = False) -> None:
+        """Apply `change` to call.json, `spacing` seconds at least after this stream's last write."""
+        self._space()
+        try:
+            if turn:
+                with self._turn():
+                    update_call(self.store, self.conversation_uuid, change, self.clock())
+            else:
+                update_call(self.store, self.conversation_uuid, change, self.clock())
+        finally:
+            self._written_at = time.monotonic()
+
+    def change_call(self, change: Callable[[CallRecord], object]) -> None:
+        """Apply `change` to call.json now, in the caller, spaced from this stream's other writes."""
+        self._update(change)
 
     def add_audio(self, data: bytes) -> None:
         """Take one frame of any size; a trailing odd byte waits for the next frame."""
         self.received += len(data)
         self._buffer += data
         while len(self._buffer) >= self.chunk_bytes:
-            self._flush(self.chunk_bytes)
+            self._queue_part(bytes(self._buffer[: self.chunk_bytes]))
+            del self._buffer[: self.chunk_bytes]
 
     def flush(self) -> None:
-        """Store what is buffered as a part now (whole samples), so that nothing is lost if the
+        """Hand what is buffered (whole samples) to storage now, so that nothing is lost if the
         process dies before `finish`."""
         whole = len(self._buffer) - len(self._buffer) % 2
         if whole and not self._finished:
-            self._flush(whole)
+            self._queue_part(bytes(self._buffer[:whole]))
+            del self._buffer[:whole]
 
-    def _flush(self, size: int) -> None:
-        part = bytes(self._buffer[:size])
-        self.store.write(_part_key(self.conversation_uuid, self.session, f"{self._parts:06d}.pcm"), part)
-        del self._buffer[:size]
-        self._parts += 1
+    def _queue_part(self, data: bytes) -> None:
+        key = _part_key(self.conversation_uuid, self.session, f"{len(self._parts):06d}.pcm")
+        self.lane.carry(data, lambda part: self.store.write(key, part))
+        self._parts.append(BlobInfo(key, len(data), 0.0))
 
     @property
     def seconds(self) -> float:
         return (self.received // 2) / self.sample_rate
 
     def add_dtmf(self, digit: str, duration: int | None) -> None:
-        at = self.seconds
-        self._update(lambda call: record_dtmf(call, session=self.session, digit=digit, duration=duration, at=at))
+        """Note a key press; presses that come while call.json waits its turn go in one write."""
+        self._keys.append(Keypress(digit, duration, round(self.seconds, 3), self.session))
+        if not self._keys_queued:
+            self._keys_queued = True
+            self.lane.run(self._store_keys)
 
-    def finish(self, reason: str, closed_at: str | None = None) -> RecordingSummary:
-        """Flush what is buffered and assemble the WAV; safe to call more than once. `closed_at`
-        is when the stream's audio ended, if the caller knows it better than now."""
+    def _note_keys(self, call: CallRecord, keys: list[Keypress]) -> None:
+        for key in keys:
+            record_dtmf(call, session=key.session, digit=key.digit, duration=key.duration, at=key.at)
+
+    def _store_keys(self) -> None:
         if self._finished:
-            return self._summary(self.received - self.received % 2)
+            # The end's own write carries them: the WAV's assembly need not wait for this one.
+            return
+        # Spaced first, so that the presses that come meanwhile go in this write.
+        self._space()
+        self._keys_queued = False
+        keys, self._keys = self._keys, []
+        try:
+            self._update(lambda call: self._note_keys(call, keys))
+        except Exception:
+            # Tried again by the lane, or by the end's own write: the presses are not lost.
+            self._keys[:0] = keys
+            raise
+
+    def finish(
+        self, reason: str, closed_at: str | None = None, timeout: float = FINISH_SECONDS
+    ) -> RecordingSummary | None:
+        """Store what is buffered, assemble the WAV, mark the recording complete and delete its
+        parts, waiting up to `timeout` seconds for storage to take them; safe to call more than once.
+        `closed_at` is when the stream's audio ended, if the caller knows it better than now.
+
+        None when storage did not take it all in time: what it took stays (the parts, call.json
+        saying `streaming`) for `recover_recordings`, and nothing is marked that did not happen."""
+        if self._finished:
+            return self._summary
         self._finished = True
+        hung_up = time.monotonic()
         whole = len(self._buffer) - len(self._buffer) % 2
         if len(self._buffer) % 2:
             log.warning("dropped a trailing half sample", extra={"call": self.conversation_uuid})
         if whole:
-            self._flush(whole)
+            # Held in memory whatever the lane's spill holds: no more audio comes, and this is at
+            # most the chunk being filled and one its lane refused.
+            key = _part_key(self.conversation_uuid, self.session, f"{len(self._parts):06d}.pcm")
+            last = bytes(self._buffer[:whole])
+            self.lane.run(lambda: self.store.write(key, last))
+            self._parts.append(BlobInfo(key, len(last), 0.0))
         self._buffer = bytearray()
-        parts = self.store.list(_part_key(self.conversation_uuid, self.session, ""))
-        pcm_parts = [p for p in parts if p.key.endswith(".pcm")]
-        data_bytes = assemble_wav(
-            self.store, self.conversation_uuid, self.session, self.object_key, self.sample_rate, pcm_parts
-        )
-        summary = self._summary(data_bytes)
-        self._update(
-            lambda call: record_recording(
+        parts = list(self._parts)
+        data_bytes = sum(p.size for p in parts)
+        duration = round(data_bytes / 2 / self.sample_rate, 3)
+        ended_at = iso(self.clock())
+
+        def complete(call: CallRecord) -> None:
+            self._note_keys(call, self._keys)
+            record_recording(
                 call,
                 self.session,
                 state=RecordingState.COMPLETE,
-                size=summary.bytes,
-                duration=summary.duration,
-                ended_at=iso(self.clock()),
+                size=data_bytes,
+                duration=duration,
+                ended_at=ended_at,
                 end_reason=reason,
                 closed_at=closed_at,
             )
-        )
-        _delete_parts(self.store, self.conversation_uuid, self.session)
+
+        self.lane.run(lambda: self._assemble(parts))
+        self.lane.run(lambda: self._update(complete, turn=True))
+        self.lane.run(self._delete_parts)
+        if not self.lane.close(timeout):
+            log.error(
+                "recording left for recovery: storage did not take it in time",
+                extra={"call": self.conversation_uuid, "session": self.session, "bytes": data_bytes, "reason": reason},
+            )
+            return None
+        self._summary = RecordingSummary(self.object_key, self.sample_rate, data_bytes, duration)
+        wav_seconds = round((self._assembled_at or hung_up) - hung_up, 3)
         log.info(
             "recording finalized",
-            extra={"call": self.conversation_uuid, "object": self.object_key, "bytes": data_bytes, "reason": reason},
+            extra={
+                "call": self.conversation_uuid,
+                "object": self.object_key,
+                "bytes": data_bytes,
+                "reason": reason,
+                "wav_seconds": wav_seconds,
+                "turn_wait": round(self.turn_wait, 3),
+            },
         )
-        return summary
+        return self._summary
 
-    def _summary(self, data_bytes: int) -> RecordingSummary:
-        return RecordingSummary(
-            self.object_key, self.sample_rate, data_bytes, round(data_bytes / 2 / self.sample_rate, 3)
-        )
+    def _assemble(self, parts: list[BlobInfo]) -> None:
+        with self._turn():
+            assemble_wav(self.store, self.conversation_uuid, self.session, self.object_key, self.sample_rate, parts)
+        self._assembled_at = time.monotonic()
+
+    def _delete_parts(self) -> None:
+        with self._turn():
+            _delete_parts(self.store, self.conversation_uuid, self.session)
 
 
 def recover_recordings(store: BlobStore, now: float, min_age: float) -> list[RecordingSummary]:
@@ -228,6 +364,12 @@ def recover_session(
     entry = call.stream(session)
     if entry is None:
         log.error("parts without a recording entry", extra={"call": conversation_uuid, "session": session})
+        return None
+    if entry.state != RecordingState.STREAMING:
+        # Assembled and marked already: only the parts' deletion was left undone, and assembling
+        # again from what is left of them could shorten a WAV that is whole.
+        _delete_parts(store, conversation_uuid, session)
+        log.info("leftover parts deleted", extra={"call": conversation_uuid, "session": session})
         return None
     pcm_parts = [i for i in infos if i.key.endswith(".pcm")]
     rate = int(entry.sample_rate)

@@ -21,14 +21,15 @@ from shared.core.live_events import transcript_event
 from shared.core.message_end import MessageEnd, beep_frames
 from shared.core.ncco import LEG_HEADER, VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
 from shared.core.payloads import load_json_object
-from shared.core.ports import BlobStore, LiveListener, StreamingTranscriber
+from shared.core.ports import BlobStore, LiveListener, StorageLane, StorageUnavailable, StreamingTranscriber
 from shared.core.rotation import Rotation
 from shared.core.timeline import lay_out
 from shared.core.tokens import verify_stream_token
 from shared.core.vonage_limits import RECORD_SECONDS
-from shared.flows.calls import iso, note_transcript, update_call
+from shared.flows.calls import iso, noting_transcript
 from shared.flows.live_transcripts import LiveTranscript
-from shared.flows.stream_audio import StreamRecording
+from shared.flows.stream_audio import DOCUMENT_SPACING, FINISH_SECONDS, InlineLane, StreamRecording
+from shared.flows.turns import STORAGE_TURNS, StorageTurns
 from shared.flows.voicemail import LiveMessage
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "CLOSE_POLICY",
     "CLOSE_TOO_BIG",
     "CLOSE_UNSUPPORTED",
+    "STORAGE_TURNS",
     "Socket",
     "StreamClosed",
     "StreamContext",
@@ -63,11 +65,9 @@ MAX_FIRST_MESSAGE = 8 * 1024
 # call reconnects: the worker stops accepting connections within a second of SIGTERM (gunicorn's
 # workers look every second), so the reconnect finds another instance, not this one.
 HANDOVER_DELAY = 1.5
-# How many streams may be starting or finishing their recording at once. Each is a burst of
-# storage work (call.json, parts, the WAV's assembly) run on the event loop between flushes;
-# calls that end together would otherwise run all their bursts in one turn of the loop and hold
-# up every other stream's frames. The rest wait their turn, their frames kept in their sockets.
-STORAGE_TURNS = 2
+# How long a live stream, or a reconnected one, waits for its registration, which names the files
+# of its transcript and places it on the call's timeline.
+_REGISTRATION_TIMEOUT = 10.0
 
 
 class StreamClosed(Exception):
@@ -96,8 +96,13 @@ class StreamContext:
     live: StreamingTranscriber | None = None
     # Where a live voicemail's message goes when it ends.
     on_message: Callable[[LiveMessage], None] | None = None
-    # Turns at a recording's start and end (STORAGE_TURNS at once).
-    storage_turns: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(STORAGE_TURNS))
+    # Turns at a recording's start and end (STORAGE_TURNS at once; see shared/flows/turns.py).
+    storage_turns: StorageTurns = field(default_factory=StorageTurns)
+    # Where each stream's storage steps run: at once, in the stream, unless the recorder hands in
+    # lanes that run them away from it (shared/runtime/storage_lane.py).
+    lane: Callable[[], StorageLane] = InlineLane
+    # Seconds at least between one stream's writes of call.json.
+    document_spacing: float = DOCUMENT_SPACING
     # The called numbers' routes, for their live_webhook; a listener that sends a stream's live
     # events to one; and the queued delivery of a result (call, name, URL, payload) to it.
     routes: Routes = field(default_factory=Routes)
@@ -230,29 +235,49 @@ def _offset(call: CallRecord, session: str) -> float:
 
 def _open(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext) -> _Stream:
     recording = StreamRecording(
-        context.store, meta["conversation_uuid"], uuidlib.uuid4().hex[:12], rate, context.chunk_bytes, context.clock
+        context.store,
+        meta["conversation_uuid"],
+        uuidlib.uuid4().hex[:12],
+        rate,
+        context.chunk_bytes,
+        context.clock,
+        lane=context.lane(),
+        turns=context.storage_turns,
+        spacing=context.document_spacing,
     )
     leg = _leg(meta)
     # A live voicemail's stream says so in its headers; any other stream is the stream flow.
-    voicemail = meta.get("capture") == "voicemail"
-    with context.storage_turns:
-        flow = Flow.VOICEMAIL if voicemail else Flow.STREAM
-        call = recording.start(
-            _text_field(meta, "uuid"),
-            _text_field(meta, "from"),
-            _text_field(meta, "to"),
-            flow,
-            leg=leg,
-            recorder=context.recorder or None,
-        )
-    offset = _offset(call, recording.session) if leg > 1 else 0.0
+    flow = Flow.VOICEMAIL if meta.get("capture") == "voicemail" else Flow.STREAM
+    uuid, caller, called = _text_field(meta, "uuid"), _text_field(meta, "from"), _text_field(meta, "to")
+    recording.start(uuid, caller, called, flow, leg=leg, recorder=context.recorder or None)
     log.info(
         "stream started",
-        extra={"call": recording.conversation_uuid, "rate": rate, "object": recording.object_key, "leg": leg},
+        extra={"call": recording.conversation_uuid, "rate": rate, "session": recording.session, "leg": leg},
     )
+    try:
+        return _listen(ws, meta, rate, context, recording, leg)
+    except Exception:
+        # The stream never starts: let its registration run, then let its lane go.
+        recording.lane.close(FINISH_SECONDS)
+        raise
+
+
+def _listen(
+    ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext, recording: StreamRecording, leg: int
+) -> _Stream:
+    """What else a stream opens: its route's live webhook, its live transcript, a voicemail's end,
+    its rotation."""
     webhook = _webhook(meta, context)
+    voicemail = meta.get("capture") == "voicemail"
+    # A reconnected session starts where the sessions before it end, on the call's timeline.
+    offset = 0.0
+    if leg > 1 and recording.wait_started(_REGISTRATION_TIMEOUT) and recording.registered is not None:
+        offset = _offset(recording.registered, recording.session)
     live = None
-    if context.live is not None:
+    # A live transcript's files are named after the stream's WAV, which its registration chooses.
+    if context.live is not None and not recording.wait_started(_REGISTRATION_TIMEOUT):
+        log.warning("stream not transcribed live: registration late", extra={"call": recording.conversation_uuid})
+    elif context.live is not None:
         listener = webhook.listener if webhook else None
         transcript = LiveTranscript(
             context.store, recording.conversation_uuid, recording.object_key, recording.session, listener, offset
@@ -288,13 +313,16 @@ def _close(stream: _Stream, end: _End, meta: dict[str, Any], context: StreamCont
     # The live words first: a session counts as stored (and a call in several may be stitched)
     # once its recording is finished, and by then its transcript is too.
     text = stream.live.finish() if stream.live is not None else None
-    with context.storage_turns:
-        recording.finish(end.reason, end.closed_at)
+    recording.finish(end.reason, end.closed_at)
     if context.on_recorded is not None:
         context.on_recorded(recording.conversation_uuid, recording.session)
     if stream.live is not None and stream.live.document is not None and stream.leg == 1:
         # A call in several sessions takes its first words from the stitched transcript.
-        note_transcript(context.store, recording.conversation_uuid, stream.live.document["dialogue"], context.clock())
+        try:
+            recording.change_call(noting_transcript(stream.live.document["dialogue"]))
+        except StorageUnavailable as err:
+            # Only the calls list's preview of the words: the message and its webhook go on.
+            log.warning("transcript start not noted", extra={"call": recording.conversation_uuid, "error": str(err)})
     if stream.ending is not None and context.on_message is not None:
         message = LiveMessage(
             recording.conversation_uuid,
@@ -359,7 +387,12 @@ def _pump(ws: Socket, stream: _Stream, context: StreamContext) -> _End:
         last, last_audio = now, context.clock()
         end = None
         if isinstance(message, bytes):
-            recording.add_audio(message)
+            try:
+                recording.add_audio(message)
+            except StorageUnavailable:
+                # Storage has been failing so long that the audio waiting for it filled its place.
+                ws.close(CLOSE_INTERNAL_ERROR, "storage unavailable")
+                return _End("storage unavailable", iso(context.clock()))
             if live is not None:
                 live.feed(message)
             end = ending.audio(message) if ending is not None else None
@@ -409,7 +442,7 @@ def _note_closing(
         )
 
     try:
-        update_call(context.store, recording.conversation_uuid, change, context.clock())
+        recording.change_call(change)
     except Exception:
         # The socket closes all the same; without the note, the event that follows waits a moment
         # for a hang-up before it reconnects the call.

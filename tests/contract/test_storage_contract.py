@@ -68,8 +68,8 @@ def test_compose_past_the_32_source_limit(store: BlobStore) -> None:
 
 
 def test_conditional_create_only_when_absent(store: BlobStore, request: pytest.FixtureRequest) -> None:
-    if "gcs" in request.node.callspec.id:
-        pytest.skip("gcp-storage-emulator ignores generation preconditions; real GCS answers 412")
+    if request.node.callspec.id == "gcs":
+        pytest.skip("gcp-storage-emulator ignores generation preconditions (gcs-faults enforces them)")
     store.write("doc.json", b"1", if_generation_match=0)
     with pytest.raises(StorageConflict):
         store.write("doc.json", b"2", if_generation_match=0)
@@ -77,8 +77,8 @@ def test_conditional_create_only_when_absent(store: BlobStore, request: pytest.F
 
 
 def test_conditional_write_fails_on_a_stale_generation(store: BlobStore, request: pytest.FixtureRequest) -> None:
-    if "gcs" in request.node.callspec.id:
-        pytest.skip("gcp-storage-emulator ignores generation preconditions; real GCS answers 412")
+    if request.node.callspec.id == "gcs":
+        pytest.skip("gcp-storage-emulator ignores generation preconditions (gcs-faults enforces them)")
     first = store.write("doc.json", b"1")
     store.write("doc.json", b"2", if_generation_match=first)
     with pytest.raises(StorageConflict):
