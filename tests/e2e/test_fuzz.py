@@ -43,8 +43,9 @@ VONAGE_WEBHOOKS = ("answer", "event", "recording", "prompt")
 USUAL_METHOD = {f: "GET" if f in ("answer", "link") else "POST" for f in FUNCTIONS}
 MAILBOX, TALK_LINE = "447700900001", "447700900002"
 API_KEY = "fuzz-api-key"
-# Keys tapedeck writes; anything else in the store is something it should not have written.
-STORE_KEY = re.compile(r"(calls|index/calls|jobs|links|outbox|prompts)/[A-Za-z0-9._/-]+")
+# Keys tapedeck writes (the embedded queue its tasks, the sweep its marks and problems); anything
+# else in the store is something it should not have written.
+STORE_KEY = re.compile(r"(calls|index/calls|jobs|links|outbox|prompts|tasks|sweep|problems)/[A-Za-z0-9._/-]+")
 
 FIELDS = [
     "conversation_uuid", "uuid", "call_uuid", "status", "type", "to", "from", "timestamp", "direction",
