@@ -11,8 +11,8 @@ from typing import Any
 import flask
 import functions_framework
 
+from shared.core.call_record import call_ended_at
 from shared.core.errors import NotFound
-from shared.core.recording_outcome import call_ended_at
 from shared.flows.inbound import answer_call, record_call_event
 from shared.flows.links import resolve_link
 from shared.runtime.services import Services, app_services

@@ -12,6 +12,7 @@ from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, is_shaped
 from shared.core.payloads import JsonObject, unknown_fields
 from shared.core.reconnect_record import Reconnect, StitchedRecording
+from shared.core.times import instant
 
 __all__ = [
     "CALL_DOCUMENT",
@@ -29,6 +30,7 @@ __all__ = [
     "StoredRecording",
     "StreamEntry",
     "call_ended",
+    "call_ended_at",
     "call_key",
     "check_conversation_uuid",
     "new_call",
@@ -434,16 +436,33 @@ def record_status(
 
 
 def call_ended(call: CallRecord) -> bool:
-    """Whether the caller's leg is over: a final status of the call's own, not of a websocket leg.
+    """Whether the caller's leg is over (see `call_ended_at`), even when its time is unreadable."""
+    return bool(_caller_ends(call))
+
+
+def call_ended_at(call: CallRecord) -> float | None:
+    """When the caller's leg ended, as Vonage timed it; None while the call goes on, or when no
+    end was reported with a readable time."""
+    ends = [moment for event in _caller_ends(call) for moment in [instant(event.timestamp)] if moment is not None]
+    return max(ends) if ends else None
+
+
+def _caller_ends(call: CallRecord) -> list[CallEvent]:
+    """The final statuses of the call's own leg, never of a websocket leg.
 
     The caller's leg is the first uuid the call heard of (its `started` event, or the stream's
-    headers); a websocket leg's events carry the leg detail, and may carry a uuid of their own.
+    headers). A websocket leg's events carry the leg detail, whatever uuid they carry (which uuid
+    Vonage gives them is unconfirmed), so a socket's `disconnected` or `completed` never ends the
+    call. With no uuid known yet, any final status without the leg detail does.
     """
     caller = call.uuids[0] if call.uuids else None
-    return any(
-        event.status in ENDED_STATUSES and LEG_DETAIL not in event.details and event.uuid in (None, caller)
+    return [
+        event
         for event in call.events
-    )
+        if event.status in ENDED_STATUSES
+        and LEG_DETAIL not in event.details
+        and (caller is None or event.uuid in (None, caller))
+    ]
 
 
 def _instant(timestamp: object) -> tuple[int, float]:

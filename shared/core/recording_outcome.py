@@ -26,7 +26,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from shared.core.call_record import CallRecord, Gap, RecordingState, StreamEntry
+from shared.core.call_record import CallRecord, Gap, RecordingState, StreamEntry, call_ended_at
 from shared.core.payloads import JsonObject, unknown_fields
 from shared.core.times import instant, iso
 
@@ -39,7 +39,6 @@ __all__ = [
     "Verdict",
     "WaitingCall",
     "answered",
-    "call_ended_at",
     "final_state",
     "missing_stream",
     "recording_event",
@@ -53,8 +52,6 @@ END_TOLERANCE = 2.0
 # A call Vonage never reports ended is settled anyway this long after it was first waited on.
 UNFINISHED_LIMIT = 86400.0
 FINAL_STATES = (RecordingState.COMPLETE, RecordingState.RECOVERED, RecordingState.PARTIAL, RecordingState.FAILED)
-# Statuses after which a leg is over (Vonage's call states; `disconnected` ends a websocket leg).
-_ENDED = ("completed", "busy", "cancelled", "failed", "rejected", "timeout", "unanswered", "disconnected")
 NO_STREAM = "no stream connected"
 NO_AUDIO = "no audio received"
 
@@ -75,20 +72,6 @@ class WaitingCall:
     def to_json(self) -> dict[str, object]:
         doc: dict[str, object] = {"since": self.since, "error": self.error}
         return doc | self.extra
-
-
-def call_ended_at(call: CallRecord) -> float | None:
-    """When the call ended, as Vonage timed it: its first leg's end, or with no leg known any
-    `completed`. None while the call goes on (or no end was reported)."""
-    first = call.uuids[0] if call.uuids else None
-    ends = [
-        moment
-        for event in call.events
-        if event.status in _ENDED and (event.uuid == first if first else event.status == "completed")
-        for moment in [instant(event.timestamp)]
-        if moment is not None
-    ]
-    return max(ends) if ends else None
 
 
 def answered(call: CallRecord) -> bool:

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from shared.config.routes import Route
-from shared.core.call_record import CallRecord, RecordingState, StreamEntry, check_conversation_uuid
+from shared.core.call_record import CallRecord, RecordingState, StreamEntry, call_ended_at, check_conversation_uuid
 from shared.core.operations import Event, Problem, ProblemKind
 from shared.core.recording_outcome import (
     NO_AUDIO,
@@ -27,7 +27,6 @@ from shared.core.recording_outcome import (
     UNFINISHED_LIMIT,
     WaitingCall,
     answered,
-    call_ended_at,
     missing_stream,
     recording_event,
     settle,

@@ -11,13 +11,13 @@ from shared.core.call_record import (
     Gap,
     RecordingState,
     StreamEntry,
+    call_ended_at,
     new_call,
 )
 from shared.core.recording_outcome import (
     END_TOLERANCE,
     NO_STREAM,
     answered,
-    call_ended_at,
     final_state,
     missing_stream,
     recording_event,
@@ -54,6 +54,10 @@ def test_the_call_is_over_when_its_first_leg_ends_and_not_when_the_stream_leg_do
     unknown_leg = call_with(events=(("completed", START + 9, "leg-x"),))
     unknown_leg.uuids = []
     assert call_ended_at(unknown_leg) == START + 9
+    # A websocket leg's own `disconnected`, even carrying the caller's uuid, is a socket's end.
+    socket_gone = call_with(events=(("answered", START, "leg-caller"),))
+    socket_gone.events.append(CallEvent("disconnected", iso(START + 60), "leg-caller", {"leg": 1}))
+    assert call_ended_at(socket_gone) is None
 
 
 def test_audio_that_runs_to_the_end_of_the_call_is_complete_or_recovered_as_it_was_assembled() -> None:
