@@ -10,6 +10,7 @@ idempotent, since delivery is at least once).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "Retry",
     "Task",
     "parse_task",
+    "task_key",
 ]
 
 # What the tasks function runs: each kind is one step of a flow. `settle-recordings` decides the
@@ -50,6 +52,12 @@ QUEUE_KEY_HEADER = "X-Tapedeck-Queue-Key"
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}", re.ASCII)
 _PAYLOAD_LIMIT = 4096
 _RERUNS = 999
+
+
+def task_key(text: str) -> str:
+    """`text` as a task's key when it can be one; otherwise its SHA-256, so that any identity a
+    webhook brings (a leg's uuid as Vonage sent it) still names one piece of work."""
+    return text if _KEY.fullmatch(text) else hashlib.sha256(text.encode()).hexdigest()
 
 
 class Retry(TapedeckError):

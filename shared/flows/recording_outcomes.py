@@ -11,7 +11,6 @@ sweep finds it without listing every call.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from shared.core.recording_outcome import (
     settle,
     verdicts,
 )
-from shared.core.tasks import Task
+from shared.core.tasks import Task, task_key
 from shared.flows.calls import read_call, update_call
 from shared.flows.documents import claim_once, read_document, update_document
 from shared.flows.notify import audio_link
@@ -55,7 +54,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PENDING_PREFIX = "sweep/pending/"
-_KEY_LIMIT = 200
 _LEVELS = {
     RecordingState.COMPLETE: logging.INFO,
     RecordingState.RECOVERED: logging.WARNING,
@@ -82,10 +80,7 @@ def pending_key(conversation_uuid: str) -> str:
 
 def settle_task(conversation_uuid: str, why: str) -> Task:
     """A task that settles the call's recordings, named for what asked (a stream's end, a leg's end)."""
-    key = f"{conversation_uuid}-{why}"
-    if len(key) > _KEY_LIMIT:
-        key = hashlib.sha256(key.encode()).hexdigest()
-    return Task("settle-recordings", key, {"conversation_uuid": conversation_uuid})
+    return Task("settle-recordings", task_key(f"{conversation_uuid}-{why}"), {"conversation_uuid": conversation_uuid})
 
 
 def _records_through_recorder(call: CallRecord, route: Route) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.config.settings import DeliveryPolicy, Settings
 from shared.core.errors import BadRequest
-from shared.core.tasks import Task, parse_task
+from shared.core.tasks import Task, parse_task, task_key
 from shared.runtime.logs import JsonFormatter, current_trace, trace_context
 from shared.runtime.services import Services
 
@@ -103,3 +103,11 @@ def test_a_delivery_task_run_twice_sends_once(tmp_path: Path) -> None:
     assert deliver_callback(services, tid, attempt=1, final=False, now=time.time()) == "delivered"  # type: ignore[arg-type]
     assert deliver_callback(services, tid, attempt=1, final=False, now=time.time()).startswith("nothing to send")  # type: ignore[arg-type]
     assert len(services.http.sent) == 1
+
+
+def test_a_key_built_from_what_a_webhook_sent_is_always_a_key_the_queue_takes() -> None:
+    for identity in ("CON-1-leg-2", "CON-1-[]", "CON-1-é", "x" * 400, ""):
+        key = task_key(identity)
+        assert parse_task({"kind": "sweep", "key": key, "payload": {}}).key == key
+    assert task_key("CON-1-leg-2") == "CON-1-leg-2"
+    assert task_key("CON-1-[]") != task_key("CON-1-()")
