@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -15,7 +14,6 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from flask_sock import Sock
-from simple_websocket import ConnectionClosed
 
 from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.google_streaming_transcriber import cooperate_with_gevent
@@ -25,48 +23,20 @@ from shared.core.tasks import Task
 from shared.flows.recording_outcomes import settle_task
 from shared.flows.results import claim_result
 from shared.flows.stitching import stitch_task
-from shared.flows.streams import CLOSE_INTERNAL_ERROR, StreamClosed, StreamContext, run_stream
+from shared.flows.streams import CLOSE_INTERNAL_ERROR, StreamContext, run_stream
 from shared.flows.voicemail import LiveMessage, page_live_message
+from shared.runtime.frame_socket import NO_READER, FrameSocket
 from shared.runtime.live_webhook import WebhookLiveListener, webhook_poster
 from shared.runtime.logs import configure_logging
 from shared.runtime.services import Services, install_services
 from shared.runtime.storage_lane import BackgroundStorageLane
 
-__all__ = ["create_app", "production_app"]
+__all__ = ["create_app", "production_app", "record"]
 
 log = logging.getLogger(__name__)
 
 # The largest 20 ms frame is 960 bytes (24 kHz); a frame far past that is not audio.
 MAX_FRAME_BYTES = 64 * 1024
-
-
-class _VonageSocket:
-    """flask-sock's socket, with a disconnect raised as StreamClosed so the recorder sees it."""
-
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
-
-    def receive(self, timeout: float | None = None) -> str | bytes | None:
-        try:
-            message: str | bytes | None = self.ws.receive(timeout=timeout)
-            if message is None and not self.ws.connected:
-                # The peer closed while we waited: frames that arrived before the close are
-                # still queued, and receive(0) hands them over before it raises ConnectionClosed.
-                message = self.ws.receive(timeout=0)
-        except ConnectionClosed as err:
-            raise StreamClosed(str(err)) from err
-        if message is None and not self.ws.connected:
-            raise StreamClosed("connection dropped")
-        return message
-
-    def send(self, data: bytes) -> None:
-        # A peer that has gone is noticed by the next receive, which ends the stream.
-        with contextlib.suppress(ConnectionClosed):
-            self.ws.send(data)
-
-    def close(self, reason: int, message: str) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            self.ws.close(reason=reason, message=message)
 
 
 def _stop_on_sigterm(stopping: threading.Event) -> None:
@@ -158,7 +128,8 @@ def create_app(
     app = Flask(__name__)
     # The functions the local platform mounts on this app run against the same services.
     install_services(app, services)
-    app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_FRAME_BYTES}
+    # flask-sock makes the handshake; FrameSocket reads the frames, without simple-websocket's thread.
+    app.config["SOCK_SERVER_OPTIONS"] = NO_READER
     context = StreamContext(
         services.store,
         settings.stream.token_secret,
@@ -194,17 +165,14 @@ def _add_routes(app: Flask, context: StreamContext) -> None:
         # flask-sock would try to take over a plain request's socket; answer it as any other error.
         if request.path == "/socket" and request.headers.get("Upgrade", "").lower() != "websocket":
             return jsonify({"error": "/socket takes a websocket upgrade"}), 426, {"Upgrade": "websocket"}
+        # No websocket extension is agreed, permessage-deflate included: PCM hardly compresses,
+        # and FrameSocket reads frames as the caller's network sent them.
+        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
         return None
 
     @sock.route("/socket")
     def socket(ws: Any) -> None:
-        vonage = _VonageSocket(ws)
-        try:
-            run_stream(vonage, context)
-        except Exception:
-            # Never let Flask write an HTTP 500 into a socket that is already a websocket.
-            log.exception("stream failed")
-            vonage.close(CLOSE_INTERNAL_ERROR, "internal error")
+        record(FrameSocket(ws, MAX_FRAME_BYTES), context)
 
     @app.get("/healthz")
     def healthz() -> Any:
@@ -214,6 +182,16 @@ def _add_routes(app: Flask, context: StreamContext) -> None:
     @app.errorhandler(405)
     def http_error(err: Any) -> Any:
         return jsonify({"error": err.description}), err.code
+
+
+def record(vonage: FrameSocket, context: StreamContext) -> None:
+    """Record one stream on the socket `vonage`; whatever fails, the socket ends with a close frame."""
+    try:
+        run_stream(vonage, context)
+    except Exception:
+        # Never let Flask write an HTTP 500 into a socket that is already a websocket.
+        log.exception("stream failed")
+        vonage.close(CLOSE_INTERNAL_ERROR, "internal error")
 
 
 def production_app() -> Flask:

@@ -1,8 +1,8 @@
 """The production recorder app plus a timed copy of its socket route, for the bench only.
 
 gunicorn serves `tests.bench.instrumented:create_app()`. `/socket` is untouched; `TIMED_PATH` runs
-the same `run_stream` on the same `StreamContext`, with the websocket wrapped so each binary frame's
-arrival is compared with the send time the client stamped into it. Each worker writes its delays to
+the same `record` on the same `StreamContext`, through a `FrameSocket` that compares each binary
+frame's arrival with the send time the client stamped into it. Each worker writes its delays to
 `$BENCH_STATS_DIR/<pid>.json` whenever its last open stream has finished.
 
 A stall monitor measures the event loop itself, whatever route the streams use: a greenlet (a
@@ -24,12 +24,14 @@ from typing import Any
 from flask import Flask
 from flask_sock import Sock
 
-from appengine.main import _VonageSocket, production_app
+from appengine.main import MAX_FRAME_BYTES, production_app, record
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.adapters.pocketsphinx_streaming_transcriber import PocketsphinxStreamingTranscriber
-from shared.flows.streams import StreamContext, run_stream
+from shared.flows.streams import StreamClosed, StreamContext
+from shared.runtime.frame_socket import FrameSocket
 from tests.bench.timing import (
     DECODER_NICE_ENV,
+    FRAME_BYTES,
     FSYNC_ENV,
     STAMP,
     STATS_DIR_ENV,
@@ -38,37 +40,33 @@ from tests.bench.timing import (
     SparseHistogram,
 )
 
+# A 640-byte frame on the wire: a 2-byte header, a 2-byte length and a 4-byte mask before it.
+_WIRE_FRAME = FRAME_BYTES + 8
 # How long the stall monitor sleeps each time; anything past it is the loop's lateness.
 _STALL_SLEEP = 0.005
 
 __all__ = ["create_app"]
 
 
-class _TimedWebSocket:
-    """flask-sock's websocket, timing each binary frame as the recorder takes it."""
+class _TimedSocket(FrameSocket):
+    """The recorder's socket, timing each binary frame as the recorder takes it."""
 
     def __init__(self, ws: Any, stats: _WorkerStats) -> None:
-        self._ws = ws
+        super().__init__(ws, MAX_FRAME_BYTES)
         self._stats = stats
 
-    @property
-    def connected(self) -> bool:
-        return bool(self._ws.connected)
-
     def receive(self, timeout: float | None = None) -> Any:
-        message = self._ws.receive(timeout=timeout)
+        try:
+            message = super().receive(timeout)
+        except StreamClosed:
+            # The recorder reads this as a hang-up: count the frames received that it will never read.
+            self._stats.unread(self.buffered // _WIRE_FRAME)
+            raise
         if isinstance(message, bytes) and len(message) >= STAMP.size:
             now = time.time()
-            # Frames simple-websocket has read off the socket that the recorder has not taken yet.
-            queued = len(getattr(self._ws, "input_buffer", ()))
-            self._stats.frame(now, now - STAMP.unpack_from(message)[0], queued)
-        elif message is None and not self._ws.connected:
-            # The recorder reads this as a hang-up: count the frames still queued that it will never read.
-            self._stats.unread(len(getattr(self._ws, "input_buffer", ())))
+            # Frames received whole or in part that the recorder has not taken yet.
+            self._stats.frame(now, now - STAMP.unpack_from(message)[0], -(-self.buffered // _WIRE_FRAME))
         return message
-
-    def close(self, reason: int | None = None, message: str | None = None) -> None:
-        self._ws.close(reason=reason, message=message)
 
 
 class _WorkerStats:
@@ -178,7 +176,7 @@ def create_app() -> Flask:
     def timed_socket(ws: Any) -> None:
         stats.opened()
         try:
-            run_stream(_VonageSocket(_TimedWebSocket(ws, stats)), context)
+            record(_TimedSocket(ws, stats), context)
         finally:
             stats.closed()
 
