@@ -101,6 +101,7 @@ def tests(session: nox.Session) -> None:
     session.install("-r", TESTS, *LINTERS)
     _lint(session)
     env = {"TASKS_EMULATOR_PYTHON": _tasks_emulator(session), **_axe_core(session)}
+    _node_client(session)
     session.run("pytest", *session.posargs, env=env)
 
 
@@ -141,6 +142,14 @@ def _axe_core(session: nox.Session) -> dict[str, str]:
             "npm", "install", "--prefix", str(folder), "--no-audit", "--no-fund", "--silent", AXE_CORE, external=True
         )
     return {"AXE_CORE": str(script)} if script.exists() else {}
+
+
+def _node_client(session: nox.Session) -> None:
+    """Node's `ws`, the independent client the recorder's frame reader is tested against, from its
+    lock file when npm is here; the test skips without it."""
+    folder = Path("tests/e2e/node_client")
+    if shutil.which("npm") and not (folder / "node_modules" / "ws").exists():
+        session.run("npm", "ci", "--prefix", str(folder), "--no-audit", "--no-fund", "--silent", external=True)
 
 
 def _tasks_emulator(session: nox.Session) -> str:
