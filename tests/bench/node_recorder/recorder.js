@@ -1,5 +1,5 @@
 // The bench's reference recorder: Node and ws appending each call's 16 kHz frames to a WAV, the
-// design tapedeck's recorder is measured against (tests/bench/versus_node.py starts it).
+// design tapedeck's recorder is measured against (tests/bench/node_server.py starts it).
 //
 //   node recorder.js PORT STORAGE_DIR STATS_DIR
 //
