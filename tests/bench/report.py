@@ -291,7 +291,7 @@ def print_versus_node(rounds: list[tuple[LoadResult, LoadResult | None]], node: 
         for name, cell in _VERSUS_ROWS.items():
             print(f"  {name:<40}" + "".join(f"{cell(r):>26}" for r in results))
         if theirs is None:
-            print(f"  ({node}: no Node column)")
+            print(f"  (no Node column: {node})")
         targets = _versus_targets(ours, theirs)
         print(f"  tapedeck's targets at {ours.streams} streams:")
         for name, (value, ok) in targets.items():
