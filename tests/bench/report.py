@@ -28,6 +28,8 @@ TARGET_IMPORT_MS = 150.0
 TARGET_STALL_MS = 50.0
 # tapedeck's recorder's CPU per stream against the Node ws recorder's, in the same run.
 TARGET_VERSUS_NODE = 2.0
+# Past this frame delay p99 a server is not keeping up with real time: it is short of CPU.
+_BEHIND_MS = 100.0
 _MIB = 1024 * 1024
 
 
@@ -224,6 +226,11 @@ def _cores_per_100(result: LoadResult) -> float | None:
     return None if percent is None else percent / result.streams
 
 
+def _kept_up(result: LoadResult) -> bool:
+    p99 = percentile_ms(result.delay, 0.99)
+    return p99 is not None and p99 <= _BEHIND_MS
+
+
 def _cores(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -292,6 +299,12 @@ def print_versus_node(rounds: list[tuple[LoadResult, LoadResult | None]], node: 
             print(f"  {name:<40}" + "".join(f"{cell(r):>26}" for r in results))
         if theirs is None:
             print(f"  (no Node column: {node})")
+        behind = [r.label for r in results if not _kept_up(r)]
+        if behind:
+            print(
+                f"  {' and '.join(behind)} fell behind (frame delay p99 > {_BEHIND_MS:g} ms): short of CPU, a server's"
+                " steady-window CPU is what the machine gave it, not what the load needs, and the ratio misleads"
+            )
         targets = _versus_targets(ours, theirs)
         print(f"  tapedeck's targets at {ours.streams} streams:")
         for name, (value, ok) in targets.items():
