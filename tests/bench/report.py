@@ -256,6 +256,7 @@ _VERSUS_ROWS: dict[str, Callable[[LoadResult], str]] = {
     "  growth over steady window (KiB)": lambda r: f"{_growth_kib(r):.0f}",
     "pings answered": lambda r: f"{r.audit.pongs}/{r.audit.pings}",
     "client send lag p99 (ms)": lambda r: _ms(percentile_ms(r.send_lag, 0.99)),
+    "load clients' CPU in the run (s)": lambda r: f"{r.client_cpu_seconds:.1f}",
     "load average as the run began": lambda r: f"{r.load_average:.2f}",
     "other processes' CPU in the run (s)": lambda r: (
         f"{r.machine_busy_seconds - r.cpu_seconds - r.client_cpu_seconds:.1f}"
