@@ -107,7 +107,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Opt-in measurements: the recorder under load (`nox -s bench -- --compare`, see --help),
+    """Opt-in measurements: the recorder under load (`nox -s bench -- --compare`, see --help; with
+    `--versus-node`, side by side with a minimal Node ws recorder, Node and npm from the machine),
     the voicemail pager's hang-up-to-page latency, then the event loop's stalls with storage
     writes and live transcription, live transcription's cost per stream (`--quick` too), the
     recordings browser's pages at 10,000 and 100,000 calls, the audio lost per reconnect of a call

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +29,14 @@ __all__ = [
     "Server",
     "ServerStats",
     "Stalls",
+    "free_port",
     "log_problems",
     "recorder",
+    "serve",
+    "server_folders",
+    "stop_group",
     "stored_bytes",
+    "wait_healthy",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,13 +52,13 @@ class BenchError(Exception):
     """The harness itself failed: a server or client did not start, run or report."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_group(process: subprocess.Popen[bytes]) -> None:
     """End a process we started, with its process group: SIGTERM, then SIGKILL."""
     if process.poll() is not None:
         return
@@ -197,18 +202,45 @@ def _gunicorn_command(worker: str, workers: int, connections: int, port: int) ->
     return [*command, "--bind", f"127.0.0.1:{port}", "tests.bench.instrumented:create_app()"]
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], port: int) -> None:
+def wait_healthy(process: subprocess.Popen[bytes], port: int, name: str) -> None:
+    """Wait until the server `process` answers /healthz on `port`."""
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise BenchError(f"gunicorn exited with {process.returncode} during start-up")
+            raise BenchError(f"{name} exited with {process.returncode} during start-up")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.1)
-    raise BenchError(f"the recorder did not answer /healthz within {_START_TIMEOUT:.0f} s")
+    raise BenchError(f"{name} did not answer /healthz within {_START_TIMEOUT:.0f} s")
+
+
+def server_folders(folder: Path) -> tuple[Path, Path]:
+    """Where a server started in `folder` stores its calls and writes its stats."""
+    return folder / "storage", folder / "stats"
+
+
+@contextmanager
+def serve(
+    name: str, command: Callable[[int], list[str]], folder: Path, env: dict[str, str] | None, secret: str
+) -> Iterator[Server]:
+    """A server process group started by `command(port)` on a free loopback port, logging to
+    `folder/<name>.log`, answering /healthz; always stopped."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    storage, stats_dir = server_folders(folder)
+    log = folder / f"{name}.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command(port), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_healthy(process, port, name)
+        yield Server(process, port, storage, stats_dir, log, secret)
+    finally:
+        stop_group(process)
 
 
 @contextmanager
@@ -217,9 +249,7 @@ def recorder(
 ) -> Iterator[Server]:
     """The recorder under gunicorn on a free loopback port, storing in `folder`; always stopped.
     `extra_env` adds settings (LIVE_TRANSCRIBER, ...) and the bench's variants."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    storage, stats_dir, log = folder / "storage", folder / "stats", folder / "gunicorn.log"
+    storage, stats_dir = server_folders(folder)
     secret = secrets.token_urlsafe(24)
     env = {
         **os.environ,
@@ -230,20 +260,10 @@ def recorder(
         STATS_DIR_ENV: str(stats_dir),
         **(extra_env or {}),
     }
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            _gunicorn_command(worker, workers, connections, port),
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_healthy(process, port)
-        yield Server(process, port, storage, stats_dir, log, secret)
-    finally:
-        _stop(process)
+    with serve(
+        "gunicorn", lambda port: _gunicorn_command(worker, workers, connections, port), folder, env, secret
+    ) as server:
+        yield server
 
 
 class Clients:
@@ -266,9 +286,11 @@ class Clients:
         deadline: float,
         fast: bool = False,
         speech: tuple[Path, int] | None = None,
+        ping_every: int = 0,
     ) -> None:
         """Start the clients: `total` streams of `frames` each between them, the first at `start_at`;
-        with `speech` (a WAV, a count), that many of the first streams send it to `/socket`."""
+        with `speech` (a WAV, a count), that many of the first streams send it to `/socket`; with
+        `ping_every` N, every N-th stream also pings."""
         for index, (output, log) in enumerate(zip(self.outputs, self.logs, strict=True)):
             output.unlink(missing_ok=True)
             command = [
@@ -282,6 +304,7 @@ class Clients:
             command += ["--start-at", repr(start_at), "--stagger", repr(stagger), "--frames", str(frames)]
             command += ["--deadline", repr(deadline), "--out", str(output)]
             command += ["--fast"] if fast else []
+            command += ["--ping-every", str(ping_every)] if ping_every else []
             if speech:
                 command += ["--speech", str(speech[0]), "--speech-streams", str(speech[1])]
                 command += ["--speech-url", server.plain_url]
@@ -308,7 +331,7 @@ class Clients:
 
     def stop(self) -> None:
         for process in self.processes:
-            _stop(process)
+            stop_group(process)
 
     def results(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Every call's result and each process's send-lag histogram."""

@@ -9,6 +9,9 @@ With `--speech f.wav --speech-streams K`, streams 0..K-1 (the first to start) se
 recording, looped, as plain frames to `--speech-url` (the recorder's own `/socket`): a stamp
 would corrupt the speech, so their timing is the server's stall monitor's. The others send
 stamped silence to `--url` as before.
+
+With `--ping-every N`, every N-th stream (0, N, 2N, ...) also sends a websocket ping every
+`--ping-seconds` and waits for its pong, beside its frames.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class CallResult:
     completed: bool = False
     error: str | None = None
     speech: bool = False
+    pings: int = 0
+    pongs: int = 0
 
 
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,6 +63,8 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--speech", type=Path, help="16 kHz mono 16-bit WAV the first streams send, looped")
     parser.add_argument("--speech-streams", type=int, default=0, help="how many streams send --speech")
     parser.add_argument("--speech-url", help="where the speech streams connect (default --url)")
+    parser.add_argument("--ping-every", type=int, default=0, help="every N-th stream pings (default none)")
+    parser.add_argument("--ping-seconds", type=float, default=2.0, help="seconds between a stream's pings")
     return parser.parse_args(argv)
 
 
@@ -103,6 +110,15 @@ async def _send_frames(
         call.bytes_sent += FRAME_BYTES
 
 
+async def _ping(ws: ClientConnection, call: CallResult, seconds: float) -> None:
+    """Ping every `seconds` and wait for each pong, until cancelled."""
+    while True:
+        await asyncio.sleep(seconds)
+        call.pings += 1
+        await (await ws.ping())
+        call.pongs += 1
+
+
 async def _stream(number: int, args: argparse.Namespace, lag: DelayHistogram, speech: list[bytes]) -> CallResult:
     call = CallResult(f"CON-bench-{uuid.uuid4()}")
     spoken = speech if number < args.speech_streams else None
@@ -115,7 +131,14 @@ async def _stream(number: int, args: argparse.Namespace, lag: DelayHistogram, sp
         ) as ws:
             call.connected = True
             await ws.send(_hello(call.conversation_uuid, args.secret))
-            await _send_frames(ws, call, args, lag, spoken)
+            pinging = args.ping_every and number % args.ping_every == 0
+            pinger = asyncio.create_task(_ping(ws, call, args.ping_seconds)) if pinging else None
+            try:
+                await _send_frames(ws, call, args, lag, spoken)
+            finally:
+                if pinger:
+                    pinger.cancel()
+                    await asyncio.gather(pinger, return_exceptions=True)
         call.completed = call.error is None
     except Exception as err:  # any failure of one stream is a result to report, not a crash of the load
         call.error = f"{type(err).__name__}: {err}"

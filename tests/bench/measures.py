@@ -11,6 +11,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,14 @@ from tests.bench.timing import FRAME_SECONDS, FRAMES_PER_MINUTE, merge_histogram
 
 # One sample at a time.time(): the watch loop calls it once, as soon as that time has passed.
 Mark = tuple[float, Callable[[], None]]
+# Starts a server storing in a folder, for so many connections, and stops it when the block ends.
+Serve = Callable[[Path, int], AbstractContextManager[Server]]
 
 __all__ = [
     "ImportResult",
     "LoadResult",
     "MemoryResult",
+    "Serve",
     "Steady",
     "import_time",
     "memory_growth",
@@ -50,17 +54,21 @@ class Audit:
     mismatched: int = 0
     completed: int = 0
     connected: int = 0
+    pings: int = 0
+    pongs: int = 0
     client_errors: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
 class Steady:
     """The steady window, after the last stream has started and before the first ends: the server's
-    CPU and the event loop's stalls within it."""
+    CPU, the event loop's stalls, and its RSS at the window's start and end."""
 
     wall: float = 0.0
     cpu_seconds: float = 0.0
     worst_stall_ms: float | None = None
+    rss_start: int = 0
+    rss_end: int = 0
 
     @property
     def cpu_percent(self) -> float | None:
@@ -96,6 +104,8 @@ class LoadResult:
     # What this run was: the worker, or the variant the bench compares
     label: str = ""
     speech_streams: int = 0
+    # The machine's 1-minute load average as the load started: how busy it was beforehand
+    load_average: float = 0.0
 
     @property
     def worst_stall_ms(self) -> float | None:
@@ -186,6 +196,8 @@ def _audit(storage: Path, calls: list[dict[str, Any]]) -> Audit:
         if not call["connected"]:
             continue
         audit.connected += 1
+        audit.pings += call.get("pings", 0)
+        audit.pongs += call.get("pongs", 0)
         sent = call["bytes_sent"]
         wav, recorded = stored_bytes(storage, call["conversation_uuid"])
         audit.bytes_sent += sent
@@ -197,19 +209,21 @@ def _audit(storage: Path, calls: list[dict[str, Any]]) -> Audit:
 
 
 def steady_marks(server: Server, start: float, end: float, steady: Steady) -> list[Mark]:
-    """Samples of the server's CPU at `start` and `end` (time.time()), filling `steady`. Counted per
-    process, so a child started in the window counts from zero and one that ended counts nothing."""
+    """Samples of the server's CPU and RSS at `start` and `end` (time.time()), filling `steady`. CPU is
+    counted per process, so a child started in the window counts from zero and one that ended nothing."""
     first: dict[int, float] = {}
     began = [0.0]
 
     def begin() -> None:
         first.update(server.cpu_by_process())
         began[0] = time.monotonic()
+        steady.rss_start = server.rss()
 
     def finish() -> None:
         if began[0]:
             steady.cpu_seconds = sum(cpu - first.get(pid, 0.0) for pid, cpu in server.cpu_by_process().items())
             steady.wall = time.monotonic() - began[0]
+            steady.rss_end = server.rss()
 
     return [(start, begin), (end, finish)] if end > start else []
 
@@ -233,13 +247,18 @@ def realtime_load(
     label: str = "",
     extra_env: dict[str, str] | None = None,
     speech: tuple[Path, int] | None = None,
+    serve: Serve | None = None,
+    ping_every: int = 0,
 ) -> LoadResult:
     """`streams` paced 16 kHz streams of `seconds` each, started over about 2 s; with `speech`
-    (a WAV, a count) the first streams carry that recording to `/socket` instead of stamped silence."""
-    with recorder(worker, workers, streams + 100, folder, extra_env) as server:
+    (a WAV, a count) the first streams carry that recording to `/socket` instead of stamped silence.
+    The server is the recorder under gunicorn `worker`, or what `serve` starts; with `ping_every`
+    N, every N-th stream also pings it."""
+    started = serve(folder, streams + 100) if serve else recorder(worker, workers, streams + 100, folder, extra_env)
+    with started as server:
         warm_up(server, folder)
         before, stalls_before = server.stats(), server.stalls()
-        rss_base = server.rss()
+        rss_base, load_average = server.rss(), os.getloadavg()[0]
         stagger = min(2.0, seconds / 2)
         start_at = time.time() + 1.0
         deadline = start_at + stagger + seconds + max(30.0, seconds)
@@ -260,6 +279,7 @@ def realtime_load(
                 stagger=stagger,
                 deadline=deadline,
                 speech=speech,
+                ping_every=ping_every,
             )
             mid_at = start_at + (stagger + seconds) / 2
             rss_mid, rss_peak = watch(
@@ -305,6 +325,7 @@ def realtime_load(
             stall_by_second=_seconds_from(start_at, stalls.worst_by_second),
             label=label or worker,
             speech_streams=speech[1] if speech else 0,
+            load_average=load_average,
         )
 
 

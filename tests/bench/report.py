@@ -11,13 +11,25 @@ import psutil
 from tests.bench.measures import ImportResult, LoadResult, MemoryResult
 from tests.bench.timing import percentile_ms
 
-__all__ = ["TARGET_STALL_MS", "Summary", "print_comparison", "print_import", "print_load", "print_memory"]
+__all__ = [
+    "TARGET_STALL_MS",
+    "Summary",
+    "print_comparison",
+    "print_import",
+    "print_load",
+    "print_memory",
+    "print_versus_node",
+]
 
 TARGET_STREAMS = 1000
 TARGET_P99_MS = 20.0
 TARGET_RSS_KIB = 512.0
 TARGET_IMPORT_MS = 150.0
 TARGET_STALL_MS = 50.0
+# tapedeck's recorder's CPU per stream against the Node ws recorder's, in the same run.
+TARGET_VERSUS_NODE = 2.0
+# Past this frame delay p99 a server is not keeping up with real time: it is short of CPU.
+_BEHIND_MS = 100.0
 _MIB = 1024 * 1024
 
 
@@ -206,3 +218,98 @@ def print_import(result: ImportResult, summary: Summary) -> None:
         result.median_ms <= TARGET_IMPORT_MS,
     )
     summary.add("google.cloud.storage not imported", f"{not result.gcs_loaded}", "True", not result.gcs_loaded)
+
+
+def _cores_per_100(result: LoadResult) -> float | None:
+    """The server's CPU over the steady window, in cores per 100 streams."""
+    percent = result.steady.cpu_percent
+    return None if percent is None else percent / result.streams
+
+
+def _kept_up(result: LoadResult) -> bool:
+    p99 = percentile_ms(result.delay, 0.99)
+    return p99 is not None and p99 <= _BEHIND_MS
+
+
+def _cores(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _growth_kib(result: LoadResult) -> float:
+    """RSS growth per stream from the steady window's start to its end: 0 when memory is flat."""
+    return (result.steady.rss_end - result.steady.rss_start) / max(1, result.audit.connected) / 1024
+
+
+def _delays(result: LoadResult) -> str:
+    p50, p99 = percentile_ms(result.delay, 0.50), percentile_ms(result.delay, 0.99)
+    return f"{_ms(p50)} / {_ms(p99)} / {result.delay['max_ms']:.0f}"
+
+
+_VERSUS_ROWS: dict[str, Callable[[LoadResult], str]] = {
+    "streams completed": lambda r: f"{r.audit.completed}/{r.streams}",
+    "bytes lost (of bytes sent)": lambda r: f"{r.audit.bytes_lost:,} of {r.audit.bytes_sent:,}",
+    "CPU, steady window (cores/100 streams)": lambda r: _cores(_cores_per_100(r)),
+    "  (CPU s over wall s)": lambda r: f"{r.steady.cpu_seconds:.1f} / {r.steady.wall:.1f}",
+    "frame delay p50 / p99 / max (ms)": _delays,
+    "worst stall, steady window (ms)": lambda r: _ms(r.steady.worst_stall_ms),
+    "memory per stream (KiB)": lambda r: f"{r.rss_per_stream_kib:.0f}",
+    "  growth over steady window (KiB)": lambda r: f"{_growth_kib(r):.0f}",
+    "pings answered": lambda r: f"{r.audit.pongs}/{r.audit.pings}",
+    "client send lag p99 (ms)": lambda r: _ms(percentile_ms(r.send_lag, 0.99)),
+    "load clients' CPU in the run (s)": lambda r: f"{r.client_cpu_seconds:.1f}",
+    "load average as the run began": lambda r: f"{r.load_average:.2f}",
+    "other processes' CPU in the run (s)": lambda r: (
+        f"{r.machine_busy_seconds - r.cpu_seconds - r.client_cpu_seconds:.1f}"
+    ),
+}
+
+
+def _versus_targets(ours: LoadResult, node: LoadResult | None) -> dict[str, tuple[str, bool | None]]:
+    """Each target's figure for tapedeck's recorder and whether it is met (None: not measured)."""
+    p99, stall = percentile_ms(ours.delay, 0.99), ours.steady.worst_stall_ms
+    ours_cpu, node_cpu = _cores_per_100(ours), node and _cores_per_100(node)
+    ratio = ours_cpu / node_cpu if ours_cpu and node_cpu else None
+    return {
+        "CPU per stream": (
+            "n/a (no Node)" if ratio is None else f"{ratio:.2f}x Node's",
+            None if ratio is None else ratio <= TARGET_VERSUS_NODE,
+        ),
+        "bytes lost": (f"{ours.audit.bytes_lost:,}", ours.audit.bytes_lost == 0 and not ours.audit.short_or_missing),
+        "frame delay p99": (f"{_ms(p99)} ms", p99 is not None and p99 <= TARGET_P99_MS),
+        "worst stall": (f"{_ms(stall)} ms", stall is not None and stall <= TARGET_STALL_MS),
+        "memory per stream": (f"{ours.rss_per_stream_kib:.0f} KiB", ours.rss_per_stream_kib <= TARGET_RSS_KIB),
+    }
+
+
+_VERSUS_GOALS = {
+    "CPU per stream": f"<= {TARGET_VERSUS_NODE:g}x Node's",
+    "bytes lost": "0",
+    "frame delay p99": f"<= {TARGET_P99_MS:g} ms",
+    "worst stall": f"<= {TARGET_STALL_MS:g} ms",
+    "memory per stream": f"<= {TARGET_RSS_KIB:g} KiB",
+}
+
+
+def print_versus_node(rounds: list[tuple[LoadResult, LoadResult | None]], node: str, summary: Summary) -> None:
+    """tapedeck's recorder beside the Node recorder under the same load, one table per size."""
+    for ours, theirs in rounds:
+        results = [ours] if theirs is None else [ours, theirs]
+        print(f"\n-- side by side: {ours.streams} real-time streams x {ours.seconds:g} s, one after the other --")
+        print(f"  {'':<40}" + "".join(f"{r.label:>26}" for r in results))
+        for name, cell in _VERSUS_ROWS.items():
+            print(f"  {name:<40}" + "".join(f"{cell(r):>26}" for r in results))
+        if theirs is None:
+            print(f"  (no Node column: {node})")
+        behind = [r.label for r in results if not _kept_up(r)]
+        if behind:
+            print(
+                f"  {' and '.join(behind)} fell behind (frame delay p99 > {_BEHIND_MS:g} ms): short of CPU, a server's"
+                " steady-window CPU is what the machine gave it, not what the load needs, and the ratio misleads"
+            )
+        targets = _versus_targets(ours, theirs)
+        print(f"  tapedeck's targets at {ours.streams} streams:")
+        for name, (value, ok) in targets.items():
+            verdict = "not measured" if ok is None else _met(ok)
+            print(f"    {name:<20} {value:<18} target {_VERSUS_GOALS[name]:<18} {verdict}")
+            if ok is not None:
+                summary.add(f"{ours.streams} streams: {name}", value, _VERSUS_GOALS[name], ok)
