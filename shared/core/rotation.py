@@ -31,8 +31,12 @@ class Rotation:
 
     def due(self, elapsed: float, frame: bytes) -> bool:
         """Take the next frame, `elapsed` seconds after the socket opened; True once it is time."""
-        samples = len(frame) // 2
-        self._quiet = self._quiet + samples if level_dbfs(frame) < SPEECH_DBFS else 0
         if elapsed >= self.lifetime:
             return True
-        return elapsed >= self.lifetime - self.window and self._quiet >= self._quiet_needed
+        if elapsed < self.lifetime - self.window:
+            # Levels are measured only where a quiet moment would close the socket: the frame
+            # path of a long call pays nothing for them until its last minutes.
+            return False
+        samples = len(frame) // 2
+        self._quiet = self._quiet + samples if level_dbfs(frame) < SPEECH_DBFS else 0
+        return self._quiet >= self._quiet_needed

@@ -42,6 +42,20 @@ _CLOSE_WAIT = 1.0
 _WOULD_BLOCK = (TimeoutError, BlockingIOError, InterruptedError)
 
 
+def _readable_waiter(sock: socket.socket) -> Callable[[], None] | None:
+    """A wait until `sock` can be read, within its timeout, without reading it: gevent's own for a
+    gevent socket (the recorder's worker), whose wait raises socket.timeout as its recv would.
+    None for a plain socket, which is simply read."""
+    wait, watcher = getattr(sock, "_wait", None), getattr(sock, "_read_event", None)
+    if not callable(wait) or watcher is None:
+        return None
+
+    def readable() -> None:
+        wait(watcher)
+
+    return readable
+
+
 class _NoReader:
     """A thread class for simple-websocket that never runs: FrameSocket reads the connection."""
 
@@ -72,6 +86,9 @@ class FrameSocket:
         # Why the connection ended, once it has: receive raises StreamClosed with it from then on.
         self._ended: str | None = None
         self._dropped = False
+        # Whether the last read filled its buffer: then more is waiting, and is read at once.
+        self._full = False
+        self._await_readable = _readable_waiter(self._sock)
 
     @property
     def buffered(self) -> int:
@@ -157,6 +174,10 @@ class FrameSocket:
             self._sock.settimeout(wait)
             self._timeout = wait
         try:
+            if self._await_readable is not None and wait != 0 and not self._full:
+                # What arrived was all taken, so the next frame is most likely still on its way
+                # (a caller sends one every 20 ms): wait for it rather than ask the kernel for nothing.
+                self._await_readable()
             data = self._sock.recv(_RECV_BYTES)
         except _WOULD_BLOCK:
             return False
@@ -168,6 +189,7 @@ class FrameSocket:
             self._dropped = True
             self._end("connection dropped")
             return True
+        self._full = len(data) == _RECV_BYTES
         self._reader.feed(data)
         return True
 

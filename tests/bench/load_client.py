@@ -104,8 +104,11 @@ async def _send_frames(
         due = now if args.fast else first_due + index * FRAME_SECONDS
         if due > now:
             await asyncio.sleep(due - now)
-        lag.add(time.time() - due)
-        await ws.send(speech[index % len(speech)] if speech else STAMP.pack(due) + _PAD)
+        sent = time.time()
+        lag.add(sent - due)
+        # Stamped with the moment it leaves this client, so that the server's delay is its own and
+        # the network's: a client late to send (it shares the machine's cores) shows in its lag.
+        await ws.send(speech[index % len(speech)] if speech else STAMP.pack(sent) + _PAD)
         call.frames_sent += 1
         call.bytes_sent += FRAME_BYTES
 

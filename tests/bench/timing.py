@@ -7,6 +7,7 @@ import struct
 import threading
 from array import array
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 __all__ = [
@@ -28,7 +29,7 @@ __all__ = [
 FRAME_SECONDS = 0.02
 FRAME_BYTES = 640  # 20 ms of 16 kHz 16-bit mono PCM
 FRAMES_PER_MINUTE = int(60 / FRAME_SECONDS)
-# Each frame starts with the client's scheduled send time (time.time() clock, same machine).
+# Each frame starts with the moment the client sent it (time.time() clock, same machine).
 STAMP = struct.Struct("<d")
 # The instrumented app serves the recorder's stream handler, timed, on this path beside /socket.
 TIMED_PATH = "/bench/socket"
@@ -48,9 +49,10 @@ _BINS = 50_000
 class DelayHistogram:
     """Delays in 0.1 ms bins; anything past 5 s counts as overflow."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock: AbstractContextManager[Any] | None = None) -> None:
         self._counts = array("q", bytes(8 * _BINS))
-        self._lock = threading.Lock()
+        # Threads (a gthread worker) share it under a lock; greenlets switch only when they wait.
+        self._lock = lock if lock is not None else threading.Lock()
         self.count = 0
         self.overflow = 0
         self.max_ms = 0.0
