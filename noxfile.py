@@ -110,7 +110,8 @@ def bench(session: nox.Session) -> None:
     """Opt-in measurements: the recorder under load (`nox -s bench -- --compare`, see --help; with
     `--versus-node`, side by side with a minimal Node ws recorder, Node and npm from the machine),
     the voicemail pager's hang-up-to-page latency, then the event loop's stalls with storage
-    writes and live transcription, live transcription's cost per stream (`--quick` too), the
+    writes and live transcription, live transcription's cost per stream (`--quick` too), what the
+    Google live engine costs the recorder per stream (against the Speech stand-in), the
     recordings browser's pages at 10,000 and 100,000 calls, the audio lost per reconnect of a call
     that outlives its socket (the issue's 60 s lifetime and 200 s call unless `--quick`), and calls
     stored on Cloud Storage as it really fails (the emulator behind the fault proxy)."""
@@ -119,6 +120,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests/bench/pager_bench.py")
     quick = ["--quick"] if "--quick" in session.posargs else []
     session.run("python", "tests/bench/live_bench.py", *quick)
+    live_streams = ["--streams", "1,4", "--seconds", "10"] if quick else []
+    session.run("python", "tests/bench/google_live_bench.py", *live_streams)
     sizes = ["--calls", "1000", "--requests", "10"] if quick else []
     session.run("python", "tests/bench/browser_bench.py", *sizes)
     reconnects = ["--lifetime", "2", "--seconds", "40"] if quick else ["--lifetime", "60", "--seconds", "200", "--live"]
