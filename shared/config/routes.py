@@ -3,7 +3,9 @@
 YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes a demo one
 (`data/routes.yaml`). The fields, by flow:
 
-- every entry: `flow` (stream, voicemail or conversation);
+- every entry: `flow` (stream, voicemail or conversation), and `announcement`: spoken to the
+  caller first, before anything is recorded or streamed (a recording notice), in the route's
+  `language`; `notice` is its older name, still read;
 - stream, and voicemail with `capture: stream`: `live_webhook` (where each live transcript's
   segments go as they are heard, and the whole transcript once the call is over) and
   `recording_webhook` (where each recording's final state goes, once: complete, recovered,
@@ -12,10 +14,10 @@ YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes
   `max_seconds`, and `capture`: `record` (Vonage records, then the batch transcription) or
   `stream` (the recorder takes the message live);
 - conversation: `connect` (one or more parties, each on its own channel), `caller_id` (a Vonage
-  number shown to the parties), `labels` (one per channel, the caller first), `notice` (read to
-  the caller before connecting), `format` (mp3 or wav; by default mp3 for up to two channels
-  and wav above, as Vonage does), `result_webhook` (where the transcript
-  is delivered), `recipients` (an SMS summary of the dialogue), `language`, `max_seconds`.
+  number shown to the parties), `labels` (one per channel, the caller first), `format` (mp3 or
+  wav; by default mp3 for up to two channels and wav above, as Vonage does), `result_webhook`
+  (where the transcript is delivered), `recipients` (an SMS summary of the dialogue),
+  `language`, `max_seconds`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ _FIELDS = {
     "connect",
     "caller_id",
     "labels",
+    "announcement",
     "notice",
     "format",
     "result_webhook",
@@ -84,7 +87,7 @@ class Route:
     connect: tuple[str, ...] = ()
     caller_id: str = ""
     labels: tuple[str, ...] = ()
-    notice: str = ""
+    announcement: str = ""
     format: str = "mp3"
     result_webhook: str = ""
     capture: str = "record"
@@ -194,6 +197,12 @@ def _read_fields(entry: _Entry, node: Any) -> dict[str, Any]:
         if key == "capture" and text not in CAPTURES:
             raise entry.fail(key, f"must be one of {', '.join(CAPTURES)}, not {text!r}")
         _check_value(entry, key, text)
+        if key == "notice":
+            if "announcement" in entry.nodes:
+                raise entry.fail(key, "is the older name of announcement: give one of them", key_node)
+            key = "announcement"
+        elif key == "announcement" and "notice" in entry.nodes:
+            raise entry.fail(key, "notice is its older name: give one of them", key_node)
         values[key] = text.lstrip("+") if key == "caller_id" else text
     return values
 
@@ -232,8 +241,8 @@ def _check_value(entry: _Entry, key: str, text: str) -> None:
         fault = check_phone_number(text.lstrip("+"))
     if key == "format" and text not in RECORDING_FORMATS:
         fault = f"must be one of {', '.join(RECORDING_FORMATS)}, not {text!r}"
-    # An empty notice is no notice.
-    if key == "notice" and text:
+    # An empty announcement is none.
+    if key in ("announcement", "notice") and text:
         fault = check_talk_text(text)
     if key == "owner":
         greeting = check_talk_text(voicemail_greeting(text))
@@ -271,9 +280,9 @@ def _check_conversation(entry: _Entry, values: dict[str, Any]) -> None:
 
 
 def _check_speech(entry: _Entry, route: Route) -> None:
-    """The language of what a route says: one Vonage speaks. A conversation without a notice says
-    nothing, and its language is only the transcription's."""
-    speaks = route.flow == Flow.VOICEMAIL or (route.flow == Flow.CONVERSATION and bool(route.notice))
+    """The language of what a route says: one Vonage speaks. A conversation without an announcement
+    says nothing, and its language is only the transcription's."""
+    speaks = route.flow == Flow.VOICEMAIL or bool(route.announcement)
     fault = check_language(route.language) if speaks else None
     if fault is not None:
         raise entry.fail("language", fault)

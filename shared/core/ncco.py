@@ -189,20 +189,20 @@ def conversation_answer(
     *,
     parties: tuple[str, ...],
     caller_id: str,
-    notice: str,
+    announcement: str,
     language: str,
     media_format: str,
     max_seconds: int | None,
     recording_url: str,
     event_url: str,
 ) -> list[Action]:
-    """Read the notice, record one channel per party, then connect each party.
+    """Speak the announcement, record one channel per party, then connect each party.
 
     The record action comes first and has no ending condition, so it runs in the background
     for the rest of the call and captures every leg from the start: the caller on channel 0,
     party k on channel k. Several parties get one connect each, as in Vonage's multi-party sample.
     """
-    actions: list[Action] = [talk(notice, language=language)] if notice else []
+    actions: list[Action] = [talk(announcement, language=language)] if announcement else []
     actions.append(
         {
             "action": "record",

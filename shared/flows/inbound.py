@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.config.routes import Route
 from shared.config.settings import Settings
 from shared.core import ncco
 from shared.core.call_record import ENDED_STATUSES, CallRecord, Flow, call_ended, record_status
-from shared.core.webhooks import parse_call_event, parse_inbound_call
+from shared.core.webhooks import InboundCall, parse_call_event, parse_inbound_call
 from shared.flows.calls import update_call
 from shared.flows.reconnects import stream_event_url, stream_target
 from shared.flows.stitching import StitchServices, queue_stitch
@@ -21,10 +22,19 @@ log = logging.getLogger(__name__)
 
 
 def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> list[ncco.Action]:
-    """The NCCO for an inbound call, by the called number's route: stream, voicemail or conversation."""
+    """The NCCO for an inbound call, by the called number's route: stream, voicemail or conversation,
+    after the route's announcement, which comes before anything is recorded or streamed."""
     call = parse_inbound_call(params)
     route = settings.routes.for_number(call.to)
     log.info("answering", extra={"call": call.conversation_uuid, "flow": route.flow})
+    if route.flow == Flow.CONVERSATION:
+        # A conversation's builder speaks the announcement itself, before it records.
+        return _flow_answer(settings, route, call, now)
+    announcement = [ncco.talk(route.announcement, language=route.language)] if route.announcement else []
+    return [*announcement, *_flow_answer(settings, route, call, now)]
+
+
+def _flow_answer(settings: Settings, route: Route, call: InboundCall, now: float) -> list[ncco.Action]:
     if route.flow in (Flow.VOICEMAIL, Flow.CONVERSATION):
         from shared.flows.jobs import recording_event_url
 
@@ -33,7 +43,7 @@ def answer_call(settings: Settings, params: Mapping[str, Any], now: float) -> li
             return ncco.conversation_answer(
                 parties=route.connect,
                 caller_id=route.caller_id or call.to,
-                notice=route.notice,
+                announcement=route.announcement,
                 language=route.language,
                 media_format=route.format,
                 max_seconds=route.max_seconds,

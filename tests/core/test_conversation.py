@@ -39,7 +39,7 @@ def test_a_conversation_route_has_its_parties_labels_and_delivery() -> None:
         recipients=("447700900111",),
         connect=("447700900200",),
         caller_id="447700900002",
-        notice="This call is recorded.",
+        announcement="This call is recorded.",
         result_webhook="https://crm.example.com/transcripts",
     )
     assert (two.channels, two.channel_labels(), two.format) == (2, ("Caller", "Agent"), "mp3")
@@ -72,7 +72,7 @@ def test_the_ncco_records_every_leg_before_connecting_and_passes_the_official_mo
     ncco = conversation_answer(
         parties=("447700900200",),
         caller_id="447700900002",
-        notice="This call is recorded.",
+        announcement="This call is recorded.",
         language="en-GB",
         media_format="mp3",
         max_seconds=None,
@@ -99,7 +99,7 @@ def test_several_parties_get_a_connect_each_and_a_channel_each() -> None:
     ncco = conversation_answer(
         parties=("447700900300", "447700900301"),
         caller_id="",
-        notice="",
+        announcement="",
         language="en-US",
         media_format="wav",
         max_seconds=600,

@@ -37,6 +37,7 @@ DEMO_ROUTES = """\
 # Demo mailboxes for the local platform (ROUTES_FILE). Numbers not listed get DEFAULT_FLOW.
 "447700900001":
   flow: voicemail
+  announcement: Calls to this number are recorded and transcribed.
   owner: Sam
   recipients: ["447700900111"]
   language: en-US
@@ -44,6 +45,7 @@ DEMO_ROUTES = """\
 "447700900003":
   flow: voicemail
   capture: stream
+  announcement: Calls to this number are recorded and transcribed as you speak.
   owner: Sam
   recipients: ["447700900111"]
   language: en-US
@@ -53,7 +55,7 @@ DEMO_ROUTES = """\
   connect: ["447700900200"]
   caller_id: "447700900002"
   labels: [Caller, Agent]
-  notice: This call is recorded for quality and training.
+  announcement: This call is recorded for quality and training.
   language: en-US
   format: mp3
   recipients: ["447700900111"]
