@@ -9,7 +9,10 @@ YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes
 - stream, and voicemail with `capture: stream`: `live_webhook` (where each live transcript's
   segments go as they are heard, and the whole transcript once the call is over) and
   `recording_webhook` (where each recording's final state goes, once: complete, recovered,
-  partial with its gaps, or failed; shared/core/recording_outcome.py);
+  partial with its gaps, or failed; shared/core/recording_outcome.py), `mask_dtmf` (true: the
+  audio of each key press is silenced in the stored WAV; shared/core/dtmf_mask.py) and
+  `sensitive_dtmf` (true: the digits pressed are kept out of call.json and the logs, their times
+  kept);
 - voicemail: `owner` (named in the greeting), `recipients` (the numbers paged), `language`,
   `max_seconds`, and `capture`: `record` (Vonage records, then the batch transcription) or
   `stream` (the recorder takes the message live);
@@ -68,10 +71,13 @@ _FIELDS = {
     "capture",
     "live_webhook",
     "recording_webhook",
+    "mask_dtmf",
+    "sensitive_dtmf",
 }
 _WEBHOOK_FIELDS = ("result_webhook", "live_webhook", "recording_webhook")
 # Fields only a route whose calls stream to the recorder may have.
-_STREAM_FIELDS = ("live_webhook", "recording_webhook")
+_STREAM_FIELDS = ("live_webhook", "recording_webhook", "mask_dtmf", "sensitive_dtmf")
+_FLAGS = {"true": True, "false": False}
 # How a voicemail takes its message: Vonage's `record` action, transcribed after the call
 # (the default), or the call's live stream, transcribed as it is spoken.
 CAPTURES = ("record", "stream")
@@ -93,6 +99,9 @@ class Route:
     capture: str = "record"
     live_webhook: str = ""
     recording_webhook: str = ""
+    # Key presses silenced in the stored audio, and their digits kept out of call.json and the logs.
+    mask_dtmf: bool = False
+    sensitive_dtmf: bool = False
 
     @property
     def streams_live(self) -> bool:
@@ -193,6 +202,11 @@ def _read_fields(entry: _Entry, node: Any) -> dict[str, Any]:
             if not is_shaped(text, _SECONDS) or not low <= int(text) <= high:
                 raise entry.fail(key, f"must be a whole number from {low} to {high} (Vonage's record timeOut)")
             values[key] = int(text)
+            continue
+        if key in ("mask_dtmf", "sensitive_dtmf"):
+            if text.lower() not in _FLAGS:
+                raise entry.fail(key, f"must be true or false, not {text!r}")
+            values[key] = _FLAGS[text.lower()]
             continue
         if key == "capture" and text not in CAPTURES:
             raise entry.fail(key, f"must be one of {', '.join(CAPTURES)}, not {text!r}")

@@ -139,6 +139,7 @@ _STREAM = (
     "recorder",
     "closing",
     "closed_at",
+    "masked",
 )
 
 
@@ -169,6 +170,8 @@ class StreamEntry:
     recorder: str | None = None
     closing: SessionClose | None = None
     closed_at: str | None = None
+    # Spans of its audio silenced because keys were pressed (`mask_dtmf`), in seconds of it.
+    masked: list[dict[str, float]] = field(default_factory=list)
     extra: JsonObject = field(default_factory=dict)
 
     @classmethod
@@ -190,6 +193,7 @@ class StreamEntry:
             recorder=doc.get("recorder"),
             closing=SessionClose(doc["closing"]) if doc.get("closing") else None,
             closed_at=doc.get("closed_at"),
+            masked=[{"start": float(m["start"]), "end": float(m["end"])} for m in doc.get("masked", ())],
             extra=unknown_fields(doc, *_STREAM),
         )
 
@@ -215,6 +219,8 @@ class StreamEntry:
         doc.update((name, value) for name, value in optional if value is not None)
         if self.gaps:
             doc["gaps"] = [gap.to_json() for gap in self.gaps]
+        if self.masked:
+            doc["masked"] = [dict(span) for span in self.masked]
         if self.settled_at is not None:
             doc["settled_at"] = self.settled_at
         return doc | self.extra
@@ -516,9 +522,10 @@ def record_recording(
     end_reason: str | None,
     recovered_at: str | None = None,
     closed_at: str | None = None,
+    masked: list[dict[str, float]] | None = None,
 ) -> None:
-    """Note the end of one recording session: its state, size, duration, why it ended and, when
-    known, when its audio did."""
+    """Note the end of one recording session: its state, size, duration, why it ended, when known
+    when its audio did, and the spans silenced for key presses."""
     entry = call.stream(session)
     if entry is None:
         return
@@ -528,6 +535,8 @@ def record_recording(
         entry.recovered_at = recovered_at
     if closed_at is not None:
         entry.closed_at = closed_at
+    if masked:
+        entry.masked = list(masked)
 
 
 def note_closing(

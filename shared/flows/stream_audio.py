@@ -30,6 +30,7 @@ from shared.core.call_record import (
     record_stream_start,
     stream_object_key,
 )
+from shared.core.dtmf_mask import DtmfMask
 from shared.core.ports import BlobInfo, BlobStore, StorageLane
 from shared.core.wav import wav_header
 from shared.flows.calls import iso, update_call
@@ -127,6 +128,10 @@ class StreamRecording:
     turns: StorageTurns | None = field(default=None, kw_only=True)
     spacing: float = field(default=0.0, kw_only=True)
     pause: Callable[[float], None] = field(default=time.sleep, kw_only=True, repr=False)
+    # With `mask_dtmf`: audio passes through it, and key presses are silenced before it is stored.
+    mask: DtmfMask | None = field(default=None, kw_only=True, repr=False)
+    # With `sensitive_dtmf`: key presses are kept with their times, not their digits.
+    sensitive_keys: bool = field(default=False, kw_only=True)
     object_key: str = field(default="", init=False)
     # The call as this stream's registration left it.
     registered: CallRecord | None = field(default=None, init=False, repr=False)
@@ -206,7 +211,7 @@ class StreamRecording:
     def add_audio(self, data: bytes) -> None:
         """Take one frame of any size; a trailing odd byte waits for the next frame."""
         self.received += len(data)
-        self._buffer += data
+        self._buffer += data if self.mask is None else self.mask.feed(data)
         while len(self._buffer) >= self.chunk_bytes:
             self._queue_part(bytes(self._buffer[: self.chunk_bytes]))
             del self._buffer[: self.chunk_bytes]
@@ -214,6 +219,9 @@ class StreamRecording:
     def flush(self) -> None:
         """Hand what is buffered (whole samples) to storage now, so that nothing is lost if the
         process dies before `finish`."""
+        if self.mask is not None and not self._finished:
+            # What the mask holds back goes too, silenced for the presses it knows of.
+            self._buffer += self.mask.flush()
         whole = len(self._buffer) - len(self._buffer) % 2
         if whole and not self._finished:
             self._queue_part(bytes(self._buffer[:whole]))
@@ -230,7 +238,10 @@ class StreamRecording:
 
     def add_dtmf(self, digit: str, duration: int | None) -> None:
         """Note a key press; presses that come while call.json waits its turn go in one write."""
-        self._keys.append(Keypress(digit, duration, round(self.seconds, 3), self.session))
+        at = round(self.seconds, 3)
+        if self.mask is not None:
+            self.mask.key(at, duration)
+        self._keys.append(Keypress("" if self.sensitive_keys else digit, duration, at, self.session))
         if not self._keys_queued:
             self._keys_queued = True
             self.lane.run(self._store_keys)
@@ -267,6 +278,9 @@ class StreamRecording:
             return self._summary
         self._finished = True
         hung_up = time.monotonic()
+        if self.mask is not None:
+            self._buffer += self.mask.flush()
+        masked = [span.to_json() for span in self.mask.masked] if self.mask is not None else None
         whole = len(self._buffer) - len(self._buffer) % 2
         if len(self._buffer) % 2:
             log.warning("dropped a trailing half sample", extra={"call": self.conversation_uuid})
@@ -294,6 +308,7 @@ class StreamRecording:
                 ended_at=ended_at,
                 end_reason=reason,
                 closed_at=closed_at,
+                masked=masked,
             )
 
         self.lane.run(lambda: self._assemble(parts))

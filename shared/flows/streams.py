@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from shared.config.routes import Routes
 from shared.config.settings import STREAM_RATES
 from shared.core.call_record import CallRecord, Flow, SessionClose, check_conversation_uuid, note_closing
+from shared.core.dtmf_mask import DtmfMask
 from shared.core.errors import TapedeckError
 from shared.core.identifiers import DTMF_KEY, is_shaped
 from shared.core.legs import MAX_LEGS
@@ -245,6 +246,10 @@ def _open(ws: Socket, meta: dict[str, Any], rate: int, context: StreamContext) -
         turns=context.storage_turns,
         spacing=context.document_spacing,
     )
+    route = context.routes.for_number(_text_field(meta, "to") or "")
+    if route.mask_dtmf:
+        recording.mask = DtmfMask(rate)
+    recording.sensitive_keys = route.sensitive_dtmf
     leg = _leg(meta)
     # A live voicemail's stream says so in its headers; any other stream is the stream flow.
     flow = Flow.VOICEMAIL if meta.get("capture") == "voicemail" else Flow.STREAM

@@ -421,3 +421,50 @@ def test_a_streamed_call_is_transcribed_live_as_the_batch_engine_hears_it(platfo
     job = TranscriptionJob("batch", prefix + "audio.wav", "wav", "en-US")
     batch = PocketsphinxTranscriber(platform.store).start(job)
     assert SequenceMatcher(None, live_words, batch.text.split()).ratio() > 0.8
+
+
+def dtmf_power(pcm: bytes, start: float, end: float, digit: str) -> float:
+    """An FFT's share of the energy between `start` and `end` seconds at `digit`'s two DTMF
+    frequencies (within 20 Hz): near 1 for the tone alone, 0 for silence."""
+    import numpy as np
+
+    keypad = "123A456B789C*0#D"
+    low, high = (697, 770, 852, 941)[keypad.index(digit) // 4], (1209, 1336, 1477, 1633)[keypad.index(digit) % 4]
+    samples = np.frombuffer(pcm, "<i2")[round(start * 16000) : round(end * 16000)].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(samples)) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / 16000)
+    total = float(spectrum.sum())
+    near = (np.abs(freqs - low) <= 20) | (np.abs(freqs - high) <= 20)
+    return float(spectrum[near].sum()) / total if total else 0.0
+
+
+@pytest.mark.parametrize("tone", ["before", "after"], ids=["event-as-key-goes-up", "event-as-key-goes-down"])
+def test_keys_pressed_in_a_masked_stream_cannot_be_heard_in_its_wav(
+    platform_factory: Any, tmp_path: Path, tone: str
+) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text('"447700900000":\n  flow: stream\n  mask_dtmf: true\n  sensitive_dtmf: true\n')
+    platform = platform_factory(ROUTES_FILE=str(routes))
+    presses = [DtmfPress("4", 2.0, 200, tone), DtmfPress("1", 4.0, 200, tone), DtmfPress("#", 6.5, 300, tone)]
+    report = place_call(platform, fast=True, dtmf=presses)
+    call = platform.wait_for_recording(report.conversation_uuid)
+    stored = parse_wav(platform.stored_audio(report.conversation_uuid)).pcm
+    assert len(stored) == len(FIXTURE_PCM)
+    from tools.standin.dtmf import with_tones
+
+    sent = with_tones(FIXTURE_PCM, 16000, presses)
+    (entry,) = call["recordings"]
+    for press in presses:
+        span = (press.at - 0.2, press.at) if tone == "before" else (press.at, press.at + 0.2)
+        # What the caller sent holds the key's tone; the stored WAV holds none of it.
+        assert dtmf_power(sent, *span, press.digit) > 0.5
+        assert dtmf_power(stored, *span, press.digit) < 0.01
+        assert any(m["start"] <= span[0] and span[1] <= m["end"] for m in entry["masked"])
+    # Everywhere else the audio is the caller's, byte for byte.
+    kept = bytearray(sent)
+    for span in entry["masked"]:
+        lo, hi = round(span["start"] * 16000) * 2, round(span["end"] * 16000) * 2
+        kept[lo:hi] = bytes(hi - lo)
+    assert stored == bytes(kept)
+    # The presses are kept with their times, without their digits.
+    assert [(d["digit"], d["at"]) for d in call["dtmf"]] == [("", 2.0), ("", 4.0), ("", 6.5)]

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-__all__ = ["DtmfPress"]
+import numpy as np
+
+from shared.core.dtmf_mask import DTMF_HIGH, DTMF_LOW
+
+__all__ = ["DtmfPress", "with_tones"]
+
+_KEYPAD = "123A456B789C*0#D"
 
 
 @dataclass(frozen=True)
@@ -14,6 +21,10 @@ class DtmfPress:
     digit: str
     at: float
     duration: int = 260
+    # Whether the key's tone is in the audio too, as on a line that passes it in band: "before"
+    # (the event comes as the key is let go, its tone ending at `at`), "after" (the event comes as
+    # the key goes down), or "" (the event alone). Which Vonage does is unconfirmed.
+    tone: str = ""
 
     @classmethod
     def parse_list(cls, text: str) -> list[DtmfPress]:
@@ -25,3 +36,22 @@ class DtmfPress:
                 raise ValueError(f"bad DTMF digit in {item!r}")
             presses.append(cls(digit, float(at or 0)))
         return sorted(presses, key=lambda p: p.at)
+
+
+def with_tones(pcm: bytes, rate: int, presses: list[DtmfPress] | tuple[DtmfPress, ...]) -> bytes:
+    """`pcm` (16-bit mono at `rate`) with the tone of each press that has one mixed in."""
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], "<i2").astype(np.int32)
+    for press in presses:
+        if not press.tone:
+            continue
+        seconds = press.duration / 1000
+        start = round((press.at - seconds if press.tone == "before" else press.at) * rate)
+        count = min(round(seconds * rate), len(samples) - max(start, 0))
+        if start < 0 or count <= 0:
+            continue
+        index = _KEYPAD.index(press.digit)
+        t = np.arange(count) / rate
+        pair = np.sin(2 * math.pi * DTMF_LOW[index // 4] * t) + np.sin(2 * math.pi * DTMF_HIGH[index % 4] * t)
+        # A keypad's tone, about 10 dB under full scale, over what the caller says.
+        samples[start : start + count] += np.rint(0.15 * 32767 * pair).astype(np.int32)
+    return np.clip(samples, -32768, 32767).astype("<i2").tobytes()

@@ -23,7 +23,7 @@ from shared.flows.calls import iso
 from shared.flows.streams import parse_content_type
 from tools.standin.api import StandinApi
 from tools.standin.audio import FRAME_SECONDS, frame_bytes, load_pcm
-from tools.standin.dtmf import DtmfPress
+from tools.standin.dtmf import DtmfPress, with_tones
 from tools.standin.recordings import (
     RECORDING_RATE,
     encode_recording,
@@ -181,7 +181,7 @@ class _Call:
     def audio(self, rate: int) -> bytes:
         """What the caller says, at `rate`, loaded once per call."""
         if rate not in self.pcm:
-            self.pcm[rate] = load_pcm(self.caller.audio, rate)
+            self.pcm[rate] = with_tones(load_pcm(self.caller.audio, rate), rate, self.caller.dtmf)
         return self.pcm[rate]
 
 
