@@ -114,7 +114,7 @@ def _check_form_token(secret: str, action: str, subject: str, user: str, now: fl
     """Forbidden unless the form carries a token made for this action, thing and user, not expired."""
     given = flask.request.form.get("token", "")
     expiry, _, signature = given.partition(".")
-    expires = int(expiry) if expiry.isdigit() and len(expiry) <= 12 else 0
+    expires = int(expiry) if expiry.isascii() and expiry.isdigit() and len(expiry) <= 12 else 0
     if not hmac.compare_digest(signature, _signature(secret, action, subject, user, expires)) or not expires:
         raise Forbidden("this form was not made by the browser's own page for you")
     if now >= expires:
@@ -146,7 +146,7 @@ def _query() -> dict[str, str]:
 
 
 def browser_blueprint(services: Services, verify: Verifier | None = None) -> flask.Blueprint:
-    """The pages, on `services`; `verify` turns a request's IAP header into its user (loopback only when None)."""
+    """The pages, on `services`; `verify` turns a request's IAP header into who asked (loopback only when None)."""
     settings = services.settings
     store = ParallelReads(services.store)
     check = verify or _loopback_only

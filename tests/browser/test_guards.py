@@ -234,6 +234,8 @@ def test_an_expired_delete_form_is_refused(local: FlaskClient, store: SigningSto
     signature = token.split(".", 1)[1]
     stretched = f"{int(clock.now) + 60}.{signature}"
     assert local.post("/calls/CON-1/delete", data={"token": stretched}, headers=SAME_ORIGIN).status_code == 403
+    for odd in ("", ".", f"²³.{signature}", f"-1.{signature}", "9" * 40 + f".{signature}"):
+        assert local.post("/calls/CON-1/delete", data={"token": odd}, headers=SAME_ORIGIN).status_code == 403, odd
     clock.now -= 1
     assert local.post("/calls/CON-1/delete", data={"token": token}, headers=SAME_ORIGIN).status_code == 303
 
