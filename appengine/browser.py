@@ -4,7 +4,11 @@ the problems operators may need to act on (with their retries).
 On App Engine it is a service of its own (`browser.yaml`), behind Identity-Aware Proxy, and every
 page and audio request must carry a valid `x-goog-iap-jwt-assertion`; on Cloud Storage it refuses
 to start without IAP_AUDIENCE. Locally (`nox -s serve`) the same pages are mounted on the local
-platform at http://localhost:8080/ and answer only requests from this machine.
+platform at http://localhost:8080/ and answer only requests from this machine, for a loopback name.
+
+Whoever gets in may look; only admins (BROWSER_ADMINS, and locally the local user) may change
+anything. Every change is a POST from the browser's own page: its Origin is checked, and its form
+carries a token for that one action by that user, good for a few minutes.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
 from werkzeug.exceptions import HTTPException
@@ -22,56 +29,109 @@ from werkzeug.exceptions import HTTPException
 from shared.config.settings import BROWSER_SECRET_NAMES, Settings, require_iap
 from shared.core.call_index import CallFilter
 from shared.core.errors import Forbidden, NotFound, TapedeckError
-from shared.core.iap import ASSERTION_HEADER
+from shared.core.iap import ASSERTION_HEADER, is_listed
 from shared.core.operations import ProblemKind, problem_key
 from shared.core.times import iso
-from shared.flows.browse import call_view, delete_call, list_prompts, peaks_of, recording_of
+from shared.flows.browse import call_view, delete_call, list_prompts, peaks_of, recording_of, without_query
 from shared.flows.calls import list_calls
 from shared.flows.problems import dismiss_problem, list_problems, request_retry
 from shared.runtime.reads import ParallelReads
 from shared.runtime.services import Services
 from shared.runtime.web import serve_object
 
-__all__ = ["browser_blueprint", "create_app", "production_app"]
+__all__ = ["FORM_TOKEN_SECONDS", "Visitor", "browser_blueprint", "create_app", "form_token", "production_app"]
 
 log = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "::1")
+# The names this machine answers to on loopback, with any port: a page whose own name was rebound
+# to 127.0.0.1 (DNS rebinding) still sends its own name.
+_LOOPBACK_HOST = re.compile(r"(?:localhost|127\.0\.0\.1|\[::1\])(?::[0-9]{1,5})?", re.ASCII | re.IGNORECASE)
 PAGE_SIZE = 50
 # How long a signed audio URL lasts: long enough to listen, short enough not to be shared.
 _SIGNED_URL_SECONDS = 900
+# How long a form's token lasts: long enough to read a page and confirm, short enough that one
+# left in a history or a log is soon of no use.
+FORM_TOKEN_SECONDS = 600
+# Pages that only admins may open, besides every request that changes something.
+_ADMIN_PAGES = frozenset({"browser.confirm_delete"})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-Verifier = Callable[[str | None], str]
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who asked: the name the pages show and record, and whether they may change anything."""
+
+    name: str
+    admin: bool
 
 
-def _loopback_only(header: str | None) -> str:
-    """Locally there is no identity to check: the pages answer requests from this machine only.
-    A request a proxy passed on (a tunnel that lets Vonage reach `nox -s serve`) comes from
-    loopback too, but says whom it was forwarded for: it is refused as well."""
+Verifier = Callable[[str | None], Visitor]
+
+
+def _loopback_only(header: str | None) -> Visitor:
+    """Locally there is no identity to check: the pages answer requests from this machine only,
+    and the one person at it is their admin. A request a proxy passed on (a tunnel that lets
+    Vonage reach `nox -s serve`) comes from loopback too, but says whom it was forwarded for: it is
+    refused as well, and so is one for any host name but loopback's (a rebound name)."""
     forwarded = any(name in flask.request.headers for name in ("X-Forwarded-For", "Forwarded", "X-Real-IP"))
     if flask.request.remote_addr not in _LOOPBACK or forwarded:
         raise Forbidden("the recordings browser answers only on this machine (loopback)")
-    return "local user"
+    if not _LOOPBACK_HOST.fullmatch(flask.request.host):
+        raise Forbidden("the recordings browser answers only to localhost, 127.0.0.1 or [::1] (loopback)")
+    return Visitor("local user", admin=True)
 
 
 def _iap_verifier(settings: Settings) -> Verifier:
-    """Every request's IAP assertion checked: signature, audience, issuer, expiry. Refuses to start
-    without the audience to check against."""
+    """Every request's IAP assertion checked: signature, audience, issuer, expiry; its account is
+    an admin when BROWSER_ADMINS lists it. Refuses to start without the audience to check against."""
     from shared.runtime.iap import IapVerifier
 
     audience = require_iap(settings)
     verifier = IapVerifier(audience or "", settings.browser.iap_keys_url)
-    return lambda header: verifier.verify(header).email
+    admins = settings.browser.admins
+
+    def visitor(header: str | None) -> Visitor:
+        email = verifier.verify(header).email
+        return Visitor(email, admin=is_listed(email, admins))
+
+    return visitor
 
 
-def _form_token(secret: str, action: str, subject: str, user: str) -> str:
-    """A form token for one action on one thing, by one user: a page of another site cannot make one."""
-    message = f"{action}\n{subject}\n{user}".encode()
+def _signature(secret: str, action: str, subject: str, user: str, expires: int) -> str:
+    message = f"{action}\n{subject}\n{user}\n{expires}".encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def _delete_token(secret: str, conversation_uuid: str, user: str) -> str:
-    return _form_token(secret, "delete", conversation_uuid, user)
+def form_token(secret: str, action: str, subject: str, user: str, now: float) -> str:
+    """A form's token for one action on one thing, by one user, until FORM_TOKEN_SECONDS from
+    `now`: `<expiry>.<signature>`. A page of another site cannot make one."""
+    expires = int(now) + FORM_TOKEN_SECONDS
+    return f"{expires}.{_signature(secret, action, subject, user, expires)}"
+
+
+def _check_form_token(secret: str, action: str, subject: str, user: str, now: float) -> None:
+    """Forbidden unless the form carries a token made for this action, thing and user, not expired."""
+    given = flask.request.form.get("token", "")
+    expiry, _, signature = given.partition(".")
+    expires = int(expiry) if expiry.isascii() and expiry.isdigit() and len(expiry) <= 12 else 0
+    if not hmac.compare_digest(signature, _signature(secret, action, subject, user, expires)) or not expires:
+        raise Forbidden("this form was not made by the browser's own page for you")
+    if now >= expires:
+        raise Forbidden("this form has expired: open the page again")
+
+
+def _same_origin() -> None:
+    """A request that changes something must come from the browser's own pages: its Origin (or,
+    where a browser sends none, its Referer) names this host. The scheme is not compared: App
+    Engine ends TLS in front of the app, which sees http for an https page."""
+    source = flask.request.headers.get("Origin") or flask.request.headers.get("Referer") or ""
+    try:
+        host = urlsplit(source).netloc
+    except ValueError:
+        host = ""
+    if not host or host.lower() != flask.request.host.lower():
+        raise Forbidden("this request did not come from the recordings browser's own pages")
 
 
 def _problem_kind(kind: str) -> ProblemKind:
@@ -86,18 +146,25 @@ def _query() -> dict[str, str]:
 
 
 def browser_blueprint(services: Services, verify: Verifier | None = None) -> flask.Blueprint:
-    """The pages, on `services`; `verify` turns a request's IAP header into its user (loopback only when None)."""
+    """The pages, on `services`; `verify` turns a request's IAP header into who asked (loopback only when None)."""
     settings = services.settings
     store = ParallelReads(services.store)
     check = verify or _loopback_only
     secret = settings.stream.token_secret
+    clock = services.clock
     pages = flask.Blueprint(
         "browser", __name__, template_folder="templates", static_folder="static", static_url_path="/assets"
     )
 
     @pages.before_request
     def guard() -> None:
-        flask.g.user = check(flask.request.headers.get(ASSERTION_HEADER))
+        visitor = check(flask.request.headers.get(ASSERTION_HEADER))
+        flask.g.user, flask.g.admin = visitor.name, visitor.admin
+        changes = flask.request.method not in _SAFE_METHODS
+        if (changes or flask.request.endpoint in _ADMIN_PAGES) and not visitor.admin:
+            raise Forbidden("only the browser's admins may change or delete calls; you may look")
+        if changes:
+            _same_origin()
 
     @pages.after_request
     def headers(response: flask.Response) -> flask.Response:
@@ -114,6 +181,15 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
     def utc(seconds: float) -> str:
         return iso(seconds)[:19].replace("T", " ")
 
+    # Webhook and callback URLs, and errors that quote them, without the query a token may be in.
+    pages.add_app_template_filter(without_query, "without_query")
+
+    def call_page(template: str, conversation_uuid: str) -> Any:
+        """A page of the call, with the token its delete form carries (admins only)."""
+        view = call_view(store, conversation_uuid)
+        token = form_token(secret, "delete", conversation_uuid, flask.g.user, clock()) if flask.g.admin else None
+        return flask.render_template(template, view=view, token=token)
+
     @pages.errorhandler(TapedeckError)
     def refused(err: TapedeckError) -> Any:
         return flask.jsonify({"error": str(err) if err.status < 500 else "internal error"}), err.status
@@ -127,9 +203,7 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     @pages.get("/calls/<conversation_uuid>")
     def call(conversation_uuid: str) -> Any:
-        view = call_view(store, conversation_uuid)
-        token = _delete_token(secret, conversation_uuid, flask.g.user)
-        return flask.render_template("browser/call.html", view=view, token=token)
+        return call_page("browser/call.html", conversation_uuid)
 
     @pages.get("/calls/<conversation_uuid>/live")
     def live(conversation_uuid: str) -> Any:
@@ -147,34 +221,29 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     @pages.get("/calls/<conversation_uuid>/delete")
     def confirm_delete(conversation_uuid: str) -> Any:
-        view = call_view(store, conversation_uuid)
-        token = _delete_token(secret, conversation_uuid, flask.g.user)
-        return flask.render_template("browser/delete.html", view=view, token=token)
+        return call_page("browser/delete.html", conversation_uuid)
 
     @pages.post("/calls/<conversation_uuid>/delete")
     def delete(conversation_uuid: str) -> Any:
-        expected = _delete_token(secret, conversation_uuid, flask.g.user)
-        if not hmac.compare_digest(flask.request.form.get("token", ""), expected):
-            raise Forbidden("this deletion was not confirmed on the call's own page")
-        delete_call(services.store, conversation_uuid, flask.g.user, services.clock())
+        now = clock()
+        _check_form_token(secret, "delete", conversation_uuid, flask.g.user, now)
+        delete_call(services.store, conversation_uuid, flask.g.user, now)
         return flask.redirect(flask.url_for("browser.call", conversation_uuid=conversation_uuid), code=303)
 
     @pages.get("/problems")
     def problems() -> Any:
         found, after = list_problems(store, flask.request.args.get("after", ""), PAGE_SIZE)
-        user = flask.g.user
-        tokens = {p.key: _form_token(secret, "problem", p.key, user) for p in found}
+        user, now = flask.g.user, clock()
+        tokens = {p.key: form_token(secret, "problem", p.key, user, now) for p in found} if flask.g.admin else {}
         return flask.render_template("browser/problems.html", problems=found, after=after, tokens=tokens)
 
     @pages.post("/problems/<kind>/<ident>/<action>")
     def act_on_problem(kind: str, ident: str, action: str) -> Any:
-        problem_kind = _problem_kind(kind)
-        expected = _form_token(secret, "problem", problem_key(problem_kind, ident), flask.g.user)
-        if not hmac.compare_digest(flask.request.form.get("token", ""), expected):
-            raise Forbidden("this action was not asked for on the Problems page")
+        problem_kind, now = _problem_kind(kind), clock()
+        _check_form_token(secret, "problem", problem_key(problem_kind, ident), flask.g.user, now)
         if action == "retry":
             # Run by the next sweep, which has the queue, the messenger and the deliveries' secret.
-            request_retry(services.store, problem_kind, ident, services.clock(), flask.g.user)
+            request_retry(services.store, problem_kind, ident, now, flask.g.user)
         elif action == "dismiss":
             dismiss_problem(services.store, problem_kind, ident, flask.g.user)
         else:

@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.config.settings import SECRET_NAMES, browser_names, deployed_names, secret_id
+from shared.config.settings import BROWSER_ADMINS, SECRET_NAMES, browser_names, deployed_names, secret_id
+from shared.core.errors import ConfigError
 from shared.core.iap import AUDIENCE, app_engine_audience
 from tools.deploy_plan import RUNTIME, Step, account_email, deploy_plan
 from tools.locks import REQUIREMENTS
@@ -57,7 +58,8 @@ __all__ = [
 ENV_NAMES = deployed_names()
 # The few the recordings browser reads; its secrets come from Secret Manager, never from here.
 BROWSER_ENV_NAMES = tuple(name for name in browser_names() if name not in SECRET_NAMES)
-# Who may open the recordings browser: IAM members, comma separated. Read by the deploy only.
+# Who may open the recordings browser: IAM members, comma separated. Read by the deploy only;
+# BROWSER_ADMINS, read by the browser too, get in as well.
 MEMBERS_VARIABLE = "BROWSER_MEMBERS"
 _MEMBER_KINDS = ("user", "group", "domain", "serviceAccount")
 # The Cloud Monitoring notification channels the alert policies notify (ids or
@@ -362,8 +364,13 @@ def _copy_routes(routes_file: str, folders: Sequence[Path]) -> None:
 def _browser_bundle(
     root: Path, out: Path, project: str, source_env: Mapping[str, str], dry_run: bool
 ) -> tuple[Path, list[str]]:
-    """The recordings browser staged with its own few settings, and who may open it."""
-    members = read_members(source_env.get(MEMBERS_VARIABLE))
+    """The recordings browser staged with its own few settings, and who may open it: its members,
+    and its admins, who the browser itself lets change what it shows."""
+    try:
+        admins = BROWSER_ADMINS.read(source_env)
+    except ConfigError as err:
+        raise DeployError(str(err)) from err
+    members = list(dict.fromkeys([*read_members(source_env.get(MEMBERS_VARIABLE)), *admins]))
     if not members:
         print(f"deploy: {MEMBERS_VARIABLE} is empty: nobody can open the recordings browser", file=sys.stderr)
     env = {name: source_env[name] for name in BROWSER_ENV_NAMES if source_env.get(name)}

@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 
 from shared.config.routes import Flow, Routes, load_routes
 from shared.core.errors import ConfigError
-from shared.core.iap import AUDIENCE, KEYS_URL
+from shared.core.iap import AUDIENCE, KEYS_URL, admin_member
 from shared.core.vonage_limits import INPUT_SECONDS, WEBSOCKET_RATES, check_talk_text
 
 __all__ = [
+    "BROWSER_ADMINS",
     "BROWSER_SECRET_NAMES",
     "SECRET_NAMES",
     "STREAM_RATES",
@@ -219,6 +220,19 @@ class Host(Variable):
         return host
 
 
+@dataclass(frozen=True)
+class Accounts(Variable):
+    """Accounts separated by commas, each an email or an IAM member of one account (`user:…`,
+    `serviceAccount:…`), read as IAM members."""
+
+    def read(self, env: Mapping[str, str]) -> tuple[str, ...]:
+        entries = [part.strip() for part in (self.raw(env) or "").split(",") if part.strip()]
+        try:
+            return tuple(dict.fromkeys(admin_member(entry) for entry in entries))
+        except ValueError as err:
+            raise ConfigError(f"{self.name}: {err}") from err
+
+
 # Storage
 STORAGE = Choice("STORAGE", ("local", "gcs"), "local", browser=True)
 LOCAL_STORAGE_DIR = Text("LOCAL_STORAGE_DIR", "./data")
@@ -306,6 +320,9 @@ IAP_AUDIENCE = Text(
     "IAP_AUDIENCE", shape=AUDIENCE, why="/projects/PROJECT_NUMBER/apps/PROJECT_ID", deployed=False, browser=True
 )
 IAP_KEYS_URL = Url("IAP_KEYS_URL", ("https", "http"), KEYS_URL, deployed=False, browser=True)
+# Who may change what the browser shows (delete calls, act on problems); everyone else IAP lets
+# in may only look. `nox -s deploy` lets them through IAP too.
+BROWSER_ADMINS = Accounts("BROWSER_ADMINS", deployed=False, browser=True)
 
 # Every variable the settings read, in the order above.
 VARIABLES: tuple[Variable, ...] = tuple(_DECLARED)
@@ -533,11 +550,12 @@ class SweepSettings:
 
 @dataclass(frozen=True)
 class BrowserSettings:
-    """The recordings browser: the audience Identity-Aware Proxy signs its header for, and where
-    Google's keys for that header are."""
+    """The recordings browser: the audience Identity-Aware Proxy signs its header for, where
+    Google's keys for that header are, and the accounts that may change what it shows."""
 
     iap_audience: str | None = None
     iap_keys_url: str = KEYS_URL
+    admins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BrowserSettings:
@@ -546,7 +564,7 @@ class BrowserSettings:
         # A key list anyone on the path could swap would let them sign in as anyone.
         if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
             raise ConfigError(f"IAP_KEYS_URL must be https:// (http:// only on loopback), got {keys_url!r}")
-        return cls(iap_audience=IAP_AUDIENCE.read(env), iap_keys_url=keys_url)
+        return cls(iap_audience=IAP_AUDIENCE.read(env), iap_keys_url=keys_url, admins=BROWSER_ADMINS.read(env))
 
 
 @dataclass(frozen=True)

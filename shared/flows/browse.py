@@ -1,24 +1,32 @@
 """What the recordings browser shows and does: one call's recordings, transcripts, keys, events and
-deliveries; its waveform peaks, computed once; its deletion; the PIN prompt transactions."""
+deliveries; its waveform peaks, computed once; its deletion; the PIN prompt transactions.
+
+What is stored is read as far as it can be: a document of the wrong shape is left out and named
+on the call's page, never a failed page, so the call can still be seen and deleted. A recording
+is served only from the call's own folder, whatever its call.json names.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from shared.core.call_record import CALL_DOCUMENT, CallEvent, CallRecord, RecordingState, call_key
+from shared.core.call_index import INDEX_PREFIX
+from shared.core.call_record import CALL_DOCUMENT, CallEvent, CallRecord, RecordingState, call_key, new_call
 from shared.core.deliveries import DeliveryRecord
-from shared.core.errors import BadRequest, NotFound
+from shared.core.errors import NotFound, TapedeckError
 from shared.core.job_record import Job
 from shared.core.peaks import waveform_peaks
-from shared.core.ports import BlobStore
+from shared.core.ports import Blob, BlobStore, StorageConflict
 from shared.core.prompt_transaction import PromptTransaction
 from shared.core.reconnect_record import SilentGap
 from shared.core.transcripts import build_turns, parse_transcript
-from shared.flows.calls import iso, read_call, update_call
-from shared.flows.documents import document_of, read_document
+from shared.flows.calls import iso, update_call
+from shared.flows.documents import Document, document_of, encode_document
 from shared.flows.jobs import read_job
 from shared.flows.live_transcripts import live_interim_key, live_lines_key
 from shared.flows.stitching import STITCHED
@@ -32,11 +40,19 @@ __all__ = [
     "list_prompts",
     "peaks_of",
     "recording_of",
+    "without_query",
 ]
 
 log = logging.getLogger(__name__)
 
 _PROMPTS = "prompts/"
+D = TypeVar("D", bound=Document)
+# What reading a stored document of the wrong shape raises, from its JSON to its typed form.
+_UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, IndexError, TapedeckError)
+# A recording the pages serve: an audio file directly in its call's folder.
+_OWN_AUDIO = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\.(?:wav|mp3)", re.ASCII)
+# A URL in a line of text: up to the next space or quote, less the punctuation that ends a phrase.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;!?)\]]")
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,8 @@ class CallView:
     live: bool
     # The words heard so far on a stream still going on.
     live_text: str
+    # Stored documents of the call that could not be read, and are not shown.
+    unreadable: list[str] = field(default_factory=list)
 
 
 def _transcript_key(audio_key: str) -> str:
@@ -102,10 +120,24 @@ def _transcript_key(audio_key: str) -> str:
     return f"{folder}/transcript{suffix}.json"
 
 
-def _turns(document: dict[str, Any] | None, labels: list[str]) -> tuple[list[Turn], list[str]]:
-    """Dialogue turns from a stored transcript in any of the shapes tapedeck writes."""
-    if document is None:
+def _transcript(store: BlobStore, audio_key: str, labels: list[str]) -> tuple[list[Turn], list[str]]:
+    """The dialogue turns and notes of the transcript beside a recording; a note when it cannot be read."""
+    key = _transcript_key(audio_key)
+    blob = store.read(key)
+    if blob is None:
         return [], []
+    document = document_of(blob)
+    try:
+        if document is None:
+            raise ValueError("not a JSON object")
+        return _turns_of(document, labels)
+    except _UNREADABLE:
+        log.warning("unreadable transcript", extra={"key": key})
+        return [], [f"The transcript {key.rsplit('/', 1)[-1]} could not be read."]
+
+
+def _turns_of(document: dict[str, Any], labels: list[str]) -> tuple[list[Turn], list[str]]:
+    """Dialogue turns from a stored transcript in any of the shapes tapedeck writes."""
     notes = [str(n) for n in document.get("notes", ()) if isinstance(n, str)]
     turns = document.get("turns")
     if isinstance(turns, list):
@@ -114,10 +146,17 @@ def _turns(document: dict[str, Any] | None, labels: list[str]) -> tuple[list[Tur
         ], notes
     try:
         model = parse_transcript(document, tuple(labels) or ("Caller",), max(1, len(labels)))
-    except (BadRequest, KeyError, TypeError, ValueError):
+    except _UNREADABLE:
         text = document.get("text")
         return ([Turn("Caller", 0, 0.0, 0.0, text)] if isinstance(text, str) and text.strip() else []), notes
     return [Turn(t.label, t.channel, t.start, t.end, t.text) for t in build_turns(model)], notes + list(model.notes)
+
+
+def is_own_audio(conversation_uuid: str, key: str) -> bool:
+    """Whether `key` is an audio file directly in the call's own folder: the only objects its pages
+    play or sign a URL for, whatever its call.json names."""
+    folder, _, name = key.rpartition("/")
+    return f"{folder}/" == call_key(conversation_uuid, "") and bool(_OWN_AUDIO.fullmatch(name))
 
 
 def _stitched(store: BlobStore, call: CallRecord) -> Recording | None:
@@ -125,7 +164,9 @@ def _stitched(store: BlobStore, call: CallRecord) -> Recording | None:
     stitched = call.stitched
     if stitched is None or any(entry.session not in stitched.offsets for entry in call.recordings):
         return None
-    turns, notes = _turns(document_of(store.read(_transcript_key(stitched.object_key))), ["Caller"])
+    if not is_own_audio(call.conversation_uuid, stitched.object_key):
+        return None
+    turns, notes = _transcript(store, stitched.object_key, ["Caller"])
     offsets = stitched.offsets
     marks = [Mark(k.digit, round(offsets[k.session] + k.at, 3)) for k in call.dtmf if k.session in offsets]
     name = stitched.object_key.rsplit("/", 1)[-1]
@@ -150,9 +191,9 @@ def _recordings(store: BlobStore, call: CallRecord, jobs: list[Job]) -> list[Rec
     if stitched is not None:
         found.append(stitched)
     for entry in call.recordings if stitched is None else ():
-        if not entry.object_key:
+        if not entry.object_key or not is_own_audio(call.conversation_uuid, entry.object_key):
             continue  # a failed recording whose stream never connected: nothing to play
-        turns, notes = _turns(document_of(store.read(_transcript_key(entry.object_key))), ["Caller"])
+        turns, notes = _transcript(store, entry.object_key, ["Caller"])
         marks = [Mark(k.digit, k.at) for k in call.dtmf if k.session == entry.session]
         found.append(
             Recording(
@@ -167,9 +208,9 @@ def _recordings(store: BlobStore, call: CallRecord, jobs: list[Job]) -> list[Rec
             )
         )
     for stored, labels_of in ((call.voicemail, ["Caller"]), (call.conversation, labels)):
-        if stored is None:
+        if stored is None or not is_own_audio(call.conversation_uuid, stored.object_key):
             continue
-        turns, notes = _turns(document_of(store.read(_transcript_key(stored.object_key))), labels_of)
+        turns, notes = _transcript(store, stored.object_key, labels_of)
         media_format = stored.object_key.rsplit(".", 1)[-1]
         found.append(
             Recording(
@@ -186,10 +227,44 @@ def _recordings(store: BlobStore, call: CallRecord, jobs: list[Job]) -> list[Rec
     return found
 
 
-def _deliveries(store: BlobStore, conversation_uuid: str) -> list[Delivery]:
+def _stray_recordings(call: CallRecord) -> list[str]:
+    """The recordings call.json names outside the call's own folder, which are not shown."""
+    keys = [entry.object_key for entry in call.recordings]
+    keys += [stored.object_key for stored in (call.stitched, call.voicemail, call.conversation) if stored]
+    return [key for key in keys if key and not is_own_audio(call.conversation_uuid, key)]
+
+
+def _listed_recordings(store: BlobStore, conversation_uuid: str) -> list[Recording]:
+    """The audio stored in the call's folder, for a call whose call.json cannot be read."""
+    found = []
+    for info in store.list(call_key(conversation_uuid, "")):
+        if is_own_audio(conversation_uuid, info.key):
+            turns, notes = _transcript(store, info.key, ["Caller"])
+            name = info.key.rsplit("/", 1)[-1]
+            found.append(Recording(info.key, name, name.rsplit(".", 1)[-1], "unknown", None, turns, [], notes))
+    return found
+
+
+def _readable(store: BlobStore, key: str, kind: type[D], unreadable: list[str]) -> D | None:
+    """The typed document at `key`, None when there is none; one that cannot be read is named in `unreadable`."""
+    blob = store.read(key)
+    if blob is None:
+        return None
+    document = document_of(blob)
+    try:
+        if document is None:
+            raise ValueError("not a JSON object")
+        return kind.from_json(document)
+    except _UNREADABLE:
+        log.warning("unreadable document", extra={"key": key})
+        unreadable.append(key.partition("/")[2].partition("/")[2])
+        return None
+
+
+def _deliveries(store: BlobStore, conversation_uuid: str, unreadable: list[str]) -> list[Delivery]:
     found = []
     for info in store.list(call_key(conversation_uuid, "deliveries/")):
-        record = read_document(store, info.key, DeliveryRecord)
+        record = _readable(store, info.key, DeliveryRecord, unreadable)
         if record is not None:
             found.append(Delivery(info.key.rsplit("/", 1)[-1].removesuffix(".json"), record))
     return found
@@ -215,23 +290,57 @@ def _live_text(store: BlobStore, call: CallRecord) -> str:
     return " ".join(texts)
 
 
-def call_view(store: BlobStore, conversation_uuid: str) -> CallView:
-    """Everything the call's page shows; NotFound for a call never stored."""
-    call = read_call(store, conversation_uuid)
-    if call is None:
-        raise NotFound("no such call")
+def _jobs(store: BlobStore, call: CallRecord, unreadable: list[str]) -> list[Job]:
     names = [stored.job for stored in (call.voicemail, call.conversation) if stored is not None]
     names += [f"tapedeck-vm-live-{entry.session}" for entry in call.recordings]
-    jobs = [job for job in (read_job(store, name) for name in names) if job is not None]
+    jobs = []
+    for name in names:
+        try:
+            job = read_job(store, name)
+        except _UNREADABLE:
+            log.warning("unreadable job", extra={"job": name})
+            unreadable.append(f"the job {name}")
+            continue
+        if job is not None:
+            jobs.append(job)
+    return jobs
+
+
+def _call_of(store: BlobStore, conversation_uuid: str) -> tuple[CallRecord | None, Blob]:
+    """The call's record, None when it cannot be read, and what is stored as it; NotFound for none."""
+    blob = store.read(call_key(conversation_uuid, CALL_DOCUMENT))
+    if blob is None:
+        raise NotFound("no such call")
+    document = document_of(blob)
+    try:
+        if document is None:
+            raise ValueError("not a JSON object")
+        call = CallRecord.from_json(document)
+        if call.conversation_uuid != conversation_uuid:
+            raise ValueError("the record is another call's")
+        return call, blob
+    except _UNREADABLE:
+        log.warning("unreadable call record", extra={"call": conversation_uuid})
+        return None, blob
+
+
+def call_view(store: BlobStore, conversation_uuid: str) -> CallView:
+    """Everything the call's page shows, as far as it can be read; NotFound for a call never stored."""
+    record, _ = _call_of(store, conversation_uuid)
+    unreadable = [] if record is not None else [CALL_DOCUMENT]
+    call = record or new_call(conversation_uuid)
+    jobs = _jobs(store, call, unreadable)
+    if call.deleted:
+        recordings = []
+    elif record is None:
+        recordings = _listed_recordings(store, conversation_uuid)
+    else:
+        recordings = _recordings(store, call, jobs)
+        unreadable += [f"the recording {key} (outside this call)" for key in _stray_recordings(call)]
     live = any(entry.state == "streaming" for entry in call.recordings)
+    deliveries = _deliveries(store, conversation_uuid, unreadable)
     return CallView(
-        call,
-        [] if call.deleted else _recordings(store, call, jobs),
-        list(call.events),
-        _deliveries(store, conversation_uuid),
-        jobs,
-        live,
-        _live_text(store, call) if live else "",
+        call, recordings, list(call.events), deliveries, jobs, live, _live_text(store, call) if live else "", unreadable
     )
 
 
@@ -260,15 +369,20 @@ def peaks_of(store: BlobStore, recording: Recording) -> dict[str, object]:
 
 def delete_call(store: BlobStore, conversation_uuid: str, by: str, now: float) -> int:
     """Delete the call's audio, transcripts and everything else stored under it but its record,
-    which keeps who deleted it and when; its links stop working. Returns the objects deleted."""
-    call = read_call(store, conversation_uuid)
-    if call is None:
-        raise NotFound("no such call")
+    which keeps who deleted it and when; its links stop working. Returns the objects deleted.
+
+    Done again, it deletes what was stored since and keeps the first deletion's who and when. A
+    record that cannot be read is replaced by a new one, dated as it was where that can be read.
+    """
+    record, blob = _call_of(store, conversation_uuid)
+    record_key = call_key(conversation_uuid, CALL_DOCUMENT)
     deleted = 0
     for info in store.list(call_key(conversation_uuid, "")):
-        if info.key != call_key(conversation_uuid, CALL_DOCUMENT):
+        if info.key != record_key:
             store.delete(info.key)
             deleted += 1
+    if record is None:
+        _replace_record(store, conversation_uuid, blob)
 
     def mark(record: CallRecord) -> None:
         record.deleted = record.deleted or {"at": iso(now), "by": by}
@@ -277,6 +391,22 @@ def delete_call(store: BlobStore, conversation_uuid: str, by: str, now: float) -
     update_call(store, conversation_uuid, mark, now)
     log.info("call deleted", extra={"call": conversation_uuid, "objects": deleted, "by": by})
     return deleted
+
+
+def _replace_record(store: BlobStore, conversation_uuid: str, unreadable: Blob) -> None:
+    """A new record in place of one that cannot be read (kept by no copy: the call is being
+    deleted), with its date when that can be read; its summaries leave the list. Where the record
+    cannot say its date, only a walk through the whole index finds them, which this rare case pays."""
+    for info in store.list(INDEX_PREFIX):
+        if info.key.rsplit("/", 1)[-1].partition("-")[2] == f"{conversation_uuid}.json":
+            store.delete(info.key)
+    created_at = (document_of(unreadable) or {}).get("created_at")
+    fresh = new_call(conversation_uuid, created_at if isinstance(created_at, str) else None)
+    key = call_key(conversation_uuid, CALL_DOCUMENT)
+    # A conflict: written meanwhile, by a writer that could read it or that replaced it itself.
+    with contextlib.suppress(StorageConflict):
+        data = encode_document(fresh.to_json())
+        store.write(key, data, "application/json", if_generation_match=unreadable.generation)
 
 
 @dataclass(frozen=True)
@@ -327,3 +457,15 @@ def list_prompts(store: BlobStore, after: str = "", limit: int = 50) -> tuple[li
         except (KeyError, TypeError, ValueError):
             log.warning("unreadable prompt transaction", extra={"key": info.key})
     return views, (infos[-1].key if len(infos) == limit else None)
+
+
+def without_query(text: str) -> str:
+    """Every URL in `text` without its query, fragment, user name or password, where a token may
+    be: `https://crm.example/hook?key=…` → `https://crm.example/hook`."""
+
+    def shorten(found: re.Match[str]) -> str:
+        scheme, _, rest = re.split(r"[?#]", found.group(), maxsplit=1)[0].partition("://")
+        authority, slash, path = rest.partition("/")
+        return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+
+    return _URL.sub(shorten, text)

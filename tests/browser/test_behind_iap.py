@@ -1,6 +1,7 @@
 """The recordings browser on Cloud Storage (the storage emulator) behind Identity-Aware Proxy: it
-will not start without the audience to check, and no page or audio is served without a valid
-assertion. Assertions are forged with P-256 keys whose list is served on loopback, as Google's is."""
+will not start without the audience to check, no page or audio is served without a valid
+assertion, and only the accounts BROWSER_ADMINS lists may delete. Assertions are forged with P-256
+keys whose list is served on loopback, as Google's is."""
 
 from __future__ import annotations
 
@@ -102,6 +103,36 @@ def test_no_page_or_audio_without_a_valid_assertion(
     page = client.get("/calls/CON-iap", headers=signed_in).data.decode()
     assert "Signed in as sam@example.com" in page and "Hi this is sam" in page
     assert client.get("/calls/CON-iap/peaks/audio.wav", headers=signed_in).get_json()["channels"] == 1
+
+
+def test_behind_iap_only_the_admins_listed_may_delete(
+    setup: tuple[dict[str, str], GcsBlobStore], key_list: KeyList
+) -> None:
+    import re
+
+    from appengine.browser import form_token
+    from tests.browser.test_pages import SAME_ORIGIN, TOKEN
+
+    env, store = setup
+    recorded_stream(store, "CON-iap", time.time())
+    client = browser({**env, "BROWSER_ADMINS": "user:alice@example.com"}, store)
+    key = key_list.keys["kid-1"]
+    viewer = {"X-Goog-IAP-JWT-Assertion": assertion(key)} | SAME_ORIGIN
+    admin = {"X-Goog-IAP-JWT-Assertion": assertion(key, email="Alice@example.com", sub="accounts.google.com:42")}
+
+    page = client.get("/calls/CON-iap", headers=viewer).data.decode()
+    assert "Signed in as sam@example.com (viewer)" in page and "Delete this call" not in page
+    assert client.get("/calls/CON-iap/delete", headers=viewer).status_code == 403
+    token = form_token(TOKEN_SECRET, "delete", "CON-iap", "sam@example.com", time.time())
+    refused = client.post("/calls/CON-iap/delete", headers=viewer, data={"token": token})
+    assert refused.status_code == 403 and "admins" in refused.get_json()["error"]
+    assert store.read("calls/CON-iap/audio.wav") is not None
+
+    confirm = re.search(TOKEN, client.get("/calls/CON-iap/delete", headers=admin).data.decode())
+    assert confirm is not None
+    done = client.post("/calls/CON-iap/delete", headers=admin | SAME_ORIGIN, data={"token": confirm.group(1)})
+    assert done.status_code == 303 and store.read("calls/CON-iap/audio.wav") is None
+    assert store.read("calls/CON-iap/call.json").data.count(b"Alice@example.com") == 1  # type: ignore[union-attr]
 
 
 class SignedBy:

@@ -23,6 +23,10 @@ from tests.browser.calls import KEY_AT, recorded_stream
 from tests.testbed import TOKEN_SECRET
 
 NOW = 1796029200.0  # 2026-11-30 09:00 UTC
+# What a browser sends with a form posted from the pages (the test client's host is `localhost`).
+SAME_ORIGIN = {"Origin": "http://localhost"}
+# A form's token: its expiry, then its signature.
+TOKEN = r'name="token" value="([0-9]+\.[0-9a-f]{64})"'
 
 
 @pytest.fixture
@@ -114,14 +118,14 @@ def test_deleting_a_call_asks_first_keeps_its_record_and_breaks_its_links(
     recorded_stream(store, "CON-1", NOW)
     link = create_link(store, "calls/CON-1/audio.wav", NOW, 7)
     confirm = browser.get("/calls/CON-1/delete").data.decode()
-    token = re.search(r'name="token" value="([0-9a-f]+)"', confirm)
+    token = re.search(TOKEN, confirm)
     assert token is not None and "cannot be undone" in confirm
 
-    forged = browser.post("/calls/CON-1/delete", data={"token": "0" * 64})
+    forged = browser.post("/calls/CON-1/delete", data={"token": "0" * 64}, headers=SAME_ORIGIN)
     assert forged.status_code == 403 and "error" in forged.get_json()
     assert store.read("calls/CON-1/audio.wav") is not None
 
-    done = browser.post("/calls/CON-1/delete", data={"token": token.group(1)})
+    done = browser.post("/calls/CON-1/delete", data={"token": token.group(1)}, headers=SAME_ORIGIN)
     assert done.status_code == 303 and done.headers["Location"].endswith("/calls/CON-1")
     assert [info.key for info in store.list("calls/CON-1/")] == ["calls/CON-1/call.json"]
     record = json.loads(store.read("calls/CON-1/call.json").data)  # type: ignore[union-attr]

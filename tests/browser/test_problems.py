@@ -20,6 +20,7 @@ from shared.flows.calls import update_call
 from shared.flows.problems import list_problems, note_problem
 from shared.runtime.services import Services
 from tests.browser.calls import recorded_stream
+from tests.browser.test_pages import SAME_ORIGIN
 from tests.testbed import TOKEN_SECRET
 
 NOW = 1796029200.0  # 2026-11-30 09:00 UTC
@@ -59,7 +60,8 @@ def forms(html: str) -> dict[str, str]:
     """Each form's action and its token."""
     return dict(
         re.findall(
-            r'<form method="post" action="([^"]+)">\s*<input type="hidden" name="token" value="([0-9a-f]+)">', html
+            r'<form method="post" action="([^"]+)">\s*<input type="hidden" name="token" value="([0-9]+\.[0-9a-f]+)">',
+            html,
         )
     )
 
@@ -90,17 +92,21 @@ def test_a_retry_is_asked_for_once_with_the_page_own_token_and_dismissal_takes_i
     tokens = forms(browser.get("/problems").data.decode())
     retry = "/problems/delivery/CON-2-recording-s2/retry"
 
-    assert browser.post(retry, data={"token": "0" * 64}).status_code == 403
-    assert browser.post(retry, data={"token": tokens[retry]}).status_code == 303
+    assert browser.post(retry, data={"token": "0" * 64}, headers=SAME_ORIGIN).status_code == 403
+    assert browser.post(retry, data={"token": tokens[retry]}, headers=SAME_ORIGIN).status_code == 303
     assert store.read(retry_key(ProblemKind.DELIVERY, "CON-2-recording-s2")) is not None
     assert "Retry asked for at 2026-11-30 10:00:00" in text_of(browser.get("/problems").data)
     assert (
-        browser.post("/problems/delivery/CON-2-recording-s2/explode", data={"token": tokens[retry]}).status_code == 404
+        browser.post(
+            "/problems/delivery/CON-2-recording-s2/explode", data={"token": tokens[retry]}, headers=SAME_ORIGIN
+        ).status_code
+        == 404
     )
-    assert browser.post("/problems/nonsense/x/retry", data={"token": tokens[retry]}).status_code == 404
+    nonsense = browser.post("/problems/nonsense/x/retry", data={"token": tokens[retry]}, headers=SAME_ORIGIN)
+    assert nonsense.status_code == 404
 
     dismiss = "/problems/recording/CON-1-s1/dismiss"
-    assert browser.post(dismiss, data={"token": tokens[dismiss]}).status_code == 303
+    assert browser.post(dismiss, data={"token": tokens[dismiss]}, headers=SAME_ORIGIN).status_code == 303
     assert [p.ident for p in list_problems(store)[0]] == ["CON-2-recording-s2"]
 
 

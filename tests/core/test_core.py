@@ -101,7 +101,7 @@ def test_settings_read_every_declared_variable_and_nothing_else() -> None:
     # What deploy passes on: every declared variable but those the platform or a local run sets,
     # and the recordings browser's own.
     platform = {"GOOGLE_CLOUD_PROJECT", "AWS_DEFAULT_REGION", "CLOUD_TASKS_EMULATOR_HOST"}
-    assert set(ENV_NAMES) == env.asked - platform - {"IAP_AUDIENCE", "IAP_KEYS_URL"}
+    assert set(ENV_NAMES) == env.asked - platform - {"IAP_AUDIENCE", "IAP_KEYS_URL", "BROWSER_ADMINS"}
     assert {"ALLOW_PRIVATE_CALLBACKS", "VONAGE_PRIVATE_KEY"} <= set(ENV_NAMES)
 
 
@@ -162,6 +162,7 @@ def test_the_recordings_browser_is_deployed_with_its_own_few_settings() -> None:
         "STREAM_TOKEN_SECRET",
         "IAP_AUDIENCE",
         "IAP_KEYS_URL",
+        "BROWSER_ADMINS",
     }
     assert BROWSER_SECRET_NAMES == ("STREAM_TOKEN_SECRET",)
 

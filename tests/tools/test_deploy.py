@@ -536,6 +536,25 @@ def test_browser_members_are_iam_members_and_never_everyone() -> None:
             read_members(bad)
 
 
+def test_browser_admins_get_through_iap_too_and_the_browser_is_told_who_they_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admins = "alice@example.com, user:sam@example.com"
+    environ = {**ENVIRON, "BROWSER_MEMBERS": "user:sam@example.com,group:ops@example.com", "BROWSER_ADMINS": admins}
+    args = ["--dry-run", "--project", "demo-project", "--region", "europe-west1", "--out", str(tmp_path)]
+
+    assert main(args, environ) == 0
+    out = capsys.readouterr().out
+    granted = [line.split("--member=")[1].split()[0] for line in out.splitlines() if "--service=browser" in line]
+    # Members and admins, each once: an admin IAP keeps out could not use the browser at all.
+    assert granted == ["user:sam@example.com", "group:ops@example.com", "user:alice@example.com"]
+    assert f'BROWSER_ADMINS: "{admins}"' in (tmp_path / "browser" / "app.yaml").read_text()
+    assert "BROWSER_ADMINS" not in (tmp_path / "appengine" / "app.yaml").read_text()
+    # The browser tells accounts apart, never groups: a group of admins is refused before anything runs.
+    assert main(args, {**environ, "BROWSER_ADMINS": "group:ops@example.com"}) == 1
+    assert "BROWSER_ADMINS" in capsys.readouterr().err
+
+
 def test_the_audience_is_built_from_the_project_number() -> None:
     def gcloud(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         assert argv == ["gcloud", "projects", "describe", "demo-project", "--format=value(projectNumber)"]

@@ -129,7 +129,7 @@ def _describe(argv: Sequence[str], outcome: Outcome) -> str:
 
 def realistic_environ(tmp_path: Path) -> dict[str, str]:
     """What an operator's shell holds for a full deployment: every secret, URLs, a greeting with
-    commas, a routes file, who may open the recordings browser."""
+    commas, a routes file, who may open the recordings browser and who may change what it shows."""
     routes = tmp_path / "routes.yaml"
     routes.write_text('"447700900004":\n  flow: voicemail\n')
     return {
@@ -158,6 +158,7 @@ def realistic_environ(tmp_path: Path) -> dict[str, str]:
         "TASKS_AUDIENCE": "https://tasks-abc123-ew.a.run.app",
         "SWEEP_INTERVAL": "150",
         "BROWSER_MEMBERS": "user:sam@example.com,group:ops@example.com",
+        "BROWSER_ADMINS": "user:alice@example.com",
         "ALERT_CHANNELS": "projects/demo-project/notificationChannels/1234567890,9876543210",
         "IAP_AUDIENCE": f"/projects/123456789012/apps/{PROJECT}",
     }
