@@ -1,0 +1,74 @@
+"""Recording who played, downloaded or deleted a call, and reading it back for the call's audit page.
+
+An entry is written before the action it records is done: when it cannot be written the action is
+refused (AuditUnavailable, a 503), so that nothing is played or deleted unrecorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from shared.core.audit import AuditEntry, audit_key, audit_prefix
+from shared.core.errors import TapedeckError
+from shared.core.ports import BlobStore
+from shared.flows.documents import document_of, encode_document
+
+__all__ = ["AuditLog", "AuditUnavailable", "read_audit", "record_action"]
+
+log = logging.getLogger(__name__)
+
+
+class AuditUnavailable(TapedeckError):
+    """The audit log could not be written, so the action it would record is not done."""
+
+    status = 503
+    public = True
+
+
+def record_action(store: BlobStore, entry: AuditEntry) -> str:
+    """Store `entry` as an object of its own and return its key; AuditUnavailable when it cannot be.
+
+    Each action is a new object under a fresh name, written only if absent: a store that replays
+    the write finds it there and changes nothing, and no entry ever overwrites another."""
+    key = audit_key(entry, secrets.token_hex(6))
+    try:
+        store.write(key, encode_document(entry.to_json()), "application/json", if_generation_match=0)
+    except Exception as err:
+        # Whatever the store's failure, the action stays undone: an audit log must not have gaps.
+        log.error("audit entry not written", extra={"call": entry.call, "action": str(entry.action)})
+        raise AuditUnavailable(f"the {entry.action} could not be recorded in the audit log; try again") from err
+    log.info("audited", extra={"call": entry.call, "action": str(entry.action), "by": entry.by})
+    return key
+
+
+@dataclass(frozen=True)
+class AuditLog:
+    """A call's entries, newest first, at most the newest `limit` of `total`; `unreadable` are
+    stored entries that could not be read and are not shown."""
+
+    entries: list[AuditEntry]
+    total: int
+    unreadable: list[str] = field(default_factory=list)
+
+
+def read_audit(store: BlobStore, conversation_uuid: str, limit: int = 500) -> AuditLog:
+    """The call's audit entries, newest first (names sort by time)."""
+    infos = store.list(audit_prefix(conversation_uuid))
+    newest = [info.key for info in reversed(infos[-limit:])] if limit > 0 else []
+    entries, unreadable = [], []
+    for key, blob in zip(newest, store.read_many(newest), strict=True):
+        document = document_of(blob)
+        try:
+            if document is None:
+                raise ValueError("not a JSON object")
+            entry = AuditEntry.from_json(document)
+            if entry.call != conversation_uuid:
+                raise ValueError("another call's entry")
+        except (KeyError, TypeError, ValueError, TapedeckError):
+            log.warning("unreadable audit entry", extra={"key": key})
+            unreadable.append(key.rsplit("/", 1)[-1])
+            continue
+        entries.append(entry)
+    return AuditLog(entries, len(infos), unreadable)
