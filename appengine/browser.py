@@ -9,6 +9,9 @@ platform at http://localhost:8080/ and answer only requests from this machine, f
 Whoever gets in may look; only admins (BROWSER_ADMINS, and locally the local user) may change
 anything. Every change is a POST from the browser's own page: its Origin is checked, and its form
 carries a token for that one action by that user, good for a few minutes.
+
+Every play, download and delete is recorded first in the call's audit log (`shared.flows.audit`),
+with who asked; only admins may read it. When the entry cannot be written the action is refused.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from shared.config.settings import BROWSER_SECRET_NAMES, Settings, require_iap
+from shared.core.audit import AuditAction, AuditEntry
 from shared.core.call_index import CallFilter
 from shared.core.errors import Forbidden, NotFound, TapedeckError
 from shared.core.iap import ASSERTION_HEADER, is_listed
 from shared.core.operations import ProblemKind, problem_key
 from shared.core.times import iso
+from shared.flows.audit import read_audit, record_action
 from shared.flows.browse import call_view, delete_call, list_prompts, peaks_of, recording_of, without_query
 from shared.flows.calls import list_calls
 from shared.flows.problems import dismiss_problem, list_problems, request_retry
@@ -48,13 +53,16 @@ _LOOPBACK = ("127.0.0.1", "::1")
 # to 127.0.0.1 (DNS rebinding) still sends its own name.
 _LOOPBACK_HOST = re.compile(r"(?:localhost|127\.0\.0\.1|\[::1\])(?::[0-9]{1,5})?", re.ASCII | re.IGNORECASE)
 PAGE_SIZE = 50
+# A call's audit page shows its newest entries, up to this many.
+AUDIT_PAGE_SIZE = 500
 # How long a signed audio URL lasts: long enough to listen, short enough not to be shared.
 _SIGNED_URL_SECONDS = 900
 # How long a form's token lasts: long enough to read a page and confirm, short enough that one
 # left in a history or a log is soon of no use.
 FORM_TOKEN_SECONDS = 600
 # Pages that only admins may open, besides every request that changes something.
-_ADMIN_PAGES = frozenset({"browser.confirm_delete"})
+# The audit log is for admins too: it names colleagues and what they listened to.
+_ADMIN_PAGES = frozenset({"browser.confirm_delete", "browser.audit_log"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -141,6 +149,15 @@ def _problem_kind(kind: str) -> ProblemKind:
         raise NotFound("no such problem") from err
 
 
+def _starts_a_play() -> bool:
+    """Whether this request for a recording begins a play or a download, so is recorded: a GET with
+    no Range (or one that cannot be read, answered with the whole recording), or one whose ranges
+    include byte 0. A player then asks for later ranges as it plays and seeks (locally; on Cloud
+    Storage each request is sent on to a signed URL): those are not recorded again."""
+    ranges = flask.request.range
+    return flask.request.method == "GET" and (ranges is None or any(start == 0 for start, _ in ranges.ranges))
+
+
 def _query() -> dict[str, str]:
     return {name: value for name, value in flask.request.args.items() if isinstance(value, str)}
 
@@ -192,7 +209,7 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     @pages.errorhandler(TapedeckError)
     def refused(err: TapedeckError) -> Any:
-        return flask.jsonify({"error": str(err) if err.status < 500 else "internal error"}), err.status
+        return flask.jsonify({"error": str(err) if err.status < 500 or err.public else "internal error"}), err.status
 
     @pages.get("/")
     def calls() -> Any:
@@ -212,8 +229,23 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     @pages.get("/calls/<conversation_uuid>/audio/<name>")
     def audio(conversation_uuid: str, name: str) -> Any:
+        recording = recording_of(store, conversation_uuid, name)
+        download = "download" in flask.request.args
+        if _starts_a_play():
+            action = AuditAction.DOWNLOAD if download else AuditAction.PLAY
+            record_action(services.store, AuditEntry(conversation_uuid, action, flask.g.user, clock(), recording.key))
         # Cloud Storage serves the bytes, ranges and all, from a URL good for a few minutes.
-        return serve_object(services.store, recording_of(store, conversation_uuid, name).key, _SIGNED_URL_SECONDS)
+        response = serve_object(services.store, recording.key, _SIGNED_URL_SECONDS)
+        if download:
+            response.headers.set("Content-Disposition", "attachment", filename=recording.name)
+        return response
+
+    @pages.get("/calls/<conversation_uuid>/audit")
+    def audit_log(conversation_uuid: str) -> Any:
+        found = read_audit(store, conversation_uuid, AUDIT_PAGE_SIZE)
+        if not found.total:
+            call_view(store, conversation_uuid)  # NotFound for a call never stored
+        return flask.render_template("browser/audit.html", conversation_uuid=conversation_uuid, audit=found)
 
     @pages.get("/calls/<conversation_uuid>/peaks/<name>")
     def peaks(conversation_uuid: str, name: str) -> Any:
@@ -227,6 +259,7 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
     def delete(conversation_uuid: str) -> Any:
         now = clock()
         _check_form_token(secret, "delete", conversation_uuid, flask.g.user, now)
+        record_action(services.store, AuditEntry(conversation_uuid, AuditAction.DELETE, flask.g.user, now))
         delete_call(services.store, conversation_uuid, flask.g.user, now)
         return flask.redirect(flask.url_for("browser.call", conversation_uuid=conversation_uuid), code=303)
 

@@ -80,7 +80,7 @@ def test_a_call_page_has_its_player_waveform_key_marks_turns_and_events(
 ) -> None:
     recorded_stream(store, "CON-1", NOW)
     html = browser.get("/calls/CON-1").data.decode()
-    assert '<audio controls preload="metadata"' in html and 'src="/calls/CON-1/audio/audio.wav"' in html
+    assert '<audio controls preload="none"' in html and 'src="/calls/CON-1/audio/audio.wav"' in html
     assert 'data-peaks="/calls/CON-1/peaks/audio.wav"' in html
     assert f'"digit": "#", "at": {KEY_AT}' in html and f"# at {KEY_AT:.1f} s" in html
     starts = re.findall(r'class="seek turn" data-start="([0-9.]+)"', html)
