@@ -233,7 +233,8 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
         download = "download" in flask.request.args
         if _starts_a_play():
             action = AuditAction.DOWNLOAD if download else AuditAction.PLAY
-            record_action(services.store, AuditEntry(conversation_uuid, action, flask.g.user, clock(), recording.key))
+            entry = AuditEntry(conversation_uuid, action, flask.g.user, clock(), recording.key)
+            record_action(services.store, entry, once_in_a_moment=True)
         # Cloud Storage serves the bytes, ranges and all, from a URL good for a few minutes.
         response = serve_object(services.store, recording.key, _SIGNED_URL_SECONDS)
         if download:

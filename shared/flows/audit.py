@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shared.core.audit import AuditEntry, audit_key, audit_prefix
 from shared.core.errors import TapedeckError
@@ -27,13 +27,35 @@ class AuditUnavailable(TapedeckError):
     public = True
 
 
-def record_action(store: BlobStore, entry: AuditEntry) -> str:
+# A player opening a recording may ask for its first bytes twice in a moment (Chromium does): the
+# same action on the same object by the same person within this many seconds is one action.
+SAME_ACTION_SECONDS = 5.0
+# How many of the newest entries in that moment are compared.
+_RECENT = 20
+
+
+def _repeats(store: BlobStore, entry: AuditEntry) -> bool:
+    """Whether the call's log already has this action on this object by this person, moments ago."""
+    since = audit_key(replace(entry, at=entry.at - SAME_ACTION_SECONDS), "")
+    recent = store.list_after(audit_prefix(entry.call), since, _RECENT)
+    for blob in store.read_many([info.key for info in recent]):
+        document = document_of(blob) or {}
+        same = (document.get("by"), document.get("action"), document.get("object"))
+        if same == (entry.by, str(entry.action), entry.object_key):
+            return True
+    return False
+
+
+def record_action(store: BlobStore, entry: AuditEntry, *, once_in_a_moment: bool = False) -> str | None:
     """Store `entry` as an object of its own and return its key; AuditUnavailable when it cannot be.
+    With `once_in_a_moment`, None and nothing stored when the same entry was stored moments ago.
 
     Each action is a new object under a fresh name, written only if absent: a store that replays
     the write finds it there and changes nothing, and no entry ever overwrites another."""
     key = audit_key(entry, secrets.token_hex(6))
     try:
+        if once_in_a_moment and _repeats(store, entry):
+            return None
         store.write(key, encode_document(entry.to_json()), "application/json", if_generation_match=0)
     except Exception as err:
         # Whatever the store's failure, the action stays undone: an audit log must not have gaps.

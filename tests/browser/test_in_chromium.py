@@ -101,6 +101,11 @@ def test_the_list_shows_both_calls_and_filters_by_number(deck: tuple[Deck, list[
     assert CALLERS[0] in page.locator("table.calls tbody tr").inner_text()
 
 
+# The player loads nothing until played (each play is audited): the test asks it to load its metadata.
+LOAD_DURATION = """a => new Promise(r => { if (a.readyState >= 1) return r(a.duration);
+                 a.addEventListener('loadedmetadata', () => r(a.duration)); a.preload = 'metadata'; a.load(); })"""
+
+
 def test_a_call_plays_at_its_length_seeks_from_a_turn_and_marks_its_key(
     deck: tuple[Deck, list[Any]], page: Any
 ) -> None:
@@ -111,10 +116,8 @@ def test_a_call_plays_at_its_length_seeks_from_a_turn_and_marks_its_key(
     page.locator("table.calls tbody tr").nth(1).get_by_role("link").click()
     page.wait_for_url(f"**/calls/{conversation_uuid}")
     audio = page.locator("audio").first
-    duration = audio.evaluate(
-        """a => new Promise(r => a.readyState >= 1
-                 ? r(a.duration) : a.addEventListener('loadedmetadata', () => r(a.duration)))"""
-    )
+    assert server.store.list(f"audit/{conversation_uuid}/") == []  # a page view is not a play
+    duration = audio.evaluate(LOAD_DURATION)
     stored = server.read_json(f"calls/{conversation_uuid}/call.json")["recordings"][0]["duration"]
     assert duration == pytest.approx(stored, abs=0.05)
 
@@ -140,6 +143,9 @@ def test_a_call_plays_at_its_length_seeks_from_a_turn_and_marks_its_key(
     assert colour == [0xB3, 0x59, 0x00]
     mark.click()
     assert audio.evaluate("a => a.currentTime") == pytest.approx(3.0, abs=0.3)
+    # Loaded, played from a turn and from a key: its ranges after the first are not plays of their own.
+    plays = [info.key for info in server.store.list(f"audit/{conversation_uuid}/")]
+    assert len(plays) == 1
 
 
 def test_the_pages_pass_an_accessibility_check(deck: tuple[Deck, list[Any]], browser: Any) -> None:
@@ -241,10 +247,7 @@ def test_a_call_in_several_sessions_plays_as_one_recording_with_its_gaps_shaded(
     page = context.new_page()
     page.goto(f"{server.url}/calls/CON-in-three")
     assert page.locator("audio").count() == 1
-    duration = page.locator("audio").evaluate(
-        """a => new Promise(r => a.readyState >= 1
-                 ? r(a.duration) : a.addEventListener('loadedmetadata', () => r(a.duration)))"""
-    )
+    duration = page.locator("audio").evaluate(LOAD_DURATION)
     assert duration == pytest.approx(stitched["duration"], abs=0.05)
     page.wait_for_selector("canvas[data-ready='yes']")
     # The first gap (4.0 to 4.1 s) is shaded across the waveform's height in the gaps' colour.
