@@ -36,7 +36,7 @@ from shared.core.errors import Forbidden, NotFound, TapedeckError
 from shared.core.iap import ASSERTION_HEADER, is_listed
 from shared.core.operations import ProblemKind, problem_key
 from shared.core.times import iso
-from shared.flows.audit import read_audit, record_action
+from shared.flows.audit import CONTINUED_PLAY_SECONDS, SAME_ACTION_SECONDS, read_audit, record_action
 from shared.flows.browse import call_view, delete_call, list_prompts, peaks_of, recording_of, without_query
 from shared.flows.calls import list_calls
 from shared.flows.problems import dismiss_problem, list_problems, request_retry
@@ -149,13 +149,22 @@ def _problem_kind(kind: str) -> ProblemKind:
         raise NotFound("no such problem") from err
 
 
-def _starts_a_play() -> bool:
-    """Whether this request for a recording begins a play or a download, so is recorded: a GET with
-    no Range (or one that cannot be read, answered with the whole recording), or one whose ranges
-    include byte 0. A player then asks for later ranges as it plays and seeks (locally; on Cloud
-    Storage each request is sent on to a signed URL): those are not recorded again."""
+def _same_play_within() -> float | None:
+    """How long after the same person's last entry for a recording this request counts as part of
+    that play, not a new one; None for a request that serves no audio (HEAD).
+
+    A GET with no Range (or one that cannot be read, answered with the whole recording), or one
+    whose ranges include byte 0, begins a play: only a repeat moments later (a player asking for
+    the first bytes twice) is the same one. A range further in is a player going on or seeking,
+    the same play for `CONTINUED_PLAY_SECONDS`; past that, or asked for by hand with no play
+    begun, it is recorded, so that no audio is served unrecorded. On Cloud Storage each request
+    is one redirect to a signed URL, and its ranges go to Cloud Storage, not here."""
+    if flask.request.method != "GET":
+        return None
     ranges = flask.request.range
-    return flask.request.method == "GET" and (ranges is None or any(start == 0 for start, _ in ranges.ranges))
+    if ranges is None or any(start == 0 for start, _ in ranges.ranges):
+        return SAME_ACTION_SECONDS
+    return CONTINUED_PLAY_SECONDS
 
 
 def _query() -> dict[str, str]:
@@ -231,10 +240,11 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
     def audio(conversation_uuid: str, name: str) -> Any:
         recording = recording_of(store, conversation_uuid, name)
         download = "download" in flask.request.args
-        if _starts_a_play():
+        within = _same_play_within()
+        if within is not None:
             action = AuditAction.DOWNLOAD if download else AuditAction.PLAY
             entry = AuditEntry(conversation_uuid, action, flask.g.user, clock(), recording.key)
-            record_action(services.store, entry, once_in_a_moment=True)
+            record_action(services.store, entry, once_within=within)
         # Cloud Storage serves the bytes, ranges and all, from a URL good for a few minutes.
         response = serve_object(services.store, recording.key, _SIGNED_URL_SECONDS)
         if download:

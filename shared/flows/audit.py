@@ -30,13 +30,17 @@ class AuditUnavailable(TapedeckError):
 # A player opening a recording may ask for its first bytes twice in a moment (Chromium does): the
 # same action on the same object by the same person within this many seconds is one action.
 SAME_ACTION_SECONDS = 5.0
+# A request for a later part of a recording is the same play as the person's last entry for it
+# within this many seconds (a player going on, or seeking); past that it is recorded again.
+CONTINUED_PLAY_SECONDS = 600.0
 # How many of the newest entries in that moment are compared.
 _RECENT = 20
 
 
-def _repeats(store: BlobStore, entry: AuditEntry) -> bool:
-    """Whether the call's log already has this action on this object by this person, moments ago."""
-    since = audit_key(replace(entry, at=entry.at - SAME_ACTION_SECONDS), "")
+def _repeats(store: BlobStore, entry: AuditEntry, within: float) -> bool:
+    """Whether the call's log already has this action on this object by this person, in the last
+    `within` seconds."""
+    since = audit_key(replace(entry, at=entry.at - within), "")
     recent = store.list_after(audit_prefix(entry.call), since, _RECENT)
     for blob in store.read_many([info.key for info in recent]):
         document = document_of(blob) or {}
@@ -46,15 +50,15 @@ def _repeats(store: BlobStore, entry: AuditEntry) -> bool:
     return False
 
 
-def record_action(store: BlobStore, entry: AuditEntry, *, once_in_a_moment: bool = False) -> str | None:
+def record_action(store: BlobStore, entry: AuditEntry, *, once_within: float | None = None) -> str | None:
     """Store `entry` as an object of its own and return its key; AuditUnavailable when it cannot be.
-    With `once_in_a_moment`, None and nothing stored when the same entry was stored moments ago.
+    With `once_within` (seconds), None and nothing stored when the same entry was stored that recently.
 
     Each action is a new object under a fresh name, written only if absent: a store that replays
     the write finds it there and changes nothing, and no entry ever overwrites another."""
     key = audit_key(entry, secrets.token_hex(6))
     try:
-        if once_in_a_moment and _repeats(store, entry):
+        if once_within is not None and _repeats(store, entry, once_within):
             return None
         store.write(key, encode_document(entry.to_json()), "application/json", if_generation_match=0)
     except Exception as err:

@@ -78,6 +78,19 @@ def test_a_play_is_recorded_once_with_who_played_it(local: FlaskClient, store: L
     clock.now += 10
     assert local.get("/calls/CON-1/audio/audio.wav").status_code == 200
     assert [entry["action"] for entry in entries(store)] == ["play", "play"]
+    # A range further in is the same play for ten minutes; after that it is recorded again.
+    clock.now += 599
+    assert local.get("/calls/CON-1/audio/audio.wav", headers={"Range": "bytes=4096-"}).status_code == 206
+    assert len(entries(store)) == 2
+    clock.now += 2
+    assert local.get("/calls/CON-1/audio/audio.wav", headers={"Range": "bytes=4096-"}).status_code == 206
+    assert len(entries(store)) == 3
+
+
+def test_a_range_asked_for_by_hand_with_no_play_begun_is_recorded(local: FlaskClient, store: LocalBlobStore) -> None:
+    recorded_stream(store, "CON-1", NOW)
+    assert local.get("/calls/CON-1/audio/audio.wav", headers={"Range": "bytes=44-"}).status_code == 206
+    assert [(entry["action"], entry["object"]) for entry in entries(store)] == [("play", AUDIO)]
 
 
 def test_nothing_is_recorded_for_a_recording_not_served(local: FlaskClient, store: LocalBlobStore) -> None:
@@ -169,8 +182,8 @@ def test_when_the_audit_log_cannot_be_written_nothing_is_served_or_deleted(tmp_p
         answer = client.get(url)
         assert answer.status_code == 503 and answer.mimetype == "application/json", url
         assert "could not be recorded in the audit log" in answer.get_json()["error"]
-    # Later ranges are not recorded, so are served: they follow a play that was.
-    assert client.get("/calls/CON-1/audio/audio.wav", headers={"Range": "bytes=100-199"}).status_code == 206
+    # A range further in, with no play recorded before it, is not served either.
+    assert client.get("/calls/CON-1/audio/audio.wav", headers={"Range": "bytes=100-199"}).status_code == 503
 
     token = delete_token(client, "CON-1")
     refused = client.post("/calls/CON-1/delete", data={"token": token}, headers=SAME_ORIGIN)
