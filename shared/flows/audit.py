@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from shared.core.audit import AuditEntry, audit_key, audit_prefix
 from shared.core.errors import TapedeckError
 from shared.core.ports import BlobStore
-from shared.flows.documents import document_of, encode_document
+from shared.flows.documents import document_as, document_of, encode_document
 
 __all__ = ["AuditLog", "AuditUnavailable", "read_audit", "record_action"]
 
@@ -85,14 +85,8 @@ def read_audit(store: BlobStore, conversation_uuid: str, limit: int = 500) -> Au
     newest = [info.key for info in reversed(infos[-limit:])] if limit > 0 else []
     entries, unreadable = [], []
     for key, blob in zip(newest, store.read_many(newest), strict=True):
-        document = document_of(blob)
-        try:
-            if document is None:
-                raise ValueError("not a JSON object")
-            entry = AuditEntry.from_json(document)
-            if entry.call != conversation_uuid:
-                raise ValueError("another call's entry")
-        except (KeyError, TypeError, ValueError, TapedeckError):
+        entry = document_as(blob, AuditEntry.from_json, lambda found: found.call == conversation_uuid)
+        if entry is None:
             log.warning("unreadable audit entry", extra={"key": key})
             unreadable.append(key.rsplit("/", 1)[-1])
             continue

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from shared.core.call_index import INDEX_PREFIX
 from shared.core.call_record import CALL_DOCUMENT, CallEvent, CallRecord, RecordingState, call_key, new_call
 from shared.core.deliveries import DeliveryRecord
-from shared.core.errors import NotFound, TapedeckError
+from shared.core.errors import NotFound
 from shared.core.job_record import Job
 from shared.core.peaks import waveform_peaks
 from shared.core.ports import Blob, BlobStore, StorageConflict
@@ -26,7 +26,7 @@ from shared.core.prompt_transaction import PromptTransaction
 from shared.core.reconnect_record import SilentGap
 from shared.core.transcripts import build_turns, parse_transcript
 from shared.flows.calls import iso, update_call
-from shared.flows.documents import Document, document_of, encode_document
+from shared.flows.documents import UNREADABLE, Document, document_as, document_of, encode_document
 from shared.flows.jobs import read_job
 from shared.flows.live_transcripts import live_interim_key, live_lines_key
 from shared.flows.stitching import STITCHED
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 _PROMPTS = "prompts/"
 D = TypeVar("D", bound=Document)
 # What reading a stored document of the wrong shape raises, from its JSON to its typed form.
-_UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, IndexError, TapedeckError)
 # A recording the pages serve: an audio file directly in its call's folder.
 _OWN_AUDIO = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\.(?:wav|mp3)", re.ASCII)
 # A URL in a line of text: up to the next space or quote, less the punctuation that ends a phrase.
@@ -126,14 +125,11 @@ def _transcript(store: BlobStore, audio_key: str, labels: list[str]) -> tuple[li
     blob = store.read(key)
     if blob is None:
         return [], []
-    document = document_of(blob)
-    try:
-        if document is None:
-            raise ValueError("not a JSON object")
-        return _turns_of(document, labels)
-    except _UNREADABLE:
+    found = document_as(blob, lambda document: _turns_of(document, labels), lambda _: True)
+    if found is None:
         log.warning("unreadable transcript", extra={"key": key})
         return [], [f"The transcript {key.rsplit('/', 1)[-1]} could not be read."]
+    return found
 
 
 def _turns_of(document: dict[str, Any], labels: list[str]) -> tuple[list[Turn], list[str]]:
@@ -146,7 +142,7 @@ def _turns_of(document: dict[str, Any], labels: list[str]) -> tuple[list[Turn], 
         ], notes
     try:
         model = parse_transcript(document, tuple(labels) or ("Caller",), max(1, len(labels)))
-    except _UNREADABLE:
+    except UNREADABLE:
         text = document.get("text")
         return ([Turn("Caller", 0, 0.0, 0.0, text)] if isinstance(text, str) and text.strip() else []), notes
     return [Turn(t.label, t.channel, t.start, t.end, t.text) for t in build_turns(model)], notes + list(model.notes)
@@ -250,15 +246,11 @@ def _readable(store: BlobStore, key: str, kind: type[D], unreadable: list[str]) 
     blob = store.read(key)
     if blob is None:
         return None
-    document = document_of(blob)
-    try:
-        if document is None:
-            raise ValueError("not a JSON object")
-        return kind.from_json(document)
-    except _UNREADABLE:
+    found = document_as(blob, kind.from_json, lambda _: True)
+    if found is None:
         log.warning("unreadable document", extra={"key": key})
         unreadable.append(key.partition("/")[2].partition("/")[2])
-        return None
+    return found
 
 
 def _deliveries(store: BlobStore, conversation_uuid: str, unreadable: list[str]) -> list[Delivery]:
@@ -297,7 +289,7 @@ def _jobs(store: BlobStore, call: CallRecord, unreadable: list[str]) -> list[Job
     for name in names:
         try:
             job = read_job(store, name)
-        except _UNREADABLE:
+        except UNREADABLE:
             log.warning("unreadable job", extra={"job": name})
             unreadable.append(f"the job {name}")
             continue
@@ -311,17 +303,10 @@ def _call_of(store: BlobStore, conversation_uuid: str) -> tuple[CallRecord | Non
     blob = store.read(call_key(conversation_uuid, CALL_DOCUMENT))
     if blob is None:
         raise NotFound("no such call")
-    document = document_of(blob)
-    try:
-        if document is None:
-            raise ValueError("not a JSON object")
-        call = CallRecord.from_json(document)
-        if call.conversation_uuid != conversation_uuid:
-            raise ValueError("the record is another call's")
-        return call, blob
-    except _UNREADABLE:
+    call = document_as(blob, CallRecord.from_json, lambda found: found.conversation_uuid == conversation_uuid)
+    if call is None:
         log.warning("unreadable call record", extra={"call": conversation_uuid})
-        return None, blob
+    return call, blob
 
 
 def call_view(store: BlobStore, conversation_uuid: str) -> CallView:

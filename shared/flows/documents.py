@@ -10,12 +10,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, Self, TypeVar
 
-from shared.core.errors import Conflict
+from shared.core.errors import Conflict, TapedeckError
 from shared.core.ports import Blob, BlobStore, StorageConflict
 
 __all__ = [
+    "UNREADABLE",
     "Document",
     "claim_once",
+    "document_as",
     "document_of",
     "encode_document",
     "read_document",
@@ -38,6 +40,7 @@ class Document(Protocol):
 
 
 D = TypeVar("D", bound=Document)
+T = TypeVar("T")
 
 
 def encode_document(doc: Mapping[str, object]) -> bytes:
@@ -54,6 +57,23 @@ def document_of(blob: Blob | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
+
+
+# What reading a stored document as a type raises when it is not one.
+UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, IndexError, TapedeckError)
+
+
+def document_as(blob: Blob | None, read: Callable[[dict[str, Any]], T], belongs: Callable[[T], bool]) -> T | None:
+    """A stored object as the type `read` makes of it, or None when it is not one: not JSON, not
+    that type's shape, or not the owner's (`belongs`)."""
+    document = document_of(blob)
+    if document is None:
+        return None
+    try:
+        value = read(document)
+    except UNREADABLE:
+        return None
+    return value if belongs(value) else None
 
 
 def claim_once(store: BlobStore, key: str, document: Mapping[str, object]) -> bool:
