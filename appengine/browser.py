@@ -246,10 +246,7 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
             entry = AuditEntry(conversation_uuid, action, flask.g.user, clock(), recording.key)
             record_action(services.store, entry, once_within=within)
         # Cloud Storage serves the bytes, ranges and all, from a URL good for a few minutes.
-        response = serve_object(services.store, recording.key, _SIGNED_URL_SECONDS)
-        if download:
-            response.headers.set("Content-Disposition", "attachment", filename=recording.name)
-        return response
+        return serve_object(services.store, recording.key, _SIGNED_URL_SECONDS, recording.name if download else None)
 
     @pages.get("/calls/<conversation_uuid>/audit")
     def audit_log(conversation_uuid: str) -> Any:

@@ -245,16 +245,22 @@ class GcsBlobStore:
         # recordings browser reads in parallel through its own wrapper (shared/runtime/reads.py).
         return [self.read(key) for key in keys]
 
-    def signed_url(self, key: str, ttl_seconds: int) -> str:
-        """A V4 signed GET URL. On managed runtimes the credentials hold only a token, so
-        signing goes through IAM signBlob (the service account needs Token Creator on itself)."""
+    def signed_url(self, key: str, ttl_seconds: int, download_as: str | None = None) -> str:
+        """A V4 signed GET URL; with `download_as`, Cloud Storage answers it as an attachment of
+        that name. On managed runtimes the credentials hold only a token, so signing goes through
+        IAM signBlob (the service account needs Token Creator on itself)."""
         from datetime import timedelta
 
         blob = self.bucket.blob(check_key(key))
         expiration = timedelta(seconds=ttl_seconds)
+        disposition = f'attachment; filename="{download_as}"' if download_as else None
         credentials = self.bucket.client._credentials
         if hasattr(credentials, "signer"):
-            return str(blob.generate_signed_url(version="v4", expiration=expiration, method="GET"))
+            return str(
+                blob.generate_signed_url(
+                    version="v4", expiration=expiration, method="GET", response_disposition=disposition
+                )
+            )
         import google.auth.transport.requests
 
         credentials.refresh(google.auth.transport.requests.Request())
@@ -263,6 +269,7 @@ class GcsBlobStore:
                 version="v4",
                 expiration=expiration,
                 method="GET",
+                response_disposition=disposition,
                 service_account_email=credentials.service_account_email,
                 access_token=credentials.token,
             )

@@ -188,17 +188,20 @@ def read_transcription_event(event: dict[str, Any]) -> str:
     return name
 
 
-def serve_object(store: Any, key: str, ttl_seconds: int) -> Any:
+def serve_object(store: Any, key: str, ttl_seconds: int, download_as: str | None = None) -> Any:
     """Redirect to a fresh signed URL where the store can sign; otherwise send the bytes, answering
-    range requests."""
+    range requests. With `download_as`, either way the audio comes as an attachment of that name."""
     signer = getattr(store, "signed_url", None)
     if signer is not None:
-        return flask.redirect(signer(key, ttl_seconds), code=302)
+        url = signer(key, ttl_seconds, download_as) if download_as else signer(key, ttl_seconds)
+        return flask.redirect(url, code=302)
     blob = store.read(key)
     if blob is None:
         raise NotFound("the audio is no longer stored")
     mimetype = "audio/wav" if key.endswith(".wav") else "audio/mpeg"
     response = flask.Response(blob.data, mimetype=mimetype, headers={"Cache-Control": "private, no-store"})
+    if download_as:
+        response.headers.set("Content-Disposition", "attachment", filename=download_as)
     # Range requests: a player seeks without fetching the whole recording again.
     return response.make_conditional(flask.request, accept_ranges=True, complete_length=len(blob.data))
 

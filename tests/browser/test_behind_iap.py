@@ -146,8 +146,8 @@ class SignedBy:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    def signed_url(self, key: str, ttl_seconds: int) -> str:
-        return self.signer.signed_url(key, ttl_seconds)
+    def signed_url(self, key: str, ttl_seconds: int, download_as: str | None = None) -> str:
+        return self.signer.signed_url(key, ttl_seconds, download_as)
 
 
 def test_audio_on_cloud_storage_redirects_to_a_fresh_v4_signed_url(
@@ -186,3 +186,9 @@ def test_audio_on_cloud_storage_redirects_to_a_fresh_v4_signed_url(
     assert query["X-Goog-Algorithm"] == ["GOOG4-RSA-SHA256"] and query["X-Goog-Expires"] == ["900"]
     assert query["X-Goog-Credential"][0].startswith(account + "/")
     assert len(query["X-Goog-Signature"][0]) == 512
+    assert "response-content-disposition" not in query
+    # A download is signed to come as an attachment, under the recording's name.
+    download = client.get("/calls/CON-iap/audio/audio.wav?download=1", headers=headers)
+    assert download.status_code == 302
+    signed = parse_qs(urlsplit(download.headers["Location"]).query)
+    assert signed["response-content-disposition"] == ['attachment; filename="audio.wav"']

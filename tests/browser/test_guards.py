@@ -46,7 +46,7 @@ class SigningStore(LocalBlobStore):
         super().__init__(root)
         self.signed: list[str] = []
 
-    def signed_url(self, key: str, ttl_seconds: int) -> str:
+    def signed_url(self, key: str, ttl_seconds: int, download_as: str | None = None) -> str:
         self.signed.append(key)
         return f"https://storage.example/{key}?X-Goog-Signature=abc"
 
