@@ -57,6 +57,17 @@ class Deck:
     def pages(self, recording_uuid: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
         return self.wait_for(f"outbox/{recording_uuid}", count, timeout)
 
+    def stitched(self, conversation_uuid: str, timeout: float = 40) -> dict[str, Any]:
+        """The call's call.json once every one of its sessions is stitched into its recording."""
+        deadline = time.monotonic() + timeout
+        call = None
+        while time.monotonic() < deadline:
+            call = self.read_json(f"calls/{conversation_uuid}/call.json")
+            if call and call.get("stitched") and len(call["stitched"]["offsets"]) == len(call["recordings"]):
+                return dict(call)
+            time.sleep(0.2)
+        raise AssertionError(f"calls/{conversation_uuid} was not stitched within {timeout} s: {call}")
+
     def recording_sessions(self, timeout: float = 10) -> list[dict[str, Any]]:
         """The sessions of the first call that reaches a recorder, once one has."""
         deadline = time.monotonic() + timeout

@@ -50,16 +50,6 @@ def looped_speech(seconds: float, folder: Path) -> tuple[Path, bytes]:
     return path, whole
 
 
-def wait_stitched(deck: Deck, conversation_uuid: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        call = deck.read_json(f"calls/{conversation_uuid}/call.json")
-        if call and call.get("stitched") and len(call["stitched"]["offsets"]) == len(call["recordings"]):
-            return dict(call)
-        time.sleep(0.5)
-    raise SystemExit(f"calls/{conversation_uuid} was not stitched within {timeout} s")
-
-
 def place(deck: Deck, audio: Path, sigterm: float | None) -> Any:
     if sigterm is None:
         return deck.call(audio)
@@ -122,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         deck = start_deck(stack, tmp, f'"{NUMBER}":\n  flow: stream\n', NUMBER, env, instances=instances)
         sys.stdout.write(f"lifetime {lifetime} s, call {args.seconds:.0f} s, {instances} instance(s)\n")
         report = place(deck, audio, args.sigterm)
-        call = wait_stitched(deck, report.conversation_uuid)
+        call = deck.stitched(report.conversation_uuid, timeout=120)
         report_call(deck, report, speech, call, sys.stdout)
     return 0
 

@@ -43,16 +43,6 @@ def stack() -> Iterator[ExitStack]:
         yield stack
 
 
-def stitched(deck: Deck, conversation_uuid: str, timeout: float = 40) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        call = deck.read_json(f"calls/{conversation_uuid}/call.json")
-        if call and call.get("stitched") and len(call["stitched"]["offsets"]) == len(call["recordings"]):
-            return dict(call)
-        time.sleep(0.2)
-    raise AssertionError(f"calls/{conversation_uuid} was not stitched: {call}")
-
-
 def check_sessions(deck: Deck, report: Any, call: dict[str, Any]) -> list[float]:
     """Each session holds exactly the frames the stand-in sent on its socket, and the stitched
     recording puts each where the caller said it; returns what each reconnect lost."""
@@ -93,7 +83,7 @@ def test_a_call_longer_than_its_socket_is_one_recording_of_its_length_with_its_w
     assert {s.close_code for s in report.sockets[:-1]} == {1000}
     # A hang-up is not reconnected: the last socket's end posted no `disconnected`.
     assert [status for status, _ in report.connect_events] == ["disconnected"] * (len(report.sockets) - 1)
-    call = stitched(deck, report.conversation_uuid)
+    call = deck.stitched(report.conversation_uuid)
     check_sessions(deck, report, call)
     assert [r["leg"] for r in call["reconnects"]] == list(range(2, len(report.sockets) + 1))
     assert call["status"] == "completed" and call["recordings"][-1]["end_reason"] == "hangup"
@@ -132,7 +122,7 @@ def test_a_call_on_an_instance_that_stops_goes_on_being_recorded_on_another(stac
 
     (report,) = reports
     assert [(s.closed_by, s.close_code) for s in report.sockets] == [("recorder", 1001), ("caller", None)]
-    call = stitched(deck, report.conversation_uuid)
+    call = deck.stitched(report.conversation_uuid)
     lost = check_sessions(deck, report, call)
     one, two = sorted(call["recordings"], key=lambda r: r["started_at"])
     assert one["end_reason"] == "recorder shutdown" and one["closing"] == "reconnect"
