@@ -33,6 +33,7 @@ __all__ = [
     "FrameError",
     "FrameReader",
     "close_code",
+    "close_frame",
     "server_frame",
 ]
 
@@ -82,6 +83,13 @@ def _unmask(data: bytes | bytearray, mask: bytes | bytearray) -> bytes:
         return b""
     key = (bytes(mask) * ((size + 3) >> 2))[:size]
     return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    """A close frame with `code` and `reason` (cut to fit 125 bytes); none for CLOSE_NO_STATUS,
+    which is only ever answered, never sent."""
+    payload = b"" if code == CLOSE_NO_STATUS else code.to_bytes(2, "big") + reason.encode()[:123]
+    return server_frame(CLOSE, payload)
 
 
 def server_frame(opcode: int, payload: bytes) -> bytes:

@@ -19,7 +19,6 @@ from typing import Any
 from shared.core.websocket_frames import (
     BINARY,
     CLOSE,
-    CLOSE_NO_STATUS,
     PING,
     PONG,
     TEXT,
@@ -27,6 +26,7 @@ from shared.core.websocket_frames import (
     FrameError,
     FrameReader,
     close_code,
+    close_frame,
     server_frame,
 )
 from shared.flows.streams import StreamClosed
@@ -121,7 +121,7 @@ class FrameSocket:
         connection when the peer answers it (or after `_CLOSE_WAIT`). Nothing more is handed over."""
         if self._ended is None:
             self._end(f"closed here ({reason})")
-            self._send(server_frame(CLOSE, reason.to_bytes(2, "big") + message.encode()[:123]))
+            self._send(close_frame(reason, message))
             self._await_close()
             self._shut()
 
@@ -148,7 +148,7 @@ class FrameSocket:
             except FrameError as err:
                 # The connection is failed: a close frame with the code, and no waiting for an answer.
                 self._end(f"protocol error: {err.reason} ({err.code})")
-                self._send(server_frame(CLOSE, err.code.to_bytes(2, "big") + err.reason.encode()))
+                self._send(close_frame(err.code, err.reason))
                 self._shut()
                 return None
             if not isinstance(item, Control):
@@ -162,7 +162,7 @@ class FrameSocket:
         elif control.opcode == CLOSE:
             code = close_code(control.payload)
             # The close handshake: echo the peer's code (none when it sent none).
-            self._send(server_frame(CLOSE, control.payload[:2] if code != CLOSE_NO_STATUS else b""))
+            self._send(close_frame(code))
             self._end(f"closed by peer ({code})")
             # The server ends the TCP connection first (RFC 6455 7.1.1): the caller learns at once.
             self._shut()
