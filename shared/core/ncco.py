@@ -52,22 +52,16 @@ def talk(text: str, *, barge_in: bool = False, language: str | None = None) -> A
     return action
 
 
-def connect_websocket(
-    call: InboundCall,
-    *,
-    uri: str,
-    sample_rate: int,
-    token: str,
-    event_url: str,
-    extra: dict[str, str] | None = None,
-) -> Action:
-    """Connect the call's audio to the recorder, with the call's ids, a stream token and `extra` headers."""
+def connect_websocket(call: InboundCall, *, stream: StreamTarget, event_url: str, extra: dict[str, str]) -> Action:
+    """Connect the call's audio to the recorder, with the call's ids, a stream token and `extra`
+    headers. Every stream connect is synchronous: when the socket closes or cannot open, Vonage
+    asks `event_url` what to do next."""
     headers = {
         "conversation_uuid": call.conversation_uuid,
         "uuid": call.uuid,
         "from": call.from_[:32],
         "to": call.to[:32],
-        "token": token,
+        "token": stream.token,
         **(extra or {}),
     }
     size = websocket_headers_size(headers)
@@ -78,12 +72,13 @@ def connect_websocket(
         "endpoint": [
             {
                 "type": "websocket",
-                "uri": uri,
-                "content-type": f"audio/l16;rate={sample_rate}",
+                "uri": stream.uri,
+                "content-type": f"audio/l16;rate={stream.sample_rate}",
                 "headers": headers,
             }
         ],
         "eventUrl": [event_url],
+        "eventType": "synchronous",
     }
     if is_shaped(call.to, E164):
         action["from"] = call.to
@@ -96,16 +91,7 @@ def stream_connect(call: InboundCall, *, stream: StreamTarget, event_url: str, l
     """Connect the call's audio to the recorder as websocket leg `leg`. The connect is synchronous:
     when the socket closes before the call, Vonage asks `event_url` what to do next, and its
     answer can connect the call again."""
-    connect = connect_websocket(
-        call,
-        uri=stream.uri,
-        sample_rate=stream.sample_rate,
-        token=stream.token,
-        event_url=event_url,
-        extra={LEG_HEADER: str(leg)},
-    )
-    connect["eventType"] = "synchronous"
-    return connect
+    return connect_websocket(call, stream=stream, event_url=event_url, extra={LEG_HEADER: str(leg)})
 
 
 def stream_answer(call: InboundCall, *, greeting: str, stream: StreamTarget, event_url: str) -> list[Action]:
@@ -173,15 +159,7 @@ def live_voicemail_answer(
     message ends; Vonage then goes on to the thanks. The connect is synchronous: if the recorder
     cannot be reached, Vonage asks `fallback_url` what to do instead (record the message)."""
     limits = {"capture": "voicemail", "max_seconds": str(max_seconds or VOICEMAIL_SECONDS)}
-    connect = connect_websocket(
-        call,
-        uri=stream.uri,
-        sample_rate=stream.sample_rate,
-        token=stream.token,
-        event_url=fallback_url,
-        extra=limits,
-    )
-    connect["eventType"] = "synchronous"
+    connect = connect_websocket(call, stream=stream, event_url=fallback_url, extra=limits)
     return [_greeting(owner, language), connect, _thanks(language)]
 
 
