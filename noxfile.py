@@ -74,11 +74,22 @@ def recover(session: nox.Session) -> None:
 
 @nox.session
 def sweep(session: nox.Session) -> None:
-    """Run the sweep once: settle recordings whose recorder died or whose stream never came, and
-    run the retries asked for on the Problems page (beside `nox -s serve`, on its settings)."""
+    """Run the sweep once: settle recordings whose recorder died or whose stream never came, run
+    the retries asked for on the Problems page, erase calls past their retention (`-- --as-of
+    2027-06-01` judges retention as of that day) and go on with requests to forget a number
+    (beside `nox -s serve`, on its settings)."""
     session.install("-r", RECORDER)
     port = os.environ.get("PORT", "8080")
     session.run("python", "-m", "appengine.sweep", *session.posargs, env=_local_env(port))
+
+
+@nox.session
+def forget(session: nox.Session) -> None:
+    """Erase every call and PIN prompt transaction of one number, everywhere:
+    `nox -s forget -- --number +447700900123` (beside `nox -s serve`, on its settings)."""
+    session.install("-r", RECORDER)
+    port = os.environ.get("PORT", "8080")
+    session.run("python", "-m", "appengine.forget", *session.posargs, env=_local_env(port))
 
 
 @nox.session(venv_backend="none")

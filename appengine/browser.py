@@ -32,13 +32,23 @@ from werkzeug.exceptions import HTTPException
 from shared.config.settings import BROWSER_SECRET_NAMES, Settings, require_iap
 from shared.core.audit import AuditAction, AuditEntry
 from shared.core.call_index import CallFilter
+from shared.core.erasure import read_number
 from shared.core.errors import Forbidden, NotFound, TapedeckError
 from shared.core.iap import ASSERTION_HEADER, is_listed
 from shared.core.operations import ProblemKind, problem_key
 from shared.core.times import iso
 from shared.flows.audit import CONTINUED_PLAY_SECONDS, SAME_ACTION_SECONDS, read_audit, record_action
-from shared.flows.browse import call_view, delete_call, list_prompts, peaks_of, recording_of, without_query
+from shared.flows.browse import call_view, list_prompts, peaks_of, recording_of, without_query
 from shared.flows.calls import list_calls
+from shared.flows.erase import (
+    DiscardLater,
+    check_forgettable,
+    delete_call,
+    forget_requests,
+    forgotten_records,
+    request_forget,
+    set_legal_hold,
+)
 from shared.flows.problems import dismiss_problem, list_problems, request_retry
 from shared.runtime.reads import ParallelReads
 from shared.runtime.services import Services
@@ -62,7 +72,7 @@ _SIGNED_URL_SECONDS = 900
 FORM_TOKEN_SECONDS = 600
 # Pages that only admins may open, besides every request that changes something.
 # The audit log is for admins too: it names colleagues and what they listened to.
-_ADMIN_PAGES = frozenset({"browser.confirm_delete", "browser.audit_log"})
+_ADMIN_PAGES = frozenset({"browser.confirm_delete", "browser.audit_log", "browser.forget_page"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -178,6 +188,8 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
     check = verify or _loopback_only
     secret = settings.stream.token_secret
     clock = services.clock
+    # The browser holds no engine credentials: the sweep discards an erased call's engine copies.
+    erasing = _Erasing(settings, services.store, DiscardLater(services.store), services.messenger)
     pages = flask.Blueprint(
         "browser", __name__, template_folder="templates", static_folder="static", static_url_path="/assets"
     )
@@ -211,10 +223,12 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
     pages.add_app_template_filter(without_query, "without_query")
 
     def call_page(template: str, conversation_uuid: str) -> Any:
-        """A page of the call, with the token its delete form carries (admins only)."""
+        """A page of the call, with the tokens its delete and legal hold forms carry (admins only)."""
         view = call_view(store, conversation_uuid)
-        token = form_token(secret, "delete", conversation_uuid, flask.g.user, clock()) if flask.g.admin else None
-        return flask.render_template(template, view=view, token=token)
+        user, now = flask.g.user, clock()
+        token = form_token(secret, "delete", conversation_uuid, user, now) if flask.g.admin else None
+        hold = form_token(secret, "hold", conversation_uuid, user, now) if flask.g.admin else None
+        return flask.render_template(template, view=view, token=token, hold_token=hold)
 
     @pages.errorhandler(TapedeckError)
     def refused(err: TapedeckError) -> Any:
@@ -268,8 +282,33 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
         now = clock()
         _check_form_token(secret, "delete", conversation_uuid, flask.g.user, now)
         record_action(services.store, AuditEntry(conversation_uuid, AuditAction.DELETE, flask.g.user, now))
-        delete_call(services.store, conversation_uuid, flask.g.user, now)
+        delete_call(erasing, conversation_uuid, flask.g.user, now)
         return flask.redirect(flask.url_for("browser.call", conversation_uuid=conversation_uuid), code=303)
+
+    @pages.post("/calls/<conversation_uuid>/hold")
+    def hold(conversation_uuid: str) -> Any:
+        now, held = clock(), flask.request.form.get("hold") == "set"
+        _check_form_token(secret, "hold", conversation_uuid, flask.g.user, now)
+        call_view(store, conversation_uuid)  # NotFound for a call never stored
+        action = AuditAction.HOLD if held else AuditAction.RELEASE
+        record_action(services.store, AuditEntry(conversation_uuid, action, flask.g.user, now))
+        set_legal_hold(services.store, conversation_uuid, held, flask.g.user, now)
+        return flask.redirect(flask.url_for("browser.call", conversation_uuid=conversation_uuid), code=303)
+
+    @pages.get("/forget")
+    def forget_page() -> Any:
+        token = form_token(secret, "forget", "numbers", flask.g.user, clock())
+        requests, records = forget_requests(store), forgotten_records(store, PAGE_SIZE)
+        return flask.render_template("browser/forget.html", token=token, requests=requests, records=records)
+
+    @pages.post("/forget")
+    def forget() -> Any:
+        now = clock()
+        _check_form_token(secret, "forget", "numbers", flask.g.user, now)
+        number = read_number(flask.request.form.get("number", ""))
+        check_forgettable(settings, number)
+        request_forget(services.store, number, flask.g.user, now)
+        return flask.redirect(flask.url_for("browser.forget_page"), code=303)
 
     @pages.get("/problems")
     def problems() -> Any:
@@ -300,6 +339,16 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
 
 _FLOWS = ("stream", "voicemail", "conversation")
+
+
+@dataclass(frozen=True)
+class _Erasing:
+    """What the browser's delete erases with (EraseServices)."""
+
+    settings: Settings
+    store: Any
+    transcriber: Any
+    messenger: Any
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> flask.Flask:

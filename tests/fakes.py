@@ -69,6 +69,9 @@ class FakeTranscriber:
             raise NotFound(f"no transcription job {job_name}")
         return self.transcripts[job_name]
 
+    def discard(self, job_name: str) -> int:
+        return int(self.transcripts.pop(job_name, None) is not None)
+
 
 @dataclass
 class SentMessages:
@@ -81,6 +84,12 @@ class SentMessages:
         with self.lock:
             self.sent.append((message, key))
             return f"fake-{len(self.sent):08d}"
+
+    def forget(self, key: str) -> int:
+        with self.lock:
+            kept = [(message, k) for message, k in self.sent if k != key]
+            removed, self.sent[:] = len(self.sent) - len(kept), kept
+            return removed
 
     @property
     def texts(self) -> list[tuple[str, str]]:

@@ -164,6 +164,29 @@ class AwsTranscriber:
         if response.get("Errors"):
             log.warning("staged objects not deleted", extra={"job": job_name, "errors": response["Errors"]})
 
+    def discard(self, job_name: str) -> int:
+        """Delete the job's staged audio and transcript from the staging bucket, and the job from
+        Amazon Transcribe (which otherwise keeps its record for 90 days)."""
+        from botocore.exceptions import ClientError
+
+        if not self.is_ours(job_name):
+            return 0
+        removed = 0
+        for prefix in (f"media/{job_name}.", transcript_key(job_name)):
+            listed = self._s3.list_objects_v2(Bucket=self.staging_bucket, Prefix=prefix)
+            for found in listed.get("Contents", []):
+                self._s3.delete_object(Bucket=self.staging_bucket, Key=found["Key"])
+                removed += 1
+        try:
+            self._transcribe.delete_transcription_job(TranscriptionJobName=job_name)
+        except ClientError as err:
+            if _error_code(err) not in ("BadRequestException", "NotFoundException"):
+                raise
+        else:
+            removed += 1
+        log.info("transcription job discarded", extra={"job": job_name, "removed": removed})
+        return removed
+
 
 def parse_transcript(job_name: str, body: bytes) -> Transcript:
     """A completed job's transcript file as a Transcript; a malformed file gives a failed one."""

@@ -80,6 +80,10 @@ class GoogleTranscriber:
     def collect(self, job_name: str) -> Transcript:
         raise NotFound(f"{job_name}: Google jobs complete in start; there is nothing to collect")
 
+    def discard(self, job_name: str) -> int:
+        # Google's synchronous recognition keeps no job, and reads the audio in place: nothing is staged.
+        return 0
+
 
 def _speech() -> Any:
     """The google-cloud-speech v1 module, imported on first use."""

@@ -26,6 +26,8 @@ from shared.core.ports import Blob, BlobInfo, StorageConflict
 __all__ = ["LocalBlobStore", "sync_file"]
 
 _COPY_CHUNK = 1024 * 1024
+# Where conditional writes take their locks; hidden, as every dot-name is, from listings.
+_LOCKS = ".locks"
 
 
 def _generation(data: bytes) -> int:
@@ -59,8 +61,13 @@ class LocalBlobStore:
 
     @contextmanager
     def _locked(self, path: Path) -> Iterator[None]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.parent / f".{path.name}.lock", "a") as lock:
+        # One empty lock file per object, in a folder of its own and named by a hash of the key: it
+        # outlives the object (removing it could let two writers hold two locks on one key), so
+        # it must not name what the object was (a caller's number, once that caller is forgotten).
+        locks = self.root / _LOCKS
+        locks.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(path.relative_to(self.root).as_posix().encode()).hexdigest()[:40]
+        with open(locks / f"{name}.lock", "a") as lock:
             # Asked without blocking, and waited for with sleeps: under gevent the holder may be
             # another greenlet of this process, paused while its write is flushed, and a blocking
             # flock would stop the very event loop it needs to finish.

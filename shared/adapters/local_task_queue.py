@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from shared.core.ports import BlobStore, StorageConflict
-from shared.core.tasks import Task
+from shared.core.tasks import FAILED_TASKS_PREFIX, Task
 
 __all__ = ["FAILED_PREFIX", "TASKS_PREFIX", "LocalTaskQueue", "task_key"]
 
 log = logging.getLogger(__name__)
 
 TASKS_PREFIX = "tasks/"
-FAILED_PREFIX = "tasks-failed/"
+FAILED_PREFIX = FAILED_TASKS_PREFIX
 
 
 def task_key(name: str) -> str:

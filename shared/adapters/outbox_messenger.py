@@ -26,3 +26,10 @@ class OutboxMessenger:
                 object_key, json.dumps(document, indent=2).encode(), "application/json", if_generation_match=0
             )
         return object_key
+
+    def forget(self, key: str) -> int:
+        object_key = f"{OUTBOX}/{key}.json"
+        if self.store.read(object_key) is None:
+            return 0
+        self.store.delete(object_key)
+        return 1

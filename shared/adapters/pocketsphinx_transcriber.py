@@ -84,6 +84,10 @@ class PocketsphinxTranscriber:
     def collect(self, job_name: str) -> Transcript:
         raise NotFound(f"{job_name}: the offline engine completes each job in start; there is nothing to collect")
 
+    def discard(self, job_name: str) -> int:
+        # the offline engine keeps nothing of a job once it answered.
+        return 0
+
     def _decode(self, pcm: bytes) -> list[dict[str, Any]]:
         """The words said in one channel of 16 kHz mono PCM, fillers left out."""
         with self._lock:

@@ -48,3 +48,8 @@ class VonageMessenger:
         except (SmsError, PartialFailureError) as err:
             raise SmsRefused(f"Vonage refused the SMS: {err}") from err
         return str(response.messages[0].message_id)
+
+    def forget(self, key: str) -> int:
+        # An SMS is on the recipient's phone once sent, and Vonage keeps its own message records
+        # (its retention, not tapedeck's): nothing here can be removed.
+        return 0

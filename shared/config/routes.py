@@ -3,9 +3,10 @@
 YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes a demo one
 (`data/routes.yaml`). The fields, by flow:
 
-- every entry: `flow` (stream, voicemail or conversation), and `announcement`: spoken to the
+- every entry: `flow` (stream, voicemail or conversation), `announcement`: spoken to the
   caller first, before anything is recorded or streamed (a recording notice), in the route's
-  `language`; `notice` is its older name, still read;
+  `language` (`notice` is its older name, still read), and `retention_days`: how long its calls
+  are kept before the sweep erases them (0: until deleted; unset: RETENTION_DAYS);
 - stream, and voicemail with `capture: stream`: `live_webhook` (where each live transcript's
   segments go as they are heard, and the whole transcript once the call is over) and
   `recording_webhook` (where each recording's final state goes, once: complete, recovered,
@@ -54,6 +55,8 @@ DEFAULT_LABELS = ("Caller", "Agent")
 # A voicemail's record timeOut and a conversation's connect limit, so Vonage's record range.
 MAX_SECONDS = RECORD_SECONDS
 _SECONDS = re.compile(r"[0-9]{1,4}", re.ASCII)
+_DAYS = re.compile(r"[0-9]{1,5}", re.ASCII)
+MAX_RETENTION_DAYS = 36500
 _LIST_FIELDS = {"recipients", "connect", "labels"}
 _FIELDS = {
     "flow",
@@ -73,6 +76,7 @@ _FIELDS = {
     "recording_webhook",
     "mask_dtmf",
     "sensitive_dtmf",
+    "retention_days",
 }
 _WEBHOOK_FIELDS = ("result_webhook", "live_webhook", "recording_webhook")
 # Fields only a route whose calls stream to the recorder may have.
@@ -102,6 +106,8 @@ class Route:
     # Key presses silenced in the stored audio, and their digits kept out of call.json and the logs.
     mask_dtmf: bool = False
     sensitive_dtmf: bool = False
+    # Days its calls are kept (0: until deleted); None: the settings' RETENTION_DAYS.
+    retention_days: int | None = None
 
     @property
     def streams_live(self) -> bool:
@@ -201,6 +207,12 @@ def _read_fields(entry: _Entry, node: Any) -> dict[str, Any]:
             low, high = MAX_SECONDS
             if not is_shaped(text, _SECONDS) or not low <= int(text) <= high:
                 raise entry.fail(key, f"must be a whole number from {low} to {high} (Vonage's record timeOut)")
+            values[key] = int(text)
+            continue
+        if key == "retention_days":
+            if not is_shaped(text, _DAYS) or int(text) > MAX_RETENTION_DAYS:
+                most = MAX_RETENTION_DAYS
+                raise entry.fail(key, f"must be a whole number of days from 0 (kept until deleted) to {most}")
             values[key] = int(text)
             continue
         if key in ("mask_dtmf", "sensitive_dtmf"):

@@ -242,6 +242,10 @@ SIGNED_URL_TTL = Whole(
     "SIGNED_URL_TTL", 900, 60, 7 * 24 * 3600, "seconds", why=" (Cloud Storage's limit is 7 days)", browser=True
 )
 LINK_TTL_DAYS = Whole("LINK_TTL_DAYS", 30, 1, 3650, "days", browser=True)
+# How long a call is kept when its route does not say (`retention_days`); 0 keeps calls until deleted.
+RETENTION_DAYS = Whole("RETENTION_DAYS", 0, 0, 36500, "days")
+# How long Cloud Storage keeps a deleted object restorable (its soft delete): 0, or 7 to 90 days.
+SOFT_DELETE_DAYS = Whole("SOFT_DELETE_DAYS", 7, 0, 90, "days", why=" (0 turns it off; Cloud Storage takes 7 to 90)")
 # The public side
 PUBLIC_URL = Url("PUBLIC_URL", ("http", "https"), "http://localhost:8080", base=True, browser=True)
 LOG_LEVEL = Choice("LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True, browser=True)
@@ -355,6 +359,8 @@ class StorageSettings:
     upload_chunk_bytes: int = _CHUNK_UNIT
     signed_url_ttl: int = 900
     link_ttl_days: int = 30
+    retention_days: int = 0
+    soft_delete_days: int = 7
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
@@ -365,7 +371,16 @@ class StorageSettings:
             upload_chunk_bytes=UPLOAD_CHUNK_BYTES.read(env),
             signed_url_ttl=SIGNED_URL_TTL.read(env),
             link_ttl_days=LINK_TTL_DAYS.read(env),
+            retention_days=RETENTION_DAYS.read(env),
+            soft_delete_days=_soft_delete_days(env),
         )
+
+
+def _soft_delete_days(env: Mapping[str, str]) -> int:
+    days = SOFT_DELETE_DAYS.read(env)
+    if 0 < days < 7:
+        raise ConfigError(f"SOFT_DELETE_DAYS must be 0 or from 7 to 90 days (Cloud Storage's range), got {days}")
+    return days
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,9 @@ class AuditAction(StrEnum):
     PLAY = "play"
     DOWNLOAD = "download"
     DELETE = "delete"
+    # A legal hold set on the call, or cleared.
+    HOLD = "hold"
+    RELEASE = "release"
 
 
 @dataclass(frozen=True)

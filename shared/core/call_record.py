@@ -281,6 +281,7 @@ _CALL = (
     "created_at",
     "first_words",
     "deleted",
+    "legal_hold",
     "reconnects",
     "stitched",
 )
@@ -309,6 +310,9 @@ class CallRecord:
     first_words: str | None = None
     # Set when the call's audio and transcripts were deleted: when, and by whom.
     deleted: dict[str, str] | None = None
+    # Set while the call is under legal hold (kept past its retention, never erased): since when,
+    # by whom, and why.
+    legal_hold: dict[str, str] | None = None
     # Each time the call's websocket was connected again after its socket closed before the call.
     reconnects: list[Reconnect] = field(default_factory=list)
     # The sessions of a call recorded in more than one, as one recording.
@@ -336,6 +340,7 @@ class CallRecord:
             created_at=doc.get("created_at"),
             first_words=doc.get("first_words"),
             deleted=doc.get("deleted"),
+            legal_hold=doc.get("legal_hold"),
             reconnects=[Reconnect.from_json(r) for r in doc.get("reconnects", ())],
             stitched=StitchedRecording.from_json(doc["stitched"]) if doc.get("stitched") else None,
             extra=unknown_fields(doc, *_CALL),
@@ -361,6 +366,7 @@ class CallRecord:
             ("created_at", self.created_at),
             ("first_words", self.first_words),
             ("deleted", self.deleted),
+            ("legal_hold", self.legal_hold),
         ):
             if value is not None:
                 doc[name] = value

@@ -51,6 +51,8 @@ class Event(StrEnum):
     TASK_EXHAUSTED = "task.exhausted"
     # One run of the sweep: what it looked at and what it settled.
     SWEEP_RUN = "sweep.run"
+    RETENTION_RUN = "retention.run"
+    FORGET_RUN = "forget.run"
 
 
 class ProblemKind(StrEnum):

@@ -169,6 +169,11 @@ class Transcriber(Protocol):
         """The result of a finished job, after the engine said it changed state."""
         ...
 
+    def discard(self, job_name: str) -> int:
+        """Remove every copy the engine keeps of a job (staged audio, its transcript, the job
+        itself); returns how many it removed. A job never started, or gone, is not an error."""
+        ...
+
 
 @dataclass(frozen=True)
 class TextMessage:
@@ -182,6 +187,11 @@ class Messenger(Protocol):
 
     def send(self, message: TextMessage, key: str) -> str:
         """Send once and return the provider's message id; `key` names this message for idempotency."""
+        ...
+
+    def forget(self, key: str) -> int:
+        """Remove what the messenger keeps of the message `key` names; returns how many copies it
+        removed (an SMS already delivered to a phone cannot be recalled)."""
         ...
 
 

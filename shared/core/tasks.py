@@ -20,6 +20,7 @@ from shared.core.errors import BadRequest, TapedeckError
 
 __all__ = [
     "ATTEMPT_HEADER",
+    "FAILED_TASKS_PREFIX",
     "KINDS",
     "MAX_BACKOFF",
     "QUEUE_KEY_HEADER",
@@ -42,6 +43,8 @@ KINDS = (
     "stitch-recording",
     "sweep",
 )
+# Where the embedded queue keeps the tasks it gave up on (a deployed queue keeps none).
+FAILED_TASKS_PREFIX = "tasks-failed/"
 # The longest wait between two runs of a task, on Cloud Tasks and on the embedded queue alike.
 MAX_BACKOFF = 3600
 # Cloud Tasks' own headers: which task, and how many dispatches before this one (0 the first time).

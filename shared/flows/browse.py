@@ -8,26 +8,23 @@ is served only from the call's own folder, whatever its call.json names.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from shared.core.call_index import INDEX_PREFIX
 from shared.core.call_record import CALL_DOCUMENT, CallEvent, CallRecord, RecordingState, call_key, new_call
 from shared.core.deliveries import DeliveryRecord
 from shared.core.errors import NotFound
 from shared.core.job_record import Job
 from shared.core.peaks import waveform_peaks
-from shared.core.ports import Blob, BlobStore, StorageConflict
+from shared.core.ports import Blob, BlobStore
 from shared.core.prompt_transaction import PromptTransaction
 from shared.core.reconnect_record import SilentGap
 from shared.core.transcripts import build_turns, parse_transcript
-from shared.flows.calls import iso, update_call
-from shared.flows.documents import UNREADABLE, Document, document_as, document_of, encode_document
-from shared.flows.jobs import read_job
+from shared.flows.documents import UNREADABLE, Document, document_as, document_of
+from shared.flows.jobs import call_job_names, read_job
 from shared.flows.live_transcripts import live_interim_key, live_lines_key
 from shared.flows.stitching import STITCHED
 
@@ -36,7 +33,6 @@ __all__ = [
     "PromptView",
     "Recording",
     "call_view",
-    "delete_call",
     "list_prompts",
     "peaks_of",
     "recording_of",
@@ -283,10 +279,8 @@ def _live_text(store: BlobStore, call: CallRecord) -> str:
 
 
 def _jobs(store: BlobStore, call: CallRecord, unreadable: list[str]) -> list[Job]:
-    names = [stored.job for stored in (call.voicemail, call.conversation) if stored is not None]
-    names += [f"tapedeck-vm-live-{entry.session}" for entry in call.recordings]
     jobs = []
-    for name in names:
+    for name in call_job_names(call):
         try:
             job = read_job(store, name)
         except UNREADABLE:
@@ -350,48 +344,6 @@ def peaks_of(store: BlobStore, recording: Recording) -> dict[str, object]:
     if recording.state != "streaming":
         store.write(key, json.dumps(peaks, separators=(",", ":")).encode(), "application/json")
     return peaks
-
-
-def delete_call(store: BlobStore, conversation_uuid: str, by: str, now: float) -> int:
-    """Delete the call's audio, transcripts and everything else stored under it but its record,
-    which keeps who deleted it and when; its links stop working. Returns the objects deleted.
-
-    Done again, it deletes what was stored since and keeps the first deletion's who and when. A
-    record that cannot be read is replaced by a new one, dated as it was where that can be read.
-    """
-    record, blob = _call_of(store, conversation_uuid)
-    record_key = call_key(conversation_uuid, CALL_DOCUMENT)
-    deleted = 0
-    for info in store.list(call_key(conversation_uuid, "")):
-        if info.key != record_key:
-            store.delete(info.key)
-            deleted += 1
-    if record is None:
-        _replace_record(store, conversation_uuid, blob)
-
-    def mark(record: CallRecord) -> None:
-        record.deleted = record.deleted or {"at": iso(now), "by": by}
-        record.first_words = None
-
-    update_call(store, conversation_uuid, mark, now)
-    log.info("call deleted", extra={"call": conversation_uuid, "objects": deleted, "by": by})
-    return deleted
-
-
-def _replace_record(store: BlobStore, conversation_uuid: str, unreadable: Blob) -> None:
-    """A new record in place of one that cannot be read (kept by no copy: the call is being
-    deleted), with its date when that can be read; its summaries leave the list. Where the record
-    cannot say its date, only a walk through the whole index finds them, which this rare case pays."""
-    for info in store.list(INDEX_PREFIX):
-        if info.key.rsplit("/", 1)[-1].partition("-")[2] == f"{conversation_uuid}.json":
-            store.delete(info.key)
-    created_at = (document_of(unreadable) or {}).get("created_at")
-    fresh = new_call(conversation_uuid, created_at if isinstance(created_at, str) else None)
-    key = call_key(conversation_uuid, CALL_DOCUMENT)
-    # A conflict: written meanwhile, by a writer that could read it or that replaced it itself.
-    with contextlib.suppress(StorageConflict):
-        data = encode_document(fresh.to_json())
-        store.write(key, data, "application/json", if_generation_match=unreadable.generation)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from shared.config.settings import Settings
 from shared.core.call_record import (
+    CallRecord,
     Flow,
     StoredRecording,
     call_key,
@@ -37,6 +38,7 @@ __all__ = [
     "JOB_PREFIX",
     "RECORDING_URL_PARAMS",
     "RecordingWebhook",
+    "call_job_names",
     "claim_job",
     "job_key",
     "job_name",
@@ -79,6 +81,12 @@ def job_name(flow: Flow, recording_uuid: str) -> str:
 
 def job_key(name: str) -> str:
     return f"jobs/{name}.json"
+
+
+def call_job_names(call: CallRecord) -> list[str]:
+    """Every job a call may have: its voicemail's or conversation's, and each live voicemail session's."""
+    names = [stored.job for stored in (call.voicemail, call.conversation) if stored is not None]
+    return names + [job_name(Flow.VOICEMAIL, f"live-{entry.session}") for entry in call.recordings]
 
 
 def _sealed_numbers(settings: Settings, conversation_uuid: str, caller: str, called: str) -> str:
@@ -240,5 +248,12 @@ def store_recording(
     audio_key = call_key(hook.conversation_uuid, f"{stem}.{media_format}")
     store.write(audio_key, data, AUDIO_CONTENT_TYPES[media_format])
     entry = StoredRecording(hook.recording_uuid, audio_key, len(data), job)
-    update_call(store, hook.conversation_uuid, lambda call: call.stored_recording(flow, entry), now)
+
+    def stored(call: CallRecord) -> None:
+        call.stored_recording(flow, entry)
+        # The sealed numbers, for a call whose webhooks never named them: the list shows them, and
+        # forgetting a number finds the call by them.
+        call.from_, call.to = call.from_ or hook.caller or None, call.to or hook.called or None
+
+    update_call(store, hook.conversation_uuid, stored, now)
     return audio_key, media_format, data

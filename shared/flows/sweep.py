@@ -15,17 +15,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 from shared.config.settings import Settings
 from shared.core.errors import Conflict
 from shared.core.operations import Event, Problem, ProblemKind, retry_key
-from shared.core.ports import BlobStore, CallControl, Messenger, TaskQueue
+from shared.core.ports import BlobStore, CallControl, Messenger, TaskQueue, Transcriber
 from shared.core.recording_outcome import WaitingCall
 from shared.core.tasks import parse_task
 from shared.flows.delivery import HttpClient
 from shared.flows.documents import document_of, read_json, update_document
+from shared.flows.erase import RetentionReport, run_discards, run_forget_requests, run_retention
 from shared.flows.notify import resend_page
 from shared.flows.pin_calls import reopen_callback
 from shared.flows.problems import clear_problem, requested_retries
@@ -61,6 +62,8 @@ class SweepServices(Protocol):
     def calls(self) -> CallControl: ...
     @property
     def messenger(self) -> Messenger: ...
+    @property
+    def transcriber(self) -> Transcriber: ...
 
 
 @dataclass
@@ -74,18 +77,27 @@ class SweepReport:
     held: int = 0
     retried: int = 0
     more: bool = False
+    retention: RetentionReport = field(default_factory=RetentionReport)
+    forgotten: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        return (
+        lines = [
             f"{self.looked_at} call(s) looked at: {self.settled} settled, {self.waiting} waiting, "
-            f"{self.held} held; {self.retried} retry(ies) run" + ("; more next run" if self.more else "")
-        )
+            f"{self.held} held; {self.retried} retry(ies) run" + ("; more next run" if self.more else ""),
+            self.retention.describe(),
+            *self.forgotten,
+        ]
+        return "\n".join(lines)
 
 
-def run_sweep(services: SweepServices, now: float) -> SweepReport:
-    """One run of the sweep; logs one `sweep.run` line."""
+def run_sweep(services: SweepServices, now: float, *, as_of: float | None = None) -> SweepReport:
+    """One run of the sweep; logs one `sweep.run` line. Retention is judged as of `as_of` (now
+    unless given): calls past it are erased, and waiting requests to forget a number go on."""
     started = time.monotonic()
     report = SweepReport(retried=_run_retries(services, now))
+    report.retention = run_retention(services, now if as_of is None else as_of)
+    report.retention.objects["engine copies"] += run_discards(services)
+    report.forgotten = [forgetting.describe() for forgetting in run_forget_requests(services, now)]
     store, batch = services.store, services.settings.sweep.batch
     cursor = read_json(store, CURSOR_KEY) or {}
     after = cursor.get("after") if isinstance(cursor.get("after"), str) else ""
@@ -106,6 +118,7 @@ def run_sweep(services: SweepServices, now: float) -> SweepReport:
     if following != (after or ""):
         store.write(CURSOR_KEY, json.dumps({"after": following, "at": now}).encode(), "application/json")
     fields = {"event": Event.SWEEP_RUN, "seconds": round(time.monotonic() - started, 3), **asdict(report)}
+    fields["retention"] = {"erased": report.retention.erased, "held": report.retention.held}
     log.info("sweep ran", extra=fields)
     return report
 

@@ -326,7 +326,7 @@ def test_a_malformed_document_leaves_a_page_of_what_can_be_read_and_delete_works
     assert [info.key for info in store.list("calls/CON-1/")] == ["calls/CON-1/call.json"]
     record = json.loads(store.read("calls/CON-1/call.json").data)  # type: ignore[union-attr]
     assert record["deleted"] == {"at": "2026-11-30T10:00:00.000Z", "by": "local user"}
-    assert "were deleted by local user" in text_of(local.get("/calls/CON-1").data)
+    assert "was deleted by local user" in text_of(local.get("/calls/CON-1").data)
     assert "CON-1" not in local.get("/").data.decode()
 
 

@@ -224,7 +224,7 @@ def test_deleting_a_call_from_its_page(deck: tuple[Deck, list[Any]], page: Any) 
     page.get_by_role("link", name="Delete this call…").click()
     page.get_by_role("button", name="Delete the call").click()
     page.wait_for_url(f"**/calls/{conversation_uuid}")
-    assert "were deleted by local user" in page.locator("main").inner_text()
+    assert "was deleted by local user" in page.locator("main").inner_text()
     assert page.locator("audio").count() == 0
     assert server.store.read(f"calls/{conversation_uuid}/audio.wav") is None
     page.goto(f"{server.url}/")

@@ -131,7 +131,7 @@ def test_deleting_a_call_asks_first_keeps_its_record_and_breaks_its_links(
     record = json.loads(store.read("calls/CON-1/call.json").data)  # type: ignore[union-attr]
     assert record["deleted"] == {"at": "2026-11-30T10:00:00.000Z", "by": "local user"}
     assert "first_words" not in record
-    assert "were deleted by local user" in text_of(browser.get("/calls/CON-1").data)
+    assert "was deleted by local user" in text_of(browser.get("/calls/CON-1").data)
     assert "CON-1" not in browser.get("/").data.decode()
     assert browser.get("/calls/CON-1/audio/audio.wav").status_code == 404
     with pytest.raises(Gone):

@@ -65,6 +65,9 @@ class CountingTranscriber:
     def collect(self, job_name: str) -> Transcript:
         raise AssertionError("an in-process engine is never collected")
 
+    def discard(self, job_name: str) -> int:
+        return 0
+
 
 @dataclass
 class ClaimServices:
