@@ -78,7 +78,10 @@ def test_a_card_inside_a_longer_run_of_digits_is_found_by_its_check() -> None:
 
 
 def test_timed_words_become_one_marker_word_and_a_span() -> None:
-    words = [Word(text, i * 0.5, i * 0.5 + 0.4, 0.9) for i, text in enumerate("call 0 7 7 0 0 9 0 0 1 2 3 now".split())]
+    words = [
+        Word(text, i * 0.5, i * 0.5 + 0.4, 0.9)
+        for i, text in enumerate(["call", "0", "7", "7", "0", "0", "9", "0", "0", "1", "2", "3", "now"])
+    ]
     redacted, spans = redact_words(words, {Redact.PHONE})
     assert [w.text for w in redacted] == ["call", "[phone]", "now"]
     assert spans == (RedactedSpan(0, Redact.PHONE, 0.5, 5.9),)
