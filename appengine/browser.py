@@ -212,7 +212,7 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     def call_page(template: str, conversation_uuid: str) -> Any:
         """A page of the call, with the token its delete form carries (admins only)."""
-        view = call_view(store, conversation_uuid)
+        view = call_view(store, conversation_uuid, unredacted=flask.g.admin)
         token = form_token(secret, "delete", conversation_uuid, flask.g.user, clock()) if flask.g.admin else None
         return flask.render_template(template, view=view, token=token)
 
