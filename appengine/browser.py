@@ -224,7 +224,7 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     def call_page(template: str, conversation_uuid: str) -> Any:
         """A page of the call, with the tokens its delete and legal hold forms carry (admins only)."""
-        view = call_view(store, conversation_uuid)
+        view = call_view(store, conversation_uuid, unredacted=flask.g.admin)
         user, now = flask.g.user, clock()
         token = form_token(secret, "delete", conversation_uuid, user, now) if flask.g.admin else None
         hold = form_token(secret, "hold", conversation_uuid, user, now) if flask.g.admin else None

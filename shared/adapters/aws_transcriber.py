@@ -11,7 +11,16 @@ from typing import Any
 from shared.core.errors import BadRequest, Conflict, NotFound
 from shared.core.ports import BlobStore, Transcript, TranscriptionJob
 
-__all__ = ["MEDIA_FORMATS", "AwsTranscriber", "media_key", "parse_transcript", "transcript_key"]
+__all__ = [
+    "MEDIA_FORMATS",
+    "PII_ENTITY_TYPES",
+    "REDACTION_LANGUAGES",
+    "AwsTranscriber",
+    "content_redaction",
+    "media_key",
+    "parse_transcript",
+    "transcript_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +30,16 @@ MEDIA_FORMATS = frozenset({"mp3", "mp4", "wav", "flac", "ogg", "amr", "webm", "m
 MAX_CHANNELS = 2
 _CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg"}
 _FINISHED = ("COMPLETED", "FAILED")
+# The languages batch jobs can redact PII in (Amazon Transcribe developer guide, "Redacting PII in
+# your batch job", and its document history for the languages added in May 2026).
+REDACTION_LANGUAGES = frozenset({"en-US", "es-US", "fr-FR", "fr-CA", "de-DE", "de-CH", "it-IT", "pt-PT", "pt-BR"})
+# Amazon's PII types for each kind a route redacts.
+PII_ENTITY_TYPES = {
+    "card": ("CREDIT_DEBIT_NUMBER", "CREDIT_DEBIT_CVV", "CREDIT_DEBIT_EXPIRY"),
+    "digits": ("PIN", "BANK_ACCOUNT_NUMBER", "BANK_ROUTING"),
+    "phone": ("PHONE",),
+    "email": ("EMAIL",),
+}
 
 
 def media_key(job_name: str, media_format: str) -> str:
@@ -31,6 +50,15 @@ def media_key(job_name: str, media_format: str) -> str:
 def transcript_key(job_name: str) -> str:
     """Where Amazon Transcribe writes a job's transcript in the staging bucket."""
     return f"transcripts/{job_name}.json"
+
+
+def content_redaction(job: TranscriptionJob) -> dict[str, Any] | None:
+    """Amazon's own PII redaction for what the route redacts, where Amazon offers it for the
+    language; None otherwise (tapedeck's own redaction runs on the transcript either way)."""
+    types = sorted({entity for kind in job.redact for entity in PII_ENTITY_TYPES.get(kind, ())})
+    if not types or job.language not in REDACTION_LANGUAGES:
+        return None
+    return {"RedactionType": "PII", "RedactionOutput": "redacted", "PiiEntityTypes": types}
 
 
 def _error_code(err: Exception) -> str:
@@ -96,6 +124,9 @@ class AwsTranscriber:
         }
         if job.channels == MAX_CHANNELS:
             request["Settings"] = {"ChannelIdentification": True}
+        redaction = content_redaction(job)
+        if redaction is not None:
+            request["ContentRedaction"] = redaction
         try:
             response = self._transcribe.start_transcription_job(**request)
         except ClientError as err:

@@ -5,8 +5,11 @@ YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes
 
 - every entry: `flow` (stream, voicemail or conversation), `announcement`: spoken to the
   caller first, before anything is recorded or streamed (a recording notice), in the route's
-  `language` (`notice` is its older name, still read), and `retention_days`: how long its calls
-  are kept before the sweep erases them (0: until deleted; unset: RETENTION_DAYS);
+  `language` (`notice` is its older name, still read), `retention_days`: how long its calls
+  are kept before the sweep erases them (0: until deleted; unset: RETENTION_DAYS), `redact`:
+  what is hidden of what callers say, one or more of card, digits, phone and email (none by
+  default; shared/core/redaction.py), in pages, webhooks, stored transcripts and a silenced copy
+  of the audio, and `keep_unredacted` (true: the words as heard are kept too, for admins only);
 - stream, and voicemail with `capture: stream`: `live_webhook` (where each live transcript's
   segments go as they are heard, and the whole transcript once the call is over) and
   `recording_webhook` (where each recording's final state goes, once: complete, recovered,
@@ -36,6 +39,7 @@ from shared.core.errors import BadRequest, ConfigError
 from shared.core.identifiers import LANGUAGE_TAG, ROUTE_NUMBER, is_shaped
 from shared.core.ncco import voicemail_greeting
 from shared.core.payloads import split_url
+from shared.core.redaction import REDACT_CHOICES, Redact
 from shared.core.vonage_limits import (
     MP3_CHANNELS,
     RECORD_CHANNELS,
@@ -57,7 +61,7 @@ MAX_SECONDS = RECORD_SECONDS
 _SECONDS = re.compile(r"[0-9]{1,4}", re.ASCII)
 _DAYS = re.compile(r"[0-9]{1,5}", re.ASCII)
 MAX_RETENTION_DAYS = 36500
-_LIST_FIELDS = {"recipients", "connect", "labels"}
+_LIST_FIELDS = {"recipients", "connect", "labels", "redact"}
 _FIELDS = {
     "flow",
     "owner",
@@ -77,6 +81,8 @@ _FIELDS = {
     "mask_dtmf",
     "sensitive_dtmf",
     "retention_days",
+    "redact",
+    "keep_unredacted",
 }
 _WEBHOOK_FIELDS = ("result_webhook", "live_webhook", "recording_webhook")
 # Fields only a route whose calls stream to the recorder may have.
@@ -108,6 +114,9 @@ class Route:
     sensitive_dtmf: bool = False
     # Days its calls are kept (0: until deleted); None: the settings' RETENTION_DAYS.
     retention_days: int | None = None
+    # What is hidden of what callers say, and whether the words as heard are kept too (admins only).
+    redact: tuple[Redact, ...] = ()
+    keep_unredacted: bool = False
 
     @property
     def streams_live(self) -> bool:
@@ -177,6 +186,8 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
         raise entry.fail(None, "a voicemail entry needs at least one recipient")
     if values["flow"] == Flow.CONVERSATION:
         _check_conversation(entry, values)
+    if values.get("keep_unredacted") and not values.get("redact"):
+        raise entry.fail("keep_unredacted", "only a route that redacts can keep the unredacted words")
     route = Route(**values)
     for name in _STREAM_FIELDS:
         if getattr(route, name) and not route.streams_live:
@@ -195,7 +206,8 @@ def _read_fields(entry: _Entry, node: Any) -> dict[str, Any]:
             raise entry.fail(None, f"unknown field {key!r} (expected one of {known})", key_node)
         entry.nodes[key] = value_node
         if key in _LIST_FIELDS:
-            values[key] = _list(entry, key, value_node)
+            listed = _list(entry, key, value_node)
+            values[key] = tuple(Redact(kind) for kind in listed) if key == "redact" else listed
             continue
         text = _scalar(entry.source, value_node, key)
         if key == "flow":
@@ -215,7 +227,7 @@ def _read_fields(entry: _Entry, node: Any) -> dict[str, Any]:
                 raise entry.fail(key, f"must be a whole number of days from 0 (kept until deleted) to {most}")
             values[key] = int(text)
             continue
-        if key in ("mask_dtmf", "sensitive_dtmf"):
+        if key in ("mask_dtmf", "sensitive_dtmf", "keep_unredacted"):
             if text.lower() not in _FLAGS:
                 raise entry.fail(key, f"must be true or false, not {text!r}")
             values[key] = _FLAGS[text.lower()]
@@ -238,10 +250,16 @@ def _list(entry: _Entry, key: str, node: Any) -> tuple[str, ...]:
     import yaml
 
     items = node.value if isinstance(node, yaml.SequenceNode) else [node]
-    noun = {"recipients": "recipient", "connect": "number to connect", "labels": "label"}[key]
+    noun = {"recipients": "recipient", "connect": "number to connect", "labels": "label", "redact": "kind"}[key]
     values = []
     for item in items:
         text = _scalar(entry.source, item, f"a {noun}")
+        if key == "redact":
+            if text not in REDACT_CHOICES:
+                raise entry.fail(key, f"must be some of {', '.join(REDACT_CHOICES)}, not {text!r}", item)
+            if text not in values:
+                values.append(text)
+            continue
         if key == "labels":
             if not 0 < len(text.strip()) <= 40:
                 raise entry.fail(key, "a label must be 1 to 40 characters", item)

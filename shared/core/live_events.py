@@ -13,14 +13,23 @@ sessions), so `offset + start` places a word in the call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from shared.core.ports import LiveSegment
-from shared.core.transcripts import Turn, Word, build_turns, parse_transcript, transcript_document
+from shared.core.redaction import Redact, RedactedSpan, mask_words, redact_words
+from shared.core.transcripts import TranscriptModel, Turn, Word, build_turns, parse_transcript, transcript_document
 
-__all__ = ["live_transcript", "segment_event", "segment_from_json", "segment_json", "transcript_event"]
+__all__ = [
+    "live_model",
+    "live_transcript",
+    "redact_segment",
+    "segment_event",
+    "segment_from_json",
+    "segment_json",
+    "transcript_event",
+]
 
 _LABELS = ("Caller",)
 
@@ -44,19 +53,34 @@ def segment_from_json(doc: Mapping[str, Any]) -> LiveSegment:
     return LiveSegment(True, str(doc["text"]), start, end, words)
 
 
+def live_model(finals: Sequence[LiveSegment], notes: Sequence[str] = ()) -> TranscriptModel:
+    """A stream's final segments (and gaps) as one transcript model, engine `live`, each stretch
+    not heard noted."""
+    ordered = sorted(finals, key=lambda s: s.start)
+    words = [word.to_json() for segment in ordered for word in segment.words]
+    model = parse_transcript({"engine": "pocketsphinx", "channels": [{"channel": 0, "words": words}]}, _LABELS, 1)
+    gaps = tuple(f"not heard live: {s.start:.2f}-{s.end:.2f} s" for s in ordered if s.gap)
+    return replace(model, engine="live", notes=model.notes + gaps + tuple(notes))
+
+
 def live_transcript(
     conversation_uuid: str, finals: Sequence[LiveSegment], notes: Sequence[str] = ()
 ) -> tuple[dict[str, Any], list[Turn]]:
     """transcript.json's document from a stream's final segments (and gaps), in time order, with
     its turns: the batch path's model, its engine `live`, each stretch not heard noted."""
-    ordered = sorted(finals, key=lambda s: s.start)
-    words = [word.to_json() for segment in ordered for word in segment.words]
-    model = parse_transcript({"engine": "pocketsphinx", "channels": [{"channel": 0, "words": words}]}, _LABELS, 1)
-    gaps = tuple(f"not heard live: {s.start:.2f}-{s.end:.2f} s" for s in ordered if s.gap)
-    model = replace(model, engine="live", notes=model.notes + gaps + tuple(notes))
+    model = live_model(finals, notes)
     turns = build_turns(model)
     document = {"status": "completed", "conversation_uuid": conversation_uuid, **transcript_document(model, turns)}
     return document, turns
+
+
+def redact_segment(segment: LiveSegment, kinds: Collection[Redact], spans: Sequence[RedactedSpan] = ()) -> LiveSegment:
+    """A segment with what `kinds` name hidden, found in its own words, and any word said within
+    `spans` (found in the whole transcript) hidden too."""
+    if not segment.words:
+        return segment
+    words = mask_words(redact_words(segment.words, kinds)[0], spans)
+    return replace(segment, words=words, text=" ".join(word.text for word in words))
 
 
 def segment_event(

@@ -143,6 +143,9 @@ class TranscriptionJob:
     media_format: str  # "wav" or "mp3"
     language: str  # BCP-47, e.g. "en-US"
     channels: int = 1
+    # What the engine may redact itself, where it can (shared.core.redaction's kinds); tapedeck
+    # redacts the transcript anyway.
+    redact: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

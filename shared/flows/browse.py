@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from shared.core.call_record import CALL_DOCUMENT, CallEvent, CallRecord, RecordingState, call_key, new_call
@@ -26,6 +26,7 @@ from shared.core.transcripts import build_turns, parse_transcript
 from shared.flows.documents import UNREADABLE, Document, document_as, document_of
 from shared.flows.jobs import call_job_names, read_job
 from shared.flows.live_transcripts import live_interim_key, live_lines_key
+from shared.flows.redactions import playable_key, unredacted_key
 from shared.flows.stitching import STITCHED
 
 __all__ = [
@@ -82,6 +83,8 @@ class Recording:
     notes: list[str] = field(default_factory=list)
     gaps: list[SilentGap] = field(default_factory=list)
     sessions: int = 1
+    # The words as heard, for a route that redacts and keeps them: only admins are shown them.
+    unredacted: list[Turn] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,10 @@ def _transcript_key(audio_key: str) -> str:
 
 def _transcript(store: BlobStore, audio_key: str, labels: list[str]) -> tuple[list[Turn], list[str]]:
     """The dialogue turns and notes of the transcript beside a recording; a note when it cannot be read."""
-    key = _transcript_key(audio_key)
+    return _transcript_at(store, _transcript_key(audio_key), labels)
+
+
+def _transcript_at(store: BlobStore, key: str, labels: list[str]) -> tuple[list[Turn], list[str]]:
     blob = store.read(key)
     if blob is None:
         return [], []
@@ -303,8 +309,21 @@ def _call_of(store: BlobStore, conversation_uuid: str) -> tuple[CallRecord | Non
     return call, blob
 
 
-def call_view(store: BlobStore, conversation_uuid: str) -> CallView:
-    """Everything the call's page shows, as far as it can be read; NotFound for a call never stored."""
+def _redacted(store: BlobStore, recording: Recording, unredacted: bool) -> Recording:
+    """A recording played from its redacted copy when it has one, and, when asked, with the words
+    as heard, if they were kept."""
+    heard: list[Turn] = []
+    if unredacted:
+        kept = unredacted_key(_transcript_key(recording.key).removesuffix(".json"), "json")
+        heard, _ = _transcript_at(store, kept, sorted({t.label for t in recording.turns}) or ["Caller"])
+    key = playable_key(store, recording.key)
+    media_format = "wav" if key != recording.key else recording.media_format
+    return replace(recording, key=key, media_format=media_format, unredacted=heard)
+
+
+def call_view(store: BlobStore, conversation_uuid: str, unredacted: bool = False) -> CallView:
+    """Everything the call's page shows, as far as it can be read (the words as heard only when
+    `unredacted`, for admins); NotFound for a call never stored."""
     record, _ = _call_of(store, conversation_uuid)
     unreadable = [] if record is not None else [CALL_DOCUMENT]
     call = record or new_call(conversation_uuid)
@@ -314,7 +333,7 @@ def call_view(store: BlobStore, conversation_uuid: str) -> CallView:
     elif record is None:
         recordings = _listed_recordings(store, conversation_uuid)
     else:
-        recordings = _recordings(store, call, jobs)
+        recordings = [_redacted(store, r, unredacted) for r in _recordings(store, call, jobs)]
         unreadable += [f"the recording {key} (outside this call)" for key in _stray_recordings(call)]
     live = any(entry.state == "streaming" for entry in call.recordings)
     deliveries = _deliveries(store, conversation_uuid, unreadable)
@@ -324,7 +343,8 @@ def call_view(store: BlobStore, conversation_uuid: str) -> CallView:
 
 
 def recording_of(store: BlobStore, conversation_uuid: str, name: str) -> Recording:
-    """One of the call's recordings by its file name; NotFound for anything else."""
+    """One of the call's recordings by its file name (its redacted copy is served under the
+    recording's own name); NotFound for anything else."""
     for recording in call_view(store, conversation_uuid).recordings:
         if recording.name == name:
             return recording

@@ -15,6 +15,7 @@ from shared.core.pager import fit_sms
 from shared.core.ports import TaskQueue, Transcript, TranscriptionJob
 from shared.core.transcripts import (
     TranscriptModel,
+    Turn,
     build_turns,
     format_channel_text,
     format_dialogue,
@@ -26,6 +27,13 @@ from shared.flows.calls import note_transcript
 from shared.flows.delivery import HttpClient
 from shared.flows.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
 from shared.flows.notify import audio_link, text_once
+from shared.flows.redactions import (
+    engine_redaction,
+    redacted_model_document,
+    store_redacted_audio,
+    store_unredacted,
+    unredacted_key,
+)
 from shared.flows.results import claim_result
 from shared.flows.voicemail import VoicemailServices
 
@@ -71,7 +79,8 @@ def _store_conversation(
         store, services.recordings, hook, stem="conversation", flow=FLOW, job=name, now=now
     )
     set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
-    return TranscriptionJob(name, audio_key, media_format, route.language, channels=_channels_in(data, media_format))
+    channels = _channels_in(data, media_format)
+    return TranscriptionJob(name, audio_key, media_format, route.language, channels, engine_redaction(route))
 
 
 def _channels_in(data: bytes, media_format: str) -> int:
@@ -93,26 +102,39 @@ def finish_conversation(services: ConversationServices, job: Job, transcript: Tr
     else:
         failure = f"transcription failed: {transcript.failure or 'no reason given'}"
         model = TranscriptModel(engine="none", channels=(), notes=(failure,))
+    head = {"status": transcript.status, "conversation_uuid": job.conversation_uuid}
+    head["recording_uuid"] = job.recording_uuid
+    prefix = call_key(job.conversation_uuid, "transcript")
+    route, audio_key = services.settings.routes.for_number(job.called), job.audio_key
     turns = build_turns(model)
-    document = {
-        "status": transcript.status,
-        "conversation_uuid": job.conversation_uuid,
-        "recording_uuid": job.recording_uuid,
-        **model_document(model, turns),
-    }
-    prefix = call_key(job.conversation_uuid, "")
+    document = {**head, **model_document(model, turns)}
+    if route.redact:
+        if route.keep_unredacted:
+            store_unredacted(store, prefix, document, _conversation_text(model, turns))
+            if transcript.document:
+                store.write(unredacted_key(prefix, "engine.json"), json.dumps(transcript.document).encode())
+        redacted = redacted_model_document(model, route.redact, head)
+        model, document = redacted.model or model, redacted.document
+        turns = build_turns(model)
+        if audio_key:
+            audio_key = store_redacted_audio(store, audio_key, redacted.spans, keep=route.keep_unredacted)
+    elif transcript.document:
+        store.write(f"{prefix}.engine.json", json.dumps(transcript.document).encode(), "application/json")
     dialogue = format_dialogue(turns)
-    text = f"{dialogue}\n\n{format_channel_text(model)}\n" if turns else f"{format_channel_text(model)}\n"
-    store.write(f"{prefix}transcript.json", json.dumps(document, indent=2).encode(), "application/json")
-    store.write(f"{prefix}transcript.txt", text.encode(), "text/plain; charset=utf-8")
-    store.write(f"{prefix}transcript.vtt", format_webvtt(turns).encode(), "text/vtt; charset=utf-8")
+    store.write(f"{prefix}.json", json.dumps(document, indent=2).encode(), "application/json")
+    store.write(f"{prefix}.txt", _conversation_text(model, turns).encode(), "text/plain; charset=utf-8")
+    store.write(f"{prefix}.vtt", format_webvtt(turns).encode(), "text/vtt; charset=utf-8")
     note_transcript(store, job.conversation_uuid, dialogue, now)
-    if transcript.document:
-        store.write(f"{prefix}transcript.engine.json", json.dumps(transcript.document).encode(), "application/json")
     set_job(store, job.name, lambda done: done.move(JobState.TRANSCRIBED, transcript_status=transcript.status))
-    link = audio_link(services.settings, store, job.audio_key, now)
+    link = audio_link(services.settings, store, audio_key, now)
     _send_summary(services, job, dialogue, link, failed=transcript.status != "completed", now=now)
     _post_result(services, job, document, link)
+
+
+def _conversation_text(model: TranscriptModel, turns: list[Turn]) -> str:
+    """transcript.txt: the dialogue, then each channel."""
+    dialogue = format_dialogue(turns)
+    return f"{dialogue}\n\n{format_channel_text(model)}\n" if turns else f"{format_channel_text(model)}\n"
 
 
 def _send_summary(

@@ -21,9 +21,11 @@ import time
 from typing import Any
 
 from shared.core.call_record import call_key
-from shared.core.live_events import live_transcript, segment_event, segment_json
+from shared.core.live_events import live_model, live_transcript, redact_segment, segment_event, segment_json
 from shared.core.ports import BlobStore, LiveListener, LiveSegment, LiveTranscription, StreamingTranscriber
-from shared.core.transcripts import NOTHING, Turn, format_dialogue, format_webvtt
+from shared.core.redaction import RedactedSpan
+from shared.core.transcripts import NOTHING, Turn, build_turns, format_dialogue, format_webvtt
+from shared.flows.redactions import RedactionPolicy, redacted_model_document, store_unredacted
 
 __all__ = ["CLOSE_TIMEOUT", "LiveTranscript", "live_interim_key", "live_lines_key", "write_transcript"]
 
@@ -50,8 +52,14 @@ class LiveTranscript:
         session: str = "",
         listener: LiveListener | None = None,
         offset: float = 0.0,
+        *,
+        policy: RedactionPolicy | None = None,
     ) -> None:
         self.store = store
+        # What the route hides: in each segment as it is heard, and in the whole transcript at the end.
+        self.policy = policy or RedactionPolicy()
+        # Where the hidden words were said, once the stream is over, for the audio's redacted copy.
+        self.spans: tuple[RedactedSpan, ...] = ()
         self.conversation_uuid = conversation_uuid
         self.session = session
         self.listener = listener
@@ -68,6 +76,8 @@ class LiveTranscript:
         self._interim_at = float("-inf")
         self.transcript_prefix = call_key(conversation_uuid, f"transcript{suffix}")
         self.finals: list[LiveSegment] = []
+        # The final segments as heard, before redaction (only a route that redacts keeps them apart).
+        self._heard: list[LiveSegment] = []
         self._lock = threading.Lock()
         self._stream: LiveTranscription | None = None
 
@@ -83,7 +93,13 @@ class LiveTranscript:
             self._stream.feed(frame)
 
     def on_segment(self, segment: LiveSegment) -> None:
-        """Hand every segment to the listener; keep a final segment or a gap."""
+        """Hand every segment to the listener; keep a final segment or a gap. A route that redacts
+        has each segment redacted on its own before anyone sees it."""
+        if self.policy.kinds:
+            with self._lock:
+                if segment.final and (segment.words or segment.gap):
+                    self._heard.append(segment)
+            segment = redact_segment(segment, self.policy.kinds)
         if self.listener is not None and (segment.words or segment.gap):
             with self._lock:
                 # Numbered and handed over under one lock: gaps are reported from the feeder's side.
@@ -118,15 +134,32 @@ class LiveTranscript:
         stream, self._stream = self._stream, None
         stream.close(timeout)
         with self._lock:
-            finals = sorted(self.finals, key=lambda s: s.start)
+            finals = sorted(self._heard if self.policy.kinds else self.finals, key=lambda s: s.start)
             self._interim_at = float("inf")
         self.store.delete(self.interim_key)
         document, turns = live_transcript(self.conversation_uuid, finals)
+        if self.policy.kinds:
+            document, turns, finals = self._redact(document, turns, finals)
         self.document = document
         write_transcript(self.store, self.transcript_prefix, document, turns)
         words = [w.text for segment in finals for w in segment.words]
         log.info("live transcript stored", extra={"call": self.conversation_uuid, "words": len(words)})
         return None if any(s.gap for s in finals) else " ".join(words)
+
+    def _redact(
+        self, document: dict[str, Any], turns: list[Turn], finals: list[LiveSegment]
+    ) -> tuple[dict[str, Any], list[Turn], list[LiveSegment]]:
+        """The whole transcript redacted, which finds what a pause split across segments too; the
+        words as heard kept apart if the route keeps them, and live.jsonl rewritten to match."""
+        if self.policy.keep_unredacted:
+            store_unredacted(self.store, self.transcript_prefix, document, format_dialogue(turns) or NOTHING)
+        head = {"status": "completed", "conversation_uuid": self.conversation_uuid}
+        redacted = redacted_model_document(live_model(finals), self.policy.kinds, head)
+        self.spans = redacted.spans
+        hidden = [redact_segment(segment, self.policy.kinds, redacted.spans) for segment in finals]
+        text = "".join(_line(s) + "\n" for s in hidden)
+        self.store.write(self.live_key, text.encode(), "application/x-ndjson")
+        return redacted.document, build_turns(redacted.model or live_model(hidden)), hidden
 
 
 def write_transcript(store: BlobStore, prefix: str, document: dict[str, Any], turns: list[Turn]) -> None:

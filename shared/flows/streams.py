@@ -29,6 +29,7 @@ from shared.core.tokens import verify_stream_token
 from shared.core.vonage_limits import RECORD_SECONDS
 from shared.flows.calls import iso, noting_transcript
 from shared.flows.live_transcripts import LiveTranscript
+from shared.flows.redactions import RedactionPolicy, store_redacted_audio
 from shared.flows.stream_audio import DOCUMENT_SPACING, FINISH_SECONDS, InlineLane, StreamRecording
 from shared.flows.turns import STORAGE_TURNS, StorageTurns
 from shared.flows.voicemail import LiveMessage
@@ -284,8 +285,15 @@ def _listen(
         log.warning("stream not transcribed live: registration late", extra={"call": recording.conversation_uuid})
     elif context.live is not None:
         listener = webhook.listener if webhook else None
+        route = context.routes.for_number(_text_field(meta, "to") or "")
         transcript = LiveTranscript(
-            context.store, recording.conversation_uuid, recording.object_key, recording.session, listener, offset
+            context.store,
+            recording.conversation_uuid,
+            recording.object_key,
+            recording.session,
+            listener,
+            offset,
+            policy=RedactionPolicy(route.redact, route.keep_unredacted),
         )
         live = transcript if transcript.start(context.live, rate) else None
     ending = None
@@ -328,13 +336,16 @@ def _close(stream: _Stream, end: _End, meta: dict[str, Any], context: StreamCont
         except StorageUnavailable as err:
             # Only the calls list's preview of the words: the message and its webhook go on.
             log.warning("transcript start not noted", extra={"call": recording.conversation_uuid, "error": str(err)})
+    audio_key = recording.object_key
+    if stream.live is not None and stream.live.spans:
+        audio_key = store_redacted_audio(context.store, audio_key, stream.live.spans, keep=True)
     if stream.ending is not None and context.on_message is not None:
         message = LiveMessage(
             recording.conversation_uuid,
             recording.session,
             _text_field(meta, "from") or "",
             _text_field(meta, "to") or "",
-            recording.object_key,
+            audio_key,
             "wav",
             text,
         )

@@ -28,6 +28,7 @@ from shared.flows.jobs import (
     store_recording,
 )
 from shared.flows.notify import audio_link, text_once
+from shared.flows.redactions import engine_redaction, redact_document, store_redacted_audio, store_unredacted
 
 __all__ = [
     "FLOW",
@@ -102,27 +103,35 @@ def _store_message(
         _page(services, job_doc, NO_MESSAGE, audio_key=audio_key, now=now)
         return None
     set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
-    return TranscriptionJob(name, audio_key, media_format, route.language)
+    return TranscriptionJob(name, audio_key, media_format, route.language, redact=engine_redaction(route))
 
 
 def finish_voicemail(services: VoicemailServices, job: Job, transcript: Transcript, now: float) -> None:
-    """Store the transcript beside the audio and page the owners."""
+    """Store the transcript beside the audio, redacted as the route asks, and page the owners."""
     store = services.store
-    prefix = call_key(job.conversation_uuid, "")
-    document = transcript.document or {"text": transcript.text}
-    store.write(f"{prefix}transcript.json", json.dumps(document, indent=2).encode(), "application/json")
-    store.write(f"{prefix}transcript.txt", (transcript.text + "\n").encode(), "text/plain; charset=utf-8")
-    note_transcript(store, job.conversation_uuid, transcript.text, now)
+    prefix = call_key(job.conversation_uuid, "transcript")
+    document, text, audio_key = transcript.document or {"text": transcript.text}, transcript.text, job.audio_key
+    route = services.settings.routes.for_number(job.called)
+    if route.redact and transcript.status == "completed":
+        if route.keep_unredacted:
+            store_unredacted(store, prefix, document, text)
+        redacted = redact_document(transcript.document, text, route.redact, {"status": transcript.status})
+        document, text = redacted.document, redacted.text
+        if job.audio_key:
+            audio_key = store_redacted_audio(store, job.audio_key, redacted.spans, keep=route.keep_unredacted)
+    store.write(f"{prefix}.json", json.dumps(document, indent=2).encode(), "application/json")
+    store.write(f"{prefix}.txt", (text + "\n").encode(), "text/plain; charset=utf-8")
+    note_transcript(store, job.conversation_uuid, text, now)
     if transcript.status != "completed":
         message = FAILED
-    elif not transcript.text.strip():
+    elif not text.strip():
         message = NO_MESSAGE
     else:
-        message = transcript.text
+        message = text
     set_job(
         store, transcript.job_name, lambda done: done.move(JobState.TRANSCRIBED, transcript_status=transcript.status)
     )
-    _page(services, job, message, audio_key=job.audio_key, now=now)
+    _page(services, job, message, audio_key=audio_key, now=now)
 
 
 def _page(services: VoicemailServices, job: Job, message: str, audio_key: str | None, now: float) -> None:
@@ -173,7 +182,7 @@ def page_live_message(services: VoicemailServices, message: LiveMessage, now: fl
     store, name, audio_key = services.store, job.name, message.audio_key
     if message.text is None:
         set_job(store, name, lambda held: held.move(JobState.TRANSCRIBING, audio_key=audio_key))
-        return TranscriptionJob(name, audio_key, message.media_format, route.language)
+        return TranscriptionJob(name, audio_key, message.media_format, route.language, redact=engine_redaction(route))
     set_job(store, name, lambda held: held.move(JobState.TRANSCRIBED, audio_key=audio_key, transcript_status="live"))
     _page(services, job, message.text.strip() or NO_MESSAGE, audio_key=audio_key, now=now)
     return None

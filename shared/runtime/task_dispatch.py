@@ -42,7 +42,9 @@ def _transcription_job(task: Task) -> TranscriptionJob:
     texts = (job.name, job.audio_key, job.media_format, job.language)
     if not all(isinstance(v, str) for v in texts) or not isinstance(job.channels, int) or job.name != task.key:
         raise BadRequest("a transcribe task's fields are malformed")
-    return job
+    if not isinstance(job.redact, list | tuple) or not all(isinstance(kind, str) for kind in job.redact):
+        raise BadRequest("a transcribe task's redact must be a list of kinds")
+    return replace(job, redact=tuple(job.redact))
 
 
 def _ids(task: Task) -> tuple[str, str]:
