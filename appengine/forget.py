@@ -17,7 +17,7 @@ import time
 
 from shared.core.erasure import read_number
 from shared.core.errors import BadRequest
-from shared.flows.erase import forget_number
+from shared.flows.erase import check_forgettable, forget_number
 from shared.runtime.services import services_from_env
 
 
@@ -26,11 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--number", required=True, help="the phone number, in E.164 form (+447700900123)")
     parser.add_argument("--by", default=None, help="who asks, for the record (default: this machine's user)")
     args = parser.parse_args(argv)
+    services = services_from_env()
     try:
         number = read_number(args.number)
+        check_forgettable(services.settings, number)
     except BadRequest as err:
         parser.error(str(err))
-    report = forget_number(services_from_env(), number, args.by or f"{getpass.getuser()} (command line)", time.time())
+    report = forget_number(services, number, args.by or f"{getpass.getuser()} (command line)", time.time())
     sys.stdout.write(f"{report.describe()}\n")
     return 0
 

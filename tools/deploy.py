@@ -24,7 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.config.settings import BROWSER_ADMINS, SECRET_NAMES, browser_names, deployed_names, secret_id
+from shared.config.settings import (
+    BROWSER_ADMINS,
+    SECRET_NAMES,
+    StorageSettings,
+    browser_names,
+    deployed_names,
+    secret_id,
+)
 from shared.core.errors import ConfigError
 from shared.core.iap import AUDIENCE, app_engine_audience
 from tools.deploy_plan import RUNTIME, Step, account_email, deploy_plan
@@ -344,6 +351,22 @@ def _iap_audience(project: str, given: str | None, dry_run: bool) -> str | None:
     return app_engine_audience(project_number(project), project)
 
 
+def retention_note(storage: StorageSettings) -> str:
+    """What the deploy says of how long calls are kept, and of the bucket's soft delete."""
+    kept = (
+        f"calls are erased {storage.retention_days} days after they begin (RETENTION_DAYS)"
+        if storage.retention_days
+        else "calls are kept until deleted (RETENTION_DAYS=0)"
+    )
+    restorable = (
+        f"a deleted object can be restored for {storage.soft_delete_days} days "
+        "(SOFT_DELETE_DAYS: the bucket's soft delete)"
+        if storage.soft_delete_days
+        else "a deleted object is gone at once (SOFT_DELETE_DAYS=0: soft delete off)"
+    )
+    return f"{kept}, unless a route's retention_days says otherwise; {restorable}"
+
+
 def lifecycle_rules(prompt_ttl_days: int) -> dict[str, object]:
     """The bucket's lifecycle: PIN prompt transactions are deleted after `prompt_ttl_days`."""
     return {
@@ -428,6 +451,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             print(f"deploy: {CHANNELS_VARIABLE} is empty: the alert policies notify nobody", file=sys.stderr)
         if not env.get("TASKS_URL"):
             print("deploy: TASKS_URL is not set: no schedule runs the sweep until it is", file=sys.stderr)
+        print(f"deploy: {retention_note(StorageSettings.from_env(env))}", file=sys.stderr)
         names = entry_points((root / "functions" / "main.py").read_text(encoding="utf-8"))
         steps = deploy_plan(
             project=args.project,
@@ -444,7 +468,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             print(format_plan(steps))
         else:
             run_plan(steps)
-    except (DeployError, ValueError) as err:
+    except (DeployError, ConfigError, ValueError) as err:
         print(f"deploy: {err}", file=sys.stderr)
         return 1
     return 0

@@ -35,6 +35,7 @@ __all__ = [
     "Step",
     "account_email",
     "deploy_plan",
+    "soft_delete_flag",
     "sweep_schedule",
 ]
 
@@ -66,6 +67,8 @@ APIS = (
     "logging.googleapis.com",
     "monitoring.googleapis.com",
 )
+# Cloud Storage's own default soft delete, kept unless SOFT_DELETE_DAYS says otherwise.
+DEFAULT_SOFT_DELETE_DAYS = 7
 # The Cloud Scheduler job that posts a `sweep` task to the tasks function.
 SWEEP_JOB = "tapedeck-sweep"
 # How long one sweep may take before Cloud Scheduler counts the run as failed (it is bounded by
@@ -265,6 +268,11 @@ def _browser(project: str, browser_dir: Path, members: Sequence[str]) -> list[St
     return [deploy, recorder_public, *readers, enable]
 
 
+def soft_delete_flag(days: int) -> str:
+    """The bucket's soft delete: how long a deleted object can still be restored (0: not at all)."""
+    return f"--soft-delete-duration={days}d" if days else "--clear-soft-delete"
+
+
 def sweep_schedule(seconds: float) -> str:
     """SWEEP_INTERVAL as Cloud Scheduler's cron: every whole number of minutes, rounded up."""
     minutes = max(1, math.ceil(seconds / 60))
@@ -359,9 +367,9 @@ def deploy_plan(
     steps += _browser(project, browser_dir, members)
     if bucket:
         lifecycle = f"--lifecycle-file={functions_dir.parent / 'lifecycle.json'}"
-        steps.append(
-            Step(("gcloud", "storage", "buckets", "update", f"gs://{bucket}", lifecycle, f"--project={project}"))
-        )
+        soft_delete = soft_delete_flag(int(env.get("SOFT_DELETE_DAYS") or DEFAULT_SOFT_DELETE_DAYS))
+        update = ("gcloud", "storage", "buckets", "update", f"gs://{bucket}", lifecycle, soft_delete)
+        steps.append(Step((*update, f"--project={project}")))
     steps += _sweep_job(project, location, env)
     steps += _monitoring(project, functions_dir.parent / "monitoring", channels)
     return steps

@@ -617,3 +617,30 @@ def test_deployed_functions_keep_calls_on_cloud_storage(tmp_path: Path, capsys: 
     assert main(argv, {**given, "STORAGE": "local"}) == 1
     assert main(argv, {k: v for k, v in given.items() if k != "GCS_BUCKET"}) == 1
     assert "set GCS_BUCKET" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("days", "flag", "said"),
+    [
+        ("", "--soft-delete-duration=7d", "can be restored for 7 days"),
+        ("30", "--soft-delete-duration=30d", "can be restored for 30 days"),
+        ("0", "--clear-soft-delete", "gone at once"),
+    ],
+)
+def test_the_plan_sets_the_bucket_s_soft_delete_and_says_how_long_calls_are_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], days: str, flag: str, said: str
+) -> None:
+    environ = {**ENVIRON, "SOFT_DELETE_DAYS": days, "RETENTION_DAYS": "90"}
+    assert main(["--dry-run", "--project", "demo", "--region", "europe-west1", "--out", str(tmp_path)], environ) == 0
+    captured = capsys.readouterr()
+    (update,) = [line for line in captured.out.splitlines() if line.startswith("gcloud storage buckets update")]
+    assert flag in update.split() and "--lifecycle-file=" in update
+    assert "calls are erased 90 days after they begin" in captured.err and said in captured.err
+
+
+def test_a_soft_delete_cloud_storage_refuses_stops_the_deploy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environ = {**ENVIRON, "SOFT_DELETE_DAYS": "3"}
+    assert main(["--dry-run", "--project", "demo", "--region", "europe-west1", "--out", str(tmp_path)], environ) == 1
+    assert "SOFT_DELETE_DAYS must be 0 or from 7 to 90 days" in capsys.readouterr().err

@@ -30,6 +30,7 @@ from typing import Any, TypedDict
 import pytest
 
 from tools.deploy import GCLOUDIGNORE, main, stage_browser, stage_functions, stage_recorder
+from tools.deploy_plan import soft_delete_flag
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = Path(__file__).with_name("gcloud_batch.py")
@@ -241,6 +242,10 @@ def test_every_command_of_the_plan_stops_only_for_want_of_an_account(
     assert {("scheduler", "jobs"), ("logging", "metrics"), ("alpha", "monitoring")} <= groups
     checks = sum("describe" in words or "list" in words for words in commands)
     assert checks == sum("||" in line for line in lines) > 0
+    # The bucket's soft delete turned off (SOFT_DELETE_DAYS=0) instead of kept for its days.
+    (update,) = [words for words in commands if words[1:4] == ["storage", "buckets", "update"]]
+    assert "--soft-delete-duration=7d" in update
+    commands.append([soft_delete_flag(0) if word.startswith("--soft-delete") else word for word in update])
 
     outcomes = run_batch([{"argv": words[1:]} for words in commands], gcloud_env)
 

@@ -42,6 +42,8 @@ DEMO_ROUTES = """\
   recipients: ["447700900111"]
   language: en-US
   max_seconds: 120
+  redact: [card, phone, email]
+  retention_days: 30
 "447700900003":
   flow: voicemail
   capture: stream
@@ -59,6 +61,7 @@ DEMO_ROUTES = """\
   language: en-US
   format: mp3
   recipients: ["447700900111"]
+  retention_days: 90
 """
 _PAGE_WAIT = 60.0
 _TRANSCRIPT_WAIT = 180.0
