@@ -42,6 +42,7 @@ from shared.flows.browse import call_view, list_prompts, peaks_of, recording_of,
 from shared.flows.calls import list_calls
 from shared.flows.erase import (
     DiscardLater,
+    check_deletable,
     check_forgettable,
     delete_call,
     forget_requests,
@@ -281,6 +282,7 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
     def delete(conversation_uuid: str) -> Any:
         now = clock()
         _check_form_token(secret, "delete", conversation_uuid, flask.g.user, now)
+        check_deletable(services.store, conversation_uuid)
         record_action(services.store, AuditEntry(conversation_uuid, AuditAction.DELETE, flask.g.user, now))
         delete_call(erasing, conversation_uuid, flask.g.user, now)
         return flask.redirect(flask.url_for("browser.call", conversation_uuid=conversation_uuid), code=303)

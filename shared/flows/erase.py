@@ -48,6 +48,7 @@ __all__ = [
     "ForgetReport",
     "ForgetRequest",
     "RetentionReport",
+    "check_deletable",
     "check_forgettable",
     "delete_call",
     "erase_call",
@@ -197,15 +198,20 @@ def _leave_tombstone(
         )
 
 
-def delete_call(services: EraseServices, conversation_uuid: str, by: str, now: float) -> Counter[str]:
-    """The browser's delete: erase the call, keeping in call.json only who deleted it and when
-    (the first deletion's, when done again). Refused (409) while the call is under legal hold."""
-    blob = services.store.read(call_key(conversation_uuid, CALL_DOCUMENT))
+def check_deletable(store: BlobStore, conversation_uuid: str) -> None:
+    """NotFound for a call never stored; Conflict (409) for one under legal hold."""
+    blob = store.read(call_key(conversation_uuid, CALL_DOCUMENT))
     if blob is None:
         raise NotFound("no such call")
     record = document_as(blob, CallRecord.from_json, lambda found: found.conversation_uuid == conversation_uuid)
     if record is not None and record.legal_hold is not None:
         raise Conflict("this call is under legal hold: clear the hold to delete it")
+
+
+def delete_call(services: EraseServices, conversation_uuid: str, by: str, now: float) -> Counter[str]:
+    """The browser's delete: erase the call, keeping in call.json only who deleted it and when
+    (the first deletion's, when done again). Refused (409) while the call is under legal hold."""
+    check_deletable(services.store, conversation_uuid)
     counts = erase_call(services, conversation_uuid, deleted={"at": iso(now), "by": by})
     log.info("call deleted", extra={"call": conversation_uuid, "objects": count_document(counts), "by": by})
     return counts
