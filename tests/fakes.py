@@ -4,7 +4,7 @@ in-process and a test reads what it did: the texts sent, the tasks queued, the c
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from shared.adapters.local_blob_store import LocalBlobStore
 from shared.config.settings import Settings
 from shared.core.errors import NotFound
 from shared.core.ports import (
+    LiveSegment,
     OutboundCall,
     TextMessage,
     Transcript,
@@ -31,6 +32,8 @@ __all__ = [
     "FakeTranscriber",
     "HttpAnswer",
     "QueuedTasks",
+    "ScriptedLiveStream",
+    "ScriptedLiveTranscriber",
     "SentMessages",
 ]
 
@@ -71,6 +74,39 @@ class FakeTranscriber:
 
     def discard(self, job_name: str) -> int:
         return int(self.transcripts.pop(job_name, None) is not None)
+
+
+@dataclass
+class ScriptedLiveStream:
+    """One stream of a ScriptedLiveTranscriber: each segment is handed over, in the feeder's
+    thread, once the audio fed reaches its end; the rest when the stream closes."""
+
+    rate: int
+    waiting: list[LiveSegment]
+    on_segment: Callable[[LiveSegment], None]
+    heard: float = 0.0
+
+    def feed(self, frame: bytes) -> None:
+        self.heard += len(frame) / 2 / self.rate
+        while self.waiting and self.waiting[0].end <= self.heard:
+            self.on_segment(self.waiting.pop(0))
+
+    def close(self, timeout: float) -> None:
+        while self.waiting:
+            self.on_segment(self.waiting.pop(0))
+
+
+@dataclass
+class ScriptedLiveTranscriber:
+    """A live engine that hears what a test says was said: the same `segments` on every stream,
+    each when the audio reaches it, so what is redacted is exact, not what an engine made of it."""
+
+    segments: Sequence[LiveSegment]
+    opened: int = 0
+
+    def open(self, rate: int, on_segment: Callable[[LiveSegment], None]) -> ScriptedLiveStream:
+        self.opened += 1
+        return ScriptedLiveStream(rate, list(self.segments), on_segment)
 
 
 @dataclass

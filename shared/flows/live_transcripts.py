@@ -138,19 +138,20 @@ class LiveTranscript:
             self._interim_at = float("inf")
         self.store.delete(self.interim_key)
         document, turns = live_transcript(self.conversation_uuid, finals)
+        words = [w.text for segment in finals for w in segment.words]
         if self.policy.kinds:
-            document, turns, finals = self._redact(document, turns, finals)
+            document, turns, finals, words = self._redact(document, turns, finals)
         self.document = document
         write_transcript(self.store, self.transcript_prefix, document, turns)
-        words = [w.text for segment in finals for w in segment.words]
         log.info("live transcript stored", extra={"call": self.conversation_uuid, "words": len(words)})
         return None if any(s.gap for s in finals) else " ".join(words)
 
     def _redact(
         self, document: dict[str, Any], turns: list[Turn], finals: list[LiveSegment]
-    ) -> tuple[dict[str, Any], list[Turn], list[LiveSegment]]:
+    ) -> tuple[dict[str, Any], list[Turn], list[LiveSegment], list[str]]:
         """The whole transcript redacted, which finds what a pause split across segments too; the
-        words as heard kept apart if the route keeps them, and live.jsonl rewritten to match."""
+        words as heard kept apart if the route keeps them, and live.jsonl rewritten to match. The
+        words are the transcript's: a number split across segments is one marker, as it is there."""
         if self.policy.keep_unredacted:
             store_unredacted(self.store, self.transcript_prefix, document, format_dialogue(turns) or NOTHING)
         head = {"status": "completed", "conversation_uuid": self.conversation_uuid}
@@ -159,7 +160,9 @@ class LiveTranscript:
         hidden = [redact_segment(segment, self.policy.kinds, redacted.spans) for segment in finals]
         text = "".join(_line(s) + "\n" for s in hidden)
         self.store.write(self.live_key, text.encode(), "application/x-ndjson")
-        return redacted.document, build_turns(redacted.model or live_model(hidden)), hidden
+        model = redacted.model or live_model(hidden)
+        words = [word.text for channel in model.channels for word in channel.words]
+        return redacted.document, build_turns(model), hidden, words
 
 
 def write_transcript(store: BlobStore, prefix: str, document: dict[str, Any], turns: list[Turn]) -> None:
