@@ -8,6 +8,7 @@ Skipped where Chromium is not installed; `.ci/run` installs it, so CI runs these
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from shared.core.operations import Problem, ProblemKind
+from shared.flows.erase import request_forget
 from shared.flows.problems import note_problem
 from tests.deck import Deck, start_deck
 from tests.servers import ROOT
@@ -160,7 +162,11 @@ def test_the_pages_pass_an_accessibility_check(deck: tuple[Deck, list[Any]], bro
     for kind, retryable in ((ProblemKind.RECORDING, False), (ProblemKind.DELIVERY, True)):
         summary = f"{kind} problem of a long description that wraps across the cell at 200 % zoom"
         note_problem(server.store, Problem(kind, f"{call}-a11y", time.time(), summary, call, retryable))
-    for path in ("/", f"/calls/{call}", "/prompts", "/problems"):
+    # The Forget page with a request under way and a number forgotten.
+    request_forget(server.store, "447700900555", "local user", time.time())
+    record = {"forget": "0" * 32, "runs": [{"by": "local user", "finished_at": "2026-12-07T10:00:00.000Z", "calls": 2}]}
+    server.store.write(f"erasures/forgotten/{'0' * 32}.json", json.dumps(record).encode(), "application/json")
+    for path in ("/", f"/calls/{call}", "/prompts", "/problems", "/forget", f"/calls/{call}/audit"):
         page.goto(f"{server.url}{path}")
         page.add_script_tag(path=str(AXE))
         violations = page.evaluate(
