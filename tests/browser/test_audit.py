@@ -16,8 +16,9 @@ from shared.core.audit import AuditAction, AuditEntry, audit_key
 from shared.core.errors import TapedeckError
 from shared.runtime.services import Services
 from tests.browser.calls import recorded_stream
-from tests.browser.test_guards import ADMIN, VIEWER, Clock, SigningStore, delete_token, services_on, signed_in
+from tests.browser.test_guards import delete_token
 from tests.browser.test_pages import NOW, SAME_ORIGIN, text_of
+from tests.browser.visitors import ADMIN, VIEWER, Clock, SigningStore, services_on, signed_in
 
 AUDIO = "calls/CON-1/audio.wav"
 

@@ -21,39 +21,14 @@ from shared.flows.calls import update_call
 from shared.flows.sweep import run_sweep
 from shared.runtime.services import Services
 from tests.browser.calls import recorded_stream
-from tests.browser.test_guards import (
-    ADMIN,
-    VIEWER,
-    Clock,
-    SigningStore,
-    delete_token,
-    services_on,
-    signed_in,
-    still_stored,
-)
+from tests.browser.test_guards import delete_token, still_stored
 from tests.browser.test_pages import NOW, SAME_ORIGIN, text_of
+from tests.browser.visitors import ADMIN, VIEWER, Clock, SigningStore, services_on, signed_in
 from tests.testbed import TOKEN_SECRET
 
 
 def over(call: CallRecord) -> None:
     record_status(call, status="completed", timestamp="2026-11-30T09:01:00.000Z", uuid="leg-1")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> SigningStore:
-    return SigningStore(tmp_path / "data")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW + 3600)
-
-
-@pytest.fixture
-def local(tmp_path: Path, store: SigningStore, clock: Clock) -> FlaskClient:
-    """The browser as `nox -s serve` runs it: loopback only, the local user its admin."""
-    services = services_on(tmp_path, store, clock)
-    return create_app(services.settings, services).test_client()
 
 
 HOLD = re.compile(r'/hold">\s*<input type="hidden" name="token" value="([^"]+)"')

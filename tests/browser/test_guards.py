@@ -10,11 +10,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import flask
 import pytest
 from flask.testing import FlaskClient
 
-from appengine.browser import FORM_TOKEN_SECONDS, Visitor, browser_blueprint, create_app, form_token
+from appengine.browser import FORM_TOKEN_SECONDS, form_token
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.config.settings import Settings
 from shared.core.errors import ConfigError
@@ -23,66 +22,10 @@ from shared.core.operations import Problem, ProblemKind
 from shared.flows.browse import without_query
 from shared.flows.calls import update_call
 from shared.flows.problems import note_problem
-from shared.runtime.services import Services
 from tests.browser.calls import recorded_stream
 from tests.browser.test_pages import NOW, SAME_ORIGIN, TOKEN, text_of
+from tests.browser.visitors import ADMIN, VIEWER, Clock, SigningStore, signed_in
 from tests.testbed import TOKEN_SECRET
-
-
-class Clock:
-    """The time the browser sees, moved on by a test."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class SigningStore(LocalBlobStore):
-    """A local folder that signs URLs as Cloud Storage would, and remembers what it signed."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self.signed: list[str] = []
-
-    def signed_url(self, key: str, ttl_seconds: int, download_as: str | None = None) -> str:
-        self.signed.append(key)
-        return f"https://storage.example/{key}?X-Goog-Signature=abc"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> SigningStore:
-    return SigningStore(tmp_path / "data")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW + 3600)
-
-
-def services_on(tmp_path: Path, store: SigningStore, clock: Clock) -> Services:
-    env = {"LOCAL_STORAGE_DIR": str(tmp_path / "data"), "STREAM_TOKEN_SECRET": TOKEN_SECRET}
-    return Services(Settings.from_env(env), store=store, clock=clock)
-
-
-@pytest.fixture
-def local(tmp_path: Path, store: SigningStore, clock: Clock) -> FlaskClient:
-    """The browser as `nox -s serve` runs it: loopback only, the local user its admin."""
-    services = services_on(tmp_path, store, clock)
-    return create_app(services.settings, services).test_client()
-
-
-def signed_in(tmp_path: Path, store: SigningStore, clock: Clock, visitor: Visitor) -> FlaskClient:
-    """The pages as IAP's verifier leaves them, for `visitor`: the verifier is the app's own port."""
-    services = services_on(tmp_path, store, clock)
-    app = flask.Flask("signed-in")
-    app.register_blueprint(browser_blueprint(services, lambda header: visitor))
-    return app.test_client()
-
-
-VIEWER = Visitor("val@example.com", admin=False)
-ADMIN = Visitor("alice@example.com", admin=True)
 
 
 def delete_token(client: FlaskClient, conversation_uuid: str) -> str:

@@ -18,8 +18,8 @@ from shared.core.wav import parse_wav
 from shared.flows.live_transcripts import LiveTranscript
 from shared.flows.redactions import RedactionPolicy, store_redacted_audio
 from tests.browser.calls import WORDS, recorded_stream
-from tests.browser.test_guards import ADMIN, VIEWER, Clock, SigningStore, signed_in
 from tests.browser.test_pages import NOW, text_of
+from tests.browser.visitors import ADMIN, VIEWER, Clock, SigningStore, signed_in
 from tests.fakes import ScriptedLiveTranscriber
 
 CALL = "CON-redacted"
@@ -49,16 +49,6 @@ def redacted_stream(store: SigningStore, keep: bool) -> None:
     live.finish()
     assert live.spans
     store_redacted_audio(store, audio, live.spans, keep=True)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> SigningStore:
-    return SigningStore(tmp_path / "data")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW + 3600)
 
 
 def pages_for(tmp_path: Path, store: SigningStore, clock: Clock) -> tuple[FlaskClient, FlaskClient]:
