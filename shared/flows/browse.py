@@ -164,6 +164,9 @@ def _stitched(store: BlobStore, call: CallRecord) -> Recording | None:
         return None
     if not is_own_audio(call.conversation_uuid, stitched.object_key):
         return None
+    if _redacted_sessions(store, call) and playable_key(store, stitched.object_key) == stitched.object_key:
+        # Stitched before its sessions' silenced copies were: the sessions are played, each from its copy.
+        return None
     turns, notes = _transcript(store, stitched.object_key, ["Caller"])
     offsets = stitched.offsets
     marks = [Mark(k.digit, round(offsets[k.session] + k.at, 3)) for k in call.dtmf if k.session in offsets]
@@ -180,6 +183,12 @@ def _stitched(store: BlobStore, call: CallRecord) -> Recording | None:
         list(stitched.gaps),
         len(offsets),
     )
+
+
+def _redacted_sessions(store: BlobStore, call: CallRecord) -> bool:
+    """Whether any of the call's sessions has a copy silenced over redacted words."""
+    keys = [entry.object_key for entry in call.recordings if entry.object_key]
+    return any(playable_key(store, key) != key for key in keys)
 
 
 def _recordings(store: BlobStore, call: CallRecord, jobs: list[Job]) -> list[Recording]:

@@ -9,6 +9,10 @@ reconnecting:
   together by the store (Cloud Storage compose) from parts written one session at a time, so a
   long call is never in memory whole;
 - `recording.peaks.json`: its waveform, built from the same parts;
+- `recording.redacted.wav` and `recording.redacted.peaks.json`, when a session has a copy silenced
+  over redacted words (a route that redacts): the same timeline from each session's silenced copy,
+  or its own audio where nothing in it was redacted. The browser and links play it in the
+  recording's place (shared/flows/redactions.py `playable_key`);
 - `recording.transcript.json`, `.txt` and `.vtt`: the sessions' live words at their place on the
   timeline, each gap noted as not recorded;
 - call.json's `stitched`: each session's offset and the gaps.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid as uuidlib
+from dataclasses import replace
 from typing import Protocol
 
 from shared.core.call_record import (
@@ -43,6 +48,7 @@ from shared.core.transcripts import Word
 from shared.core.wav import parse_wav, wav_header
 from shared.flows.calls import iso, note_transcript, read_call, update_call
 from shared.flows.live_transcripts import live_lines_key, write_transcript
+from shared.flows.redactions import redacted_audio_key
 
 __all__ = [
     "STITCHED",
@@ -108,10 +114,18 @@ def stitch_recording(store: BlobStore, conversation_uuid: str, now: float) -> st
         log.error("sessions cannot be stitched", extra={"call": conversation_uuid, "error": str(err)})
         return "not stitched"
     key = call_key(conversation_uuid, f"{STITCHED}.wav")
+    redacted = _redacted_timeline(store, timeline)
     done = call.stitched
-    if done and done.offsets == timeline.offsets() and done.size == timeline.samples * 2 and store.list(key):
+    if (
+        done
+        and done.offsets == timeline.offsets()
+        and done.size == timeline.samples * 2
+        and store.list(key)
+        and (redacted is None or store.list(redacted_audio_key(key)))
+    ):
         return "already stitched"
     size = _compose(store, conversation_uuid, timeline, key)
+    _stitch_redacted(store, conversation_uuid, redacted, key)
     _stitch_transcript(store, call, timeline, now)
     stitched = StitchedRecording(
         key, timeline.sample_rate, size, timeline.duration, timeline.offsets(), timeline.gaps, iso(now)
@@ -138,8 +152,44 @@ def _session_pcm(store: BlobStore, placement: Placement) -> bytes:
     return pcm[:want].ljust(want, b"\0")
 
 
+def _redacted_timeline(store: BlobStore, timeline: Timeline) -> Timeline | None:
+    """The timeline read from each session's silenced copy, or from its own audio where it has
+    none (nothing in it was redacted); None when no session has one."""
+    placements, silenced = [], False
+    for placement in timeline.placements:
+        copy = redacted_audio_key(placement.object_key)
+        if placement.samples and store.list(copy):
+            placement, silenced = replace(placement, object_key=copy), True
+        placements.append(placement)
+    return replace(timeline, placements=tuple(placements)) if silenced else None
+
+
+def _stitch_redacted(store: BlobStore, conversation_uuid: str, redacted: Timeline | None, key: str) -> None:
+    """recording.redacted.wav and its peaks, when a session was redacted; an earlier stitch's
+    copy is removed when none is (it would be played in the recording's place).
+
+    recording.wav is kept beside it whatever the route's keep_unredacted, as a streamed
+    session's audio.wav is (shared/flows/redactions.py): the sessions it is made of are kept
+    unredacted for the recorder's sweep and this stitching, so deleting it would hide nothing, and
+    its presence is what tells a later run the work is done. No page or link plays it while the
+    copy is there."""
+    copy = redacted_audio_key(key)
+    if redacted is None:
+        for stale in (copy, _peaks_key(copy)):
+            if store.list(stale):
+                store.delete(stale)
+        return
+    _compose(store, conversation_uuid, redacted, copy)
+    log.info("stitched recording redacted", extra={"call": conversation_uuid, "key": copy})
+
+
+def _peaks_key(audio_key: str) -> str:
+    """`calls/<id>/recording.wav` → `calls/<id>/recording.peaks.json`, where the browser looks."""
+    return f"{audio_key.rsplit('.', 1)[0]}.peaks.json"
+
+
 def _compose(store: BlobStore, conversation_uuid: str, timeline: Timeline, key: str) -> int:
-    """Write recording.wav and its peaks, one session at a time; returns its audio bytes."""
+    """Write the recording at `key` and its peaks, one session at a time; returns its audio bytes."""
     # Parts of this run only: two runs at once each build the same recording from their own.
     folder = call_key(conversation_uuid, f"stitch/{uuidlib.uuid4().hex[:12]}/")
     peaks = PeakBuilder(timeline.samples, timeline.sample_rate)
@@ -161,8 +211,7 @@ def _compose(store: BlobStore, conversation_uuid: str, timeline: Timeline, key: 
     store.compose(key, sources, "audio/wav")
     for source in sources:
         store.delete(source)
-    peaks_key = call_key(conversation_uuid, f"{STITCHED}.peaks.json")
-    store.write(peaks_key, json.dumps(peaks.peaks(), separators=(",", ":")).encode(), "application/json")
+    store.write(_peaks_key(key), json.dumps(peaks.peaks(), separators=(",", ":")).encode(), "application/json")
     return timeline.samples * 2
 
 

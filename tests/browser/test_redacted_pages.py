@@ -1,6 +1,7 @@
 """A redacted call in the recordings browser: admins see the words as heard, in their own closed
 section, when the route kept them; a viewer never gets them, in the page or any other answer; and
-the player, for both, plays the copy silent over what was redacted."""
+the player, for both, plays the copy silent over what was redacted, a call in several sessions its
+stitched copy."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from shared.core.transcripts import Word
 from shared.core.wav import parse_wav
 from shared.flows.live_transcripts import LiveTranscript
 from shared.flows.redactions import RedactionPolicy, store_redacted_audio
+from shared.flows.stitching import stitch_recording
 from tests.browser.calls import WORDS, recorded_stream
 from tests.browser.test_pages import NOW, text_of
 from tests.browser.visitors import ADMIN, VIEWER, Clock, SigningStore, signed_in
 from tests.fakes import ScriptedLiveTranscriber
+from tests.flows.sessions import record_in_sessions, redact_second_session
 
 CALL = "CON-redacted"
 CARD = "4539148803436467"
@@ -126,3 +129,47 @@ def test_the_player_plays_the_redacted_copy_under_the_recordings_own_name(
     card = points[2 * (int(5.0 * 16000) // per_point + 1) : 2 * (int(6.9 * 16000) // per_point)]
     assert card and set(card) == {0}
     assert set(points[: 2 * (int(4.0 * 16000) // per_point)]) != {0}
+
+
+SESSIONS_CALL = "CON-5e55-redacted"
+
+
+def test_a_call_that_outlived_its_socket_plays_its_stitched_copy_under_the_recordings_own_name(
+    tmp_path: Path, store: SigningStore, clock: Clock
+) -> None:
+    record_in_sessions(store, SESSIONS_CALL, NOW)
+    redact_second_session(store, SESSIONS_CALL)
+    assert stitch_recording(store, SESSIONS_CALL, NOW + 20) == "stitched"
+    viewer = signed_in(tmp_path, store, clock, VIEWER)
+
+    html = viewer.get(f"/calls/{SESSIONS_CALL}").data.decode()
+    assert f'src="/calls/{SESSIONS_CALL}/audio/recording.wav"' in html
+    played = viewer.get(f"/calls/{SESSIONS_CALL}/audio/recording.wav")
+    assert played.status_code == 302
+    assert played.headers["Location"].startswith(
+        f"https://storage.example/calls/{SESSIONS_CALL}/recording.redacted.wav?"
+    )
+    assert store.signed == [f"calls/{SESSIONS_CALL}/recording.redacted.wav"]
+    # The waveform is the copy's, flat over the card (4.3 s to 6.67 s into the call).
+    peaks = viewer.get(f"/calls/{SESSIONS_CALL}/peaks/recording.wav").get_json()
+    per_point, points = peaks["samples_per_pixel"], peaks["data"]
+    card = points[2 * (int(4.3 * 16000) // per_point + 1) : 2 * (int(6.6 * 16000) // per_point)]
+    assert card and set(card) == {0}
+    assert set(points[: 2 * (int(4.0 * 16000) // per_point)]) != {0}
+
+
+def test_a_call_stitched_before_its_sessions_were_silenced_plays_each_sessions_copy_instead(
+    tmp_path: Path, store: SigningStore, clock: Clock
+) -> None:
+    recorded = record_in_sessions(store, SESSIONS_CALL, NOW)
+    stitch_recording(store, SESSIONS_CALL, NOW + 20)
+    redact_second_session(store, SESSIONS_CALL)
+    viewer = signed_in(tmp_path, store, clock, VIEWER)
+
+    html = viewer.get(f"/calls/{SESSIONS_CALL}").data.decode()
+    assert "/audio/recording.wav" not in html
+    second = f"audio-{recorded.sessions[1]}.wav"
+    played = viewer.get(f"/calls/{SESSIONS_CALL}/audio/{second}")
+    assert played.status_code == 302
+    assert f"/calls/{SESSIONS_CALL}/audio-{recorded.sessions[1]}.redacted.wav?" in played.headers["Location"]
+    assert viewer.get(f"/calls/{SESSIONS_CALL}/audio/recording.wav").status_code == 404

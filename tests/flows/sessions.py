@@ -1,6 +1,7 @@
 """A call recorded in several sessions, stored through tapedeck's own flows as the recorder stores
 it: the fixture's speech cut into sessions with a short stretch lost between each, the recorder's
-note on each close, a key pressed in one, each session's live words, and the call's events."""
+note on each close, a key pressed in one, each session's live words, and the call's events; and,
+for a route that redacts cards, a card read out in the second session and its silenced copy."""
 
 from __future__ import annotations
 
@@ -11,14 +12,29 @@ from shared.config.settings import Settings, StreamSettings
 from shared.core.call_record import CallRecord, SessionClose, note_closing, record_status
 from shared.core.live_events import segment_json
 from shared.core.ports import BlobStore, LiveSegment
+from shared.core.redaction import Redact
 from shared.core.transcripts import Word
 from shared.core.wav import parse_wav
-from shared.flows.calls import iso, update_call
-from shared.flows.live_transcripts import live_lines_key
+from shared.flows.calls import iso, read_call, update_call
+from shared.flows.live_transcripts import LiveTranscript, live_lines_key
+from shared.flows.redactions import RedactionPolicy, store_redacted_audio
 from shared.flows.stream_audio import StreamRecording
+from tests.fakes import ScriptedLiveTranscriber
 from tests.testbed import DATA, TOKEN_SECRET
 
-__all__ = ["CALLER", "FIXTURE", "LOST", "SESSIONS", "WORDS", "Recorded", "record_in_sessions", "settings"]
+__all__ = [
+    "CALLER",
+    "CARD",
+    "CARD_WORDS",
+    "FIXTURE",
+    "LOST",
+    "SESSIONS",
+    "WORDS",
+    "Recorded",
+    "record_in_sessions",
+    "redact_second_session",
+    "settings",
+]
 
 FIXTURE = parse_wav((DATA / "voicemail_outage.wav").read_bytes())
 CALLER, CALLED = "447700900123", "447700900000"
@@ -44,6 +60,13 @@ WORDS = [
     ("back", 7.9, 8.3),
 ]
 KEY = ("5", 5.0)
+CARD = "4539148803436467"
+_SPOKEN = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+# A card read out in the second session, a digit every 0.15 s from 0.2 s into it: 4.3 s to 6.67 s
+# into the call, over its speech.
+CARD_WORDS = tuple(
+    Word(_SPOKEN[int(digit)], round(0.2 + i * 0.15, 2), round(0.32 + i * 0.15, 2), 0.9) for i, digit in enumerate(CARD)
+)
 
 
 def settings(public_url: str = "https://fn.example.test") -> Settings:
@@ -127,3 +150,22 @@ def record_in_sessions(store: BlobStore, conversation_uuid: str, t0: float, *, h
 
         update_call(store, conversation_uuid, completed, t0)
     return Recorded(conversation_uuid, names, slices)
+
+
+def redact_second_session(store: BlobStore, conversation_uuid: str) -> None:
+    """The second session heard live by a route that redacts cards, as CARD_WORDS, and its copy
+    silenced over them: what the recorder stores at the session's close."""
+    call = read_call(store, conversation_uuid)
+    assert call is not None
+    entry = call.recordings[1]
+    heard = LiveSegment(True, " ".join(w.text for w in CARD_WORDS), CARD_WORDS[0].start, CARD_WORDS[-1].end, CARD_WORDS)
+    live = LiveTranscript(
+        store, conversation_uuid, entry.object_key, entry.session, policy=RedactionPolicy((Redact.CARD,))
+    )
+    assert live.start(ScriptedLiveTranscriber([heard]), FIXTURE.sample_rate)
+    audio = store.read(entry.object_key)
+    assert audio is not None
+    live.feed(parse_wav(audio.data).pcm)
+    live.finish()
+    assert live.spans
+    store_redacted_audio(store, entry.object_key, live.spans, keep=True)

@@ -7,18 +7,30 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.call_record import CallRecord, RecordingState
 from shared.core.peaks import waveform_peaks
+from shared.core.redacted_audio import PAD_SECONDS
 from shared.core.tasks import Retry
 from shared.core.wav import parse_wav, wav_header
 from shared.flows.calls import read_call, update_call
 from shared.flows.inbound import record_call_event
 from shared.flows.stitching import stitch_recording
 from tests.fakes import FakeServices
-from tests.flows.sessions import FIXTURE, KEY, LOST, SESSIONS, record_in_sessions, settings
+from tests.flows.sessions import (
+    CARD,
+    CARD_WORDS,
+    FIXTURE,
+    KEY,
+    LOST,
+    SESSIONS,
+    record_in_sessions,
+    redact_second_session,
+    settings,
+)
 
 CALL = "CON-5e55-1005"
 T0 = 1_796_029_200.0
@@ -117,3 +129,57 @@ def test_the_calls_end_queues_the_stitching_of_a_call_in_several_sessions_only(s
     update_call(store, "CON-single", one_session, T0)
     record_call_event(single, {**completed(), "conversation_uuid": "CON-single"}, T0 + 11)
     assert single.queue.tasks == {}
+
+
+def samples(store: LocalBlobStore, name: str) -> np.ndarray:
+    blob = store.read(f"calls/{CALL}/{name}")
+    assert blob is not None, name
+    return np.frombuffer(parse_wav(blob.data).pcm, "<i2").astype(np.float64)
+
+
+def rms(pcm: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(pcm**2)))
+
+
+def test_a_call_that_redacts_is_stitched_silent_over_a_card_read_out_after_it_reconnected(
+    store: LocalBlobStore,
+) -> None:
+    recorded = record_in_sessions(store, CALL, T0)
+    redact_second_session(store, CALL)
+    assert stitch_recording(store, CALL, T0 + 20) == "stitched"
+
+    rate = FIXTURE.sample_rate
+    copy, original = samples(store, "recording.redacted.wav"), samples(store, "recording.wav")
+    assert len(copy) == len(original)
+    # The card, where it was said on the call's timeline (the second session starts 4.1 s in).
+    call = read_call(store, CALL)
+    assert call is not None and call.stitched is not None
+    offset = call.stitched.offsets[recorded.sessions[1]]
+    start, end = offset + CARD_WORDS[0].start, offset + CARD_WORDS[-1].end
+    said = slice(round(start * rate), round(end * rate))
+    assert rms(original[said]) > 500
+    assert rms(copy[said]) == 0
+    # Everywhere else it is the call as it was heard: the first and last sessions' words, the gaps.
+    silenced = np.zeros(len(copy), bool)
+    silenced[int((start - PAD_SECONDS) * rate) : int(np.ceil((end + PAD_SECONDS) * rate))] = True
+    assert np.array_equal(copy[~silenced], original[~silenced])
+    assert rms(copy[: int(4.0 * rate)]) > 500 and rms(copy[int(7.1 * rate) :]) > 500
+    # Its waveform is drawn from it, and its transcript has no digit of the card.
+    stored = store.read(f"calls/{CALL}/recording.redacted.wav")
+    peaks = store.read(f"calls/{CALL}/recording.redacted.peaks.json")
+    assert stored is not None and peaks is not None and json.loads(peaks.data) == waveform_peaks(stored.data, "wav")
+    text = store.read(f"calls/{CALL}/recording.transcript.txt")
+    assert text is not None and "[card]" in text.data.decode() and "four five three nine" not in text.data.decode()
+    assert CARD not in text.data.decode()
+    assert stitch_recording(store, CALL, T0 + 30) == "already stitched"
+    assert store.list(f"calls/{CALL}/stitch/") == []
+
+
+def test_a_call_stitched_before_its_copy_was_silenced_is_stitched_again(store: LocalBlobStore) -> None:
+    record_in_sessions(store, CALL, T0)
+    assert stitch_recording(store, CALL, T0 + 20) == "stitched"
+    assert store.read(f"calls/{CALL}/recording.redacted.wav") is None
+
+    redact_second_session(store, CALL)
+    assert stitch_recording(store, CALL, T0 + 30) == "stitched"
+    assert store.read(f"calls/{CALL}/recording.redacted.wav") is not None
