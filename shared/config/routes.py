@@ -9,7 +9,9 @@ YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes
   are kept before the sweep erases them (0: until deleted; unset: RETENTION_DAYS), `redact`:
   what is hidden of what callers say, one or more of card, digits, phone and email (none by
   default; shared/core/redaction.py), in pages, webhooks, stored transcripts and a silenced copy
-  of the audio, and `keep_unredacted` (true: the words as heard are kept too, for admins only);
+  of the audio, `keep_unredacted` (true: the words as heard are kept too, for admins only), and
+  `vocabulary`: phrases its callers say (names, products, jargon) that every engine taking them
+  is told to expect, live and after the call (shared/core/vocabulary.py);
 - stream, and voicemail with `capture: stream`: `live_webhook` (where each live transcript's
   segments go as they are heard, and the whole transcript once the call is over) and
   `recording_webhook` (where each recording's final state goes, once: complete, recovered,
@@ -30,7 +32,7 @@ YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from shared.core.identifiers import LANGUAGE_TAG, ROUTE_NUMBER, is_shaped
 from shared.core.ncco import voicemail_greeting
 from shared.core.payloads import split_url
 from shared.core.redaction import REDACT_CHOICES, Redact
+from shared.core.vocabulary import check_phrase, check_vocabulary
 from shared.core.vonage_limits import (
     MP3_CHANNELS,
     RECORD_CHANNELS,
@@ -61,7 +64,7 @@ MAX_SECONDS = RECORD_SECONDS
 _SECONDS = re.compile(r"[0-9]{1,4}", re.ASCII)
 _DAYS = re.compile(r"[0-9]{1,5}", re.ASCII)
 MAX_RETENTION_DAYS = 36500
-_LIST_FIELDS = {"recipients", "connect", "labels", "redact"}
+_LIST_FIELDS = {"recipients", "connect", "labels", "redact", "vocabulary"}
 _FIELDS = {
     "flow",
     "owner",
@@ -83,6 +86,7 @@ _FIELDS = {
     "retention_days",
     "redact",
     "keep_unredacted",
+    "vocabulary",
 }
 _WEBHOOK_FIELDS = ("result_webhook", "live_webhook", "recording_webhook")
 # Fields only a route whose calls stream to the recorder may have.
@@ -117,6 +121,8 @@ class Route:
     # What is hidden of what callers say, and whether the words as heard are kept too (admins only).
     redact: tuple[Redact, ...] = ()
     keep_unredacted: bool = False
+    # Phrases the engines are told to expect (shared/core/vocabulary.py).
+    vocabulary: tuple[str, ...] = ()
 
     @property
     def streams_live(self) -> bool:
@@ -193,7 +199,7 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
         if getattr(route, name) and not route.streams_live:
             raise entry.fail(name, "only a stream, or a voicemail with capture: stream, can have one")
     _check_speech(entry, route)
-    return route
+    return _check_vocabulary(entry, route)
 
 
 def _read_fields(entry: _Entry, node: Any) -> dict[str, Any]:
@@ -250,7 +256,13 @@ def _list(entry: _Entry, key: str, node: Any) -> tuple[str, ...]:
     import yaml
 
     items = node.value if isinstance(node, yaml.SequenceNode) else [node]
-    noun = {"recipients": "recipient", "connect": "number to connect", "labels": "label", "redact": "kind"}[key]
+    noun = {
+        "recipients": "recipient",
+        "connect": "number to connect",
+        "labels": "label",
+        "redact": "kind",
+        "vocabulary": "phrase",
+    }[key]
     values = []
     for item in items:
         text = _scalar(entry.source, item, f"a {noun}")
@@ -259,6 +271,9 @@ def _list(entry: _Entry, key: str, node: Any) -> tuple[str, ...]:
                 raise entry.fail(key, f"must be some of {', '.join(REDACT_CHOICES)}, not {text!r}", item)
             if text not in values:
                 values.append(text)
+            continue
+        if key == "vocabulary":
+            values.append(" ".join(text.split()))
             continue
         if key == "labels":
             if not 0 < len(text.strip()) <= 40:
@@ -330,6 +345,26 @@ def _check_speech(entry: _Entry, route: Route) -> None:
     fault = check_language(route.language) if speaks else None
     if fault is not None:
         raise entry.fail("language", fault)
+
+
+def _check_vocabulary(entry: _Entry, route: Route) -> Route:
+    """Each phrase checked in the route's language (at its own line), the whole against the
+    engines' limits; a phrase given twice is kept once."""
+    import yaml
+
+    node = entry.nodes.get("vocabulary")
+    if node is None:
+        return route
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for item, phrase in zip(items, route.vocabulary, strict=True):
+        fault = check_phrase(phrase, route.language)
+        if fault is not None:
+            raise entry.fail("vocabulary", fault, item)
+    phrases = tuple(dict.fromkeys(route.vocabulary))
+    fault = check_vocabulary(phrases)
+    if fault is not None:
+        raise entry.fail("vocabulary", fault)
+    return replace(route, vocabulary=phrases)
 
 
 def parse_routes(text: str, source: str, default_flow: str = "stream") -> Routes:
