@@ -14,6 +14,7 @@ from shared.core.errors import NotFound
 from shared.core.ports import (
     LiveSegment,
     OutboundCall,
+    SpeechHints,
     TextMessage,
     Transcript,
     TranscriptionJob,
@@ -61,9 +62,12 @@ class FakeTranscriber:
     in_process: bool = True
     started: list[str] = field(default_factory=list)
     collected: list[str] = field(default_factory=list)
+    # Each job as the engine was handed it.
+    jobs: list[TranscriptionJob] = field(default_factory=list)
 
     def start(self, job: TranscriptionJob) -> Transcript | None:
         self.started.append(job.name)
+        self.jobs.append(job)
         return self.transcripts[job.name] if self.in_process else None
 
     def collect(self, job_name: str) -> Transcript:
@@ -103,9 +107,14 @@ class ScriptedLiveTranscriber:
 
     segments: Sequence[LiveSegment]
     opened: int = 0
+    # What each stream was opened with.
+    hints: list[SpeechHints | None] = field(default_factory=list)
 
-    def open(self, rate: int, on_segment: Callable[[LiveSegment], None]) -> ScriptedLiveStream:
+    def open(
+        self, rate: int, on_segment: Callable[[LiveSegment], None], hints: SpeechHints | None = None
+    ) -> ScriptedLiveStream:
         self.opened += 1
+        self.hints.append(hints)
         return ScriptedLiveStream(rate, list(self.segments), on_segment)
 
 

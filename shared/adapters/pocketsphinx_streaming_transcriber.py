@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from shared.adapters.live_feed import FedStream, FeedLedger
-from shared.core.ports import LiveSegment
+from shared.core.ports import LiveSegment, SpeechHints
 from shared.core.transcript_parsers import Word
 
 __all__ = ["DECODER_NICENESS", "PocketsphinxStreamingTranscriber"]
@@ -57,7 +57,11 @@ class PocketsphinxStreamingTranscriber:
         self._open = 0
         self._lock = threading.Lock()
 
-    def open(self, rate: int, on_segment: Callable[[LiveSegment], None]) -> _ChildStream | None:
+    def open(
+        self, rate: int, on_segment: Callable[[LiveSegment], None], hints: SpeechHints | None = None
+    ) -> _ChildStream | None:
+        """A child decoding the stream. `hints` are not used: the bundled model is US English
+        only, and a route's phrases are not taken (see PocketsphinxTranscriber)."""
         with self._lock:
             if self._open >= self.limit:
                 return None

@@ -52,7 +52,12 @@ def decoded_words(decoder: Any, offset: float = 0.0) -> list[dict[str, Any]]:
 
 
 class PocketsphinxTranscriber:
-    """Speech to text with pocketsphinx's bundled US-English model; one decoder per instance."""
+    """Speech to text with pocketsphinx's bundled US-English model; one decoder per instance.
+
+    A route's vocabulary is not taken: the decoder hears only words its dictionary spells out in
+    phones, and adding one needs a pronunciation tapedeck cannot make (keyword spotting would
+    replace the transcript with a search for the phrases, not help it).
+    """
 
     def __init__(self, store: BlobStore, options: dict[str, Any] | None = None) -> None:
         self.store = store

@@ -22,6 +22,7 @@ __all__ = [
     "Messenger",
     "OutboundCall",
     "Recordings",
+    "SpeechHints",
     "StorageConflict",
     "StorageLane",
     "StorageUnavailable",
@@ -146,6 +147,8 @@ class TranscriptionJob:
     # What the engine may redact itself, where it can (shared.core.redaction's kinds); tapedeck
     # redacts the transcript anyway.
     redact: tuple[str, ...] = ()
+    # Phrases the route's callers say, for an engine that can be told to expect them.
+    vocabulary: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -279,10 +282,21 @@ class LiveListener(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SpeechHints:
+    """What a route tells a live engine of its calls: their language, and phrases to expect."""
+
+    language: str = "en-US"
+    vocabulary: tuple[str, ...] = ()
+
+
 class StreamingTranscriber(Protocol):
     """Speech to text while the call goes on."""
 
-    def open(self, rate: int, on_segment: Callable[[LiveSegment], None]) -> LiveTranscription | None:
+    def open(
+        self, rate: int, on_segment: Callable[[LiveSegment], None], hints: SpeechHints | None = None
+    ) -> LiveTranscription | None:
         """Start transcribing a stream of 16-bit mono PCM at `rate`; each segment goes to
-        `on_segment` as it comes. None when the engine is at its limit of concurrent streams."""
+        `on_segment` as it comes. `hints`: the route's (None: the engine's own language, no
+        phrases). None when the engine is at its limit of concurrent streams."""
         ...

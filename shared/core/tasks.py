@@ -53,7 +53,9 @@ ATTEMPT_HEADER = "X-CloudTasks-TaskRetryCount"
 # The embedded queue proves itself to the tasks function with this header (Cloud Tasks uses OIDC).
 QUEUE_KEY_HEADER = "X-Tapedeck-Queue-Key"
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}", re.ASCII)
-_PAYLOAD_LIMIT = 4096
+# A transcribe task carries its route's vocabulary: up to 10,000 characters of phrases
+# (shared/core/vocabulary.py), well under Cloud Tasks' own limit of 100 KB a task.
+_PAYLOAD_LIMIT = 16384
 _RERUNS = 999
 
 

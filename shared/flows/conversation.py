@@ -80,7 +80,9 @@ def _store_conversation(
     )
     set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
     channels = _channels_in(data, media_format)
-    return TranscriptionJob(name, audio_key, media_format, route.language, channels, engine_redaction(route))
+    return TranscriptionJob(
+        name, audio_key, media_format, route.language, channels, engine_redaction(route), route.vocabulary
+    )
 
 
 def _channels_in(data: bytes, media_format: str) -> int:

@@ -22,7 +22,14 @@ from typing import Any
 
 from shared.core.call_record import call_key
 from shared.core.live_events import live_model, live_transcript, redact_segment, segment_event, segment_json
-from shared.core.ports import BlobStore, LiveListener, LiveSegment, LiveTranscription, StreamingTranscriber
+from shared.core.ports import (
+    BlobStore,
+    LiveListener,
+    LiveSegment,
+    LiveTranscription,
+    SpeechHints,
+    StreamingTranscriber,
+)
 from shared.core.redaction import RedactedSpan
 from shared.core.transcripts import NOTHING, Turn, build_turns, format_dialogue, format_webvtt
 from shared.flows.redactions import RedactionPolicy, redacted_model_document, store_unredacted
@@ -81,9 +88,10 @@ class LiveTranscript:
         self._lock = threading.Lock()
         self._stream: LiveTranscription | None = None
 
-    def start(self, transcriber: StreamingTranscriber, rate: int) -> bool:
-        """Open the engine's stream; False when it is at its limit (the call is only recorded)."""
-        self._stream = transcriber.open(rate, self.on_segment)
+    def start(self, transcriber: StreamingTranscriber, rate: int, hints: SpeechHints | None = None) -> bool:
+        """Open the engine's stream, told the route's `hints`; False when it is at its limit (the
+        call is only recorded)."""
+        self._stream = transcriber.open(rate, self.on_segment, hints)
         if self._stream is None:
             log.info("live transcription at its limit: recorded only", extra={"call": self.conversation_uuid})
         return self._stream is not None

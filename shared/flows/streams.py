@@ -22,7 +22,14 @@ from shared.core.live_events import transcript_event
 from shared.core.message_end import MessageEnd, beep_frames
 from shared.core.ncco import LEG_HEADER, VOICEMAIL_SECONDS, VOICEMAIL_SILENCE
 from shared.core.payloads import load_json_object
-from shared.core.ports import BlobStore, LiveListener, StorageLane, StorageUnavailable, StreamingTranscriber
+from shared.core.ports import (
+    BlobStore,
+    LiveListener,
+    SpeechHints,
+    StorageLane,
+    StorageUnavailable,
+    StreamingTranscriber,
+)
 from shared.core.rotation import Rotation
 from shared.core.timeline import lay_out
 from shared.core.tokens import verify_stream_token
@@ -295,7 +302,8 @@ def _listen(
             offset,
             policy=RedactionPolicy(route.redact, route.keep_unredacted),
         )
-        live = transcript if transcript.start(context.live, rate) else None
+        hints = SpeechHints(route.language, route.vocabulary)
+        live = transcript if transcript.start(context.live, rate, hints) else None
     ending = None
     if voicemail:
         ending = MessageEnd(rate, VOICEMAIL_SILENCE, _max_seconds(meta.get("max_seconds")))

@@ -103,7 +103,7 @@ def _store_message(
         _page(services, job_doc, NO_MESSAGE, audio_key=audio_key, now=now)
         return None
     set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
-    return TranscriptionJob(name, audio_key, media_format, route.language, redact=engine_redaction(route))
+    return _transcription(name, audio_key, media_format, route)
 
 
 def finish_voicemail(services: VoicemailServices, job: Job, transcript: Transcript, now: float) -> None:
@@ -171,6 +171,12 @@ class LiveMessage:
     text: str | None
 
 
+def _transcription(name: str, audio_key: str, media_format: str, route: Route) -> TranscriptionJob:
+    """A message's transcription, with what its route tells the engine."""
+    redact = engine_redaction(route)
+    return TranscriptionJob(name, audio_key, media_format, route.language, redact=redact, vocabulary=route.vocabulary)
+
+
 def page_live_message(services: VoicemailServices, message: LiveMessage, now: float) -> TranscriptionJob | None:
     """Page the owners at once from the live words, exactly once per message; without them, say
     what the batch path must transcribe."""
@@ -182,7 +188,7 @@ def page_live_message(services: VoicemailServices, message: LiveMessage, now: fl
     store, name, audio_key = services.store, job.name, message.audio_key
     if message.text is None:
         set_job(store, name, lambda held: held.move(JobState.TRANSCRIBING, audio_key=audio_key))
-        return TranscriptionJob(name, audio_key, message.media_format, route.language, redact=engine_redaction(route))
+        return _transcription(name, audio_key, message.media_format, route)
     set_job(store, name, lambda held: held.move(JobState.TRANSCRIBED, audio_key=audio_key, transcript_status="live"))
     _page(services, job, message.text.strip() or NO_MESSAGE, audio_key=audio_key, now=now)
     return None

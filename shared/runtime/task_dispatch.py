@@ -42,9 +42,10 @@ def _transcription_job(task: Task) -> TranscriptionJob:
     texts = (job.name, job.audio_key, job.media_format, job.language)
     if not all(isinstance(v, str) for v in texts) or not isinstance(job.channels, int) or job.name != task.key:
         raise BadRequest("a transcribe task's fields are malformed")
-    if not isinstance(job.redact, list | tuple) or not all(isinstance(kind, str) for kind in job.redact):
-        raise BadRequest("a transcribe task's redact must be a list of kinds")
-    return replace(job, redact=tuple(job.redact))
+    for name, listed in (("redact", job.redact), ("vocabulary", job.vocabulary)):
+        if not isinstance(listed, list | tuple) or not all(isinstance(item, str) for item in listed):
+            raise BadRequest(f"a transcribe task's {name} must be a list of strings")
+    return replace(job, redact=tuple(job.redact), vocabulary=tuple(job.vocabulary))
 
 
 def _ids(task: Task) -> tuple[str, str]:
