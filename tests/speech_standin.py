@@ -31,6 +31,9 @@ class Call:
     enhanced: bool = False
     word_times: bool = False
     interim: bool = False
+    language: str = ""
+    # Each speech context's phrases and boost.
+    contexts: list[tuple[list[str], float]] = field(default_factory=list)
     units: list[int] = field(default_factory=list)
     audio_bytes: int = 0
 
@@ -86,6 +89,8 @@ class SpeechStandIn:
         call.enhanced = config.config.use_enhanced
         call.word_times = config.config.enable_word_time_offsets
         call.interim = config.interim_results
+        call.language = config.config.language_code
+        call.contexts = [(list(c.phrases), c.boost) for c in config.config.speech_contexts]
         if self.stall:
             self.release.wait(60)
             return

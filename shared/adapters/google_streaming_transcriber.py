@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.adapters.google_transcriber import speech_contexts
 from shared.adapters.live_feed import FedStream, FeedLedger
-from shared.core.ports import LiveSegment
+from shared.core.ports import LiveSegment, SpeechHints
 from shared.core.transcript_parsers import Word
 
 __all__ = ["GoogleStreamingTranscriber", "cooperate_with_gevent"]
@@ -99,7 +100,9 @@ class GoogleStreamingTranscriber:
             self._client = _speech().SpeechClient()
         return self._client
 
-    def open(self, rate: int, on_segment: Callable[[LiveSegment], None]) -> _GoogleStream | None:
+    def open(
+        self, rate: int, on_segment: Callable[[LiveSegment], None], hints: SpeechHints | None = None
+    ) -> _GoogleStream | None:
         with self._lock:
             if self._open >= self.limit:
                 return None
@@ -110,21 +113,23 @@ class GoogleStreamingTranscriber:
             log.exception("live transcription could not start")
             self._release()
             return None
-        return _GoogleStream(self, client, rate, on_segment)
+        return _GoogleStream(self, client, rate, on_segment, hints)
 
-    def config(self, rate: int) -> Any:
-        """The streaming config a stream at `rate` opens with."""
+    def config(self, rate: int, hints: SpeechHints | None = None) -> Any:
+        """The streaming config a stream at `rate` opens with, in the route's language and told its
+        phrases (the engine's language and no phrases without `hints`)."""
         speech = _speech()
         model, enhanced = _model(rate)
         return speech.StreamingRecognitionConfig(
             config=speech.RecognitionConfig(
                 encoding=speech.RecognitionConfig.AudioEncoding.LINEAR16,
                 sample_rate_hertz=rate,
-                language_code=self.language,
+                language_code=hints.language if hints else self.language,
                 model=model,
                 use_enhanced=enhanced,
                 enable_word_time_offsets=True,
                 enable_automatic_punctuation=True,
+                speech_contexts=speech_contexts(hints.vocabulary if hints else ()),
             ),
             interim_results=True,
         )
@@ -154,7 +159,12 @@ class _GoogleStream(FedStream):
     """One call: the feeder fills the backlog, Google streams one after another take it."""
 
     def __init__(
-        self, engine: GoogleStreamingTranscriber, client: Any, rate: int, on_segment: Callable[[LiveSegment], None]
+        self,
+        engine: GoogleStreamingTranscriber,
+        client: Any,
+        rate: int,
+        on_segment: Callable[[LiveSegment], None],
+        hints: SpeechHints | None,
     ) -> None:
         self._engine = engine
         self._client = client
@@ -163,7 +173,7 @@ class _GoogleStream(FedStream):
         self._bytes_per_second = 2 * rate
         self._chunk_bytes = self._bytes_per_second // 10
         self._frames: queue.Queue[bytes] = queue.Queue(maxsize=max(1, int(engine.backlog / _FRAME_SECONDS)))
-        self._config = engine.config(rate)
+        self._config = engine.config(rate, hints)
         # The feeder's side: seconds fed, bytes let into the backlog, and where skipped audio was.
         self._ledger = FeedLedger(self._bytes_per_second, self._report_gap)
         # The sender's side: audio taken from the backlog since the last final result, from byte

@@ -12,8 +12,9 @@ from typing import Any
 
 from shared.core.errors import NotFound, TapedeckError
 from shared.core.ports import BlobStore, Transcript, TranscriptionJob
+from shared.core.vocabulary import BOOST
 
-__all__ = ["GoogleTranscriber"]
+__all__ = ["GoogleTranscriber", "speech_contexts"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class GoogleTranscriber:
                 use_enhanced=self.model in _ENHANCED_MODELS,
                 audio_channel_count=job.channels,
                 enable_separate_recognition_per_channel=job.channels > 1,
+                speech_contexts=speech_contexts(job.vocabulary),
             )
             if self.bucket:
                 audio = speech.RecognitionAudio(uri=f"gs://{self.bucket}/{job.audio_key}")
@@ -90,6 +92,13 @@ def _speech() -> Any:
     # Through importlib: a typed `from google.cloud import speech_v1` makes mypy resolve the
     # google.cloud namespace as a package, which breaks `from google.cloud import storage`.
     return importlib.import_module("google.cloud.speech_v1")
+
+
+def speech_contexts(vocabulary: tuple[str, ...]) -> list[Any]:
+    """A route's phrases as Google's speech adaptation: one context, boosted (none without phrases)."""
+    if not vocabulary:
+        return []
+    return [_speech().SpeechContext(phrases=list(vocabulary), boost=BOOST)]
 
 
 def _result(result: Any) -> dict[str, Any]:

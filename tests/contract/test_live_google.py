@@ -25,7 +25,7 @@ from google.cloud.speech_v1.services.speech.transports import SpeechGrpcTranspor
 
 from shared.adapters.google_streaming_transcriber import GoogleStreamingTranscriber
 from shared.config.settings import Settings
-from shared.core.ports import LiveSegment
+from shared.core.ports import LiveSegment, SpeechHints
 from tests.live import check_streams_past_the_limit_wait_for_one_to_close
 from tests.servers import ROOT as _ROOT
 from tests.speech_standin import SpeechStandIn, frames
@@ -49,10 +49,14 @@ def standin() -> Iterator[SpeechStandIn]:
 
 
 def transcribe(
-    engine: GoogleStreamingTranscriber, units: list[int], rate: int = 16000, pause: float = 0.0
+    engine: GoogleStreamingTranscriber,
+    units: list[int],
+    rate: int = 16000,
+    pause: float = 0.0,
+    hints: SpeechHints | None = None,
 ) -> list[LiveSegment]:
     segments: list[LiveSegment] = []
-    stream = engine.open(rate, segments.append)
+    stream = engine.open(rate, segments.append, hints)
     assert stream is not None
     for frame in frames(units, rate):
         stream.feed(frame)
@@ -87,6 +91,25 @@ def test_the_stream_rate_and_a_telephony_model_reach_the_server(
     (call,) = standin.calls
     assert (call.rate, call.model, call.enhanced) == (rate, model, enhanced)
     assert call.word_times and call.interim
+
+
+def test_the_routes_language_and_vocabulary_reach_every_stream_of_a_call(standin: SpeechStandIn) -> None:
+    hints = SpeechHints("en-GB", ("Tapedeck", "Kubernetes", "Sam O'Neil"))
+    units = [n % 5 for n in range(1, 31)]
+    engine = GoogleStreamingTranscriber(client=standin.client(), restart_after=1.0)
+    segments = transcribe(engine, units, pause=0.001, hints=hints)
+    assert heard(segments) == expected_words(units)
+    # A restart opens its new stream with the same config.
+    assert len(standin.calls) >= 2
+    for call in standin.calls:
+        assert call.language == "en-GB"
+        assert call.contexts == [(["Tapedeck", "Kubernetes", "Sam O'Neil"], 10.0)]
+
+
+def test_a_stream_without_hints_has_the_engines_language_and_no_phrases(standin: SpeechStandIn) -> None:
+    transcribe(GoogleStreamingTranscriber(client=standin.client(), language="fr-FR"), SPEECH)
+    (call,) = standin.calls
+    assert (call.language, call.contexts) == ("fr-FR", [])
 
 
 def test_a_call_past_the_stream_limit_restarts_with_no_word_lost_or_repeated(standin: SpeechStandIn) -> None:

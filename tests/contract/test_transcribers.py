@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -278,6 +278,26 @@ def test_google_reads_cloud_storage_audio_in_place(audio_store: LocalBlobStore) 
     assert config.sample_rate_hertz == 16000
     assert config.model == "phone_call"
     assert config.use_enhanced
+
+
+def test_google_is_told_the_routes_language_and_phrases(audio_store: LocalBlobStore) -> None:
+    """The real API cannot run here: a fake client records the request the adapter builds."""
+    client = FakeSpeechClient(VOICEMAIL)
+    phrases = ("Tapedeck", "Kubernetes", "Sam O'Neil")
+    GoogleTranscriber(audio_store, bucket=None, client=client).start(
+        replace(job("voicemail_outage.wav"), language="en-GB", vocabulary=phrases)
+    )
+    [(config, _)] = client.requests
+    assert config.language_code == "en-GB"
+    [context] = config.speech_contexts
+    assert (list(context.phrases), context.boost) == (list(phrases), 10.0)
+
+
+def test_google_gets_no_speech_context_without_phrases(audio_store: LocalBlobStore) -> None:
+    client = FakeSpeechClient(VOICEMAIL)
+    GoogleTranscriber(audio_store, bucket=None, client=client).start(job("voicemail_outage.wav"))
+    [(config, _)] = client.requests
+    assert list(config.speech_contexts) == []
 
 
 def test_google_recognises_each_channel_of_a_stereo_call(audio_store: LocalBlobStore) -> None:
