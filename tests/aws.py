@@ -14,6 +14,7 @@ from tests.servers import BIN, free_port, running
 
 REGION = "us-east-1"
 TRANSCRIPTION_JOB = "transcribe::transcriptionjob"
+VOCABULARY = "transcribe::vocabulary"
 
 
 @contextmanager
@@ -27,10 +28,20 @@ def moto_server(log: Path) -> Iterator[str]:
 
 
 def reset(url: str) -> None:
-    """Wipe every resource and restore Transcribe's step-per-call state machine."""
+    """Wipe every resource and restore Transcribe's step-per-call state machines (jobs, vocabularies)."""
     requests.post(f"{url}/moto-api/reset", timeout=5).raise_for_status()
+    for model in (TRANSCRIPTION_JOB, VOCABULARY):
+        requests.post(
+            f"{url}/moto-api/state-manager/unset-transition", json={"model_name": model}, timeout=5
+        ).raise_for_status()
+
+
+def make_vocabularies_ready_immediately(url: str) -> None:
+    """Make every custom vocabulary READY as soon as it is created."""
     requests.post(
-        f"{url}/moto-api/state-manager/unset-transition", json={"model_name": TRANSCRIPTION_JOB}, timeout=5
+        f"{url}/moto-api/state-manager/set-transition",
+        json={"model_name": VOCABULARY, "transition": {"progression": "immediate"}},
+        timeout=5,
     ).raise_for_status()
 
 

@@ -1,15 +1,24 @@
-"""Transcriber on Amazon Transcribe (batch): audio staged in S3, results collected once EventBridge says so."""
+"""Transcriber on Amazon Transcribe (batch): audio staged in S3, results collected once EventBridge says so.
+
+A route's vocabulary becomes an Amazon custom vocabulary, named after its phrases and language
+(`<prefix>vocab-<hash>`), created the first time a job needs it. Amazon takes minutes to make
+one READY, and tapedeck never waits in a request (nor holds a job's task for that long, which
+would hold the voicemail's page too), so a job that finds its vocabulary still PENDING starts
+without it and says so in the log; the jobs after it use it once READY. A FAILED vocabulary is
+logged and left: its name follows the phrases, so only changed phrases (a new name) try again.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from shared.core.errors import BadRequest, Conflict, NotFound
 from shared.core.ports import BlobStore, Transcript, TranscriptionJob
+from shared.core.vocabulary import amazon_phrases, vocabulary_name
 
 __all__ = [
     "MEDIA_FORMATS",
@@ -76,6 +85,8 @@ class AwsTranscriber:
     job_prefix: str = "tapedeck-"
     s3: Any = None
     transcribe: Any = None
+    # Vocabularies seen READY: a READY vocabulary stays so, and need not be asked about again.
+    _ready: set[str] = field(default_factory=set, init=False, repr=False)
 
     @cached_property
     def _s3(self) -> Any:
@@ -122,8 +133,14 @@ class AwsTranscriber:
             "OutputBucketName": self.staging_bucket,
             "OutputKey": transcript_key(job.name),
         }
+        settings: dict[str, Any] = {}
         if job.channels == MAX_CHANNELS:
-            request["Settings"] = {"ChannelIdentification": True}
+            settings["ChannelIdentification"] = True
+        vocabulary = self._ready_vocabulary(job)
+        if vocabulary is not None:
+            settings["VocabularyName"] = vocabulary
+        if settings:
+            request["Settings"] = settings
         redaction = content_redaction(job)
         if redaction is not None:
             request["ContentRedaction"] = redaction
@@ -139,6 +156,51 @@ class AwsTranscriber:
         status = response.get("TranscriptionJob", {}).get("TranscriptionJobStatus")
         log.info("transcription job started", extra={"job": job.name, "status": status, "bytes": len(audio.data)})
         return None
+
+    def _ready_vocabulary(self, job: TranscriptionJob) -> str | None:
+        """The name of the job's vocabulary if Amazon has it READY; None without phrases, or while
+        it is not (created here if absent). Trouble with it never stops the job."""
+        from botocore.exceptions import ClientError
+
+        if not job.vocabulary:
+            return None
+        name = vocabulary_name(self.job_prefix, job.language, job.vocabulary)
+        if name in self._ready:
+            return name
+        try:
+            found = self._vocabulary_state(name, job)
+        except ClientError as err:
+            log.warning("vocabulary unavailable: job started without it", extra={"job": job.name, "error": str(err)})
+            return None
+        state = found.get("VocabularyState") or "PENDING"
+        if state == "READY":
+            self._ready.add(name)
+            return name
+        extra = {"job": job.name, "vocabulary": name, "state": state, "reason": found.get("FailureReason")}
+        log.warning("vocabulary not ready: job started without it", extra=extra)
+        return None
+
+    def _vocabulary_state(self, name: str, job: TranscriptionJob) -> dict[str, Any]:
+        """GetVocabulary's answer, or CreateVocabulary's for one that was absent."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self._transcribe.get_vocabulary(VocabularyName=name))
+        except ClientError as err:
+            if _error_code(err) not in ("BadRequestException", "NotFoundException"):
+                raise
+        phrases = amazon_phrases(job.vocabulary)
+        try:
+            created = self._transcribe.create_vocabulary(
+                VocabularyName=name, LanguageCode=job.language, Phrases=phrases
+            )
+        except ClientError as err:
+            if _error_code(err) != "ConflictException":
+                raise
+            # Another job created it a moment ago.
+            return {"VocabularyState": "PENDING"}
+        log.info("vocabulary created", extra={"vocabulary": name, "phrases": len(phrases), "language": job.language})
+        return dict(created)
 
     def collect(self, job_name: str) -> Transcript:
         """The finished job's transcript; the staged audio and transcript are deleted once read."""

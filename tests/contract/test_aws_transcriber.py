@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import requests
 
 from shared.adapters.aws_transcriber import AwsTranscriber
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.errors import BadRequest, Conflict, NotFound
 from shared.core.ports import TranscriptionJob
-from tests.aws import REGION, finish_jobs_immediately
+from shared.core.vocabulary import vocabulary_name
+from tests.aws import REGION, finish_jobs_immediately, make_vocabularies_ready_immediately
 
 # Real servers or emulators on loopback, started by the tests.
 pytestmark = pytest.mark.slow
@@ -230,3 +233,59 @@ def test_a_failed_job_gives_its_reason_and_deletes_the_staged_audio(s3: Any, tmp
     assert (transcript.status, transcript.text) == ("failed", "")
     assert transcript.failure == "The media file length is too small."
     assert staged(s3) == []
+
+
+# --- a route's vocabulary ------------------------------------------------------------------------
+
+PHRASES = ("Tapedeck", "Kubernetes", "Sam O'Neil")
+VOCABULARY_JOB = replace(JOB, name="tapedeck-CON-8c1d", language="en-GB", vocabulary=PHRASES)
+
+
+def vocabulary_phrases(moto: str, name: str) -> list[str]:
+    """The phrases moto holds for a vocabulary, from its own record of what was created."""
+    data = requests.get(f"{moto}/moto-api/data.json", timeout=5).json()
+    [found] = [v for v in data["transcribe"]["FakeVocabulary"] if v["vocabulary_name"] == name]
+    return list(found["phrases"])
+
+
+def job_settings(name: str) -> dict[str, Any]:
+    found = boto3.client("transcribe", region_name=REGION).get_transcription_job(TranscriptionJobName=name)
+    return dict(found["TranscriptionJob"])
+
+
+def test_a_ready_vocabulary_is_created_from_the_route_and_named_in_the_job(
+    transcriber: AwsTranscriber, aws: str
+) -> None:
+    make_vocabularies_ready_immediately(aws)
+    assert transcriber.start(VOCABULARY_JOB) is None
+
+    name = vocabulary_name("tapedeck-", "en-GB", PHRASES)
+    vocabulary = boto3.client("transcribe", region_name=REGION).get_vocabulary(VocabularyName=name)
+    assert (vocabulary["LanguageCode"], vocabulary["VocabularyState"]) == ("en-GB", "READY")
+    # Amazon's list vocabulary: the words of a phrase joined by hyphens.
+    assert vocabulary_phrases(aws, name) == ["Tapedeck", "Kubernetes", "Sam-O'Neil"]
+    started = job_settings(VOCABULARY_JOB.name)
+    assert started["LanguageCode"] == "en-GB"
+    assert started["Settings"] == {"ChannelIdentification": True, "VocabularyName": name}
+
+
+def test_a_job_starts_without_its_vocabulary_until_amazon_has_it_ready(
+    transcriber: AwsTranscriber, caplog: pytest.LogCaptureFixture
+) -> None:
+    """moto's vocabulary is PENDING once asked about after its creation, READY the time after."""
+    name = vocabulary_name("tapedeck-", "en-GB", PHRASES)
+    names = [f"tapedeck-CON-{n}" for n in ("a1", "a2", "a3", "a4")]
+    for job_name in names:
+        assert transcriber.start(replace(VOCABULARY_JOB, name=job_name)) is None
+
+    used = [job_settings(job_name)["Settings"].get("VocabularyName") for job_name in names]
+    assert used == [None, None, name, name]
+    waiting = [r for r in caplog.records if r.getMessage() == "vocabulary not ready: job started without it"]
+    assert [r.__dict__["job"] for r in waiting] == names[:2]
+    assert all(r.__dict__["vocabulary"] == name for r in waiting)
+
+
+def test_a_job_without_phrases_creates_no_vocabulary(transcriber: AwsTranscriber) -> None:
+    transcriber.start(JOB)
+    assert boto3.client("transcribe", region_name=REGION).list_vocabularies()["Vocabularies"] == []
+    assert "VocabularyName" not in job_settings(JOB.name)["Settings"]
