@@ -11,14 +11,12 @@ from shared.config.routes import parse_routes
 from shared.config.settings import Settings, StreamSettings
 from shared.core.ports import LiveSegment, SpeechHints
 from shared.core.tasks import Task, parse_task
-from shared.flows.streams import StreamContext, run_stream
 from shared.runtime.task_dispatch import run_task
 from tests.fakes import FakeServices, ScriptedLiveTranscriber
 from tests.flows.mailbox import JOB, MAILBOX, URL, received
-from tests.flows.test_stream_handover import SPEECH, ScriptedSocket, Ticker
+from tests.flows.test_live_redaction import STREAMED, streamed
 from tests.testbed import DATA, TOKEN_SECRET
 
-STREAMED = "447700900004"
 PHRASES = ("Tapedeck", "Kubernetes", "Sam O'Neil")
 
 
@@ -64,16 +62,6 @@ def test_the_largest_vocabulary_a_route_may_have_fits_in_a_task(tmp_path: Path) 
 
 def test_a_streamed_call_opens_its_live_engine_with_its_routes_language_and_phrases(tmp_path: Path) -> None:
     services = services_for(tmp_path, '[Tapedeck, Kubernetes, "Sam O\'Neil"]')
-    ticker = Ticker()
-    engine = ScriptedLiveTranscriber([LiveSegment(True, "hello", 0.1, 0.5)])
-    context = StreamContext(
-        services.store,
-        TOKEN_SECRET,
-        256 * 1024,
-        monotonic=ticker,
-        document_spacing=0.0,
-        live=engine,
-        routes=services.settings.routes,
-    )
-    run_stream(ScriptedSocket(services.store, ticker, [SPEECH] * 50, headers={"to": STREAMED}), context)
-    assert engine.hints == [SpeechHints("en-AU", PHRASES)]
+    _, context = streamed(services, STREAMED, [LiveSegment(True, "hello", 0.1, 0.5)])
+    assert isinstance(context.live, ScriptedLiveTranscriber)
+    assert context.live.hints == [SpeechHints("en-AU", PHRASES)]
