@@ -46,6 +46,7 @@ API_KEY = "fuzz-api-key"
 # Keys tapedeck writes (the embedded queue its tasks, the sweep its marks and problems); anything
 # else in the store is something it should not have written.
 STORE_KEY = re.compile(r"(calls|index/calls|jobs|links|outbox|prompts|tasks|sweep|problems)/[A-Za-z0-9._/-]+")
+LOCK_FILE = re.compile(r"\.locks/[0-9a-f]{40}\.lock")
 
 FIELDS = [
     "conversation_uuid", "uuid", "call_uuid", "status", "type", "to", "from", "timestamp", "direction",
@@ -248,7 +249,8 @@ def check_store(root: Path, expected: set[str]) -> None:
             relative = Path(folder, name).relative_to(root).as_posix()
             if relative.startswith("data/"):
                 key = relative.removeprefix("data/")
-                assert name.startswith(".") or STORE_KEY.fullmatch(key), key
+                # Hidden files (a write's temporary file) and the conditional writes' lock files.
+                assert name.startswith(".") or LOCK_FILE.fullmatch(key) or STORE_KEY.fullmatch(key), key
             else:
                 assert relative in expected, relative
 
