@@ -162,8 +162,16 @@ def _read_aws(results: Mapping[str, Any], into: _Reading) -> None:
         into.declare(0)  # a job without channel identification is one channel, even when silent
 
 
-def _read_words(words: object, channel: int, into: _Reading) -> None:
-    """Words as plain data: {"word", "start", "end", "confidence"}, times in seconds."""
+def _seconds(value: object, units: float) -> float | None:
+    number = _number(value)
+    return None if number is None else number / units
+
+
+def _read_words(
+    words: object, channel: int, into: _Reading, times: tuple[str, str] = ("start", "end"), units: float = 1.0
+) -> None:
+    """Words as plain data: {"word", "start", "end", "confidence"}, times in seconds (or under the
+    keys `times`, in 1/`units` seconds)."""
     if not isinstance(words, list):
         if words is not None:
             into.skipped["malformed"] += 1
@@ -173,7 +181,8 @@ def _read_words(words: object, channel: int, into: _Reading) -> None:
         if text is None or not isinstance(word, Mapping):
             into.skipped["malformed"] += 1
             continue
-        into.add(channel, text, word.get("start"), word.get("end"), word.get("confidence"))
+        start, end = (_seconds(word.get(key), units) for key in times)
+        into.add(channel, text, start, end, word.get("confidence"))
 
 
 def _read_offline(document: Mapping[str, Any], into: _Reading) -> None:
@@ -211,22 +220,6 @@ def _read_google(document: Mapping[str, Any], into: _Reading) -> None:
         into.skipped["malformed"] += 1
 
 
-def _read_vonage_words(words: object, channel: int, into: _Reading) -> None:
-    """A Vonage sentence's words: {"word", "start_time", "end_time", "confidence"}, times in ms."""
-    if not isinstance(words, list):
-        into.skipped["malformed"] += 1
-        return
-    for word in words:
-        text = _words_text(word.get("word")) if isinstance(word, Mapping) else None
-        if text is None or not isinstance(word, Mapping):
-            into.skipped["malformed"] += 1
-            continue
-        start, end = (_number(word.get(key)) for key in ("start_time", "end_time"))
-        start = None if start is None else start / VONAGE_TIME_UNITS
-        end = None if end is None else end / VONAGE_TIME_UNITS
-        into.add(channel, text, start, end, word.get("confidence"))
-
-
 def _read_vonage(document: Mapping[str, Any], into: _Reading) -> None:
     """Vonage's transcript file: one entry per recorded channel, in order, each a list of sentences."""
     channels = document.get("channels")
@@ -244,7 +237,8 @@ def _read_vonage(document: Mapping[str, Any], into: _Reading) -> None:
             if not words and _words_text(sentence.get("sentence")):
                 into.skipped["no_timings"] += 1
                 continue
-            _read_vonage_words(words or [], channel, into)
+            # A Vonage sentence's words: {"word", "start_time", "end_time", "confidence"}.
+            _read_words(words, channel, into, ("start_time", "end_time"), VONAGE_TIME_UNITS)
 
 
 def is_vonage_transcript(document: object) -> bool:
