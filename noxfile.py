@@ -47,6 +47,7 @@ def serve(session: nox.Session) -> None:
     session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav                   (recorded stream)")
     session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav --to 447700900001 (voicemail page)")
     session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav --to 447700900003 (live voicemail)")
+    session.log("  nox -s call -- --audio tests/data/voicemail_outage.wav --to 447700900005 (Vonage transcribes)")
     session.run(*serve_command(port), env=env)
 
 

@@ -81,14 +81,21 @@ def event(request: flask.Request) -> Any:
 @functions_framework.http
 @guarded(methods=("GET", "POST"))
 def recording(request: flask.Request) -> Any:
-    """Vonage's recording webhook (voicemail or conversation): store it, queue its transcription, answer."""
+    """Vonage's recording webhook (voicemail or conversation): store it, queue its transcription,
+    answer. Vonage's transcription webhook, for a route Vonage transcribes, comes here too."""
     from dataclasses import asdict
 
     from shared.core.tasks import Task
+    from shared.core.vonage_transcripts import is_transcription_webhook
     from shared.flows.jobs import RECORDING_URL_PARAMS
     from shared.flows.transcription import receive_recording
 
     services, params, now = _vonage_webhook(request, own=RECORDING_URL_PARAMS)
+    if is_transcription_webhook(params):
+        from shared.flows.vonage_transcription import receive_vonage_transcription
+
+        services.queue.enqueue(receive_vonage_transcription(services.settings, params))
+        return "", 204
     job = receive_recording(services, params, now)
     if job is not None:
         services.queue.enqueue(Task("transcribe", job.name, asdict(job)))

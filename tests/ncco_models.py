@@ -147,8 +147,31 @@ def _endpoint_faults(action: dict[str, Any], where: str) -> list[str]:
     return faults
 
 
+# A record action's `transcription`, which the SDK's Record model lacks (Vonage's NCCO reference;
+# `sentimentAnalysis` from vonage-java-sdk's TranscriptionSettings).
+TRANSCRIPTION_FIELDS = {"language", "eventUrl", "eventMethod", "sentimentAnalysis"}
+
+
+def _transcription_faults(settings: Any, where: str) -> list[str]:
+    where = f"{where} transcription"
+    if not isinstance(settings, dict):
+        return [f"{where}: must be an object"]
+    faults = [f"{where}: unknown field {name!r}" for name in sorted(set(settings) - TRANSCRIPTION_FIELDS)]
+    language = settings.get("language", "en-US")
+    if not isinstance(language, str) or not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*", language):
+        faults.append(f"{where}: language {language!r} is not a BCP-47 tag")
+    if not isinstance(settings.get("sentimentAnalysis", False), bool):
+        faults.append(f"{where}: sentimentAnalysis must be true or false")
+    return faults + _url_faults(settings, where)
+
+
 def _action_faults(action: dict[str, Any], where: str) -> list[str]:
     kind = action.get("action")
+    if kind == "record" and "transcription" in action:
+        action = dict(action)
+        faults = _transcription_faults(action.pop("transcription"), where)
+        if faults:
+            return faults
     faults = _round_trip(NCCO_MODELS[str(kind)], _as_model_fields(action), action, where)
     if faults:
         return faults  # the rules below read fields of the types the model takes

@@ -26,7 +26,9 @@ YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes
   number shown to the parties), `labels` (one per channel, the caller first), `format` (mp3 or
   wav; by default mp3 for up to two channels and wav above, as Vonage does), `result_webhook`
   (where the transcript is delivered), `recipients` (an SMS summary of the dialogue),
-  `language`, `max_seconds`.
+  `language`, `max_seconds`;
+- voicemail with `capture: record`, and conversation: `engine` (`vonage`: Vonage transcribes the
+  recording itself and calls back; unset: the deployment's TRANSCRIBER).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ _FIELDS = {
     "redact",
     "keep_unredacted",
     "vocabulary",
+    "engine",
 }
 _WEBHOOK_FIELDS = ("result_webhook", "live_webhook", "recording_webhook")
 # Fields only a route whose calls stream to the recorder may have.
@@ -95,6 +98,10 @@ _FLAGS = {"true": True, "false": False}
 # How a voicemail takes its message: Vonage's `record` action, transcribed after the call
 # (the default), or the call's live stream, transcribed as it is spoken.
 CAPTURES = ("record", "stream")
+# Who transcribes a route's recordings when not the deployment's TRANSCRIBER: Vonage, asked in the
+# record action itself.
+VONAGE_ENGINE = "vonage"
+ENGINES = (VONAGE_ENGINE,)
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,12 @@ class Route:
     keep_unredacted: bool = False
     # Phrases the engines are told to expect (shared/core/vocabulary.py).
     vocabulary: tuple[str, ...] = ()
+    # "vonage": Vonage transcribes the recording; "": the deployment's TRANSCRIBER.
+    engine: str = ""
+
+    @property
+    def transcribed_by_vonage(self) -> bool:
+        return self.engine == VONAGE_ENGINE
 
     @property
     def streams_live(self) -> bool:
@@ -198,6 +211,8 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
     for name in _STREAM_FIELDS:
         if getattr(route, name) and not route.streams_live:
             raise entry.fail(name, "only a stream, or a voicemail with capture: stream, can have one")
+    if route.engine and (route.flow == Flow.STREAM or route.streams_live):
+        raise entry.fail("engine", "only a recorded voicemail or a conversation can have one")
     _check_speech(entry, route)
     return _check_vocabulary(entry, route)
 
@@ -240,6 +255,8 @@ def _read_fields(entry: _Entry, node: Any) -> dict[str, Any]:
             continue
         if key == "capture" and text not in CAPTURES:
             raise entry.fail(key, f"must be one of {', '.join(CAPTURES)}, not {text!r}")
+        if key == "engine" and text not in ENGINES:
+            raise entry.fail(key, f"must be one of {', '.join(ENGINES)}, not {text!r}")
         _check_value(entry, key, text)
         if key == "notice":
             if "announcement" in entry.nodes:

@@ -16,6 +16,7 @@ __all__ = [
     "connect_websocket",
     "conversation_answer",
     "live_voicemail_answer",
+    "record_transcription",
     "stream_answer",
     "stream_connect",
     "stream_reconnect",
@@ -118,32 +119,49 @@ def _thanks(language: str) -> Action:
     return talk("Thank you for your message. Goodbye.", language=language)
 
 
-def voicemail_record(*, language: str, max_seconds: int | None, recording_url: str) -> list[Action]:
-    """Record after a beep until silence, '#' or the limit, then thank: the message as a recording."""
-    return [
-        {
-            "action": "record",
-            "format": "mp3",
-            "endOnSilence": VOICEMAIL_SILENCE,
-            "endOnKey": "#",
-            "beepStart": True,
-            "timeOut": max_seconds or VOICEMAIL_SECONDS,
-            "eventUrl": [recording_url],
-            "eventMethod": "POST",
-        },
-        _thanks(language),
-    ]
+def record_transcription(language: str, event_url: str) -> Action:
+    """A record action's `transcription`: Vonage transcribes the recording in `language` and
+    posts its transcription webhook to `event_url`."""
+    return {"language": language, "eventUrl": [event_url], "eventMethod": "POST"}
+
+
+def _transcribed(record: Action, transcription: Action | None) -> Action:
+    return {**record, "transcription": transcription} if transcription else record
+
+
+def voicemail_record(
+    *, language: str, max_seconds: int | None, recording_url: str, transcription: Action | None = None
+) -> list[Action]:
+    """Record after a beep until silence, '#' or the limit, then thank: the message as a recording
+    (which Vonage transcribes too, given `transcription`)."""
+    record: Action = {
+        "action": "record",
+        "format": "mp3",
+        "endOnSilence": VOICEMAIL_SILENCE,
+        "endOnKey": "#",
+        "beepStart": True,
+        "timeOut": max_seconds or VOICEMAIL_SECONDS,
+        "eventUrl": [recording_url],
+        "eventMethod": "POST",
+    }
+    return [_transcribed(record, transcription), _thanks(language)]
 
 
 def voicemail_answer(
-    call: InboundCall, *, owner: str, language: str, max_seconds: int | None, recording_url: str
+    call: InboundCall,
+    *,
+    owner: str,
+    language: str,
+    max_seconds: int | None,
+    recording_url: str,
+    transcription: Action | None = None,
 ) -> list[Action]:
     """Greet in the owner's name, record after a beep until silence, '#' or the limit, then thank."""
     del call  # the same words for every caller
-    return [
-        _greeting(owner, language),
-        *voicemail_record(language=language, max_seconds=max_seconds, recording_url=recording_url),
-    ]
+    record = voicemail_record(
+        language=language, max_seconds=max_seconds, recording_url=recording_url, transcription=transcription
+    )
+    return [_greeting(owner, language), *record]
 
 
 def live_voicemail_answer(
@@ -173,6 +191,7 @@ def conversation_answer(
     max_seconds: int | None,
     recording_url: str,
     event_url: str,
+    transcription: Action | None = None,
 ) -> list[Action]:
     """Speak the announcement, record one channel per party, then connect each party.
 
@@ -181,16 +200,15 @@ def conversation_answer(
     party k on channel k. Several parties get one connect each, as in Vonage's multi-party sample.
     """
     actions: list[Action] = [talk(announcement, language=language)] if announcement else []
-    actions.append(
-        {
-            "action": "record",
-            "split": "conversation",
-            "channels": 1 + len(parties),
-            "format": media_format,
-            "eventUrl": [recording_url],
-            "eventMethod": "POST",
-        }
-    )
+    record: Action = {
+        "action": "record",
+        "split": "conversation",
+        "channels": 1 + len(parties),
+        "format": media_format,
+        "eventUrl": [recording_url],
+        "eventMethod": "POST",
+    }
+    actions.append(_transcribed(record, transcription))
     for number in parties:
         connect: Action = {
             "action": "connect",

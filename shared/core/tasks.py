@@ -33,9 +33,11 @@ __all__ = [
 
 # What the tasks function runs: each kind is one step of a flow. `settle-recordings` decides the
 # final state of a call's recordings; `stitch-recording` lays a call's sessions on one timeline;
+# `vonage-transcript` fetches the transcript Vonage made of a recording;
 # `sweep` is Cloud Scheduler's (or the embedded queue's) periodic run.
 KINDS = (
     "transcribe",
+    "vonage-transcript",
     "deliver-result",
     "deliver-callback",
     "settle-hangup",

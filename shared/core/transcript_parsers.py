@@ -1,4 +1,4 @@
-"""Reading Amazon Transcribe, pocketsphinx and Google output into one transcript model: pure, no I/O."""
+"""Reading Amazon Transcribe, pocketsphinx, Google and Vonage output into one transcript model: pure, no I/O."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["Channel", "TranscriptModel", "Word", "parse_transcript"]
+__all__ = ["VONAGE_TIME_UNITS", "Channel", "TranscriptModel", "Word", "is_vonage_transcript", "parse_transcript"]
 
 _AWS_CHANNEL = re.compile(r"ch_(\d+)")
+# Vonage's transcript file gives word times as whole numbers; read as milliseconds (unconfirmed:
+# no Vonage-authored description of the file was found).
+VONAGE_TIME_UNITS = 1000.0
 # What was skipped while reading a document: a sentence with "{}" for the counted noun, and the noun.
 _SKIPS = {
     "untimed": ("skipped {} without usable start and end times", "word"),
@@ -46,7 +49,7 @@ class Channel:
 class TranscriptModel:
     """What an engine heard, per channel, whichever engine it was."""
 
-    engine: str  # "aws" | "pocketsphinx" | "google" | "unknown"
+    engine: str  # "aws" | "pocketsphinx" | "google" | "vonage" | "unknown"
     channels: tuple[Channel, ...]  # sorted by index; every expected channel, even if empty
     notes: tuple[str, ...]  # human-readable remarks about anything odd
 
@@ -159,8 +162,16 @@ def _read_aws(results: Mapping[str, Any], into: _Reading) -> None:
         into.declare(0)  # a job without channel identification is one channel, even when silent
 
 
-def _read_words(words: object, channel: int, into: _Reading) -> None:
-    """Words as plain data: {"word", "start", "end", "confidence"}, times in seconds."""
+def _seconds(value: object, units: float) -> float | None:
+    number = _number(value)
+    return None if number is None else number / units
+
+
+def _read_words(
+    words: object, channel: int, into: _Reading, times: tuple[str, str] = ("start", "end"), units: float = 1.0
+) -> None:
+    """Words as plain data: {"word", "start", "end", "confidence"}, times in seconds (or under the
+    keys `times`, in 1/`units` seconds)."""
     if not isinstance(words, list):
         if words is not None:
             into.skipped["malformed"] += 1
@@ -170,7 +181,8 @@ def _read_words(words: object, channel: int, into: _Reading) -> None:
         if text is None or not isinstance(word, Mapping):
             into.skipped["malformed"] += 1
             continue
-        into.add(channel, text, word.get("start"), word.get("end"), word.get("confidence"))
+        start, end = (_seconds(word.get(key), units) for key in times)
+        into.add(channel, text, start, end, word.get("confidence"))
 
 
 def _read_offline(document: Mapping[str, Any], into: _Reading) -> None:
@@ -208,6 +220,37 @@ def _read_google(document: Mapping[str, Any], into: _Reading) -> None:
         into.skipped["malformed"] += 1
 
 
+def _read_vonage(document: Mapping[str, Any], into: _Reading) -> None:
+    """Vonage's transcript file: one entry per recorded channel, in order, each a list of sentences."""
+    channels = document.get("channels")
+    for channel, entry in enumerate(channels if isinstance(channels, list) else ()):
+        into.declare(channel)
+        sentences = entry.get("transcript") if isinstance(entry, Mapping) else None
+        if not isinstance(sentences, list):
+            into.skipped["channel"] += 1
+            continue
+        for sentence in sentences:
+            if not isinstance(sentence, Mapping):
+                into.skipped["malformed"] += 1
+                continue
+            words = sentence.get("words")
+            if not words and _words_text(sentence.get("sentence")):
+                into.skipped["no_timings"] += 1
+                continue
+            # A Vonage sentence's words: {"word", "start_time", "end_time", "confidence"}.
+            _read_words(words, channel, into, ("start_time", "end_time"), VONAGE_TIME_UNITS)
+
+
+def is_vonage_transcript(document: object) -> bool:
+    """Whether a document has the shape of Vonage's transcript file (`ver`, `request_id`, `channels`)."""
+    return (
+        isinstance(document, Mapping)
+        and "engine" not in document
+        and isinstance(document.get("channels"), list)
+        and ("ver" in document or "request_id" in document)
+    )
+
+
 def _label(labels: Sequence[str], index: int) -> str:
     return labels[index] if index < len(labels) else f"Channel {index}"
 
@@ -217,13 +260,16 @@ def _counted(count: int, noun: str) -> str:
 
 
 def parse_transcript(document: Mapping[str, Any], labels: Sequence[str], expected_channels: int) -> TranscriptModel:
-    """Amazon Transcribe, pocketsphinx or Google output as one model; oddities become notes, never errors."""
+    """Amazon Transcribe, pocketsphinx, Google or Vonage output as one model; oddities become notes, never errors."""
     into = _Reading()
     results = document.get("results") if isinstance(document, Mapping) else None
     engine = document.get("engine") if isinstance(document, Mapping) else None
     if isinstance(results, Mapping):
         engine = "aws"
         _read_aws(results, into)
+    elif is_vonage_transcript(document):
+        engine = "vonage"
+        _read_vonage(document, into)
     elif engine == "pocketsphinx":
         _read_offline(document, into)
     elif engine == "google":

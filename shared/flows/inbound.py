@@ -39,6 +39,10 @@ def _flow_answer(settings: Settings, route: Route, call: InboundCall, now: float
         from shared.flows.jobs import recording_event_url
 
         recording_url = recording_event_url(settings, call.conversation_uuid, call.from_, call.to)
+        # Vonage's transcription webhook comes to the same sealed URL as its recording webhook.
+        transcription = (
+            ncco.record_transcription(route.language, recording_url) if route.transcribed_by_vonage else None
+        )
         if route.flow == Flow.CONVERSATION:
             return ncco.conversation_answer(
                 parties=route.connect,
@@ -49,6 +53,7 @@ def _flow_answer(settings: Settings, route: Route, call: InboundCall, now: float
                 max_seconds=route.max_seconds,
                 recording_url=recording_url,
                 event_url=f"{settings.public_url}/event",
+                transcription=transcription,
             )
         if route.capture == "stream":
             from shared.flows.jobs import voicemail_fallback_url
@@ -67,6 +72,7 @@ def _flow_answer(settings: Settings, route: Route, call: InboundCall, now: float
             language=route.language,
             max_seconds=route.max_seconds,
             recording_url=recording_url,
+            transcription=transcription,
         )
     return ncco.stream_answer(
         call,

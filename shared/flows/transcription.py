@@ -32,14 +32,17 @@ class RecordedCallServices(ConversationServices, Protocol):
 
 
 def receive_recording(services: RecordedCallServices, params: Mapping[str, Any], now: float) -> TranscriptionJob | None:
-    """Store a recording once per recording_uuid; returns the transcription to run, if any."""
+    """Store a recording once per recording_uuid; returns the transcription to run here, if any."""
     hook = read_recording_webhook(services.settings, params)
     route = services.settings.routes.for_number(hook.called)
     if route.flow == Flow.VOICEMAIL:
-        return receive_voicemail(services, hook, route, now)
-    if route.flow == Flow.CONVERSATION:
-        return receive_conversation(services, hook, route, now)
-    raise BadRequest(f"{hook.called} does not record calls")
+        job = receive_voicemail(services, hook, route, now)
+    elif route.flow == Flow.CONVERSATION:
+        job = receive_conversation(services, hook, route, now)
+    else:
+        raise BadRequest(f"{hook.called} does not record calls")
+    # Vonage transcribes the route's recordings itself: the job waits, `transcribing`, for its webhook.
+    return None if route.transcribed_by_vonage else job
 
 
 def complete_transcription(services: RecordedCallServices, transcript: Transcript, now: float) -> bool:

@@ -25,6 +25,7 @@ from shared.flows.results import deliver_result
 from shared.flows.stitching import STITCH_TASK, conversation_of, stitch_recording
 from shared.flows.sweep import SweepServices, run_sweep
 from shared.flows.transcription import RecordedCallServices, run_transcription
+from shared.flows.vonage_transcription import VONAGE_TRANSCRIPT_TASK, collect_vonage_transcript
 
 __all__ = ["TaskServices", "run_task"]
 
@@ -82,6 +83,8 @@ def run_task(services: TaskServices, task: Task, attempt: int, now: float) -> st
 def _run(services: TaskServices, task: Task, attempt: int, final: bool, now: float) -> str:
     if task.kind == "transcribe":
         return run_transcription(services, _transcription_job(task), now)
+    if task.kind == VONAGE_TRANSCRIPT_TASK:
+        return collect_vonage_transcript(services, task, final=final, now=now)
     if task.kind == "deliver-result":
         return deliver_result(services, *_ids(task), attempt=attempt, final=final, now=now)
     if task.kind == "deliver-callback":

@@ -26,6 +26,8 @@ EVENT_FIELDS = {"headers", "from", "to", "uuid", "conversation_uuid", "status", 
 ANSWERED_FIELDS = EVENT_FIELDS | {"start_time", "rate", "network"}
 COMPLETED_FIELDS = EVENT_FIELDS | {"start_time", "end_time", "duration", "rate", "price", "network"}
 TRANSFER_FIELDS = {"conversation_uuid_from", "type", "uuid", "conversation_uuid_to", "timestamp"}
+# Vonage's transcription webhook (its .NET SDK's fixture): no numbers, no timestamp.
+TRANSCRIPTION_FIELDS = {"conversation_uuid", "recording_uuid", "status", "transcription_url", "type"}
 # The answer webhook's query in the capture's order; `region_url` is documented since.
 ANSWER_ORDER = ["to", "from", "conversation_uuid", "uuid"]
 
@@ -64,6 +66,11 @@ class Receiver:
                 return jsonify({"error": "unsigned"}), 503, {"Retry-After": "1"}
             if kind == "answer":
                 return jsonify([{"action": "talk", "text": "Hello."}])
+            if kind == "answer-transcribed":
+                hooks = request.host_url.rstrip("/")
+                transcription = {"language": "en-US", "eventUrl": [f"{hooks}/transcription"], "eventMethod": "POST"}
+                record = {"action": "record", "endOnSilence": 3, "eventUrl": [f"{hooks}/recording"]}
+                return jsonify([{**record, "transcription": transcription}])
             return "", 204
 
         return app
@@ -153,3 +160,35 @@ def test_a_get_input_webhook_carries_dtmf_and_speech_as_compact_json_text(receiv
     assert query["dtmf"] == '{"digits":"1234","timed_out":false}'
     assert query["speech"] == '{"error":"Speech was not enabled"}'
     assert {"from", "to", "uuid", "conversation_uuid", "timestamp"} <= set(query)
+
+
+def test_a_transcribed_recording_s_webhook_has_vonage_s_shape_and_its_file_needs_the_jwt(
+    receiver: tuple[Receiver, str], tmp_path: Path
+) -> None:
+    import requests
+
+    from tools.standin.api import StandinApi, make_application_key, public_key_of
+
+    found, base = receiver
+    key = make_application_key(tmp_path / "application.pem")
+    api = StandinApi(public_key_of(key))
+    with api.serving("127.0.0.1", 0) as api_base:
+        standin = VonageStandin(signing=WebhookSigning(SECRET), api=api, api_base=api_base)
+        standin.transcript = (DATA / "vonage_transcript_voicemail.json").read_bytes()
+        report = standin.inbound_call(f"{base}/answer-transcribed", f"{base}/event", DATA / "voicemail_outage.wav")
+        (recording,) = found.of("recording")
+        (transcription,) = found.of("transcription")
+        assert transcription.method == "POST" and transcription.signed
+        body = transcription.body
+        assert set(body) == TRANSCRIPTION_FIELDS
+        assert body["status"] == "transcribed" and body["type"] == "record"
+        assert body["recording_uuid"] == recording.body["recording_uuid"] == report.recording_uuid
+        assert body["conversation_uuid"] == report.conversation_uuid
+        assert body["transcription_url"].startswith(f"{api_base}/v1/files/")
+        assert requests.get(body["transcription_url"], timeout=10).status_code == 401
+        from vonage_jwt import JwtClient
+
+        token = JwtClient("standin-application", key.decode()).generate_application_jwt().decode()
+        served = requests.get(body["transcription_url"], headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert served.status_code == 200 and served.headers["Content-Type"] == "application/json"
+        assert set(served.json()) == {"ver", "request_id", "channels"}

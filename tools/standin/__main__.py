@@ -2,6 +2,7 @@
 
 python -m tools.standin call --audio file.wav [--to N] [--from N] [--fast] [--dtmf 5@1.0]
                                 [--other-party file.wav ...]   # what each connected party says
+                                [--vonage-transcript file.json]  # what Vonage's transcription says
 python -m tools.standin prompt --to N --pin 1234 --dtmf 1111,1234 [--outcome busy] [--legacy-dtmf]
                                 # ask tapedeck's /call for a PIN prompt call, play the person called
 Both sign webhooks with VONAGE_SIGNATURE_SECRET when it is set [--unsigned-first] [--get-signing added].
@@ -62,6 +63,14 @@ DEMO_ROUTES = """\
   format: mp3
   recipients: ["447700900111"]
   retention_days: 90
+"447700900005":
+  flow: voicemail
+  engine: vonage
+  announcement: Calls to this number are recorded and transcribed by Vonage.
+  owner: Sam
+  recipients: ["447700900111"]
+  language: en-US
+  max_seconds: 120
 """
 _PAGE_WAIT = 60.0
 _TRANSCRIPT_WAIT = 180.0
@@ -332,6 +341,14 @@ def _call_arguments(parser: argparse.ArgumentParser, settings: Settings) -> None
         help="WAV file the party reached by the next phone connect says (repeat per party)",
     )
     parser.add_argument("--webhook-copies", type=int, default=1, help="deliver each recording webhook this often")
+    parser.add_argument(
+        "--vonage-transcript",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="transcript file (Vonage's JSON) served when the NCCO asks Vonage to transcribe; "
+        "default: the words the offline engine hears in the recording",
+    )
     _signing_arguments(parser)
     parser.add_argument("--answer-url", default=f"{settings.public_url}/answer")
     parser.add_argument("--event-url", default=f"{settings.public_url}/event")
@@ -358,7 +375,11 @@ def call(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     host, _, port = settings.vonage.api_host.partition(":")
     with api.serving(host, int(port or 0)) as base:
         standin = VonageStandin(
-            api=api, api_base=base, webhook_copies=args.webhook_copies, signing=_signing(args, settings)
+            api=api,
+            api_base=base,
+            webhook_copies=args.webhook_copies,
+            signing=_signing(args, settings),
+            transcript=args.vonage_transcript.read_bytes() if args.vonage_transcript else None,
         )
         report = standin.inbound_call(
             args.answer_url,

@@ -1,4 +1,4 @@
-"""The stand-in's HTTP API: create-call and recording files behind the application's JWT, and the SMS API."""
+"""The stand-in's HTTP API: create-call, recordings and transcripts behind the application's JWT, and SMS."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ class StandinApi:
 
     public_key_pem: bytes | None = None
     recordings: dict[str, bytes] = field(default_factory=dict)
-    downloads: list[str] = field(default_factory=list)  # recording uuids, once per file fetched
+    transcripts: dict[str, bytes] = field(default_factory=dict)  # Vonage's transcript files, by file id
+    downloads: list[str] = field(default_factory=list)  # file ids (recordings and transcripts), once per fetch
     sms: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     signature_secret: str | None = None  # signs the webhooks of outbound calls
@@ -69,10 +70,14 @@ class StandinApi:
         if scheme != "Bearer" or not self._valid_jwt(token):
             return jsonify({"title": "Unauthorized", "detail": "application JWT required"}), 401
         data = self.recordings.get(recording_uuid)
-        if data is None:
+        transcript = self.transcripts.get(recording_uuid)
+        if data is None and transcript is None:
             return jsonify({"title": "Not found"}), 404
         with self.lock:
             self.downloads.append(recording_uuid)
+        if transcript is not None:
+            return transcript, 200, {"Content-Type": "application/json"}
+        assert data is not None
         return data, 200, {"Content-Type": "audio/wav" if data[:4] == b"RIFF" else "audio/mpeg"}
 
     def _send_sms(self) -> Any:

@@ -32,6 +32,7 @@ from tools.standin.recordings import (
     recording_layout,
     records_in_background,
 )
+from tools.standin.transcription import transcription_webhook, vonage_transcript_file, words_heard
 from tools.standin.webhooks import WebhookSigning, send_webhook
 
 __all__ = ["CallReport", "DtmfPress", "SocketReport", "VonageStandin"]
@@ -71,6 +72,7 @@ class CallReport:
     recording_ended_by: str | None = None
     recording_posted_at: float | None = None
     recording_webhook: dict[str, Any] | None = None  # the recording webhook's body, as posted
+    transcription_webhook: dict[str, Any] | None = None  # Vonage's transcription webhook's, when asked for
     recording_channels: int = 0
     recording_format: str | None = None
     parties: list[str] = field(default_factory=list)
@@ -208,8 +210,12 @@ class VonageStandin:
         api_base: str = "",
         webhook_copies: int = 1,
         signing: WebhookSigning | None = None,
+        transcript: bytes | None = None,
     ) -> None:
         self.signing = signing or WebhookSigning(signature_secret)
+        # The transcript file served for a record action's `transcription`; None: the words the
+        # offline engine hears in the recording.
+        self.transcript = transcript
         self.http = http or requests.Session()
         self.api = api
         self.api_base = api_base
@@ -382,6 +388,28 @@ class VonageStandin:
         report.recording_posted_at, report.recording_webhook = time.time(), payload
         for _ in range(self.webhook_copies):
             report.event_statuses["record"] = self.post_event(action["eventUrl"][0], payload)
+        if isinstance(action.get("transcription"), dict):
+            self._transcribe(report, action, recording, recording_uuid)
+
+    def _transcribe(
+        self, report: CallReport, action: dict[str, Any], recording: _Recording, recording_uuid: str
+    ) -> None:
+        """Vonage's transcription, after its recording: serve the transcript file, then say where it is."""
+        data = self.transcript
+        if data is None:
+            words = words_heard(recording.data, recording.media)
+            data = json.dumps(vonage_transcript_file(words, recording.seconds)).encode()
+        file_id = str(uuidlib.uuid4())
+        self._recordings()  # the API serves it
+        assert self.api is not None
+        self.api.transcripts[file_id] = data
+        settings = action["transcription"]
+        # Without its own eventUrl the transcription is assumed to go where the recording went.
+        url = (settings.get("eventUrl") or action["eventUrl"])[0]
+        payload = transcription_webhook(report.conversation_uuid, recording_uuid, f"{self.api_base}/v1/files/{file_id}")
+        report.transcription_webhook = payload
+        for _ in range(self.webhook_copies):
+            report.event_statuses["transcription"] = self.post_event(url, payload)
 
     def _dial(
         self,
