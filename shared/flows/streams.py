@@ -337,13 +337,6 @@ def _close(stream: _Stream, end: _End, meta: dict[str, Any], context: StreamCont
     recording.finish(end.reason, end.closed_at)
     if context.on_recorded is not None:
         context.on_recorded(recording.conversation_uuid, recording.session)
-    if stream.live is not None and stream.live.document is not None and stream.leg == 1:
-        # A call in several sessions takes its first words from the stitched transcript.
-        try:
-            recording.change_call(noting_transcript(stream.live.document["dialogue"]))
-        except StorageUnavailable as err:
-            # Only the calls list's preview of the words: the message and its webhook go on.
-            log.warning("transcript start not noted", extra={"call": recording.conversation_uuid, "error": str(err)})
     audio_key = recording.object_key
     if stream.live is not None and stream.live.spans:
         audio_key = store_redacted_audio(context.store, audio_key, stream.live.spans, keep=True)
@@ -358,6 +351,15 @@ def _close(stream: _Stream, end: _End, meta: dict[str, Any], context: StreamCont
             text,
         )
         context.on_message(message)
+    if stream.live is not None and stream.live.document is not None and stream.leg == 1:
+        # After the page: call.json's writes are spaced a second apart (Cloud Storage's rate for
+        # one object), and the list's preview of the words must not hold the owner's page up.
+        # A call in several sessions takes its first words from the stitched transcript.
+        try:
+            recording.change_call(noting_transcript(stream.live.document["dialogue"]))
+        except StorageUnavailable as err:
+            # Only the calls list's preview of the words: the message and its webhook go on.
+            log.warning("transcript start not noted", extra={"call": recording.conversation_uuid, "error": str(err)})
     if stream.webhook is not None:
         _send_transcript(stream, meta, context)
     if context.after_session is not None and (stream.leg > 1 or end.closing == SessionClose.RECONNECT):
