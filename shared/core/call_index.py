@@ -24,6 +24,7 @@ __all__ = [
     "CallFilter",
     "CallSummary",
     "index_key",
+    "indexed_call",
     "summarize",
     "transcript_start",
 ]
@@ -50,6 +51,11 @@ def index_key(created_at: str, conversation_uuid: str) -> str:
     instant = _instant(created_at)
     moment = _MOMENTS - round(instant.timestamp() * 1000)
     return f"{INDEX_PREFIX}{_day_part(instant.date())}/{moment:013d}-{conversation_uuid}.json"
+
+
+def indexed_call(key: str) -> str:
+    """The conversation an index name summarizes (its name after the moment's dash)."""
+    return key.rsplit("/", 1)[-1].partition("-")[2].removesuffix(".json")
 
 
 def transcript_start(text: str) -> str:

@@ -8,10 +8,11 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
 
 from shared.core.errors import Conflict, TapedeckError
-from shared.core.ports import Blob, BlobStore, StorageConflict
+from shared.core.ports import Blob, BlobInfo, BlobStore, StorageConflict
 
 __all__ = [
     "UNREADABLE",
@@ -139,3 +140,29 @@ def update_document(
         doc.update(typed.to_json())
 
     return kind.from_json(update_json(store, key, edit, lambda: dict(create().to_json())))
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of a listing resumed from a kept place: its objects, whether more follow, and
+    the place it started from."""
+
+    infos: list[BlobInfo]
+    more: bool
+    started: str
+
+
+def next_batch(store: BlobStore, place_key: str, prefix: str, size: int, start: str = "") -> Batch:
+    """Up to `size` objects under `prefix` from where the last batch stopped (kept at `place_key`),
+    never before `start`, so a long listing is worked through a batch a run."""
+    place = read_json(store, place_key) or {}
+    kept = place.get("after") if isinstance(place.get("after"), str) else ""
+    infos = store.list_after(prefix, max(kept or "", start), size)
+    return Batch(infos, len(infos) == size, kept or "")
+
+
+def keep_place(store: BlobStore, place_key: str, batch: Batch, now: float) -> None:
+    """Once a batch is worked: the next starts after it, or from the beginning after the last."""
+    following = batch.infos[-1].key if batch.more else ""
+    if following != batch.started:
+        store.write(place_key, json.dumps({"after": following, "at": now}).encode(), "application/json")

@@ -9,7 +9,6 @@ index entry last of all, so a second run still finds the call and what is left o
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.config.settings import Settings
-from shared.core.call_index import INDEX_PREFIX, CallSummary, index_key
+from shared.core.call_index import INDEX_PREFIX, CallSummary, index_key, indexed_call
 from shared.core.call_record import CALL_DOCUMENT, CallRecord, call_ended, call_key, new_call
 from shared.core.erasure import (
     FORGET_PREFIX,
@@ -36,7 +35,15 @@ from shared.core.prompt_transaction import PromptTransaction
 from shared.core.tasks import FAILED_TASKS_PREFIX
 from shared.core.times import instant, iso
 from shared.flows.calls import update_call
-from shared.flows.documents import UNREADABLE, document_as, document_of, encode_document, read_json
+from shared.flows.documents import (
+    UNREADABLE,
+    document_as,
+    document_of,
+    encode_document,
+    keep_place,
+    next_batch,
+    read_json,
+)
 from shared.flows.jobs import JOB_PREFIX, call_job_names, job_key
 from shared.flows.links import erase_link
 from shared.flows.pin_calls import PREFIX as PROMPTS_PREFIX
@@ -172,7 +179,7 @@ def _delete_summaries(store: BlobStore, conversation_uuid: str, created_at: str 
         return _delete(store, index_key(created_at, conversation_uuid))
     removed = 0
     for info in store.list(INDEX_PREFIX):
-        if info.key.rsplit("/", 1)[-1].partition("-")[2] == f"{conversation_uuid}.json":
+        if info.key.endswith(".json") and indexed_call(info.key) == conversation_uuid:
             store.delete(info.key)
             removed += 1
     return removed
@@ -290,15 +297,11 @@ def run_retention(services: EraseServices, now: float) -> RetentionReport:
         return report
     # Index names sort newest first: every call older than the shortest retention lies past this.
     start = index_key(iso(now - shortest * 86400), "").removesuffix(".json")
-    cursor = read_json(store, RETENTION_CURSOR_KEY) or {}
-    after = cursor.get("after") if isinstance(cursor.get("after"), str) else ""
-    after = max(after or "", start)
-    batch = settings.sweep.batch
-    infos = store.list_after(INDEX_PREFIX, after, batch)
-    for info, blob in zip(infos, store.read_many([i.key for i in infos]), strict=True):
+    batch = next_batch(store, RETENTION_CURSOR_KEY, INDEX_PREFIX, settings.sweep.batch, start)
+    for info, blob in zip(batch.infos, store.read_many([i.key for i in batch.infos]), strict=True):
         report.looked_at += 1
         summary = document_as(blob, CallSummary.from_json, lambda _: True)
-        conversation_uuid = info.key.rsplit("/", 1)[-1].partition("-")[2].removesuffix(".json")
+        conversation_uuid = indexed_call(info.key)
         created = instant(summary.created_at) if summary is not None else None
         days = _retention_days(settings, summary.to if summary is not None else "")
         if created is None or not expired(created, days, now):
@@ -308,10 +311,8 @@ def run_retention(services: EraseServices, now: float) -> RetentionReport:
             continue
         report.objects += erase_call(services, conversation_uuid)
         report.erased += 1
-    report.more = len(infos) == batch
-    following = infos[-1].key if report.more else ""
-    if following != (cursor.get("after") or ""):
-        store.write(RETENTION_CURSOR_KEY, json.dumps({"after": following, "at": now}).encode(), "application/json")
+    report.more = batch.more
+    keep_place(store, RETENTION_CURSOR_KEY, batch, now)
     if report.erased or report.held:
         fields = {"event": Event.RETENTION_RUN, "erased": report.erased, "held": report.held}
         log.info("calls past their retention erased", extra={**fields, "objects": count_document(report.objects)})

@@ -12,7 +12,6 @@ asks for a retry: it does not fail every run.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -25,7 +24,7 @@ from shared.core.ports import BlobStore, CallControl, Messenger, TaskQueue, Tran
 from shared.core.recording_outcome import WaitingCall
 from shared.core.tasks import parse_task
 from shared.flows.delivery import HttpClient
-from shared.flows.documents import document_of, read_json, update_document
+from shared.flows.documents import document_of, keep_place, next_batch, update_document
 from shared.flows.erase import RetentionReport, run_discards, run_forget_requests, run_retention
 from shared.flows.notify import resend_page
 from shared.flows.pin_calls import reopen_callback
@@ -99,9 +98,8 @@ def run_sweep(services: SweepServices, now: float, *, as_of: float | None = None
     report.retention.objects["engine copies"] += run_discards(services)
     report.forgotten = [forgetting.describe() for forgetting in run_forget_requests(services, now)]
     store, batch = services.store, services.settings.sweep.batch
-    cursor = read_json(store, CURSOR_KEY) or {}
-    after = cursor.get("after") if isinstance(cursor.get("after"), str) else ""
-    infos = store.list_after(PENDING_PREFIX, after or "", batch)
+    pending = next_batch(store, CURSOR_KEY, PENDING_PREFIX, batch)
+    infos = pending.infos
     for info, blob in zip(infos, store.read_many([i.key for i in infos]), strict=True):
         conversation_uuid = info.key.removeprefix(PENDING_PREFIX).removesuffix(".json")
         report.looked_at += 1
@@ -113,10 +111,8 @@ def run_sweep(services: SweepServices, now: float, *, as_of: float | None = None
         report.settled += outcome == Settlement.SETTLED
         report.waiting += outcome == Settlement.WAITING
         report.held += outcome is None
-    report.more = len(infos) == batch
-    following = infos[-1].key if report.more else ""
-    if following != (after or ""):
-        store.write(CURSOR_KEY, json.dumps({"after": following, "at": now}).encode(), "application/json")
+    report.more = pending.more
+    keep_place(store, CURSOR_KEY, pending, now)
     fields = {"event": Event.SWEEP_RUN, "seconds": round(time.monotonic() - started, 3), **asdict(report)}
     fields["retention"] = {"erased": report.retention.erased, "held": report.retention.held}
     log.info("sweep ran", extra=fields)
