@@ -352,6 +352,9 @@ class _Erasing:
     transcriber: Any
     messenger: Any
 
+    def transcriber_for(self, engine: str) -> Any:
+        return self.transcriber
+
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> flask.Flask:
     """The browser as an app of its own: behind IAP on Cloud Storage, loopback only on a local folder."""

@@ -8,7 +8,6 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import asdict
 from types import FrameType
 from typing import Any
 
@@ -19,11 +18,11 @@ from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.google_streaming_transcriber import cooperate_with_gevent
 from shared.config.settings import SECRET_NAMES, Settings
 from shared.core.ports import LiveListener, StreamingTranscriber
-from shared.core.tasks import Task
 from shared.flows.recording_outcomes import settle_task
 from shared.flows.results import claim_result
 from shared.flows.stitching import stitch_task
 from shared.flows.streams import CLOSE_INTERNAL_ERROR, StreamContext, run_stream
+from shared.flows.transcription import transcribe_task
 from shared.flows.voicemail import LiveMessage, page_live_message
 from shared.runtime.frame_socket import NO_READER, FrameSocket
 from shared.runtime.live_webhook import WebhookLiveListener, webhook_poster
@@ -72,7 +71,7 @@ def _pager(services: Services) -> Callable[[LiveMessage], None]:
         try:
             job = page_live_message(services, message, services.clock())
             if job is not None:
-                services.queue.enqueue(Task("transcribe", job.name, asdict(job)))
+                services.queue.enqueue(transcribe_task(job))
         except Exception:
             log.exception("a live message could not be paged", extra={"call": message.conversation_uuid})
 

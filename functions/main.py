@@ -83,12 +83,9 @@ def event(request: flask.Request) -> Any:
 def recording(request: flask.Request) -> Any:
     """Vonage's recording webhook (voicemail or conversation): store it, queue its transcription,
     answer. Vonage's transcription webhook, for a route Vonage transcribes, comes here too."""
-    from dataclasses import asdict
-
-    from shared.core.tasks import Task
     from shared.core.vonage_transcripts import is_transcription_webhook
     from shared.flows.jobs import RECORDING_URL_PARAMS
-    from shared.flows.transcription import receive_recording
+    from shared.flows.transcription import receive_recording, transcribe_task
 
     services, params, now = _vonage_webhook(request, own=RECORDING_URL_PARAMS)
     if is_transcription_webhook(params):
@@ -98,7 +95,7 @@ def recording(request: flask.Request) -> Any:
         return "", 204
     job = receive_recording(services, params, now)
     if job is not None:
-        services.queue.enqueue(Task("transcribe", job.name, asdict(job)))
+        services.queue.enqueue(transcribe_task(job))
     return "", 204
 
 

@@ -54,6 +54,15 @@ def finish_jobs_immediately(url: str) -> None:
     ).raise_for_status()
 
 
+def step_jobs_each_read(url: str) -> None:
+    """Move every transcription job one step (QUEUED, IN_PROGRESS, COMPLETED) per GetTranscriptionJob."""
+    requests.post(
+        f"{url}/moto-api/state-manager/set-transition",
+        json={"model_name": TRANSCRIPTION_JOB, "transition": {"progression": "manual", "times": 1}},
+        timeout=5,
+    ).raise_for_status()
+
+
 def point_boto3_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """boto3 reads these itself: every client built afterwards talks to moto with fake credentials."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):

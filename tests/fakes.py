@@ -220,10 +220,15 @@ class FakeServices:
     queue: QueuedTasks = field(default_factory=QueuedTasks)
     http: FakeHttp = field(default_factory=FakeHttp)
     clock: FakeClock = field(default_factory=FakeClock)
+    # Engines other than the deployment's TRANSCRIBER (`transcriber`), by name.
+    engines: dict[str, FakeTranscriber] = field(default_factory=dict)
 
     @classmethod
     def on(cls, folder: Path, settings: Settings) -> FakeServices:
         return cls(settings, LocalBlobStore(folder / "data"))
+
+    def transcriber_for(self, engine: str) -> FakeTranscriber:
+        return self.engines.get(engine, self.transcriber)
 
 
 def _serves_every_flow(services: FakeServices) -> tuple[RecordedCallServices, PromptServices]:

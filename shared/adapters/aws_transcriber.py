@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -65,7 +65,8 @@ def content_redaction(job: TranscriptionJob) -> dict[str, Any] | None:
     """Amazon's own PII redaction for what the route redacts, where Amazon offers it for the
     language; None otherwise (tapedeck's own redaction runs on the transcript either way)."""
     types = sorted({entity for kind in job.redact for entity in PII_ENTITY_TYPES.get(kind, ())})
-    if not types or job.language not in REDACTION_LANGUAGES:
+    # With languages to identify, only if Amazon redacts in each (the one it hears is not known yet).
+    if not types or not REDACTION_LANGUAGES.issuperset(job.languages or (job.language,)):
         return None
     return {"RedactionType": "PII", "RedactionOutput": "redacted", "PiiEntityTypes": types}
 
@@ -127,7 +128,6 @@ class AwsTranscriber:
         self._s3.put_object(Bucket=self.staging_bucket, Key=key, Body=audio.data, ContentType=content_type)
         request: dict[str, Any] = {
             "TranscriptionJobName": job.name,
-            "LanguageCode": job.language,
             "MediaFormat": job.media_format,
             "Media": {"MediaFileUri": f"s3://{self.staging_bucket}/{key}"},
             "OutputBucketName": self.staging_bucket,
@@ -137,8 +137,16 @@ class AwsTranscriber:
         if job.channels == MAX_CHANNELS:
             settings["ChannelIdentification"] = True
         vocabulary = self._ready_vocabulary(job)
-        if vocabulary is not None:
-            settings["VocabularyName"] = vocabulary
+        if job.languages:
+            # Amazon identifies the language among the route's; a vocabulary (made in the route's
+            # own language) then goes with that language in LanguageIdSettings.
+            request |= {"IdentifyLanguage": True, "LanguageOptions": list(job.languages)}
+            if vocabulary is not None:
+                request["LanguageIdSettings"] = {job.language: {"VocabularyName": vocabulary}}
+        else:
+            request["LanguageCode"] = job.language
+            if vocabulary is not None:
+                settings["VocabularyName"] = vocabulary
         if settings:
             request["Settings"] = settings
         redaction = content_redaction(job)
@@ -221,6 +229,8 @@ class AwsTranscriber:
             transcript = Transcript(job_name, "failed", "", failure=details.get("FailureReason") or "unknown failure")
         else:
             transcript = self._read_transcript(job_name)
+            if details.get("IdentifyLanguage") and isinstance(details.get("LanguageCode"), str):
+                transcript = replace(transcript, language=details["LanguageCode"])
         self._delete_staged(job_name, details)
         log.info("transcription job collected", extra={"job": job_name, "status": transcript.status})
         return transcript

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ class GoogleTranscriber:
                 audio_channel_count=job.channels,
                 enable_separate_recognition_per_channel=job.channels > 1,
                 speech_contexts=speech_contexts(job.vocabulary),
+                # The others a route's speakers may use: Google names the one it heard per result.
+                alternative_language_codes=[code for code in job.languages if code != job.language],
             )
             if self.bucket:
                 audio = speech.RecognitionAudio(uri=f"gs://{self.bucket}/{job.audio_key}")
@@ -77,7 +80,7 @@ class GoogleTranscriber:
             return _failed(job, str(err) or type(err).__name__)
         results = [_result(result) for result in response.results if result.alternatives]
         document = {"engine": ENGINE, "results": results}
-        return Transcript(job.name, "completed", _text(results), document)
+        return Transcript(job.name, "completed", _text(results), document, language=_heard_language(job, results))
 
     def collect(self, job_name: str) -> Transcript:
         raise NotFound(f"{job_name}: Google jobs complete in start; there is nothing to collect")
@@ -106,6 +109,7 @@ def _result(result: Any) -> dict[str, Any]:
     best = result.alternatives[0]
     return {
         "channel_tag": int(result.channel_tag),
+        "language_code": str(result.language_code),
         "transcript": str(best.transcript).strip(),
         "confidence": float(best.confidence),
         "words": [
@@ -118,6 +122,18 @@ def _result(result: Any) -> dict[str, Any]:
             for word in best.words
         ],
     }
+
+
+def _heard_language(job: TranscriptionJob, results: list[dict[str, Any]]) -> str | None:
+    """Of a job given languages to choose among, the one most of its results were heard in.
+    Google's examples give the tag in lower case ("en-us"), so it is matched without case and
+    given back as the route spelt it."""
+    if not job.languages:
+        return None
+    spelt = {code.lower(): code for code in job.languages}
+    heard = [spelt.get(result["language_code"].lower()) for result in results if result["transcript"]]
+    counted = Counter(code for code in heard if code)
+    return counted.most_common(1)[0][0] if counted else job.language
 
 
 def _text(results: Iterable[dict[str, Any]]) -> str:

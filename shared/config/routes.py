@@ -28,7 +28,12 @@ YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes
   (where the transcript is delivered), `recipients` (an SMS summary of the dialogue),
   `language`, `max_seconds`;
 - voicemail with `capture: record`, and conversation: `engine` (`vonage`: Vonage transcribes the
-  recording itself and calls back; unset: the deployment's TRANSCRIBER).
+  recording itself and calls back; aws, google or offline: that engine; unset: the deployment's
+  TRANSCRIBER);
+- voicemail and conversation: `engines`, a fallback chain of up to three of aws, google and
+  offline, tried in order on the same stored audio (shared/flows/transcription.py), and
+  `languages`: two to four BCP-47 tags, the route's `language` among them, for an engine that
+  identifies the language spoken (Amazon Transcribe, Google); the others transcribe in `language`.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ MAX_SECONDS = RECORD_SECONDS
 _SECONDS = re.compile(r"[0-9]{1,4}", re.ASCII)
 _DAYS = re.compile(r"[0-9]{1,5}", re.ASCII)
 MAX_RETENTION_DAYS = 36500
-_LIST_FIELDS = {"recipients", "connect", "labels", "redact", "vocabulary"}
+_LIST_FIELDS = {"recipients", "connect", "labels", "redact", "vocabulary", "engines", "languages"}
 _FIELDS = {
     "flow",
     "owner",
@@ -90,6 +95,8 @@ _FIELDS = {
     "keep_unredacted",
     "vocabulary",
     "engine",
+    "engines",
+    "languages",
 }
 _WEBHOOK_FIELDS = ("result_webhook", "live_webhook", "recording_webhook")
 # Fields only a route whose calls stream to the recorder may have.
@@ -98,10 +105,14 @@ _FLAGS = {"true": True, "false": False}
 # How a voicemail takes its message: Vonage's `record` action, transcribed after the call
 # (the default), or the call's live stream, transcribed as it is spoken.
 CAPTURES = ("record", "stream")
-# Who transcribes a route's recordings when not the deployment's TRANSCRIBER: Vonage, asked in the
-# record action itself.
+# The engines that transcribe stored audio, in a chain a route may give (`engines`).
+BATCH_ENGINES = ("aws", "google", "offline")
+# Or Vonage, asked in the record action itself: alone, since it transcribes only what it records.
 VONAGE_ENGINE = "vonage"
-ENGINES = (VONAGE_ENGINE,)
+ENGINES = (VONAGE_ENGINE, *BATCH_ENGINES)
+# Amazon Transcribe takes two or more LanguageOptions ("more than five is not recommended");
+# Google v1 one language_code and up to three alternative_language_codes.
+LANGUAGES_MOST = 4
 
 
 @dataclass(frozen=True)
@@ -130,12 +141,22 @@ class Route:
     keep_unredacted: bool = False
     # Phrases the engines are told to expect (shared/core/vocabulary.py).
     vocabulary: tuple[str, ...] = ()
-    # "vonage": Vonage transcribes the recording; "": the deployment's TRANSCRIBER.
+    # "vonage": Vonage transcribes the recording; another engine's name: that engine; "": see engines.
     engine: str = ""
+    # The engines tried in turn on the stored audio; empty: `engine`, or the deployment's TRANSCRIBER.
+    engines: tuple[str, ...] = ()
+    # The languages an engine that identifies the spoken one chooses among (`language` among them).
+    languages: tuple[str, ...] = ()
 
     @property
     def transcribed_by_vonage(self) -> bool:
         return self.engine == VONAGE_ENGINE
+
+    def engine_chain(self, default: str) -> tuple[str, ...]:
+        """The engines that transcribe this route's stored audio, in the order they are tried."""
+        if self.engines:
+            return self.engines
+        return (self.engine,) if self.engine else (default,)
 
     @property
     def streams_live(self) -> bool:
@@ -213,6 +234,15 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
             raise entry.fail(name, "only a stream, or a voicemail with capture: stream, can have one")
     if route.engine and (route.flow == Flow.STREAM or route.streams_live):
         raise entry.fail("engine", "only a recorded voicemail or a conversation can have one")
+    for name in ("engines", "languages"):
+        if getattr(route, name) and route.flow == Flow.STREAM:
+            raise entry.fail(name, "only a voicemail or a conversation can have one")
+    if route.engines and route.engine:
+        raise entry.fail("engines", "give engine or engines, not both")
+    if len(route.languages) == 1:
+        raise entry.fail("languages", "give two or more to choose among; one is the route's language")
+    if route.languages and route.language not in route.languages:
+        raise entry.fail("languages", f"must include the route's language, {route.language}")
     _check_speech(entry, route)
     return _check_vocabulary(entry, route)
 
@@ -279,6 +309,8 @@ def _list(entry: _Entry, key: str, node: Any) -> tuple[str, ...]:
         "labels": "label",
         "redact": "kind",
         "vocabulary": "phrase",
+        "engines": "engine",
+        "languages": "language",
     }[key]
     values = []
     for item in items:
@@ -291,6 +323,9 @@ def _list(entry: _Entry, key: str, node: Any) -> tuple[str, ...]:
             continue
         if key == "vocabulary":
             values.append(" ".join(text.split()))
+            continue
+        if key in ("engines", "languages"):
+            values.append(_listed_choice(entry, key, text, values, item))
             continue
         if key == "labels":
             if not 0 < len(text.strip()) <= 40:
@@ -306,6 +341,20 @@ def _list(entry: _Entry, key: str, node: Any) -> tuple[str, ...]:
             raise entry.fail(key, fault, item)
         values.append(number)
     return tuple(values)
+
+
+def _listed_choice(entry: _Entry, key: str, text: str, earlier: list[str], node: Any) -> str:
+    """One of a route's engines or languages: known, given once, and no more than the most."""
+    if key == "engines" and text not in BATCH_ENGINES:
+        raise entry.fail(key, f"must be some of {', '.join(BATCH_ENGINES)}, not {text!r}", node)
+    if key == "languages" and not is_shaped(text, LANGUAGE_TAG):
+        raise entry.fail(key, f"{text!r} is not a BCP-47 tag like en-US", node)
+    if text in earlier:
+        raise entry.fail(key, f"{text} is given twice", node)
+    most = len(BATCH_ENGINES) if key == "engines" else LANGUAGES_MOST
+    if len(earlier) >= most:
+        raise entry.fail(key, f"at most {most}", node)
+    return text
 
 
 def _check_value(entry: _Entry, key: str, text: str) -> None:

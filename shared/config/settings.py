@@ -42,6 +42,7 @@ __all__ = [
     "VonageSettings",
     "browser_names",
     "deployed_names",
+    "engines_in_use",
     "require_iap",
     "secret_id",
 ]
@@ -287,6 +288,11 @@ SMS_FROM = Text("SMS_FROM", "tapedeck")
 # Transcription
 TRANSCRIBER = Choice("TRANSCRIBER", ("offline", "aws", "google"), "offline")
 TRANSCRIBE_BUCKET = Text("TRANSCRIBE_BUCKET")
+# How long a route's fallback chain waits for Amazon Transcribe (whose result comes by EventBridge)
+# before it gives up on the job and runs the next engine; with no engine after it, it waits on.
+AWS_DEADLINE = Whole("AWS_DEADLINE", 900, 1, 86400, "seconds")
+# How long one Google recognition may take within its task; within the tasks function's timeout.
+GOOGLE_DEADLINE = Whole("GOOGLE_DEADLINE", 120, 1, 1500, "seconds", why=" (the tasks function has 1800)")
 TRANSCRIPTION_API_KEY = Text("TRANSCRIPTION_API_KEY", secret=True)
 AWS_REGION = Text("AWS_REGION")
 AWS_DEFAULT_REGION = Text("AWS_DEFAULT_REGION", "us-east-1", deployed=False)
@@ -460,6 +466,8 @@ class TranscriptionSettings:
     bucket: str | None = None
     aws_region: str = "us-east-1"
     api_key: str | None = field(default=None, repr=False)
+    # Seconds each engine is given before a route's chain moves on (AWS_DEADLINE, GOOGLE_DEADLINE).
+    deadlines: Mapping[str, int] = field(default_factory=lambda: {"aws": 900, "google": 120})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TranscriptionSettings:
@@ -468,6 +476,7 @@ class TranscriptionSettings:
             bucket=TRANSCRIBE_BUCKET.read(env),
             aws_region=AWS_REGION.read(env) or AWS_DEFAULT_REGION.read(env) or "us-east-1",
             api_key=TRANSCRIPTION_API_KEY.read(env),
+            deadlines={"aws": AWS_DEADLINE.read(env), "google": GOOGLE_DEADLINE.read(env)},
         )
 
 
@@ -670,8 +679,9 @@ def _check_across(settings: Settings) -> None:
     )
     if records and not (vonage.application_id and vonage.private_key):
         raise ConfigError(f"VONAGE_APPLICATION_ID and {VONAGE_PRIVATE_KEY.label} are required to fetch call recordings")
-    if settings.transcription.engine == "aws":
+    if "aws" in engines_in_use(settings):
         _check_aws(settings)
+    _check_languages(settings)
     if storage.kind == "gcs" and settings.delivery.secret_generated:
         if any(r.result_webhook or r.live_webhook or r.recording_webhook for r in routes.by_number.values()):
             raise ConfigError(
@@ -694,14 +704,45 @@ def _check_across(settings: Settings) -> None:
                 raise _required(variable, "when TASK_QUEUE=cloud-tasks")
 
 
+def engines_in_use(settings: Settings) -> tuple[str, ...]:
+    """Every engine that may transcribe stored audio here: TRANSCRIBER, then the routes' chains."""
+    default = settings.transcription.engine
+    chains = (route.engine_chain(default) for route in settings.routes.by_number.values())
+    return tuple(dict.fromkeys((default, *(engine for chain in chains for engine in chain if engine != "vonage"))))
+
+
 def _check_aws(settings: Settings) -> None:
     transcription = settings.transcription
+    when = "when TRANSCRIBER=aws or a route's engines name aws"
     for variable, value in ((TRANSCRIBE_BUCKET, transcription.bucket), (TRANSCRIPTION_API_KEY, transcription.api_key)):
         if not value:
-            raise _required(variable, "when TRANSCRIBER=aws")
+            raise _required(variable, when)
     for number, route in settings.routes.by_number.items():
-        if route.flow == "conversation" and route.channels > 2:
+        chain = route.engine_chain(transcription.engine)
+        # A later engine may take what Amazon refuses; alone, it would fail every call.
+        if route.flow == "conversation" and route.channels > 2 and chain == ("aws",):
             raise ConfigError(
                 f"ROUTES_FILE: {number} records {route.channels} channels, but Amazon Transcribe tells apart "
                 "at most 2: connect one party, or use TRANSCRIBER=google or offline"
             )
+
+
+def _check_languages(settings: Settings) -> None:
+    """Refuse a route whose language an engine that would transcribe it cannot do, naming both."""
+    from shared.core.engine_languages import IDENTIFYING_ENGINES, engine_language_fault
+
+    default, live = settings.transcription.engine, settings.live.engine
+    for number, route in settings.routes.by_number.items():
+        heard: list[tuple[str, str]] = []
+        if route.flow != "stream":
+            for engine in route.engine_chain(default):
+                languages = route.languages if engine in IDENTIFYING_ENGINES and route.languages else (route.language,)
+                heard += [(engine, language) for language in languages]
+        if route.streams_live and live == "pocketsphinx":
+            heard.append(("offline", route.language))
+        for engine, language in heard:
+            fault = engine_language_fault(engine, language)
+            if fault is not None:
+                raise ConfigError(
+                    f"ROUTES_FILE: {number} has language {language}, which the {engine} engine cannot do: {fault}"
+                )

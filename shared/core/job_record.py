@@ -22,7 +22,19 @@ class JobState(StrEnum):
 
 
 # Fields written once a job moves on; absent until then.
-_LATER = ("labels", "channels", "result_webhook", "audio_key", "transcript_status", "paged")
+_LATER = (
+    "labels",
+    "channels",
+    "result_webhook",
+    "engines",
+    "request",
+    "audio_key",
+    "attempts",
+    "engine",
+    "detected_language",
+    "transcript_status",
+    "paged",
+)
 
 
 @dataclass
@@ -43,7 +55,18 @@ class Job:
     labels: list[str] | None = None
     channels: int | None = None
     result_webhook: str | None = None
+    # The engines its route tries in turn, as they were when the recording came.
+    engines: list[str] | None = None
+    # What its engines are asked to transcribe (a TranscriptionJob's fields), kept by the first
+    # attempt so that a later one, started from an engine's event or a deadline, asks the same.
+    request: dict[str, Any] | None = None
     audio_key: str | None = None
+    # One entry per engine tried: {"engine", "started_at", "outcome", "reason", "ended_at"}; the
+    # outcome is running, completed, failed or late (given up on at its deadline).
+    attempts: list[dict[str, Any]] | None = None
+    # The engine whose transcript was used, and the language it identified, when asked to.
+    engine: str | None = None
+    detected_language: str | None = None
     transcript_status: str | None = None
     paged: list[str] | None = None
     # Fields this version does not know, kept as they were.

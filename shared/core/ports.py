@@ -149,6 +149,8 @@ class TranscriptionJob:
     redact: tuple[str, ...] = ()
     # Phrases the route's callers say, for an engine that can be told to expect them.
     vocabulary: tuple[str, ...] = ()
+    # The languages an engine that identifies the spoken one chooses among (`language` among them).
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,8 @@ class Transcript:
     text: str
     document: dict[str, Any] | None = None
     failure: str | None = None
+    # The language the engine identified the speech as, when it was asked to choose.
+    language: str | None = None
 
 
 class Transcriber(Protocol):

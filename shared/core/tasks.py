@@ -33,10 +33,12 @@ __all__ = [
 
 # What the tasks function runs: each kind is one step of a flow. `settle-recordings` decides the
 # final state of a call's recordings; `stitch-recording` lays a call's sessions on one timeline;
-# `vonage-transcript` fetches the transcript Vonage made of a recording;
+# `vonage-transcript` fetches the transcript Vonage made of a recording; `transcribe-deadline`
+# gives up on an engine that has not finished in time and runs the route's next one;
 # `sweep` is Cloud Scheduler's (or the embedded queue's) periodic run.
 KINDS = (
     "transcribe",
+    "transcribe-deadline",
     "vonage-transcript",
     "deliver-result",
     "deliver-callback",

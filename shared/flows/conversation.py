@@ -60,7 +60,7 @@ def receive_conversation(
 
     Returns None for a duplicate delivery, or for an empty recording (reported at once).
     """
-    job_doc = new_job(FLOW, hook, route.recipients, route.language, now)
+    job_doc = new_job(services.settings, FLOW, hook, route, now)
     job_doc.labels, job_doc.channels = list(route.channel_labels()), route.channels
     job_doc.result_webhook = route.result_webhook
     return run_claimed(services.store, job_doc, lambda: _store_conversation(services, hook, route, job_doc, now))
@@ -81,7 +81,14 @@ def _store_conversation(
     set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
     channels = _channels_in(data, media_format)
     return TranscriptionJob(
-        name, audio_key, media_format, route.language, channels, engine_redaction(route), route.vocabulary
+        name,
+        audio_key,
+        media_format,
+        route.language,
+        channels,
+        engine_redaction(route),
+        route.vocabulary,
+        route.languages,
     )
 
 
@@ -167,5 +174,9 @@ def _post_result(services: ConversationServices, job: Job, document: Mapping[str
         "called": job.called,
         "audio_url": link,
         "transcript": document,
+        # Which engine's transcript this is, the language it heard, and what was tried first.
+        "engine": job.engine,
+        "language": job.detected_language or job.language,
+        "attempts": job.attempts or [],
     }
     claim_result(services, job.conversation_uuid, job.recording_uuid, job.result_webhook, payload)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.config.settings import Settings
+from shared.config.settings import Settings, engines_in_use
 from shared.core.call_index import INDEX_PREFIX, CallSummary, index_key, indexed_call
 from shared.core.call_record import CALL_DOCUMENT, CallRecord, call_ended, call_key, new_call
 from shared.core.erasure import (
@@ -92,9 +92,15 @@ class EraseServices(Protocol):
     @property
     def store(self) -> BlobStore: ...
     @property
-    def transcriber(self) -> Transcriber: ...
-    @property
     def messenger(self) -> Messenger: ...
+
+    def transcriber_for(self, engine: str) -> Transcriber: ...
+
+
+def _discard(services: EraseServices, name: str) -> int:
+    """Discard a job's copies from every engine this deployment may have given it to (once each)."""
+    engines = (services.transcriber_for(engine) for engine in engines_in_use(services.settings))
+    return sum(engine.discard(name) for engine in {id(engine): engine for engine in engines}.values())
 
 
 def erase_call(
@@ -110,7 +116,7 @@ def erase_call(
     objects = store.list(folder)
     counts: Counter[str] = Counter()
     for name in _job_names(record, objects):
-        counts["engine copies"] += services.transcriber.discard(name)
+        counts["engine copies"] += _discard(services, name)
         counts["jobs"] += _delete(store, job_key(name))
     for info in objects:
         kind, name = trace_kind(info.key), _stem(info.key)
@@ -246,7 +252,7 @@ def run_discards(services: EraseServices) -> int:
     """Discard the engine's copies of each job noted by DiscardLater; returns how many it removed."""
     removed = 0
     for info in services.store.list_after(DISCARD_PREFIX, "", services.settings.sweep.batch):
-        removed += services.transcriber.discard(_stem(info.key))
+        removed += _discard(services, _stem(info.key))
         services.store.delete(info.key)
     return removed
 

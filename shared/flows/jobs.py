@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from shared.config.routes import Route
 from shared.config.settings import Settings
 from shared.core.call_record import (
     CallRecord,
@@ -155,8 +156,8 @@ def read_recording_webhook(settings: Settings, params: Mapping[str, Any]) -> Rec
     return RecordingWebhook(conversation_uuid, recording_uuid, url, size, caller, called)
 
 
-def new_job(flow: Flow, hook: RecordingWebhook, recipients: tuple[str, ...], language: str, now: float) -> Job:
-    """The job of a recording, before anything is done with it."""
+def new_job(settings: Settings, flow: Flow, hook: RecordingWebhook, route: Route, now: float) -> Job:
+    """The job of a recording, before anything is done with it, with the engines its route tries."""
     return Job(
         name=job_name(flow, hook.recording_uuid),
         flow=flow,
@@ -164,10 +165,11 @@ def new_job(flow: Flow, hook: RecordingWebhook, recipients: tuple[str, ...], lan
         recording_uuid=hook.recording_uuid,
         caller=hook.caller,
         called=hook.called,
-        recipients=list(recipients),
-        language=language,
+        recipients=list(route.recipients),
+        language=route.language,
         state=JobState.RECEIVED,
         received_at=now,
+        engines=list(route.engine_chain(settings.transcription.engine)),
     )
 
 

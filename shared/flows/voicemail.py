@@ -83,7 +83,7 @@ def receive_voicemail(
     Returns None when there is nothing more to do: a duplicate delivery, or no message to
     transcribe (the owners are paged at once).
     """
-    job_doc = new_job(FLOW, hook, route.recipients, route.language, now)
+    job_doc = new_job(services.settings, FLOW, hook, route, now)
     return run_claimed(services.store, job_doc, lambda: _store_message(services, hook, route, job_doc, now))
 
 
@@ -174,7 +174,15 @@ class LiveMessage:
 def _transcription(name: str, audio_key: str, media_format: str, route: Route) -> TranscriptionJob:
     """A message's transcription, with what its route tells the engine."""
     redact = engine_redaction(route)
-    return TranscriptionJob(name, audio_key, media_format, route.language, redact=redact, vocabulary=route.vocabulary)
+    return TranscriptionJob(
+        name,
+        audio_key,
+        media_format,
+        route.language,
+        redact=redact,
+        vocabulary=route.vocabulary,
+        languages=route.languages,
+    )
 
 
 def page_live_message(services: VoicemailServices, message: LiveMessage, now: float) -> TranscriptionJob | None:
@@ -182,7 +190,7 @@ def page_live_message(services: VoicemailServices, message: LiveMessage, now: fl
     what the batch path must transcribe."""
     route = services.settings.routes.for_number(message.called)
     hook = RecordingWebhook(message.conversation_uuid, f"live-{message.session}", "", 0, message.caller, message.called)
-    job = new_job(FLOW, hook, route.recipients, route.language, now)
+    job = new_job(services.settings, FLOW, hook, route, now)
     if not claim_job(services.store, job):
         return None
     store, name, audio_key = services.store, job.name, message.audio_key

@@ -13,14 +13,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from shared.config.routes import VONAGE_ENGINE
 from shared.config.settings import Settings
 from shared.core.call_record import Flow, check_conversation_uuid
 from shared.core.errors import BadRequest, TapedeckError
-from shared.core.job_record import JobState
+from shared.core.job_record import Job, JobState
 from shared.core.ports import Transcript
 from shared.core.tasks import Retry, Task
 from shared.core.vonage_transcripts import TRANSCRIBED, read_transcription_webhook, read_vonage_transcript
-from shared.flows.jobs import job_name, read_job, read_sealed_numbers
+from shared.flows.jobs import job_name, read_job, read_sealed_numbers, set_job
 from shared.flows.transcription import RecordedCallServices, complete_transcription
 
 __all__ = ["VONAGE_TRANSCRIPT_TASK", "collect_vonage_transcript", "receive_vonage_transcription"]
@@ -53,8 +54,19 @@ def collect_vonage_transcript(services: RecordedCallServices, task: Task, *, fin
         raise Retry(f"{task.key}: the recording is not stored yet")
     if job.state != JobState.TRANSCRIBING:
         return "already handled"
-    complete_transcription(services, _transcript(services, task.key, url, status, final=final), now)
+    transcript = _transcript(services, task.key, url, status, final=final)
+    set_job(services.store, task.key, lambda held: _by_vonage(held, transcript, now))
+    complete_transcription(services, transcript, now)
     return "completed"
+
+
+def _by_vonage(job: Job, transcript: Transcript, now: float) -> None:
+    """Record Vonage as the job's one engine, as a chain's attempts are recorded."""
+    outcome: dict[str, Any] = {"engine": VONAGE_ENGINE, "started_at": job.received_at, "ended_at": now}
+    outcome["outcome"] = "completed" if transcript.status == "completed" else "failed"
+    if transcript.failure:
+        outcome["reason"] = transcript.failure
+    job.attempts, job.engine = [outcome], VONAGE_ENGINE
 
 
 def _transcript(services: RecordedCallServices, name: str, url: str, status: str, *, final: bool) -> Transcript:

@@ -107,18 +107,32 @@ class Services:
         return LocalBlobStore(storage.local_dir)
 
     def _build_transcriber(self) -> Transcriber:
+        return self.transcriber_for(self.settings.transcription.engine)
+
+    def transcriber_for(self, engine: str) -> Transcriber:
+        """The engine named `engine` (aws, google or offline): TRANSCRIBER's is `transcriber`,
+        handed in or built; another is built on first use, once."""
+        if engine == self.settings.transcription.engine and "transcriber" in self._built:
+            return self._built["transcriber"]  # type: ignore[return-value]
+        key = f"transcriber:{engine}"
+        if key not in self._built:
+            self._built[key] = self._build_engine(engine)
+        return self._built[key]  # type: ignore[return-value]
+
+    def _build_engine(self, engine: str) -> Transcriber:
         transcription = self.settings.transcription
-        if transcription.engine == "aws":
+        if engine == "aws":
             from shared.adapters.aws_transcriber import AwsTranscriber
             from shared.flows.jobs import JOB_PREFIX
 
             assert transcription.bucket
             return AwsTranscriber(self.store, transcription.bucket, transcription.aws_region, job_prefix=JOB_PREFIX)
-        if transcription.engine == "google":
+        if engine == "google":
             from shared.adapters.google_transcriber import GoogleTranscriber
 
             storage = self.settings.storage
-            return GoogleTranscriber(self.store, storage.bucket if storage.kind == "gcs" else None)
+            bucket = storage.bucket if storage.kind == "gcs" else None
+            return GoogleTranscriber(self.store, bucket, timeout=transcription.deadlines["google"])
         from shared.adapters.pocketsphinx_transcriber import PocketsphinxTranscriber
 
         return PocketsphinxTranscriber(self.store)

@@ -11,7 +11,7 @@ with a 2xx so the queue runs it no more (Cloud Tasks would drop it without a wor
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, RECORDING_ID, is_shaped
@@ -24,29 +24,35 @@ from shared.flows.recording_outcomes import settle_recordings
 from shared.flows.results import deliver_result
 from shared.flows.stitching import STITCH_TASK, conversation_of, stitch_recording
 from shared.flows.sweep import SweepServices, run_sweep
-from shared.flows.transcription import RecordedCallServices, run_transcription
+from shared.flows.transcription import (
+    DEADLINE_TASK,
+    TRANSCRIBE_TASK,
+    RecordedCallServices,
+    read_transcription_request,
+    run_deadline,
+    run_transcription,
+    transcribe_task,
+)
 from shared.flows.vonage_transcription import VONAGE_TRANSCRIPT_TASK, collect_vonage_transcript
 
 __all__ = ["TaskServices", "run_task"]
+
+# More attempts than any chain has engines is no attempt of ours.
+MAX_ATTEMPTS = 8
 
 
 class TaskServices(RecordedCallServices, PromptServices, SweepServices, Protocol):
     pass
 
 
-def _transcription_job(task: Task) -> TranscriptionJob:
-    fields: dict[str, Any] = dict(task.payload)
-    try:
-        job = TranscriptionJob(**fields)
-    except TypeError as err:
-        raise BadRequest("a transcribe task names a job, its audio, format, language and channels") from err
-    texts = (job.name, job.audio_key, job.media_format, job.language)
-    if not all(isinstance(v, str) for v in texts) or not isinstance(job.channels, int) or job.name != task.key:
-        raise BadRequest("a transcribe task's fields are malformed")
-    for name, listed in (("redact", job.redact), ("vocabulary", job.vocabulary)):
-        if not isinstance(listed, list | tuple) or not all(isinstance(item, str) for item in listed):
-            raise BadRequest(f"a transcribe task's {name} must be a list of strings")
-    return replace(job, redact=tuple(job.redact), vocabulary=tuple(job.vocabulary))
+def _attempt(task: Task) -> tuple[TranscriptionJob, int]:
+    """A transcribe (or deadline) task's job and attempt, named as transcribe_task names them."""
+    job, attempt = read_transcription_request(task.payload), task.payload.get("attempt", 0)
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or not 0 <= attempt < MAX_ATTEMPTS:
+        raise BadRequest("a transcribe task's attempt must be a small whole number")
+    if transcribe_task(job, attempt, kind=task.kind).key != task.key:
+        raise BadRequest("a transcribe task's key must name its job and attempt")
+    return job, attempt
 
 
 def _ids(task: Task) -> tuple[str, str]:
@@ -81,8 +87,12 @@ def run_task(services: TaskServices, task: Task, attempt: int, now: float) -> st
 
 
 def _run(services: TaskServices, task: Task, attempt: int, final: bool, now: float) -> str:
-    if task.kind == "transcribe":
-        return run_transcription(services, _transcription_job(task), now)
+    if task.kind == TRANSCRIBE_TASK:
+        job, number = _attempt(task)
+        return run_transcription(services, job, now, number)
+    if task.kind == DEADLINE_TASK:
+        job, number = _attempt(task)
+        return run_deadline(services, job, now, number)
     if task.kind == VONAGE_TRANSCRIPT_TASK:
         return collect_vonage_transcript(services, task, final=final, now=now)
     if task.kind == "deliver-result":

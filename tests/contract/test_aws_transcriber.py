@@ -16,7 +16,7 @@ from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.errors import BadRequest, Conflict, NotFound
 from shared.core.ports import TranscriptionJob
 from shared.core.vocabulary import vocabulary_name
-from tests.aws import REGION, finish_jobs_immediately, make_vocabularies_ready_immediately
+from tests.aws import REGION, finish_jobs_immediately, make_vocabularies_ready_immediately, step_jobs_each_read
 
 # Real servers or emulators on loopback, started by the tests.
 pytestmark = pytest.mark.slow
@@ -289,3 +289,40 @@ def test_a_job_without_phrases_creates_no_vocabulary(transcriber: AwsTranscriber
     transcriber.start(JOB)
     assert boto3.client("transcribe", region_name=REGION).list_vocabularies()["Vocabularies"] == []
     assert "VocabularyName" not in job_settings(JOB.name)["Settings"]
+
+
+# --- a route's languages -------------------------------------------------------------------------
+
+
+def test_a_route_with_languages_asks_amazon_to_identify_one_and_the_transcript_records_it(
+    transcriber: AwsTranscriber, s3: Any, aws: str
+) -> None:
+    """moto identifies the first of the LanguageOptions as its job goes IN_PROGRESS (one step per
+    GetTranscriptionJob here); botocore checks the request's shape (LanguageIdSettings included)
+    against Amazon's own model before it is sent."""
+    make_vocabularies_ready_immediately(aws)
+    step_jobs_each_read(aws)
+    asked = replace(JOB, language="en-US", languages=("es-US", "en-US"), vocabulary=PHRASES)
+    transcriber.start(asked)
+
+    started = job_settings(JOB.name)
+    assert started["IdentifyLanguage"] is True
+    assert started["LanguageOptions"] == ["es-US", "en-US"]
+    # The vocabulary is made in the route's own language.
+    name = vocabulary_name("tapedeck-", "en-US", PHRASES)
+    assert boto3.client("transcribe", region_name=REGION).get_vocabulary(VocabularyName=name)["LanguageCode"] == "en-US"
+    put_transcript(s3, json.dumps(TRANSCRIPT).encode())
+    # moto's next steps: a few reads on, the job is COMPLETED.
+    assert "COMPLETED" in [job_settings(JOB.name)["TranscriptionJobStatus"] for _ in range(4)]
+    assert transcriber.collect(JOB.name).language == "es-US"
+
+
+def test_a_job_without_languages_names_its_language_and_identifies_none(
+    transcriber: AwsTranscriber, s3: Any, aws: str
+) -> None:
+    finish_jobs_immediately(aws)
+    transcriber.start(JOB)
+    started = job_settings(JOB.name)
+    assert started["LanguageCode"] == JOB.language and "IdentifyLanguage" not in started
+    put_transcript(s3, json.dumps(TRANSCRIPT).encode())
+    assert transcriber.collect(JOB.name).language is None

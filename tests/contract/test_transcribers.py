@@ -214,6 +214,30 @@ VOICEMAIL = recognised(
 )
 
 
+def test_google_is_given_the_routes_other_languages_and_reports_the_one_it_heard(
+    audio_store: LocalBlobStore,
+) -> None:
+    """The real API cannot run here: a fake client records the request and answers in Spanish."""
+    heard = recognised((1, "Hola, soy Sam.", [("Hola,", 0.2, 0.6)]), (1, "Hi.", [("Hi.", 1.0, 1.2)]))
+    heard.results[0].language_code, heard.results[1].language_code = "es-us", "en-us"
+    heard.results.append(speech.SpeechRecognitionResult(heard.results[0]))
+    client = FakeSpeechClient(heard)
+    asked = replace(job("voicemail_outage_8k.wav"), languages=("en-US", "es-US", "fr-CA"), vocabulary=("Sam",))
+    transcript = GoogleTranscriber(audio_store, bucket=None, client=client).start(asked)
+
+    [(config, _)] = client.requests
+    assert config.language_code == "en-US"
+    assert list(config.alternative_language_codes) == ["es-US", "fr-CA"]
+    assert list(config.speech_contexts[0].phrases) == ["Sam"]
+    # Two results of three were Spanish: the route's own spelling of it is recorded.
+    assert transcript.language == "es-US"
+    # Without languages to choose among, nothing is identified.
+    plain = GoogleTranscriber(audio_store, bucket=None, client=FakeSpeechClient(heard)).start(
+        job("voicemail_outage_8k.wav")
+    )
+    assert plain.language is None
+
+
 def test_google_sends_inline_linear16_and_maps_the_results(audio_store: LocalBlobStore) -> None:
     """The real API cannot run here: a fake client records the request the adapter builds."""
     client = FakeSpeechClient(VOICEMAIL)
@@ -242,6 +266,7 @@ def test_google_sends_inline_linear16_and_maps_the_results(audio_store: LocalBlo
             "results": [
                 {
                     "channel_tag": 1,
+                    "language_code": "",
                     "transcript": "Hi, this is Sam.",
                     "confidence": pytest.approx(0.9),
                     "words": [
@@ -253,6 +278,7 @@ def test_google_sends_inline_linear16_and_maps_the_results(audio_store: LocalBlo
                 },
                 {
                     "channel_tag": 1,
+                    "language_code": "",
                     "transcript": "The production database is down.",
                     "confidence": pytest.approx(0.9),
                     "words": [

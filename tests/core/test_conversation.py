@@ -129,7 +129,11 @@ def test_amazon_transcribe_with_more_than_two_channels_is_refused_at_start_up(tm
         ConfigError, match="447700900003 records 3 channels, but Amazon Transcribe tells apart at most 2"
     ):
         Settings.from_env(env)
-    assert Settings.from_env(env | {"TRANSCRIBER": "offline"}).routes.for_number("447700900003").channels == 3
+    assert Settings.from_env(env | {"TRANSCRIBER": "google"}).routes.for_number("447700900003").channels == 3
+    # In a chain, a later engine takes what Amazon refuses.
+    chained = ROUTES.replace("  format: wav\n", "  format: wav\n  engines: [aws, google]\n")
+    routes.write_text(chained)
+    assert Settings.from_env(env).routes.for_number("447700900003").engines == ("aws", "google")
 
 
 def test_the_summary_keeps_the_dialogue_lines_and_cuts_at_a_word() -> None:

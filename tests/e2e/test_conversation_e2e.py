@@ -104,7 +104,7 @@ def check_dialogue(turns: list[dict[str, Any]]) -> None:
         assert sum(w in heard for w in expected) >= 0.7 * len(expected), (turn["text"], said)
 
 
-def check_outputs(deck: Deck, report: Any, receiver: CallbackReceiver) -> dict[str, Any]:
+def check_outputs(deck: Deck, report: Any, receiver: CallbackReceiver, engine: str = "offline") -> dict[str, Any]:
     (delivery,) = receiver.wait(1, timeout=120)
     assert delivery.signature_valid and delivery.method == "POST"
     assert [d.answered for d in receiver.deliveries] == [500, 200]  # one failure, then the retry
@@ -113,6 +113,9 @@ def check_outputs(deck: Deck, report: Any, receiver: CallbackReceiver) -> dict[s
     assert result["recording_uuid"] == report.recording_uuid and result["caller"] == "447700900123"
     transcript = result["transcript"]
     assert transcript["status"] == "completed"
+    # The engine that transcribed it, as the route's (default) chain ran it.
+    assert (result["engine"], result["language"]) == (engine, "en-US")
+    assert [(a["engine"], a["outcome"]) for a in result["attempts"]] == [(engine, "completed")]
     check_dialogue(transcript["turns"])
     folder = f"calls/{report.conversation_uuid}"
     assert deck.read_json(f"{folder}/transcript.json")["turns"] == transcript["turns"]
@@ -180,7 +183,7 @@ def test_amazon_transcribe_with_channel_identification_gives_the_dialogue(
     event = job_state_change(job)
     answer = requests.post(f"{deck.url}/transcription", json=event, headers={API_KEY_HEADER: API_KEY}, timeout=60)
     assert answer.status_code == 200 and answer.json()["result"] == "completed"
-    result = check_outputs(deck, report, receiver[0])
+    result = check_outputs(deck, report, receiver[0], engine="aws")
     assert result["transcript"]["engine"] == "aws"
     # Transcribe's punctuation is attached to the word before it, without a space.
     assert re.search(r"[a-z]\.$", result["transcript"]["turns"][-1]["text"])

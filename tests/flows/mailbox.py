@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.config.routes import parse_routes
-from shared.config.settings import Settings, StreamSettings
+from shared.config.settings import Settings, StreamSettings, TranscriptionSettings
 from shared.core.call_record import Flow
 from shared.core.ports import TranscriptionJob
 from shared.core.tokens import sign_caller
@@ -28,11 +28,13 @@ SPOKEN = "the production database is down, please call me back"
 LINK = re.compile(r"https://fn\.example\.test/link\?id=[\w-]{16}")
 
 
-def voicemail_services(tmp_path: Path) -> FakeServices:
+def voicemail_services(tmp_path: Path, engine: str = "offline", route: str = "") -> FakeServices:
+    """The mailbox transcribed by `engine` (TRANSCRIBER), with `route`'s lines added to its entry."""
     settings = Settings(
         stream=StreamSettings(token_secret=TOKEN_SECRET),
         public_url="https://fn.example.test",
-        routes=parse_routes(ROUTES, "routes.yaml", default_flow="stream"),
+        routes=parse_routes(ROUTES + route, "routes.yaml", default_flow="stream"),
+        transcription=TranscriptionSettings(engine=engine),
     )
     services = FakeServices.on(tmp_path, settings)
     services.recordings.files[URL] = (DATA / "voicemail_outage.wav").read_bytes()

@@ -33,6 +33,8 @@ def settings_with(tmp_path: Path, entry: str) -> Settings:
     routes.write_text(f'"{NUMBER}":\n{entry}', encoding="utf-8")
     # A fixed secret, so that the same call's stream token and signed URLs come out the same.
     env = {"ROUTES_FILE": str(routes), "PUBLIC_URL": "https://fn.example.test", "STREAM_TOKEN_SECRET": TOKEN_SECRET}
+    # Google transcribes: the offline engine hears only en-US, and these routes speak French.
+    env["TRANSCRIBER"] = "google"
     return Settings.from_env(env | KEYS)
 
 

@@ -84,6 +84,9 @@ class ClaimServices:
     def __post_init__(self) -> None:
         self.queue = LocalTaskQueue(self.store)
 
+    def transcriber_for(self, engine: str) -> CountingTranscriber:
+        return self.transcriber
+
 
 @pytest.fixture
 def services(tmp_path: Path) -> ClaimServices:

@@ -17,7 +17,7 @@ from tests.flows.mailbox import CALLER, JOB, OWNERS, SPOKEN, received, voicemail
 
 @pytest.fixture
 def services(tmp_path: Path) -> FakeServices:
-    services = voicemail_services(tmp_path)
+    services = voicemail_services(tmp_path, engine="aws")
     services.transcriber.in_process = False
     return services
 
