@@ -113,6 +113,8 @@ def finish_conversation(services: ConversationServices, job: Job, transcript: Tr
         model = TranscriptModel(engine="none", channels=(), notes=(failure,))
     head = {"status": transcript.status, "conversation_uuid": job.conversation_uuid}
     head["recording_uuid"] = job.recording_uuid
+    # The language heard: the one the engine identified among the route's, or the route's own.
+    head["language"] = transcript.language or job.language
     prefix = call_key(job.conversation_uuid, "transcript")
     route, audio_key = services.settings.routes.for_number(job.called), job.audio_key
     turns = build_turns(model)

@@ -111,6 +111,8 @@ def finish_voicemail(services: VoicemailServices, job: Job, transcript: Transcri
     store = services.store
     prefix = call_key(job.conversation_uuid, "transcript")
     document, text, audio_key = transcript.document or {"text": transcript.text}, transcript.text, job.audio_key
+    if transcript.language:
+        document = {**document, "language": transcript.language}  # the one the engine identified
     route = services.settings.routes.for_number(job.called)
     if route.redact and transcript.status == "completed":
         if route.keep_unredacted:

@@ -3,6 +3,7 @@ a deadline handing over to the next engine, and a late result changing nothing."
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -119,6 +120,8 @@ def test_an_engine_that_finishes_before_its_deadline_leaves_the_deadline_nothing
     assert services.transcriber.started == []  # the offline engine never ran
     job = read_job(services.store, JOB)
     assert job is not None and (job.engine, job.detected_language) == ("aws", "en-US")
+    stored = services.store.read(f"calls/{job.conversation_uuid}/transcript.json")
+    assert stored is not None and json.loads(stored.data)["language"] == "en-US"
 
 
 def test_the_last_engine_failing_pages_that_transcription_failed(tmp_path: Path) -> None:
