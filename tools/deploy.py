@@ -29,6 +29,7 @@ from shared.config.settings import (
     SECRET_NAMES,
     StorageSettings,
     browser_names,
+    check_engines,
     deployed_names,
     secret_id,
 )
@@ -431,6 +432,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     root = Path(__file__).resolve().parents[1]
     out = args.out if args.out is not None else root / "build"
     try:
+        check_engines(env)
         functions_dir = stage_functions(root, out)
         routes_file = env.get("ROUTES_FILE")
         if routes_file:

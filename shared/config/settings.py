@@ -641,6 +641,17 @@ class Settings:
         return settings
 
 
+def check_engines(env: Mapping[str, str]) -> None:
+    """The checks of the routes' engines and languages alone, as `nox -s deploy` runs them before it
+    stages anything: deployed, settings are read at an instance's first request, where a refusal
+    would answer every call with an error."""
+    routes_file = ROUTES_FILE.read(env)
+    routes = load_routes(Path(routes_file) if routes_file else None, DEFAULT_FLOW.read(env))
+    _check_languages(
+        Settings(routes=routes, transcription=TranscriptionSettings.from_env(env), live=LiveSettings.from_env(env))
+    )
+
+
 def require_iap(settings: Settings) -> str | None:
     """The audience the recordings browser checks IAP's header against, or None locally without one.
 

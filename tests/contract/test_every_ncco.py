@@ -72,6 +72,8 @@ def functions(environment: Callable[..., None], tmp_path: Path) -> Path:
         VONAGE_APPLICATION_ID="standin-application",
         VONAGE_PRIVATE_KEY=str(tmp_path / "application.pem"),
         GREETING="<speak>Hello. <emphasis>This call is recorded.</emphasis></speak>",
+        # The routes speak British English and French, which the offline engine cannot transcribe.
+        TRANSCRIBER="google",
     )
     return tmp_path / "data"
 

@@ -644,3 +644,17 @@ def test_a_soft_delete_cloud_storage_refuses_stops_the_deploy(
     environ = {**ENVIRON, "SOFT_DELETE_DAYS": "3"}
     assert main(["--dry-run", "--project", "demo", "--region", "europe-west1", "--out", str(tmp_path)], environ) == 1
     assert "SOFT_DELETE_DAYS must be 0 or from 7 to 90 days" in capsys.readouterr().err
+
+
+def test_a_route_whose_language_an_engine_cannot_do_stops_the_deploy_before_anything_is_staged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes = tmp_path / "mine.yaml"
+    routes.write_text('"447700900001":\n  flow: voicemail\n  recipients: ["447700900111"]\n  language: fr-FR\n')
+    out = tmp_path / "build"
+    argv = ["--dry-run", "--project", "demo", "--region", "europe-west1", "--out", str(out)]
+    assert main(argv, {**ENVIRON, "ROUTES_FILE": str(routes), "TRANSCRIBER": "offline"}) == 1
+    said = capsys.readouterr().err
+    assert "447700900001 has language fr-FR, which the offline engine cannot do" in said
+    assert not out.exists()
+    assert main(argv, {**ENVIRON, "ROUTES_FILE": str(routes), "TRANSCRIBER": "google"}) == 0
