@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 import nox
@@ -26,6 +27,8 @@ TESTS = REQUIREMENTS["tests"]
 # gcloud-tasks-emulator pins protobuf < 5, which the functions' google-cloud-tasks cannot share.
 TASKS_EMULATOR = "tests/emulator-requirements.txt"
 LINTERS = ("ruff==0.17.6", "mypy==2.4.1")
+# The packages mypy checks: pyproject.toml's [tool.mypy] files.
+MYPY_PACKAGES = tuple(tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]["files"])
 # The accessibility checker the browser tests run in each page.
 AXE_CORE = "axe-core@4.14.1"
 
@@ -146,6 +149,17 @@ def lint(session: nox.Session) -> None:
     """ruff, and mypy --strict over shared/, tools/, functions/, appengine/ and tests/ (also part of `tests`)."""
     session.install("-r", TESTS, *LINTERS)
     _lint(session)
+
+
+@nox.session
+def mypy(session: nox.Session) -> None:
+    """mypy --strict over the packages of the files given (pre-commit passes those it commits), or
+    over every package without any."""
+    session.install("-r", TESTS, *LINTERS)
+    packages = sorted({Path(name).parts[0] for name in session.posargs if name.endswith(".py")} & set(MYPY_PACKAGES))
+    if session.posargs and not packages:
+        session.skip("no package of mypy's among the files given")
+    session.run("mypy", *packages)
 
 
 def _axe_core(session: nox.Session) -> dict[str, str]:

@@ -35,6 +35,7 @@ from shared.config.settings import (
 )
 from shared.core.errors import ConfigError
 from shared.core.iap import AUDIENCE, app_engine_audience
+from shared.runtime.version import VERSION_FILE, project_version
 from tools.deploy_plan import RUNTIME, Step, account_email, deploy_plan
 from tools.locks import REQUIREMENTS
 from tools.monitoring import POLICIES, alert_policy
@@ -150,8 +151,10 @@ def _stage_app_engine(
 
 
 def _copy_shared(root: Path, target: Path) -> None:
+    """shared/ into a bundle, with the version it is (a bundle has no pyproject.toml)."""
     source = root / "shared"
     shutil.copytree(source, target / "shared", ignore=_CACHES)
+    (target / "shared" / VERSION_FILE).write_text(project_version(root) + "\n", encoding="utf-8")
 
 
 def stage_monitoring(out: Path) -> Path:
@@ -433,6 +436,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     out = args.out if args.out is not None else root / "build"
     try:
         check_engines(env)
+        print(f"deploy: tapedeck {project_version(root)} to {args.project} ({args.region})", file=sys.stderr)
         functions_dir = stage_functions(root, out)
         routes_file = env.get("ROUTES_FILE")
         if routes_file:

@@ -27,6 +27,7 @@ from shared.core.ports import (
     Transcriber,
 )
 from shared.runtime.logs import configure_logging, trace_context
+from shared.runtime.version import tapedeck_version
 
 if TYPE_CHECKING:
     from shared.flows.delivery import HttpClient
@@ -189,6 +190,7 @@ def services_from_env() -> Services:
     """Services for the settings in the environment, with logging set up as they say."""
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level, settings.tasks.project)
+    log.info("services ready", extra={"version": tapedeck_version()})
     return Services(settings)
 
 

@@ -65,6 +65,7 @@ def fake_root(tmp_path: Path) -> Path:
     _write(root / "tools" / "standin" / "__main__.py")
     _write(root / "tools" / "standin" / "requirements.txt", "vonage\n")
     _write(root / "app.yaml", "runtime: python\nenv: flex\n")
+    _write(root / "pyproject.toml", '[project]\nname = "tapedeck"\nversion = "9.8.7"\n')
     _write(root / "browser.yaml", "runtime: python311\nservice: browser\nenv_variables:\n  STORAGE: gcs\n")
     _write(root / "appengine" / "__init__.py")
     _write(root / "appengine" / "main.py")
@@ -79,7 +80,7 @@ def fake_root(tmp_path: Path) -> Path:
 
 
 # The fake tree's shared/ sources, which both bundles carry (caches and tools left out).
-SHARED = ("shared/__init__.py", "shared/core/ncco.py", "shared/adapters/keys.py")
+SHARED = ("shared/__init__.py", "shared/core/ncco.py", "shared/adapters/keys.py", "shared/version.txt")
 
 
 def test_functions_bundle_holds_main_requirements_and_shared_only(fake_root: Path, tmp_path: Path) -> None:
@@ -658,3 +659,17 @@ def test_a_route_whose_language_an_engine_cannot_do_stops_the_deploy_before_anyt
     assert "447700900001 has language fr-FR, which the offline engine cannot do" in said
     assert not out.exists()
     assert main(argv, {**ENVIRON, "ROUTES_FILE": str(routes), "TRANSCRIBER": "google"}) == 0
+
+
+def test_each_bundle_carries_the_version_the_deploy_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import tomllib
+
+    from shared.runtime.version import tapedeck_version
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert tapedeck_version() == declared
+    out = tmp_path / "build"
+    assert main(["--dry-run", "--project", "demo", "--region", "europe-west1", "--out", str(out)], ENVIRON) == 0
+    assert f"deploy: tapedeck {declared} to demo (europe-west1)" in capsys.readouterr().err
+    for bundle in ("functions", "appengine", "browser"):
+        assert (out / bundle / "shared" / "version.txt").read_text() == declared + "\n"
