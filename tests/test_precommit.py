@@ -33,7 +33,10 @@ def test_the_hooks_pin_the_ruff_ci_runs() -> None:
         assert found[name]["additional_dependencies"] == [ruff]
 
 
-def test_the_mypy_hook_runs_a_nox_session_that_exists() -> None:
+def test_the_mypy_hook_runs_a_nox_session_that_exists_with_the_nox_ci_installs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    [nox] = hooks()["mypy"]["additional_dependencies"]
+    assert f'"{nox}"' in ci
     entry = hooks()["mypy"]["entry"].split()
     session = entry[entry.index("--session") + 1]
     sessions = [
