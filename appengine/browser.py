@@ -53,6 +53,7 @@ from shared.flows.erase import (
 from shared.flows.problems import dismiss_problem, list_problems, request_retry
 from shared.runtime.reads import ParallelReads
 from shared.runtime.services import Services
+from shared.runtime.version import tapedeck_version
 from shared.runtime.web import serve_object
 
 __all__ = ["FORM_TOKEN_SECONDS", "Visitor", "browser_blueprint", "create_app", "form_token", "production_app"]
@@ -204,6 +205,10 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
             raise Forbidden("only the browser's admins may change or delete calls; you may look")
         if changes:
             _same_origin()
+
+    @pages.context_processor
+    def version() -> dict[str, str]:
+        return {"tapedeck_version": tapedeck_version()}
 
     @pages.after_request
     def headers(response: flask.Response) -> flask.Response:

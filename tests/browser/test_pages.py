@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,8 @@ def test_the_list_shows_calls_newest_first_with_their_first_words(browser: Flask
     assert text.index("447700900222") < text.index("447700900111")
     assert "2026-11-30 09:00:00" in text and "Hi this is sam from operations" in text
     assert "stream" in text and "0:09" in text
+    # Which version is deployed: pyproject.toml's, here in a checkout.
+    assert f"tapedeck {tomllib.loads(Path('pyproject.toml').read_text())['project']['version']}" in text
 
     only = text_of(browser.get("/?number=447700900111").data)
     assert "447700900111" in only and "447700900222" not in only
