@@ -273,7 +273,7 @@ STREAM_ROTATE_SECONDS = Whole(
 # Live transcription of streams
 LIVE_TRANSCRIBER = Choice("LIVE_TRANSCRIBER", ("none", "pocketsphinx", "google"), "none")
 # Each live pocketsphinx stream is a child process of about 117 MiB and a quarter of a core (measured,
-# README "Benchmarks": about four per core); a Google
+# docs/benchmarks.md: about four per core); a Google
 # stream is one gRPC stream and a little buffering, so with `google` a larger value suits.
 LIVE_STREAMS_MAX = Whole("LIVE_STREAMS_MAX", 2, 0, 64)
 # Vonage

@@ -55,7 +55,7 @@ def test_an_engine_that_cannot_do_a_routes_language_is_refused_naming_both(
 
 
 def test_what_each_engine_can_do_loads(tmp_path: Path) -> None:
-    # Google's languages are not checked here (README); the offline engine is asked only en-US,
+    # Google's languages are not checked here (docs/flows.md, "Languages"); the offline engine is asked only en-US,
     # and an engine that cannot identify languages is asked the route's own.
     google = start(tmp_path, VOICEMAIL + "  language: fr-FR\n", TRANSCRIBER="google").routes.for_number(NUMBER)
     assert google.engine_chain("google") == ("google",)

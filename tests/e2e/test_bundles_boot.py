@@ -136,7 +136,7 @@ def test_every_function_answers_an_empty_request_with_a_json_error_never_a_500(b
         for method in ("GET", "POST"):
             answer = requests.request(method, booted.urls[name], timeout=30)
             seen = f"{method} {name}: {answer.status_code} {answer.text[:300]}"
-            # An unsigned webhook is the one 5xx: Vonage retries it (README, "Unsigned versus forged").
+            # An unsigned webhook is the one 5xx: Vonage retries it (docs/webhooks.md, "Unsigned versus forged").
             unsigned = answer.status_code == 503 and answer.headers.get("Retry-After") is not None
             assert 400 <= answer.status_code < 500 or unsigned, seen
             assert "error" in json.loads(answer.text), seen

@@ -5,7 +5,7 @@ back and goes on with the caller's audio from where the caller is by then.
 The recorder's socket lifetime is 2 s here, so a call of the 9.4 s fixture, spoken in real time,
 reconnects four times; a SIGTERM to the instance holding the call moves it to another instance
 behind the same port. Either way the call is one recording of about its length, its gaps marked,
-each losing no more than README's Reconnects section says, its live transcript whole.
+each losing no more than docs/recorder.md ("Calls that outlive their socket") says, its live transcript whole.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ NUMBER = "447700900004"
 ROUTES = f'"{NUMBER}":\n  flow: stream\n'
 FIXTURE = parse_wav((DATA / "voicemail_outage.wav").read_bytes())
 FRAME = 640
-# The most audio one reconnect may lose on loopback (README, "Calls that outlive their socket").
+# The most audio one reconnect may lose on loopback (docs/recorder.md, "Calls that outlive their socket").
 MOST_LOST = 0.25
 
 

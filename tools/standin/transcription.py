@@ -2,7 +2,8 @@
 under /v1/files/ and the webhook that says where it is.
 
 The file is in the shape third-party Vonage clients read (`ver`, `request_id`, `channels` of
-sentences with timed words, times in whole milliseconds); Vonage never published it, see README.
+sentences with timed words, times in whole milliseconds); Vonage never published it, see
+docs/flows.md ("Vonage as the engine").
 Its words are the project's offline engine's, heard in the recording, unless a test hands the
 stand-in a fixed file: then the page must show that file's words, whatever the audio says.
 """
