@@ -132,7 +132,7 @@ def realistic_environ(tmp_path: Path) -> dict[str, str]:
     """What an operator's shell holds for a full deployment: every secret, URLs, a greeting with
     commas, a routes file, who may open the recordings browser and who may change what it shows."""
     routes = tmp_path / "routes.yaml"
-    routes.write_text('"447700900004":\n  flow: voicemail\n')
+    routes.write_text('"447700900004":\n  flow: voicemail\n  recipients: ["447700900111"]\n')
     return {
         "STORAGE": "gcs",
         "GCS_BUCKET": "demo-project-calls",
@@ -337,7 +337,7 @@ def test_the_upload_folders_leave_out_tests_data_environments_caches_and_keys(
     root = tmp_path / "repo"
     for name in ("functions", "shared", "appengine"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("app.yaml", "browser.yaml"):
+    for name in ("app.yaml", "browser.yaml", "pyproject.toml"):
         shutil.copy2(ROOT / name, root / name)
     for copied in ("appengine", "appengine/templates", "shared", "shared/core"):
         _plant(root / copied)
@@ -354,6 +354,7 @@ def test_the_upload_folders_leave_out_tests_data_environments_caches_and_keys(
         assert not {path for path in uploaded if forbidden(path)}, folder.name
         assert uploaded == {path for path in _files(folder) if not forbidden(path)}, folder.name
         assert "shared/config/settings.py" in uploaded and "requirements.txt" in uploaded
+        assert "shared/version.txt" in uploaded
     functions, recorder, browser = (set(o["stdout"].split()) for o in listed)
     assert "main.py" in functions
     assert {"app.yaml", "appengine/main.py"} <= recorder
