@@ -1,6 +1,7 @@
 """The typed settings, in frozen groups, and the only reader of the environment.
 
-Every variable is declared once below, with its kind, default and range beside its name; each
+Every variable is declared once below, under a heading, with its kind, default, range and meaning
+beside its name; `nox -s docs` writes docs/reference/settings.md from these declarations. Each
 group reads its own. Rules that tie variables together are in `_check_across`. `VARIABLES` lists
 them all, and `nox -s deploy` passes on exactly those, so the two cannot drift apart; the
 recordings browser gets only those marked `browser`, and checks its own rule with `require_iap`.
@@ -20,11 +21,12 @@ from urllib.parse import urlsplit
 from shared.config.routes import Flow, Routes, load_routes
 from shared.core.errors import ConfigError
 from shared.core.iap import AUDIENCE, KEYS_URL, admin_member
-from shared.core.vonage_limits import INPUT_SECONDS, WEBSOCKET_RATES, check_talk_text
+from shared.core.vonage_limits import INPUT_SECONDS, TALK_LIMIT, WEBSOCKET_RATES, check_talk_text
 
 __all__ = [
     "BROWSER_ADMINS",
     "BROWSER_SECRET_NAMES",
+    "HEADINGS",
     "SECRET_NAMES",
     "STREAM_RATES",
     "VARIABLES",
@@ -65,21 +67,49 @@ def secret_id(name: str) -> str:
 # --- the variables: one reader per kind of value -------------------------------------------------
 
 _DECLARED: list[Variable] = []
+# Each heading of docs/reference/settings.md, and where its variables start in _DECLARED.
+_HEADINGS: list[tuple[str, int]] = []
+
+
+def _heading(title: str) -> None:
+    """The variables declared from here on go under `title`."""
+    _HEADINGS.append((title, len(_DECLARED)))
 
 
 @dataclass(frozen=True)
 class Variable:
     """One environment variable. `secret`: deployed from Secret Manager, never as a plain variable.
-    `deployed`: passed on to the deployed functions (not those the platform or a local run sets).
-    `browser`: passed on to the recordings browser, which gets nothing else."""
+    `deployed`: passed on to the deployed functions and recorder (not those the platform or a local
+    run sets). `browser`: passed on to the recordings browser, which gets nothing else. `meaning`:
+    what it sets, in a sentence; `unset`: what leaving it unset means, where that is not a default."""
 
     name: str
     secret: bool = field(default=False, kw_only=True)
     deployed: bool = field(default=True, kw_only=True)
     browser: bool = field(default=False, kw_only=True)
+    meaning: str = field(kw_only=True)
+    unset: str = field(default="", kw_only=True)
 
     def __post_init__(self) -> None:
         _DECLARED.append(self)
+
+    @property
+    def deployables(self) -> tuple[str, ...]:
+        """The deployables `nox -s deploy` passes it on to."""
+        return ("functions", "recorder") * self.deployed + ("browser",) * self.browser
+
+    @property
+    def accepts(self) -> str:
+        """What values it takes, in words; empty where any text goes."""
+        return ""
+
+    @property
+    def shown_default(self) -> str | None:
+        """Its default as it would be written, or None without one."""
+        value = getattr(self, "default", None)
+        if value is None or value == "":
+            return None
+        return f"{value:g}" if isinstance(value, float) else str(value)
 
     @property
     def label(self) -> str:
@@ -98,6 +128,10 @@ class Text(Variable):
     shape: re.Pattern[str] | None = field(default=None, kw_only=True)
     why: str = field(default="", kw_only=True)
 
+    @property
+    def accepts(self) -> str:
+        return f"like `{self.why}`" if self.shape is not None else ""
+
     def read(self, env: Mapping[str, str]) -> str | None:
         value = self.raw(env) or self.default
         if self.shape is not None and value is not None and not self.shape.fullmatch(value):
@@ -111,6 +145,10 @@ class Choice(Variable):
     default: str = ""
     upper: bool = field(default=False, kw_only=True)
     why: str = field(default="", kw_only=True)
+
+    @property
+    def accepts(self) -> str:
+        return ", ".join(f"`{option}`" for option in self.options) + self.why
 
     def read(self, env: Mapping[str, str]) -> str:
         given = self.raw(env) or self.default
@@ -126,6 +164,10 @@ class Speech(Variable):
     """Text Vonage reads out in a talk action, checked as Vonage checks it."""
 
     default: str = ""
+
+    @property
+    def accepts(self) -> str:
+        return f"text to speak, at most {TALK_LIMIT:,} characters (SSML tags not counted)"
 
     def read(self, env: Mapping[str, str]) -> str:
         # Checked as given: set but empty says nothing.
@@ -147,6 +189,15 @@ class Whole(Variable):
     allowed: tuple[int, ...] = field(default=(), kw_only=True)
     multiple: int | None = field(default=None, kw_only=True)
     why: str = field(default="", kw_only=True)
+
+    @property
+    def accepts(self) -> str:
+        if self.allowed:
+            return ", ".join(str(value) for value in self.allowed)
+        if self.multiple:
+            return f"a positive multiple of {self.multiple}"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.low} to {self.high}{unit}{self.why}"
 
     def read(self, env: Mapping[str, str]) -> int:
         raw = self.raw(env)
@@ -172,6 +223,10 @@ class Seconds(Variable):
     low: float = 0.0
     high: float = 0.0
 
+    @property
+    def accepts(self) -> str:
+        return f"{self.low:g} to {self.high:g} seconds"
+
     def read(self, env: Mapping[str, str]) -> float:
         raw = self.raw(env)
         if raw is None:
@@ -192,6 +247,11 @@ class Url(Variable):
     schemes: tuple[str, ...] = ("http", "https")
     default: str | None = None
     base: bool = field(default=False, kw_only=True)
+
+    @property
+    def accepts(self) -> str:
+        wanted = " or ".join(f"`{scheme}://`" for scheme in self.schemes)
+        return f"{wanted} URL" + (", without query or fragment" if self.base else "")
 
     def read(self, env: Mapping[str, str], default: str | None = None) -> str:
         value = self.raw(env) or default or self.default or ""
@@ -214,6 +274,10 @@ class Url(Variable):
 class Host(Variable):
     default: str = ""
 
+    @property
+    def accepts(self) -> str:
+        return "host[:port]"
+
     def read(self, env: Mapping[str, str]) -> str:
         host = self.raw(env) or self.default
         if not _HOST.fullmatch(host):
@@ -226,6 +290,10 @@ class Accounts(Variable):
     """Accounts separated by commas, each an email or an IAM member of one account (`user:…`,
     `serviceAccount:…`), read as IAM members."""
 
+    @property
+    def accepts(self) -> str:
+        return "accounts separated by commas: an email, `user:EMAIL` or `serviceAccount:EMAIL` (no groups)"
+
     def read(self, env: Mapping[str, str]) -> tuple[str, ...]:
         entries = [part.strip() for part in (self.raw(env) or "").split(",") if part.strip()]
         try:
@@ -234,108 +302,306 @@ class Accounts(Variable):
             raise ConfigError(f"{self.name}: {err}") from err
 
 
-# Storage
-STORAGE = Choice("STORAGE", ("local", "gcs"), "local", browser=True)
-LOCAL_STORAGE_DIR = Text("LOCAL_STORAGE_DIR", "./data")
-GCS_BUCKET = Text("GCS_BUCKET", browser=True)
-UPLOAD_CHUNK_BYTES = Whole("UPLOAD_CHUNK_BYTES", _CHUNK_UNIT, multiple=_CHUNK_UNIT)
-SIGNED_URL_TTL = Whole(
-    "SIGNED_URL_TTL", 900, 60, 7 * 24 * 3600, "seconds", why=" (Cloud Storage's limit is 7 days)", browser=True
+_heading("Storage")
+STORAGE = Choice(
+    "STORAGE",
+    ("local", "gcs"),
+    "local",
+    browser=True,
+    meaning="Where calls, jobs and links are kept: a folder or a bucket.",
 )
-LINK_TTL_DAYS = Whole("LINK_TTL_DAYS", 30, 1, 3650, "days", browser=True)
-# How long a call is kept when its route does not say (`retention_days`); 0 keeps calls until deleted.
-RETENTION_DAYS = Whole("RETENTION_DAYS", 0, 0, 36500, "days")
-# How long Cloud Storage keeps a deleted object restorable (its soft delete): 0, or 7 to 90 days.
-SOFT_DELETE_DAYS = Whole("SOFT_DELETE_DAYS", 7, 0, 90, "days", why=" (0 turns it off; Cloud Storage takes 7 to 90)")
-# The public side
-PUBLIC_URL = Url("PUBLIC_URL", ("http", "https"), "http://localhost:8080", base=True, browser=True)
-LOG_LEVEL = Choice("LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True, browser=True)
-ROUTES_FILE = Text("ROUTES_FILE")
+LOCAL_STORAGE_DIR = Text("LOCAL_STORAGE_DIR", "./data", meaning="The folder calls are kept in, for `STORAGE=local`.")
+GCS_BUCKET = Text("GCS_BUCKET", browser=True, meaning="The Cloud Storage bucket; required for `STORAGE=gcs`.")
+UPLOAD_CHUNK_BYTES = Whole(
+    "UPLOAD_CHUNK_BYTES", _CHUNK_UNIT, multiple=_CHUNK_UNIT, meaning="Audio flushed to storage per part, in bytes."
+)
+SIGNED_URL_TTL = Whole(
+    "SIGNED_URL_TTL",
+    900,
+    60,
+    7 * 24 * 3600,
+    "seconds",
+    why=" (Cloud Storage's limit is 7 days)",
+    browser=True,
+    meaning="Lifetime of a signed audio URL.",
+)
+LINK_TTL_DAYS = Whole("LINK_TTL_DAYS", 30, 1, 3650, "days", browser=True, meaning="Lifetime of a short link.")
+RETENTION_DAYS = Whole(
+    "RETENTION_DAYS",
+    0,
+    0,
+    36500,
+    "days",
+    meaning="How long a call is kept before the sweep erases it, when its route has no `retention_days` "
+    "(0: until deleted).",
+)
+SOFT_DELETE_DAYS = Whole(
+    "SOFT_DELETE_DAYS",
+    7,
+    0,
+    90,
+    "days",
+    why=" (0 turns it off; Cloud Storage takes 7 to 90)",
+    meaning="How long Cloud Storage keeps a deleted object restorable (the bucket's soft delete, set by the deploy).",
+)
+_heading("The public side")
+PUBLIC_URL = Url(
+    "PUBLIC_URL",
+    ("http", "https"),
+    "http://localhost:8080",
+    base=True,
+    browser=True,
+    meaning="The base URL Vonage reaches the functions at (`<PUBLIC_URL>/event`).",
+)
+LOG_LEVEL = Choice(
+    "LOG_LEVEL",
+    _LOG_LEVELS,
+    "INFO",
+    upper=True,
+    browser=True,
+    meaning="The least severity logged; logs are JSON lines with `severity` and `message`.",
+)
+ROUTES_FILE = Text(
+    "ROUTES_FILE", meaning="The routes file (YAML or JSON): which flow each called number gets (routes.md)."
+)
 DEFAULT_FLOW = Choice(
     "DEFAULT_FLOW",
     (Flow.STREAM, Flow.VOICEMAIL),
     "stream",
     why=" (a conversation needs numbers to connect, which only a route entry has)",
+    meaning="The flow of the numbers the routes file does not list.",
 )
-MESSENGER = Choice("MESSENGER", ("outbox", "vonage"), "outbox")
-# Streams
-RECORDER_URL = Url("RECORDER_URL", ("ws", "wss"), "ws://localhost:8080/socket")
-STREAM_RATE = Whole("STREAM_RATE", 16000, allowed=STREAM_RATES)
-GREETING = Speech("GREETING", "Hello. This call is recorded.")
+MESSENGER = Choice(
+    "MESSENGER",
+    ("outbox", "vonage"),
+    "outbox",
+    meaning="How text messages go out: kept in storage's outbox, or sent as SMS by Vonage.",
+)
+_heading("Streams")
+RECORDER_URL = Url(
+    "RECORDER_URL",
+    ("ws", "wss"),
+    "ws://localhost:8080/socket",
+    meaning="The URL of the recorder's `/socket`, where Vonage streams calls (`wss://` deployed).",
+)
+STREAM_RATE = Whole("STREAM_RATE", 16000, allowed=STREAM_RATES, meaning="The sample rate of a stream's audio, in Hz.")
+GREETING = Speech(
+    "GREETING", "Hello. This call is recorded.", meaning="Spoken to the caller before a call is streamed."
+)
 # The browser mints no token, but every process on gcs must hold it (see _check_across).
-STREAM_TOKEN_SECRET = Text("STREAM_TOKEN_SECRET", secret=True, browser=True)
-STREAM_TOKEN_TTL = Whole("STREAM_TOKEN_TTL", 300, 10, 3600, "seconds")
-# App Engine flexible closes an established websocket after an hour: the recorder closes each
-# session's socket before that, at a quiet moment, and the call reconnects into a new session.
-STREAM_ROTATE_SECONDS = Whole(
-    "STREAM_ROTATE_SECONDS", 3300, 2, 3540, "seconds", why=" (App Engine closes a websocket after 3600)"
+STREAM_TOKEN_SECRET = Text(
+    "STREAM_TOKEN_SECRET",
+    secret=True,
+    browser=True,
+    unset="random per process (`local` only)",
+    meaning="The HMAC key of stream tokens and tapedeck's own URLs: the same for every deployable, "
+    "required for `STORAGE=gcs`.",
 )
-# Live transcription of streams
-LIVE_TRANSCRIBER = Choice("LIVE_TRANSCRIBER", ("none", "pocketsphinx", "google"), "none")
+STREAM_TOKEN_TTL = Whole("STREAM_TOKEN_TTL", 300, 10, 3600, "seconds", meaning="How long a stream token stays valid.")
+STREAM_ROTATE_SECONDS = Whole(
+    "STREAM_ROTATE_SECONDS",
+    3300,
+    2,
+    3540,
+    "seconds",
+    why=" (App Engine closes a websocket after 3600)",
+    meaning="How long the recorder keeps one socket of a call before it closes it, at a quiet moment, "
+    "and the call reconnects into a new session.",
+)
+_heading("Live transcription of streams")
+LIVE_TRANSCRIBER = Choice(
+    "LIVE_TRANSCRIBER",
+    ("none", "pocketsphinx", "google"),
+    "none",
+    meaning="The engine that transcribes streams while the call goes on.",
+)
 # Each live pocketsphinx stream is a child process of about 117 MiB and a quarter of a core (measured,
 # README "Benchmarks": about four per core); a Google
 # stream is one gRPC stream and a little buffering, so with `google` a larger value suits.
-LIVE_STREAMS_MAX = Whole("LIVE_STREAMS_MAX", 2, 0, 64)
-# Vonage
-VONAGE_APPLICATION_ID = Text("VONAGE_APPLICATION_ID")
-VONAGE_PRIVATE_KEY = Text("VONAGE_PRIVATE_KEY", secret=True)
-VONAGE_API_KEY = Text("VONAGE_API_KEY")
-VONAGE_API_SECRET = Text("VONAGE_API_SECRET", secret=True)
-VONAGE_API_HOST = Host("VONAGE_API_HOST", "api.nexmo.com")
-VONAGE_REST_HOST = Host("VONAGE_REST_HOST", "rest.nexmo.com")
-VONAGE_SIGNATURE_SECRET = Text("VONAGE_SIGNATURE_SECRET", secret=True)
-SMS_FROM = Text("SMS_FROM", "tapedeck")
-# Transcription
-TRANSCRIBER = Choice("TRANSCRIBER", ("offline", "aws", "google"), "offline")
-TRANSCRIBE_BUCKET = Text("TRANSCRIBE_BUCKET")
-# How long a route's fallback chain waits for Amazon Transcribe (whose result comes by EventBridge)
-# before it gives up on the job and runs the next engine; with no engine after it, it waits on.
-AWS_DEADLINE = Whole("AWS_DEADLINE", 900, 1, 86400, "seconds")
-# How long one Google recognition may take within its task; within the tasks function's timeout.
-GOOGLE_DEADLINE = Whole("GOOGLE_DEADLINE", 120, 1, 1500, "seconds", why=" (the tasks function has 1800)")
-TRANSCRIPTION_API_KEY = Text("TRANSCRIPTION_API_KEY", secret=True)
-AWS_REGION = Text("AWS_REGION")
-AWS_DEFAULT_REGION = Text("AWS_DEFAULT_REGION", "us-east-1", deployed=False)
-# Deliveries: result webhooks and PIN callbacks
-CALLBACK_SECRET = Text("CALLBACK_SECRET", secret=True)
-CALLBACK_ATTEMPTS = Whole("CALLBACK_ATTEMPTS", 5, 1, 20)
-CALLBACK_BACKOFF = Seconds("CALLBACK_BACKOFF", 2.0, 0, 600)
-ALLOW_PRIVATE_CALLBACKS = Choice("ALLOW_PRIVATE_CALLBACKS", ("false", "true"), "false")
-# PIN prompt calls
-PROMPT_API_KEY = Text("PROMPT_API_KEY", secret=True)
-PROMPT_TTL_DAYS = Whole("PROMPT_TTL_DAYS", 7, 1, 3650, "days")
+LIVE_STREAMS_MAX = Whole(
+    "LIVE_STREAMS_MAX",
+    2,
+    0,
+    64,
+    meaning="Streams transcribed live at once per recorder instance; later ones are only recorded.",
+)
+_heading("Vonage")
+VONAGE_APPLICATION_ID = Text(
+    "VONAGE_APPLICATION_ID", meaning="The Vonage application's id, to fetch recordings; required when a route records."
+)
+VONAGE_PRIVATE_KEY = Text(
+    "VONAGE_PRIVATE_KEY",
+    secret=True,
+    meaning="The application's private key (PEM, or a path to one), to fetch recordings; required when a route "
+    "records.",
+)
+VONAGE_API_KEY = Text("VONAGE_API_KEY", meaning="The API account's key, for SMS; required when `MESSENGER=vonage`.")
+VONAGE_API_SECRET = Text(
+    "VONAGE_API_SECRET", secret=True, meaning="The API account's secret, for SMS; required when `MESSENGER=vonage`."
+)
+VONAGE_API_HOST = Host("VONAGE_API_HOST", "api.nexmo.com", meaning="Vonage's API host (the stand-in, locally).")
+VONAGE_REST_HOST = Host(
+    "VONAGE_REST_HOST", "rest.nexmo.com", meaning="Vonage's REST host, which sends SMS (the stand-in, locally)."
+)
+VONAGE_SIGNATURE_SECRET = Text(
+    "VONAGE_SIGNATURE_SECRET", secret=True, meaning="When set, every webhook must carry Vonage's signed JWT."
+)
+SMS_FROM = Text("SMS_FROM", "tapedeck", meaning="The sender SMS go out from.")
+_heading("Transcription")
+TRANSCRIBER = Choice(
+    "TRANSCRIBER",
+    ("offline", "aws", "google"),
+    "offline",
+    meaning="The engine that transcribes the recordings of routes that name none.",
+)
+TRANSCRIBE_BUCKET = Text(
+    "TRANSCRIBE_BUCKET",
+    meaning="The S3 bucket audio is staged in for Amazon Transcribe; required when `aws` transcribes.",
+)
+AWS_DEADLINE = Whole(
+    "AWS_DEADLINE",
+    900,
+    1,
+    86400,
+    "seconds",
+    meaning="How long a route's fallback chain waits for Amazon Transcribe (whose result comes by EventBridge) "
+    "before it runs the next engine; with no engine after it, it waits on.",
+)
+GOOGLE_DEADLINE = Whole(
+    "GOOGLE_DEADLINE",
+    120,
+    1,
+    1500,
+    "seconds",
+    why=" (the tasks function has 1800)",
+    meaning="How long one Google recognition may take within its task before the next engine runs.",
+)
+TRANSCRIPTION_API_KEY = Text(
+    "TRANSCRIPTION_API_KEY",
+    secret=True,
+    meaning="The API key EventBridge delivers Amazon Transcribe's results with; required when `aws` transcribes.",
+)
+AWS_REGION = Text(
+    "AWS_REGION", unset="`AWS_DEFAULT_REGION`", meaning="The AWS region of Amazon Transcribe and its bucket."
+)
+AWS_DEFAULT_REGION = Text(
+    "AWS_DEFAULT_REGION", "us-east-1", deployed=False, meaning="AWS's standard region, when `AWS_REGION` is unset."
+)
+_heading("Deliveries: result webhooks and PIN callbacks")
+CALLBACK_SECRET = Text(
+    "CALLBACK_SECRET",
+    secret=True,
+    unset="random per process (`local` only)",
+    meaning="The HMAC key that signs webhooks and callbacks; required on `gcs` when a route has a result, live "
+    "or recording webhook, or with `PROMPT_API_KEY`.",
+)
+CALLBACK_ATTEMPTS = Whole("CALLBACK_ATTEMPTS", 5, 1, 20, meaning="Deliveries of one webhook or callback in all.")
+CALLBACK_BACKOFF = Seconds(
+    "CALLBACK_BACKOFF", 2.0, 0, 600, meaning="The wait before a delivery's first retry, doubled each retry."
+)
+ALLOW_PRIVATE_CALLBACKS = Choice(
+    "ALLOW_PRIVATE_CALLBACKS",
+    ("false", "true"),
+    "false",
+    meaning="`true` lets deliveries go to http:// and private or loopback addresses (local development only).",
+)
+_heading("PIN prompt calls")
+PROMPT_API_KEY = Text(
+    "PROMPT_API_KEY",
+    secret=True,
+    meaning="The `X-Tapedeck-Key` that places PIN prompt calls with tapedeck's own application.",
+)
+PROMPT_TTL_DAYS = Whole("PROMPT_TTL_DAYS", 7, 1, 3650, "days", meaning="How long a PIN prompt transaction is kept.")
 # Vonage takes 0 too, which would end each input before a key could be pressed.
 PROMPT_INPUT_TIMEOUT = Whole(
-    "PROMPT_INPUT_TIMEOUT", 8, 1, INPUT_SECONDS[1], "seconds", why=" (Vonage's dtmf.timeOut range)"
+    "PROMPT_INPUT_TIMEOUT",
+    8,
+    1,
+    INPUT_SECONDS[1],
+    "seconds",
+    why=" (Vonage's dtmf.timeOut range)",
+    meaning="How long a PIN prompt waits for digits.",
 )
 # At most an hour: the longest a queued task waits (MAX_BACKOFF in shared/core/tasks.py).
-PROMPT_HANGUP_GRACE = Seconds("PROMPT_HANGUP_GRACE", 5.0, 0, 3600)
-# Deferred work
-TASK_QUEUE = Choice("TASK_QUEUE", ("local", "cloud-tasks"), "local")
-TASKS_URL = Url("TASKS_URL")
-TASKS_PROJECT = Text("TASKS_PROJECT")
-GOOGLE_CLOUD_PROJECT = Text("GOOGLE_CLOUD_PROJECT", deployed=False)
-TASKS_LOCATION = Text("TASKS_LOCATION")
-TASKS_QUEUE = Text("TASKS_QUEUE", "tapedeck")
-TASKS_SERVICE_ACCOUNT = Text("TASKS_SERVICE_ACCOUNT")
-TASKS_AUDIENCE = Text("TASKS_AUDIENCE")
-CLOUD_TASKS_EMULATOR_HOST = Text("CLOUD_TASKS_EMULATOR_HOST", deployed=False)
-# The sweep that settles recordings whose recorder died, or whose stream never came
-RECORDING_GRACE_SECONDS = Seconds("RECORDING_GRACE_SECONDS", 120.0, 0, 86400)
-# Deployed, Cloud Scheduler runs it every whole number of minutes (deploy_plan rounds up).
-SWEEP_INTERVAL = Seconds("SWEEP_INTERVAL", 300.0, 0.1, 3600)
-SWEEP_BATCH = Whole("SWEEP_BATCH", 100, 1, 1000, "calls")
-# The recordings browser, behind Identity-Aware Proxy; `nox -s deploy` looks the audience up.
-IAP_AUDIENCE = Text(
-    "IAP_AUDIENCE", shape=AUDIENCE, why="/projects/PROJECT_NUMBER/apps/PROJECT_ID", deployed=False, browser=True
+PROMPT_HANGUP_GRACE = Seconds(
+    "PROMPT_HANGUP_GRACE", 5.0, 0, 3600, meaning="How long a PIN prompt's hang-up waits for a late input."
 )
-IAP_KEYS_URL = Url("IAP_KEYS_URL", ("https", "http"), KEYS_URL, deployed=False, browser=True)
-# Who may change what the browser shows (delete calls, act on problems); everyone else IAP lets
-# in may only look. `nox -s deploy` lets them through IAP too.
-BROWSER_ADMINS = Accounts("BROWSER_ADMINS", deployed=False, browser=True)
+_heading("Deferred work")
+TASK_QUEUE = Choice(
+    "TASK_QUEUE",
+    ("local", "cloud-tasks"),
+    "local",
+    meaning="Where deferred work goes: the embedded queue, or Cloud Tasks.",
+)
+TASKS_URL = Url(
+    "TASKS_URL",
+    unset="`<PUBLIC_URL>/tasks`",
+    meaning="Where the queue calls the `tasks` function (deployed, its `run.app` URL).",
+)
+TASKS_PROJECT = Text(
+    "TASKS_PROJECT", unset="`GOOGLE_CLOUD_PROJECT`", meaning="The Cloud Tasks queue's project, for `cloud-tasks`."
+)
+GOOGLE_CLOUD_PROJECT = Text("GOOGLE_CLOUD_PROJECT", deployed=False, meaning="Google Cloud's standard project variable.")
+TASKS_LOCATION = Text("TASKS_LOCATION", meaning="The Cloud Tasks queue's location, for `cloud-tasks`.")
+TASKS_QUEUE = Text("TASKS_QUEUE", "tapedeck", meaning="The Cloud Tasks queue's name.")
+TASKS_SERVICE_ACCOUNT = Text(
+    "TASKS_SERVICE_ACCOUNT",
+    meaning="The identity whose OIDC token tasks carry; required for `cloud-tasks` but with the emulator.",
+)
+TASKS_AUDIENCE = Text("TASKS_AUDIENCE", unset="`TASKS_URL`", meaning="The audience of the tasks' OIDC token.")
+CLOUD_TASKS_EMULATOR_HOST = Text(
+    "CLOUD_TASKS_EMULATOR_HOST", deployed=False, meaning="The `host:port` of gcloud-tasks-emulator (tests)."
+)
+_heading("The sweep")
+RECORDING_GRACE_SECONDS = Seconds(
+    "RECORDING_GRACE_SECONDS",
+    120.0,
+    0,
+    86400,
+    meaning="How long after a call's end a recording still `streaming` (and an answered call with no stream) is "
+    "waited for before the sweep recovers it (or reports it failed).",
+)
+SWEEP_INTERVAL = Seconds(
+    "SWEEP_INTERVAL",
+    300.0,
+    0.1,
+    3600,
+    meaning="The time between two sweeps (deployed, Cloud Scheduler's: rounded up to whole minutes).",
+)
+SWEEP_BATCH = Whole("SWEEP_BATCH", 100, 1, 1000, "calls", meaning="The waiting calls one sweep looks at.")
+_heading("The recordings browser, behind Identity-Aware Proxy")
+IAP_AUDIENCE = Text(
+    "IAP_AUDIENCE",
+    shape=AUDIENCE,
+    why="/projects/PROJECT_NUMBER/apps/PROJECT_ID",
+    deployed=False,
+    browser=True,
+    unset="unset (`nox -s deploy` looks it up)",
+    meaning="The audience IAP signs its header for; on `gcs` the browser refuses to start without it.",
+)
+IAP_KEYS_URL = Url(
+    "IAP_KEYS_URL",
+    ("https", "http"),
+    KEYS_URL,
+    deployed=False,
+    browser=True,
+    meaning="Where Google's keys for IAP's signed header are (`http://` only on loopback).",
+)
+BROWSER_ADMINS = Accounts(
+    "BROWSER_ADMINS",
+    deployed=False,
+    browser=True,
+    meaning="Who may change what the browser shows (delete calls, set legal holds, forget numbers, act on "
+    "problems); everyone else IAP lets in may only look. `nox -s deploy` lets them through IAP too.",
+)
 
 # Every variable the settings read, in the order above.
 VARIABLES: tuple[Variable, ...] = tuple(_DECLARED)
+# The variables under each heading above, in order.
+HEADINGS: tuple[tuple[str, tuple[Variable, ...]], ...] = tuple(
+    (title, tuple(_DECLARED[start:end]))
+    for (title, start), end in zip(_HEADINGS, [start for _, start in _HEADINGS[1:]] + [len(_DECLARED)], strict=True)
+)
 # Settings that are secrets: deployed, they live in Secret Manager, never in a plain variable.
 SECRET_NAMES = tuple(v.name for v in VARIABLES if v.secret)
 # The secrets the recordings browser reads from Secret Manager at start-up, and may read at all.
