@@ -1,39 +1,10 @@
 """The routes file: which flow each called number gets, with that flow's settings.
 
 YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes a demo one
-(`data/routes.yaml`). The fields, by flow:
-
-- every entry: `flow` (stream, voicemail or conversation), `announcement`: spoken to the
-  caller first, before anything is recorded or streamed (a recording notice), in the route's
-  `language` (`notice` is its older name, still read), `retention_days`: how long its calls
-  are kept before the sweep erases them (0: until deleted; unset: RETENTION_DAYS), `redact`:
-  what is hidden of what callers say, one or more of card, digits, phone and email (none by
-  default; shared/core/redaction.py), in pages, webhooks, stored transcripts and a silenced copy
-  of the audio, `keep_unredacted` (true: the words as heard are kept too, for admins only), and
-  `vocabulary`: phrases its callers say (names, products, jargon) that every engine taking them
-  is told to expect, live and after the call (shared/core/vocabulary.py);
-- stream, and voicemail with `capture: stream`: `live_webhook` (where each live transcript's
-  segments go as they are heard, and the whole transcript once the call is over) and
-  `recording_webhook` (where each recording's final state goes, once: complete, recovered,
-  partial with its gaps, or failed; shared/core/recording_outcome.py), `mask_dtmf` (true: the
-  audio of each key press is silenced in the stored WAV; shared/core/dtmf_mask.py) and
-  `sensitive_dtmf` (true: the digits pressed are kept out of call.json and the logs, their times
-  kept);
-- voicemail: `owner` (named in the greeting), `recipients` (the numbers paged), `language`,
-  `max_seconds`, and `capture`: `record` (Vonage records, then the batch transcription) or
-  `stream` (the recorder takes the message live);
-- conversation: `connect` (one or more parties, each on its own channel), `caller_id` (a Vonage
-  number shown to the parties), `labels` (one per channel, the caller first), `format` (mp3 or
-  wav; by default mp3 for up to two channels and wav above, as Vonage does), `result_webhook`
-  (where the transcript is delivered), `recipients` (an SMS summary of the dialogue),
-  `language`, `max_seconds`;
-- voicemail with `capture: record`, and conversation: `engine` (`vonage`: Vonage transcribes the
-  recording itself and calls back; aws, google or offline: that engine; unset: the deployment's
-  TRANSCRIBER);
-- voicemail and conversation: `engines`, a fallback chain of up to three of aws, google and
-  offline, tried in order on the same stored audio (shared/flows/transcription.py), and
-  `languages`: two to four BCP-47 tags, the route's `language` among them, for an engine that
-  identifies the language spoken (Amazon Transcribe, Google); the others transcribe in `language`.
+(`data/routes.yaml`). Each field an entry may have is declared once, in `ROUTE_FIELDS`: its kind,
+the routes it is for, what leaving it out means and its meaning. The parser reads its field names,
+its list and flag fields and the routes each may be given on from there, and `nox -s docs` writes
+docs/reference/routes.md from it.
 """
 
 from __future__ import annotations
@@ -41,12 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from shared.core.call_record import Flow
 from shared.core.errors import BadRequest, ConfigError
 from shared.core.identifiers import LANGUAGE_TAG, ROUTE_NUMBER, is_shaped
-from shared.core.ncco import voicemail_greeting
+from shared.core.ncco import VOICEMAIL_SECONDS, voicemail_greeting
 from shared.core.payloads import split_url
 from shared.core.redaction import REDACT_CHOICES, Redact
 from shared.core.vocabulary import check_phrase, check_vocabulary
@@ -61,7 +32,19 @@ from shared.core.vonage_limits import (
     check_talk_text,
 )
 
-__all__ = ["DEFAULT_LABELS", "FLOWS", "RECORDING_FORMATS", "Flow", "Route", "Routes", "load_routes", "parse_routes"]
+__all__ = [
+    "DEFAULT_LABELS",
+    "FLOWS",
+    "RECORDING_FORMATS",
+    "ROUTE_FIELDS",
+    "Flow",
+    "Route",
+    "RouteField",
+    "Routes",
+    "Scope",
+    "load_routes",
+    "parse_routes",
+]
 
 FLOWS = tuple(Flow)
 RECORDING_FORMATS = ("mp3", "wav")
@@ -71,36 +54,7 @@ MAX_SECONDS = RECORD_SECONDS
 _SECONDS = re.compile(r"[0-9]{1,4}", re.ASCII)
 _DAYS = re.compile(r"[0-9]{1,5}", re.ASCII)
 MAX_RETENTION_DAYS = 36500
-_LIST_FIELDS = {"recipients", "connect", "labels", "redact", "vocabulary", "engines", "languages"}
-_FIELDS = {
-    "flow",
-    "owner",
-    "recipients",
-    "language",
-    "max_seconds",
-    "connect",
-    "caller_id",
-    "labels",
-    "announcement",
-    "notice",
-    "format",
-    "result_webhook",
-    "capture",
-    "live_webhook",
-    "recording_webhook",
-    "mask_dtmf",
-    "sensitive_dtmf",
-    "retention_days",
-    "redact",
-    "keep_unredacted",
-    "vocabulary",
-    "engine",
-    "engines",
-    "languages",
-}
 _WEBHOOK_FIELDS = ("result_webhook", "live_webhook", "recording_webhook")
-# Fields only a route whose calls stream to the recorder may have.
-_STREAM_FIELDS = ("live_webhook", "recording_webhook", "mask_dtmf", "sensitive_dtmf")
 _FLAGS = {"true": True, "false": False}
 # How a voicemail takes its message: Vonage's `record` action, transcribed after the call
 # (the default), or the call's live stream, transcribed as it is spoken.
@@ -117,6 +71,8 @@ LANGUAGES_MOST = 4
 
 @dataclass(frozen=True)
 class Route:
+    """One entry of the routes file; its fields' meanings are in ROUTE_FIELDS."""
+
     flow: Flow
     owner: str = ""
     recipients: tuple[str, ...] = ()
@@ -131,21 +87,17 @@ class Route:
     capture: str = "record"
     live_webhook: str = ""
     recording_webhook: str = ""
-    # Key presses silenced in the stored audio, and their digits kept out of call.json and the logs.
     mask_dtmf: bool = False
     sensitive_dtmf: bool = False
-    # Days its calls are kept (0: until deleted); None: the settings' RETENTION_DAYS.
+    # None: the settings' RETENTION_DAYS.
     retention_days: int | None = None
-    # What is hidden of what callers say, and whether the words as heard are kept too (admins only).
     redact: tuple[Redact, ...] = ()
     keep_unredacted: bool = False
-    # Phrases the engines are told to expect (shared/core/vocabulary.py).
     vocabulary: tuple[str, ...] = ()
-    # "vonage": Vonage transcribes the recording; another engine's name: that engine; "": see engines.
+    # "": see engines.
     engine: str = ""
-    # The engines tried in turn on the stored audio; empty: `engine`, or the deployment's TRANSCRIBER.
+    # Empty: `engine`, or the deployment's TRANSCRIBER.
     engines: tuple[str, ...] = ()
-    # The languages an engine that identifies the spoken one chooses among (`language` among them).
     languages: tuple[str, ...] = ()
 
     @property
@@ -182,6 +134,234 @@ class Routes:
     def for_number(self, number: str) -> Route:
         """The route of a called number; unlisted numbers get the default flow."""
         return self.by_number.get(number.lstrip("+")) or Route(flow=Flow(self.default_flow))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The routes a field is for: their flows and, where it matters, a voicemail's capture."""
+
+    flows: tuple[Flow, ...]
+    capture: str | None = None
+    # What the parser says of the field on a route outside the scope; None: not refused there, unused.
+    refusal: str | None = None
+
+    def takes(self, route: Route) -> bool:
+        """Whether `route` is one the field is for."""
+        if route.flow not in self.flows:
+            return False
+        return self.capture is None or route.flow != Flow.VOICEMAIL or route.capture == self.capture
+
+    @property
+    def described(self) -> str:
+        if self.flows == FLOWS:
+            return "every flow"
+        capture = f" with `capture: {self.capture}`" if self.capture else ""
+        return ", ".join(flow.value + (capture if flow == Flow.VOICEMAIL else "") for flow in self.flows)
+
+
+FieldKind = Literal["text", "list", "flag", "number"]
+
+
+@dataclass(frozen=True)
+class RouteField:
+    """One field of a route entry. `item`: what one entry of a list is called in a fault; `values`:
+    what it takes, where that is not any text; `unset`: what leaving it out means, where that is not
+    Route's own default."""
+
+    name: str
+    kind: FieldKind
+    scope: Scope
+    meaning: str
+    item: str = ""
+    values: str = ""
+    unset: str = ""
+
+
+_EVERY = Scope(FLOWS)
+# The routes whose calls stream to the recorder, where they can be heard live.
+_STREAMED = Scope(
+    (Flow.STREAM, Flow.VOICEMAIL), "stream", "only a stream, or a voicemail with capture: stream, can have one"
+)
+_VOICEMAIL = Scope((Flow.VOICEMAIL,))
+_CONVERSATION = Scope((Flow.CONVERSATION,))
+_RECORDED = Scope((Flow.VOICEMAIL, Flow.CONVERSATION))
+# The routes whose audio is stored and transcribed after the call, and those Vonage records.
+_TRANSCRIBED = Scope((Flow.VOICEMAIL, Flow.CONVERSATION), None, "only a voicemail or a conversation can have one")
+_VONAGE_RECORDED = Scope(
+    (Flow.VOICEMAIL, Flow.CONVERSATION), "record", "only a recorded voicemail or a conversation can have one"
+)
+_WEBHOOK = "an `https://` URL"
+_PHONE = "phone numbers, 5 to 15 digits"
+
+ROUTE_FIELDS: tuple[RouteField, ...] = (
+    RouteField("flow", "text", _EVERY, "The flow the number's calls get.", values=", ".join(FLOWS), unset="required"),
+    RouteField(
+        "announcement",
+        "text",
+        _EVERY,
+        "Spoken to the caller first, before anything is recorded or streamed (a recording notice), in the "
+        "route's `language`.",
+        values="text to speak",
+    ),
+    RouteField("notice", "text", _EVERY, "The older name of `announcement`, still read: give one of them."),
+    RouteField(
+        "language",
+        "text",
+        _EVERY,
+        "The language the route speaks in and its callers are transcribed in.",
+        values="a BCP-47 tag; where the route speaks, one Vonage speaks",
+    ),
+    RouteField(
+        "retention_days",
+        "number",
+        _EVERY,
+        "How long its calls are kept before the sweep erases them (0: until deleted).",
+        values=f"0 to {MAX_RETENTION_DAYS} days",
+        unset="`RETENTION_DAYS`",
+    ),
+    RouteField(
+        "redact",
+        "list",
+        _EVERY,
+        "What is hidden of what callers say, in pages, webhooks, stored transcripts and a silenced copy of the "
+        "audio (shared/core/redaction.py).",
+        item="kind",
+        values=", ".join(REDACT_CHOICES),
+    ),
+    RouteField(
+        "keep_unredacted",
+        "flag",
+        _EVERY,
+        "`true`: the words as heard are kept too, for admins only; only on a route that redacts.",
+    ),
+    RouteField(
+        "vocabulary",
+        "list",
+        _EVERY,
+        "Phrases its callers say (names, products, jargon) that every engine taking them is told to expect, live "
+        "and after the call (shared/core/vocabulary.py).",
+        item="phrase",
+    ),
+    RouteField(
+        "live_webhook",
+        "text",
+        _STREAMED,
+        "Where each live transcript's segments go as they are heard, and the whole transcript once the call is "
+        "over; needs `LIVE_TRANSCRIBER`.",
+        values=_WEBHOOK,
+    ),
+    RouteField(
+        "recording_webhook",
+        "text",
+        _STREAMED,
+        "Where each recording's final state goes, once: complete, recovered, partial with its gaps, or failed "
+        "(shared/core/recording_outcome.py).",
+        values=_WEBHOOK,
+    ),
+    RouteField(
+        "mask_dtmf",
+        "flag",
+        _STREAMED,
+        "`true`: the audio of each key press is silenced in the stored WAV (shared/core/dtmf_mask.py).",
+    ),
+    RouteField(
+        "sensitive_dtmf",
+        "flag",
+        _STREAMED,
+        "`true`: the digits pressed are kept out of call.json and the logs, their times kept.",
+    ),
+    RouteField("owner", "text", _VOICEMAIL, "Named in the voicemail's greeting.", unset='"this number"'),
+    RouteField(
+        "capture",
+        "text",
+        _VOICEMAIL,
+        "How a voicemail takes its message: `record` (Vonage records, then the batch transcription) or `stream` "
+        "(the recorder takes the message live).",
+        values=", ".join(CAPTURES),
+    ),
+    RouteField(
+        "recipients",
+        "list",
+        _RECORDED,
+        "The numbers paged by SMS: a voicemail's message (at least one), a conversation's summary of the dialogue.",
+        item="recipient",
+        values=_PHONE,
+    ),
+    RouteField(
+        "max_seconds",
+        "number",
+        _RECORDED,
+        "The longest a voicemail records, or a conversation stays connected.",
+        values=f"{MAX_SECONDS[0]} to {MAX_SECONDS[1]} seconds",
+        unset=f"a voicemail: {VOICEMAIL_SECONDS}; a conversation: Vonage's own limit",
+    ),
+    RouteField(
+        "connect",
+        "list",
+        _CONVERSATION,
+        "The parties connected to the caller (at least one), each recorded on its own channel.",
+        item="number to connect",
+        values=f"E.164 {_PHONE}",
+    ),
+    RouteField(
+        "caller_id",
+        "text",
+        _CONVERSATION,
+        "The Vonage number shown to the parties.",
+        values="an E.164 phone number",
+        unset="the number called",
+    ),
+    RouteField(
+        "labels",
+        "list",
+        _CONVERSATION,
+        "A name per channel, the caller first, in transcripts and pages.",
+        item="label",
+        values="1 to 40 characters each",
+        unset=", ".join(f"`{label}`" for label in DEFAULT_LABELS) + ", then `Party N`",
+    ),
+    RouteField(
+        "format",
+        "text",
+        _CONVERSATION,
+        "The recording's format.",
+        values=", ".join(RECORDING_FORMATS),
+        unset=f"`mp3` up to {MP3_CHANNELS} channels, `wav` above (as Vonage does)",
+    ),
+    RouteField(
+        "result_webhook", "text", _CONVERSATION, "Where the conversation's transcript is delivered.", values=_WEBHOOK
+    ),
+    RouteField(
+        "engine",
+        "text",
+        _VONAGE_RECORDED,
+        "The engine that transcribes the recording: `vonage` (Vonage transcribes it itself and calls back) or "
+        "another engine.",
+        values=", ".join(ENGINES),
+        unset="`TRANSCRIBER`",
+    ),
+    RouteField(
+        "engines",
+        "list",
+        _TRANSCRIBED,
+        "A fallback chain of engines, tried in order on the same stored audio (shared/flows/transcription.py); "
+        "not with `engine`.",
+        item="engine",
+        values=f"up to {len(BATCH_ENGINES)} of {', '.join(BATCH_ENGINES)}",
+        unset="`engine` alone",
+    ),
+    RouteField(
+        "languages",
+        "list",
+        _TRANSCRIBED,
+        "The languages an engine that identifies the one spoken (Amazon Transcribe, Google) chooses among, the "
+        "route's `language` among them; the other engines transcribe in `language`.",
+        item="language",
+        values=f"2 to {LANGUAGES_MOST} BCP-47 tags",
+    ),
+)
+_FIELDS = {route_field.name: route_field for route_field in ROUTE_FIELDS}
+_LIST_FIELDS = {route_field.name for route_field in ROUTE_FIELDS if route_field.kind == "list"}
 
 
 def _fail(source: str, node: Any, message: str) -> ConfigError:
@@ -229,14 +409,10 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
     if values.get("keep_unredacted") and not values.get("redact"):
         raise entry.fail("keep_unredacted", "only a route that redacts can keep the unredacted words")
     route = Route(**values)
-    for name in _STREAM_FIELDS:
-        if getattr(route, name) and not route.streams_live:
-            raise entry.fail(name, "only a stream, or a voicemail with capture: stream, can have one")
-    if route.engine and (route.flow == Flow.STREAM or route.streams_live):
-        raise entry.fail("engine", "only a recorded voicemail or a conversation can have one")
-    for name in ("engines", "languages"):
-        if getattr(route, name) and route.flow == Flow.STREAM:
-            raise entry.fail(name, "only a voicemail or a conversation can have one")
+    for declared in ROUTE_FIELDS:
+        refusal = declared.scope.refusal
+        if refusal and getattr(route, declared.name) and not declared.scope.takes(route):
+            raise entry.fail(declared.name, refusal)
     if route.engines and route.engine:
         raise entry.fail("engines", "give engine or engines, not both")
     if len(route.languages) == 1:
@@ -278,7 +454,7 @@ def _read_fields(entry: _Entry, node: Any) -> dict[str, Any]:
                 raise entry.fail(key, f"must be a whole number of days from 0 (kept until deleted) to {most}")
             values[key] = int(text)
             continue
-        if key in ("mask_dtmf", "sensitive_dtmf", "keep_unredacted"):
+        if _FIELDS[key].kind == "flag":
             if text.lower() not in _FLAGS:
                 raise entry.fail(key, f"must be true or false, not {text!r}")
             values[key] = _FLAGS[text.lower()]
@@ -303,18 +479,9 @@ def _list(entry: _Entry, key: str, node: Any) -> tuple[str, ...]:
     import yaml
 
     items = node.value if isinstance(node, yaml.SequenceNode) else [node]
-    noun = {
-        "recipients": "recipient",
-        "connect": "number to connect",
-        "labels": "label",
-        "redact": "kind",
-        "vocabulary": "phrase",
-        "engines": "engine",
-        "languages": "language",
-    }[key]
     values = []
     for item in items:
-        text = _scalar(entry.source, item, f"a {noun}")
+        text = _scalar(entry.source, item, f"a {_FIELDS[key].item}")
         if key == "redact":
             if text not in REDACT_CHOICES:
                 raise entry.fail(key, f"must be some of {', '.join(REDACT_CHOICES)}, not {text!r}", item)
