@@ -192,6 +192,7 @@ _VONAGE_RECORDED = Scope(
 )
 _WEBHOOK = "an `https://` URL"
 _PHONE = "phone numbers, 5 to 15 digits"
+_E164 = "E.164: country code first, 7 to 15 digits, no leading 0"
 
 ROUTE_FIELDS: tuple[RouteField, ...] = (
     RouteField("flow", "text", _EVERY, "The flow the number's calls get.", values=", ".join(FLOWS), unset="required"),
@@ -301,14 +302,14 @@ ROUTE_FIELDS: tuple[RouteField, ...] = (
         _CONVERSATION,
         "The parties connected to the caller (at least one), each recorded on its own channel.",
         item="number to connect",
-        values=f"E.164 {_PHONE}",
+        values=f"phone numbers in {_E164}",
     ),
     RouteField(
         "caller_id",
         "text",
         _CONVERSATION,
         "The Vonage number shown to the parties.",
-        values="an E.164 phone number",
+        values=f"a phone number in {_E164}",
         unset="the number called",
     ),
     RouteField(

@@ -362,7 +362,8 @@ LOG_LEVEL = Choice(
     meaning="The least severity logged; logs are JSON lines with `severity` and `message`.",
 )
 ROUTES_FILE = Text(
-    "ROUTES_FILE", meaning="The routes file (YAML or JSON): which flow each called number gets (routes.md)."
+    "ROUTES_FILE",
+    meaning="The routes file (YAML or JSON): which flow each called number gets ([routes.md](routes.md)).",
 )
 DEFAULT_FLOW = Choice(
     "DEFAULT_FLOW",
