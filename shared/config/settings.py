@@ -13,9 +13,10 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from shared.config.routes import Flow, Routes, load_routes
@@ -119,6 +120,10 @@ class Variable:
     def raw(self, env: Mapping[str, str]) -> str | None:
         """The value as given, or None when unset or empty."""
         return env.get(self.name) or None
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        """The value, checked as its kind checks it; each kind reads its own."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -621,39 +626,58 @@ def browser_names() -> tuple[str, ...]:
 
 # --- the groups ----------------------------------------------------------------------------------
 
+# Where a group's field keeps how its value is read.
+_READ = "read"
+_G = TypeVar("_G")
+
+
+def _setting(variable: Variable, then: Callable[[Any], Any] = lambda value: value, *, secret: bool = False) -> Any:
+    """A group's field read from `variable` and passed through `then`; its default is the variable's,
+    passed through `then` too. A secret's value is left out of the group's repr."""
+    return field(
+        default=then(getattr(variable, "default", None)),
+        repr=not secret,
+        metadata={_READ: lambda env: then(variable.read(env))},
+    )
+
+
+def _read_group(cls: Callable[..., _G], env: Mapping[str, str]) -> _G:
+    """A group whose every field is a `_setting`, each read in the order the group declares them."""
+    return cls(**{each.name: each.metadata[_READ](env) for each in fields(cast(Any, cls))})
+
+
+def _soft_delete_days(days: int) -> int:
+    if 0 < days < 7:
+        raise ConfigError(f"SOFT_DELETE_DAYS must be 0 or from 7 to 90 days (Cloud Storage's range), got {days}")
+    return days
+
+
+def _private_key(key: str | None) -> str | None:
+    if key and "-----BEGIN" not in key:
+        # A path to a PEM file; read now so a missing file fails at start-up.
+        try:
+            return Path(key).read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"VONAGE_PRIVATE_KEY {key} cannot be read: {err.strerror}") from err
+    return key
+
 
 @dataclass(frozen=True)
 class StorageSettings:
     """Where calls, jobs and links are kept: a local folder, or a Cloud Storage bucket."""
 
-    kind: str = "local"
-    local_dir: Path = Path("./data")
-    bucket: str | None = None
-    upload_chunk_bytes: int = _CHUNK_UNIT
-    signed_url_ttl: int = 900
-    link_ttl_days: int = 30
-    retention_days: int = 0
-    soft_delete_days: int = 7
+    kind: str = _setting(STORAGE)
+    local_dir: Path = _setting(LOCAL_STORAGE_DIR, Path)  # noqa: RUF009 - a dataclasses.Field, as field() returns
+    bucket: str | None = _setting(GCS_BUCKET)
+    upload_chunk_bytes: int = _setting(UPLOAD_CHUNK_BYTES)
+    signed_url_ttl: int = _setting(SIGNED_URL_TTL)
+    link_ttl_days: int = _setting(LINK_TTL_DAYS)
+    retention_days: int = _setting(RETENTION_DAYS)
+    soft_delete_days: int = _setting(SOFT_DELETE_DAYS, _soft_delete_days)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
-        return cls(
-            kind=STORAGE.read(env),
-            local_dir=Path(LOCAL_STORAGE_DIR.read(env) or "./data"),
-            bucket=GCS_BUCKET.read(env),
-            upload_chunk_bytes=UPLOAD_CHUNK_BYTES.read(env),
-            signed_url_ttl=SIGNED_URL_TTL.read(env),
-            link_ttl_days=LINK_TTL_DAYS.read(env),
-            retention_days=RETENTION_DAYS.read(env),
-            soft_delete_days=_soft_delete_days(env),
-        )
-
-
-def _soft_delete_days(env: Mapping[str, str]) -> int:
-    days = SOFT_DELETE_DAYS.read(env)
-    if 0 < days < 7:
-        raise ConfigError(f"SOFT_DELETE_DAYS must be 0 or from 7 to 90 days (Cloud Storage's range), got {days}")
-    return days
+        return _read_group(cls, env)
 
 
 @dataclass(frozen=True)
@@ -690,39 +714,30 @@ class LiveSettings:
     """Transcribing streams as they come: which engine, and how many streams at once per instance;
     a stream past the limit is recorded as usual."""
 
-    engine: str = "none"
-    max_streams: int = 2
+    engine: str = _setting(LIVE_TRANSCRIBER)
+    max_streams: int = _setting(LIVE_STREAMS_MAX)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LiveSettings:
-        return cls(engine=LIVE_TRANSCRIBER.read(env), max_streams=LIVE_STREAMS_MAX.read(env))
+        return _read_group(cls, env)
 
 
 @dataclass(frozen=True)
 class VonageSettings:
     """The Vonage application: its key for recordings and calls, the API account for SMS, hosts."""
 
-    application_id: str | None = None
-    private_key: str | None = field(default=None, repr=False)
-    api_key: str | None = None
-    api_secret: str | None = field(default=None, repr=False)
-    api_host: str = "api.nexmo.com"
-    rest_host: str = "rest.nexmo.com"
-    signature_secret: str | None = field(default=None, repr=False)
-    sms_from: str = "tapedeck"
+    application_id: str | None = _setting(VONAGE_APPLICATION_ID)
+    private_key: str | None = _setting(VONAGE_PRIVATE_KEY, _private_key, secret=True)
+    api_key: str | None = _setting(VONAGE_API_KEY)
+    api_secret: str | None = _setting(VONAGE_API_SECRET, secret=True)
+    api_host: str = _setting(VONAGE_API_HOST)
+    rest_host: str = _setting(VONAGE_REST_HOST)
+    signature_secret: str | None = _setting(VONAGE_SIGNATURE_SECRET, secret=True)
+    sms_from: str = _setting(SMS_FROM)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VonageSettings:
-        return cls(
-            application_id=VONAGE_APPLICATION_ID.read(env),
-            private_key=_private_key(env),
-            api_key=VONAGE_API_KEY.read(env),
-            api_secret=VONAGE_API_SECRET.read(env),
-            api_host=VONAGE_API_HOST.read(env),
-            rest_host=VONAGE_REST_HOST.read(env),
-            signature_secret=VONAGE_SIGNATURE_SECRET.read(env),
-            sms_from=SMS_FROM.read(env) or "tapedeck",
-        )
+        return _read_group(cls, env)
 
 
 @dataclass(frozen=True)
@@ -779,19 +794,14 @@ class DeliveryPolicy:
 class PromptSettings:
     """PIN prompt calls: the API key that may place them, and their timing."""
 
-    api_key: str | None = field(default=None, repr=False)
-    ttl_days: int = 7
-    input_timeout: int = 8
-    hangup_grace: float = 5.0
+    api_key: str | None = _setting(PROMPT_API_KEY, secret=True)
+    ttl_days: int = _setting(PROMPT_TTL_DAYS)
+    input_timeout: int = _setting(PROMPT_INPUT_TIMEOUT)
+    hangup_grace: float = _setting(PROMPT_HANGUP_GRACE)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PromptSettings:
-        return cls(
-            api_key=PROMPT_API_KEY.read(env),
-            ttl_days=PROMPT_TTL_DAYS.read(env),
-            input_timeout=PROMPT_INPUT_TIMEOUT.read(env),
-            hangup_grace=PROMPT_HANGUP_GRACE.read(env),
-        )
+        return _read_group(cls, env)
 
 
 @dataclass(frozen=True)
@@ -828,15 +838,13 @@ class SweepSettings:
     recorder died (and an answered call with no stream for a failed one), how often it runs, and
     how many waiting calls one run looks at."""
 
-    grace: float = 120.0
-    interval: float = 300.0
-    batch: int = 100
+    grace: float = _setting(RECORDING_GRACE_SECONDS)
+    interval: float = _setting(SWEEP_INTERVAL)
+    batch: int = _setting(SWEEP_BATCH)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SweepSettings:
-        return cls(
-            grace=RECORDING_GRACE_SECONDS.read(env), interval=SWEEP_INTERVAL.read(env), batch=SWEEP_BATCH.read(env)
-        )
+        return _read_group(cls, env)
 
 
 @dataclass(frozen=True)
@@ -928,17 +936,6 @@ def require_iap(settings: Settings) -> str | None:
     if settings.storage.kind == "gcs" and not settings.browser.iap_audience:
         raise _required(IAP_AUDIENCE, "for the recordings browser when STORAGE=gcs")
     return settings.browser.iap_audience
-
-
-def _private_key(env: Mapping[str, str]) -> str | None:
-    key = VONAGE_PRIVATE_KEY.read(env)
-    if key and "-----BEGIN" not in key:
-        # A path to a PEM file; read now so a missing file fails at start-up.
-        try:
-            return Path(key).read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(f"VONAGE_PRIVATE_KEY {key} cannot be read: {err.strerror}") from err
-    return key
 
 
 def _required(variable: Variable, when: str) -> ConfigError:
