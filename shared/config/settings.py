@@ -67,6 +67,7 @@ def secret_id(name: str) -> str:
 
 # --- the variables: one reader per kind of value -------------------------------------------------
 
+_N = TypeVar("_N", int, float)
 _DECLARED: list[Variable] = []
 # Each heading of docs/reference/settings.md, and where its variables start in _DECLARED.
 _HEADINGS: list[tuple[str, int]] = []
@@ -125,6 +126,16 @@ class Variable:
         """The value, checked as its kind checks it; each kind reads its own."""
         raise NotImplementedError
 
+    def parsed(self, env: Mapping[str, str], parse: Callable[[str], _N], noun: str) -> _N | None:
+        """The value as `parse` reads it, or None when unset; one it cannot read is refused as not `noun`."""
+        raw = self.raw(env)
+        if raw is None:
+            return None
+        try:
+            return parse(raw)
+        except ValueError as err:
+            raise ConfigError(f"{self.name} must be {noun}, got {raw!r}") from err
+
 
 @dataclass(frozen=True)
 class Text(Variable):
@@ -153,14 +164,13 @@ class Choice(Variable):
 
     @property
     def accepts(self) -> str:
-        return ", ".join(f"`{option}`" for option in self.options) + self.why
+        return ", ".join(self.options) + self.why
 
     def read(self, env: Mapping[str, str]) -> str:
         given = self.raw(env) or self.default
         value = given.upper() if self.upper else given.lower()
         if value not in self.options:
-            wanted = ", ".join(self.options)
-            raise ConfigError(f"{self.name} must be one of {wanted}{self.why}, got {env.get(self.name)!r}")
+            raise ConfigError(f"{self.name} must be one of {self.accepts}, got {env.get(self.name)!r}")
         return value
 
 
@@ -201,24 +211,23 @@ class Whole(Variable):
             return ", ".join(str(value) for value in self.allowed)
         if self.multiple:
             return f"a positive multiple of {self.multiple}"
+        return self.span
+
+    @property
+    def span(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
         return f"{self.low} to {self.high}{unit}{self.why}"
 
     def read(self, env: Mapping[str, str]) -> int:
-        raw = self.raw(env)
-        if raw is None:
+        value = self.parsed(env, int, "a whole number")
+        if value is None:
             return self.default
-        try:
-            value = int(raw)
-        except ValueError as err:
-            raise ConfigError(f"{self.name} must be a whole number, got {raw!r}") from err
         if self.allowed and value not in self.allowed:
             raise ConfigError(f"{self.name} must be one of {self.allowed}, got {value}")
         if self.multiple and (value <= 0 or value % self.multiple):
             raise ConfigError(f"{self.name} must be a positive multiple of {self.multiple}, got {value}")
         if self.low is not None and self.high is not None and not self.low <= value <= self.high:
-            unit = f" {self.unit}" if self.unit else ""
-            raise ConfigError(f"{self.name} must be from {self.low} to {self.high}{unit}{self.why}, got {value}")
+            raise ConfigError(f"{self.name} must be from {self.span}, got {value}")
         return value
 
 
@@ -233,15 +242,11 @@ class Seconds(Variable):
         return f"{self.low:g} to {self.high:g} seconds"
 
     def read(self, env: Mapping[str, str]) -> float:
-        raw = self.raw(env)
-        if raw is None:
+        value = self.parsed(env, float, "a number of seconds")
+        if value is None:
             return self.default
-        try:
-            value = float(raw)
-        except ValueError as err:
-            raise ConfigError(f"{self.name} must be a number of seconds, got {raw!r}") from err
         if not self.low <= value <= self.high:
-            raise ConfigError(f"{self.name} must be from {self.low:g} to {self.high:g} seconds")
+            raise ConfigError(f"{self.name} must be from {self.accepts}")
         return value
 
 
