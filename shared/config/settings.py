@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
 from shared.config.routes import Flow, Routes, load_routes
@@ -91,6 +91,8 @@ class Variable:
     browser: bool = field(default=False, kw_only=True)
     meaning: str = field(kw_only=True)
     unset: str = field(default="", kw_only=True)
+    # What every variable of a kind takes, in words, where that does not depend on the variable.
+    takes: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         _DECLARED.append(self)
@@ -103,7 +105,7 @@ class Variable:
     @property
     def accepts(self) -> str:
         """What values it takes, in words; empty where any text goes."""
-        return ""
+        return self.takes
 
     @property
     def shown_default(self) -> str | None:
@@ -179,10 +181,7 @@ class Speech(Variable):
     """Text Vonage reads out in a talk action, checked as Vonage checks it."""
 
     default: str = ""
-
-    @property
-    def accepts(self) -> str:
-        return f"text to speak, at most {TALK_LIMIT:,} characters (SSML tags not counted)"
+    takes = f"text to speak, at most {TALK_LIMIT:,} characters (SSML tags not counted)"
 
     def read(self, env: Mapping[str, str]) -> str:
         # Checked as given: set but empty says nothing.
@@ -283,15 +282,12 @@ class Url(Variable):
 @dataclass(frozen=True)
 class Host(Variable):
     default: str = ""
-
-    @property
-    def accepts(self) -> str:
-        return "host[:port]"
+    takes = "host[:port]"
 
     def read(self, env: Mapping[str, str]) -> str:
         host = self.raw(env) or self.default
         if not _HOST.fullmatch(host):
-            raise ConfigError(f"{self.name} must be a host[:port], got {host!r}")
+            raise ConfigError(f"{self.name} must be a {self.takes}, got {host!r}")
         return host
 
 
@@ -300,9 +296,7 @@ class Accounts(Variable):
     """Accounts separated by commas, each an email or an IAM member of one account (`user:…`,
     `serviceAccount:…`), read as IAM members."""
 
-    @property
-    def accepts(self) -> str:
-        return "accounts separated by commas: an email, `user:EMAIL` or `serviceAccount:EMAIL` (no groups)"
+    takes = "accounts separated by commas: an email, `user:EMAIL` or `serviceAccount:EMAIL` (no groups)"
 
     def read(self, env: Mapping[str, str]) -> tuple[str, ...]:
         entries = [part.strip() for part in (self.raw(env) or "").split(",") if part.strip()]
@@ -633,7 +627,6 @@ def browser_names() -> tuple[str, ...]:
 
 # Where a group's field keeps how its value is read.
 _READ = "read"
-_G = TypeVar("_G")
 
 
 def _setting(variable: Variable, then: Callable[[Any], Any] = lambda value: value, *, secret: bool = False) -> Any:
@@ -646,9 +639,13 @@ def _setting(variable: Variable, then: Callable[[Any], Any] = lambda value: valu
     )
 
 
-def _read_group(cls: Callable[..., _G], env: Mapping[str, str]) -> _G:
-    """A group whose every field is a `_setting`, each read in the order the group declares them."""
-    return cls(**{each.name: each.metadata[_READ](env) for each in fields(cast(Any, cls))})
+class _VariableGroup:
+    """A group whose every field is a `_setting`: read field by field, in the order it declares them."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        group: Self = cast(Any, cls)(**{each.name: each.metadata[_READ](env) for each in fields(cast(Any, cls))})
+        return group
 
 
 def _soft_delete_days(days: int) -> int:
@@ -668,7 +665,7 @@ def _private_key(key: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class StorageSettings:
+class StorageSettings(_VariableGroup):
     """Where calls, jobs and links are kept: a local folder, or a Cloud Storage bucket."""
 
     kind: str = _setting(STORAGE)
@@ -679,10 +676,6 @@ class StorageSettings:
     link_ttl_days: int = _setting(LINK_TTL_DAYS)
     retention_days: int = _setting(RETENTION_DAYS)
     soft_delete_days: int = _setting(SOFT_DELETE_DAYS, _soft_delete_days)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
-        return _read_group(cls, env)
 
 
 @dataclass(frozen=True)
@@ -715,20 +708,16 @@ class StreamSettings:
 
 
 @dataclass(frozen=True)
-class LiveSettings:
+class LiveSettings(_VariableGroup):
     """Transcribing streams as they come: which engine, and how many streams at once per instance;
     a stream past the limit is recorded as usual."""
 
     engine: str = _setting(LIVE_TRANSCRIBER)
     max_streams: int = _setting(LIVE_STREAMS_MAX)
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> LiveSettings:
-        return _read_group(cls, env)
-
 
 @dataclass(frozen=True)
-class VonageSettings:
+class VonageSettings(_VariableGroup):
     """The Vonage application: its key for recordings and calls, the API account for SMS, hosts."""
 
     application_id: str | None = _setting(VONAGE_APPLICATION_ID)
@@ -739,10 +728,6 @@ class VonageSettings:
     rest_host: str = _setting(VONAGE_REST_HOST)
     signature_secret: str | None = _setting(VONAGE_SIGNATURE_SECRET, secret=True)
     sms_from: str = _setting(SMS_FROM)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> VonageSettings:
-        return _read_group(cls, env)
 
 
 @dataclass(frozen=True)
@@ -796,17 +781,13 @@ class DeliveryPolicy:
 
 
 @dataclass(frozen=True)
-class PromptSettings:
+class PromptSettings(_VariableGroup):
     """PIN prompt calls: the API key that may place them, and their timing."""
 
     api_key: str | None = _setting(PROMPT_API_KEY, secret=True)
     ttl_days: int = _setting(PROMPT_TTL_DAYS)
     input_timeout: int = _setting(PROMPT_INPUT_TIMEOUT)
     hangup_grace: float = _setting(PROMPT_HANGUP_GRACE)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> PromptSettings:
-        return _read_group(cls, env)
 
 
 @dataclass(frozen=True)
@@ -838,7 +819,7 @@ class TaskSettings:
 
 
 @dataclass(frozen=True)
-class SweepSettings:
+class SweepSettings(_VariableGroup):
     """The sweep: how long after a call's end a recording still `streaming` is taken for one whose
     recorder died (and an answered call with no stream for a failed one), how often it runs, and
     how many waiting calls one run looks at."""
@@ -846,10 +827,6 @@ class SweepSettings:
     grace: float = _setting(RECORDING_GRACE_SECONDS)
     interval: float = _setting(SWEEP_INTERVAL)
     batch: int = _setting(SWEEP_BATCH)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> SweepSettings:
-        return _read_group(cls, env)
 
 
 @dataclass(frozen=True)
