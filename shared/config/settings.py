@@ -451,7 +451,7 @@ VONAGE_REST_HOST = Host(
 VONAGE_SIGNATURE_SECRET = Text(
     "VONAGE_SIGNATURE_SECRET", secret=True, meaning="When set, every webhook must carry Vonage's signed JWT."
 )
-SMS_FROM = Text("SMS_FROM", "tapedeck", meaning="The sender SMS go out from.")
+SMS_FROM = Text("SMS_FROM", "tapedeck", meaning="Who the SMS tapedeck sends are from.")
 _heading("Transcription")
 TRANSCRIBER = Choice(
     "TRANSCRIBER",
@@ -551,7 +551,7 @@ TASKS_LOCATION = Text("TASKS_LOCATION", meaning="The Cloud Tasks queue's locatio
 TASKS_QUEUE = Text("TASKS_QUEUE", "tapedeck", meaning="The Cloud Tasks queue's name.")
 TASKS_SERVICE_ACCOUNT = Text(
     "TASKS_SERVICE_ACCOUNT",
-    meaning="The identity whose OIDC token tasks carry; required for `cloud-tasks` but with the emulator.",
+    meaning="The identity whose OIDC token tasks carry; required for `cloud-tasks`, except with the emulator.",
 )
 TASKS_AUDIENCE = Text("TASKS_AUDIENCE", unset="`TASKS_URL`", meaning="The audience of the tasks' OIDC token.")
 CLOUD_TASKS_EMULATOR_HOST = Text(
@@ -571,7 +571,8 @@ SWEEP_INTERVAL = Seconds(
     300.0,
     0.1,
     3600,
-    meaning="The time between two sweeps (deployed, Cloud Scheduler's: rounded up to whole minutes).",
+    meaning="The time between two sweeps; deployed, Cloud Scheduler runs it every whole number of minutes "
+    "(rounded up).",
 )
 SWEEP_BATCH = Whole("SWEEP_BATCH", 100, 1, 1000, "calls", meaning="The waiting calls one sweep looks at.")
 _heading("The recordings browser, behind Identity-Aware Proxy")
