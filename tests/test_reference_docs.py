@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from shared.config.routes import ROUTE_FIELDS, Route
+from shared.config.route_fields import ROUTE_FIELDS, Route
 from shared.config.settings import HEADINGS, VARIABLES
 from tools.docs import PAGES, ROOT
 from tools.locks import REQUIREMENTS, pin

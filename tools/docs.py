@@ -1,7 +1,7 @@
 """The reference pages, written from the declarations they describe: `nox -s docs`.
 
 docs/reference/settings.md comes from the variables of shared/config/settings.py, and
-docs/reference/routes.md from the route fields of shared/config/routes.py, so neither can say
+docs/reference/routes.md from the route fields of shared/config/route_fields.py, so neither can say
 something the code does not.
 """
 
@@ -11,7 +11,8 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from shared.config.routes import ROUTE_FIELDS, Route, RouteField, parse_routes
+from shared.config.route_fields import ROUTE_FIELDS, Route, RouteField
+from shared.config.routes import parse_routes
 from shared.config.settings import HEADINGS, Variable, secret_id
 
 __all__ = ["PAGES", "main", "routes_page", "settings_page", "write_pages"]
@@ -105,7 +106,7 @@ def routes_page() -> str:
     header = ("field", "kind", "for", "default", "takes", "meaning")
     return "\n".join(
         [
-            _generated("shared/config/routes.py"),
+            _generated("shared/config/route_fields.py"),
             "# The routes file\n",
             "`ROUTES_FILE` names a YAML or JSON file that gives each called number a flow (numbers it does not "
             "list get `DEFAULT_FLOW`) and that flow's settings, one entry per number, for example:\n",
