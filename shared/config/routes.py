@@ -17,7 +17,6 @@ from typing import Any
 from shared.config.route_fields import (
     BATCH_ENGINES,
     CAPTURES,
-    DEFAULT_LABELS,
     ENGINES,
     FLOWS,
     LANGUAGES_MOST,
@@ -25,7 +24,6 @@ from shared.config.route_fields import (
     MAX_SECONDS,
     RECORDING_FORMATS,
     ROUTE_FIELDS,
-    VONAGE_ENGINE,
     Route,
 )
 from shared.core.call_record import Flow
@@ -45,17 +43,7 @@ from shared.core.vonage_limits import (
     check_talk_text,
 )
 
-__all__ = [
-    "DEFAULT_LABELS",
-    "FLOWS",
-    "RECORDING_FORMATS",
-    "VONAGE_ENGINE",
-    "Flow",
-    "Route",
-    "Routes",
-    "load_routes",
-    "parse_routes",
-]
+__all__ = ["Flow", "Route", "Routes", "load_routes", "parse_routes"]
 
 _SECONDS = re.compile(r"[0-9]{1,4}", re.ASCII)
 _DAYS = re.compile(r"[0-9]{1,5}", re.ASCII)
