@@ -628,6 +628,7 @@ def browser_names() -> tuple[str, ...]:
 
 # Where a group's field keeps how its value is read.
 _READ = "read"
+_G = TypeVar("_G")
 
 
 def _setting(variable: Variable, then: Callable[[Any], Any] = lambda value: value, *, secret: bool = False) -> Any:
@@ -640,13 +641,23 @@ def _setting(variable: Variable, then: Callable[[Any], Any] = lambda value: valu
     )
 
 
+def _read_group(cls: Callable[..., _G], env: Mapping[str, str], **given: Any) -> _G:
+    """A group: each `_setting` field read from its variable, in the order the group declares them,
+    but those `given`; a field that is neither keeps its default."""
+    read = {
+        each.name: each.metadata[_READ](env)
+        for each in fields(cast(Any, cls))
+        if _READ in each.metadata and each.name not in given
+    }
+    return cls(**read, **given)
+
+
 class _VariableGroup:
-    """A group whose every field is a `_setting`: read field by field, in the order it declares them."""
+    """A group whose every field is a `_setting`."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
-        group: Self = cast(Any, cls)(**{each.name: each.metadata[_READ](env) for each in fields(cast(Any, cls))})
-        return group
+        return _read_group(cls, env)
 
 
 def _soft_delete_days(days: int) -> int:
@@ -683,28 +694,21 @@ class StorageSettings(_VariableGroup):
 class StreamSettings:
     """The recorder's websocket, and the secret that seals its tokens and tapedeck's own URLs."""
 
-    recorder_url: str = "ws://localhost:8080/socket"
-    rate: int = 16000
-    greeting: str = "Hello. This call is recorded."
+    recorder_url: str = _setting(RECORDER_URL)
+    rate: int = _setting(STREAM_RATE)
+    greeting: str = _setting(GREETING)
     token_secret: str = field(default="", repr=False)
-    token_ttl: int = 300
+    token_ttl: int = _setting(STREAM_TOKEN_TTL)
     # True when no STREAM_TOKEN_SECRET was given and a per-process one was made up.
     token_secret_generated: bool = False
-    # How long the recorder keeps one socket of a call before it closes it and the call reconnects.
-    rotate_seconds: int = 3300
+    rotate_seconds: int = _setting(STREAM_ROTATE_SECONDS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StreamSettings:
         secret = STREAM_TOKEN_SECRET.read(env)
-        return cls(
-            recorder_url=RECORDER_URL.read(env),
-            rate=STREAM_RATE.read(env),
-            greeting=GREETING.read(env),
-            # One local process both mints and checks tokens, so a per-process secret is enough.
-            token_secret=secret or secrets.token_urlsafe(32),
-            token_ttl=STREAM_TOKEN_TTL.read(env),
-            token_secret_generated=secret is None,
-            rotate_seconds=STREAM_ROTATE_SECONDS.read(env),
+        # One local process both mints and checks tokens, so a per-process secret is enough.
+        return _read_group(
+            cls, env, token_secret=secret or secrets.token_urlsafe(32), token_secret_generated=secret is None
         )
 
 
@@ -759,11 +763,10 @@ class DeliveryPolicy:
     each time), which are the task queue's retry settings, the timeout of one request, and the
     secret that signs them."""
 
-    attempts: int = 5
-    backoff: float = 2.0
+    attempts: int = _setting(CALLBACK_ATTEMPTS)
+    backoff: float = _setting(CALLBACK_BACKOFF)
     timeout: float = 10.0
-    # Local development only: allow http:// and private or loopback addresses.
-    allow_private: bool = False
+    allow_private: bool = _setting(ALLOW_PRIVATE_CALLBACKS, lambda value: value == "true")
     secret: str = field(default="", repr=False)
     # True when no CALLBACK_SECRET was given and a per-process one was made up.
     secret_generated: bool = False
@@ -771,14 +774,8 @@ class DeliveryPolicy:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DeliveryPolicy:
         secret = CALLBACK_SECRET.read(env)
-        return cls(
-            attempts=CALLBACK_ATTEMPTS.read(env),
-            backoff=CALLBACK_BACKOFF.read(env),
-            allow_private=ALLOW_PRIVATE_CALLBACKS.read(env) == "true",
-            # Locally, one process signs; a receiver that checks needs the secret set in both.
-            secret=secret or secrets.token_urlsafe(32),
-            secret_generated=secret is None,
-        )
+        # Locally, one process signs; a receiver that checks needs the secret set in both.
+        return _read_group(cls, env, secret=secret or secrets.token_urlsafe(32), secret_generated=secret is None)
 
 
 @dataclass(frozen=True)
@@ -795,28 +792,20 @@ class PromptSettings(_VariableGroup):
 class TaskSettings:
     """Where deferred work goes: the embedded queue, or Cloud Tasks (or its emulator)."""
 
-    queue: str = "local"
+    queue: str = _setting(TASK_QUEUE)
     url: str = "http://localhost:8080/tasks"
     project: str | None = None
-    location: str | None = None
-    queue_name: str = "tapedeck"
-    service_account: str | None = None
+    location: str | None = _setting(TASKS_LOCATION)
+    queue_name: str = _setting(TASKS_QUEUE)
+    service_account: str | None = _setting(TASKS_SERVICE_ACCOUNT)
     audience: str | None = None
-    emulator_host: str | None = None
+    emulator_host: str | None = _setting(CLOUD_TASKS_EMULATOR_HOST)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], public_url: str) -> TaskSettings:
         url = TASKS_URL.read(env, default=f"{public_url}/tasks")
-        return cls(
-            queue=TASK_QUEUE.read(env),
-            url=url,
-            project=TASKS_PROJECT.read(env) or GOOGLE_CLOUD_PROJECT.read(env),
-            location=TASKS_LOCATION.read(env),
-            queue_name=TASKS_QUEUE.read(env) or "tapedeck",
-            service_account=TASKS_SERVICE_ACCOUNT.read(env),
-            audience=TASKS_AUDIENCE.read(env) or url,
-            emulator_host=CLOUD_TASKS_EMULATOR_HOST.read(env),
-        )
+        project = TASKS_PROJECT.read(env) or GOOGLE_CLOUD_PROJECT.read(env)
+        return _read_group(cls, env, url=url, project=project, audience=TASKS_AUDIENCE.read(env) or url)
 
 
 @dataclass(frozen=True)
