@@ -1,10 +1,11 @@
 """The typed settings, in frozen groups, and the only reader of the environment.
 
 Every variable is declared once below, under a heading, with its kind, default, range and meaning
-beside its name; `nox -s docs` writes docs/reference/settings.md from these declarations. Each
-group reads its own. Rules that tie variables together are in `_check_across`. `VARIABLES` lists
-them all, and `nox -s deploy` passes on exactly those, so the two cannot drift apart; the
-recordings browser gets only those marked `browser`, and checks its own rule with `require_iap`.
+beside its name; `nox -s docs` writes docs/reference/settings.md from these declarations. A
+group's field names the variable it is read from (`_setting`), and takes its default from it.
+Rules that tie variables together are in `_check_across`. `VARIABLES` lists them all, and
+`nox -s deploy` passes on exactly those, so the two cannot drift apart; the recordings browser
+gets only those marked `browser`, and checks its own rule with `require_iap`.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ class Variable:
     @property
     def deployables(self) -> tuple[str, ...]:
         """The deployables `nox -s deploy` passes it on to."""
-        return ("functions", "recorder") * self.deployed + ("browser",) * self.browser
+        deployed = ("functions", "recorder") if self.deployed else ()
+        return deployed + (("browser",) if self.browser else ())
 
     @property
     def accepts(self) -> str:
