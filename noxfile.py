@@ -13,7 +13,7 @@ import nox
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The repository is not on nox's path; these two modules are standard library only.
 from tools.local_env import local_env, serve_command
-from tools.locks import REQUIREMENTS
+from tools.locks import REQUIREMENTS, pin
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests"]
@@ -94,6 +94,14 @@ def forget(session: nox.Session) -> None:
     session.install("-r", RECORDER)
     port = os.environ.get("PORT", "8080")
     session.run("python", "-m", "appengine.forget", *session.posargs, env=_local_env(port))
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Write the reference pages, docs/reference/settings.md and routes.md, from the declarations of
+    the settings and of the routes file's fields."""
+    session.install(pin(FUNCTIONS, "pyyaml"))
+    session.run("python", "-m", "tools.docs")
 
 
 @nox.session(venv_backend="none")

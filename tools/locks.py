@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["REQUIREMENTS", "ROOT", "export_command", "exported", "stale"]
+__all__ = ["REQUIREMENTS", "ROOT", "export_command", "exported", "pin", "stale"]
 
 ROOT = Path(__file__).resolve().parents[1]
 # Dependency group -> the requirements file exported from it, relative to the repository.
@@ -40,6 +40,16 @@ def exported(group: str, uv: str = "uv", root: Path = ROOT) -> str:
         raise RuntimeError(f"uv export of {group} failed: {done.stderr.strip()}")
     head = f"# Exported from uv.lock (group {group!r} of pyproject.toml) by `nox -s lock`; do not edit.\n"
     return head + done.stdout
+
+
+def pin(requirements: str, package: str, root: Path = ROOT) -> str:
+    """`package==version` as the requirements file `requirements` (relative to `root`) pins it, for a
+    session that needs that one package at the version a bundle deploys with."""
+    for line in (root / requirements).read_text(encoding="utf-8").splitlines():
+        name, pinned, rest = line.partition("==")
+        if pinned and name.strip().lower() == package.lower():
+            return f"{name.strip()}=={rest.split()[0]}"
+    raise KeyError(f"{requirements} does not pin {package}")
 
 
 def stale(uv: str = "uv", root: Path = ROOT) -> list[str]:

@@ -1,39 +1,10 @@
 """The routes file: which flow each called number gets, with that flow's settings.
 
 YAML or JSON (JSON is read as YAML), one entry per number; `nox -s serve` writes a demo one
-(`data/routes.yaml`). The fields, by flow:
-
-- every entry: `flow` (stream, voicemail or conversation), `announcement`: spoken to the
-  caller first, before anything is recorded or streamed (a recording notice), in the route's
-  `language` (`notice` is its older name, still read), `retention_days`: how long its calls
-  are kept before the sweep erases them (0: until deleted; unset: RETENTION_DAYS), `redact`:
-  what is hidden of what callers say, one or more of card, digits, phone and email (none by
-  default; shared/core/redaction.py), in pages, webhooks, stored transcripts and a silenced copy
-  of the audio, `keep_unredacted` (true: the words as heard are kept too, for admins only), and
-  `vocabulary`: phrases its callers say (names, products, jargon) that every engine taking them
-  is told to expect, live and after the call (shared/core/vocabulary.py);
-- stream, and voicemail with `capture: stream`: `live_webhook` (where each live transcript's
-  segments go as they are heard, and the whole transcript once the call is over) and
-  `recording_webhook` (where each recording's final state goes, once: complete, recovered,
-  partial with its gaps, or failed; shared/core/recording_outcome.py), `mask_dtmf` (true: the
-  audio of each key press is silenced in the stored WAV; shared/core/dtmf_mask.py) and
-  `sensitive_dtmf` (true: the digits pressed are kept out of call.json and the logs, their times
-  kept);
-- voicemail: `owner` (named in the greeting), `recipients` (the numbers paged), `language`,
-  `max_seconds`, and `capture`: `record` (Vonage records, then the batch transcription) or
-  `stream` (the recorder takes the message live);
-- conversation: `connect` (one or more parties, each on its own channel), `caller_id` (a Vonage
-  number shown to the parties), `labels` (one per channel, the caller first), `format` (mp3 or
-  wav; by default mp3 for up to two channels and wav above, as Vonage does), `result_webhook`
-  (where the transcript is delivered), `recipients` (an SMS summary of the dialogue),
-  `language`, `max_seconds`;
-- voicemail with `capture: record`, and conversation: `engine` (`vonage`: Vonage transcribes the
-  recording itself and calls back; aws, google or offline: that engine; unset: the deployment's
-  TRANSCRIBER);
-- voicemail and conversation: `engines`, a fallback chain of up to three of aws, google and
-  offline, tried in order on the same stored audio (shared/flows/transcription.py), and
-  `languages`: two to four BCP-47 tags, the route's `language` among them, for an engine that
-  identifies the language spoken (Amazon Transcribe, Google); the others transcribe in `language`.
+(`data/routes.yaml`). What an entry may hold is declared once, field by field, in
+shared/config/route_fields.py: the parser takes its field names, its list and flag fields and the
+routes each may be given on from there (docs/reference/routes.md is written from it too), and
+checks each value here, every fault naming its number, its field and its line.
 """
 
 from __future__ import annotations
@@ -43,6 +14,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from shared.config.route_fields import (
+    BATCH_ENGINES,
+    CAPTURES,
+    ENGINES,
+    FLOWS,
+    LANGUAGES_MOST,
+    MAX_RETENTION_DAYS,
+    MAX_SECONDS,
+    RECORDING_FORMATS,
+    ROUTE_FIELDS,
+    Route,
+)
 from shared.core.call_record import Flow
 from shared.core.errors import BadRequest, ConfigError
 from shared.core.identifiers import LANGUAGE_TAG, ROUTE_NUMBER, is_shaped
@@ -53,7 +36,6 @@ from shared.core.vocabulary import check_phrase, check_vocabulary
 from shared.core.vonage_limits import (
     MP3_CHANNELS,
     RECORD_CHANNELS,
-    RECORD_SECONDS,
     TTS_LANGUAGES,
     check_language,
     check_phone_number,
@@ -61,117 +43,12 @@ from shared.core.vonage_limits import (
     check_talk_text,
 )
 
-__all__ = ["DEFAULT_LABELS", "FLOWS", "RECORDING_FORMATS", "Flow", "Route", "Routes", "load_routes", "parse_routes"]
+__all__ = ["Flow", "Route", "Routes", "load_routes", "parse_routes"]
 
-FLOWS = tuple(Flow)
-RECORDING_FORMATS = ("mp3", "wav")
-DEFAULT_LABELS = ("Caller", "Agent")
-# A voicemail's record timeOut and a conversation's connect limit, so Vonage's record range.
-MAX_SECONDS = RECORD_SECONDS
 _SECONDS = re.compile(r"[0-9]{1,4}", re.ASCII)
 _DAYS = re.compile(r"[0-9]{1,5}", re.ASCII)
-MAX_RETENTION_DAYS = 36500
-_LIST_FIELDS = {"recipients", "connect", "labels", "redact", "vocabulary", "engines", "languages"}
-_FIELDS = {
-    "flow",
-    "owner",
-    "recipients",
-    "language",
-    "max_seconds",
-    "connect",
-    "caller_id",
-    "labels",
-    "announcement",
-    "notice",
-    "format",
-    "result_webhook",
-    "capture",
-    "live_webhook",
-    "recording_webhook",
-    "mask_dtmf",
-    "sensitive_dtmf",
-    "retention_days",
-    "redact",
-    "keep_unredacted",
-    "vocabulary",
-    "engine",
-    "engines",
-    "languages",
-}
 _WEBHOOK_FIELDS = ("result_webhook", "live_webhook", "recording_webhook")
-# Fields only a route whose calls stream to the recorder may have.
-_STREAM_FIELDS = ("live_webhook", "recording_webhook", "mask_dtmf", "sensitive_dtmf")
 _FLAGS = {"true": True, "false": False}
-# How a voicemail takes its message: Vonage's `record` action, transcribed after the call
-# (the default), or the call's live stream, transcribed as it is spoken.
-CAPTURES = ("record", "stream")
-# The engines that transcribe stored audio, in a chain a route may give (`engines`).
-BATCH_ENGINES = ("aws", "google", "offline")
-# Or Vonage, asked in the record action itself: alone, since it transcribes only what it records.
-VONAGE_ENGINE = "vonage"
-ENGINES = (VONAGE_ENGINE, *BATCH_ENGINES)
-# Amazon Transcribe takes two or more LanguageOptions ("more than five is not recommended");
-# Google v1 one language_code and up to three alternative_language_codes.
-LANGUAGES_MOST = 4
-
-
-@dataclass(frozen=True)
-class Route:
-    flow: Flow
-    owner: str = ""
-    recipients: tuple[str, ...] = ()
-    language: str = "en-US"
-    max_seconds: int | None = None
-    connect: tuple[str, ...] = ()
-    caller_id: str = ""
-    labels: tuple[str, ...] = ()
-    announcement: str = ""
-    format: str = "mp3"
-    result_webhook: str = ""
-    capture: str = "record"
-    live_webhook: str = ""
-    recording_webhook: str = ""
-    # Key presses silenced in the stored audio, and their digits kept out of call.json and the logs.
-    mask_dtmf: bool = False
-    sensitive_dtmf: bool = False
-    # Days its calls are kept (0: until deleted); None: the settings' RETENTION_DAYS.
-    retention_days: int | None = None
-    # What is hidden of what callers say, and whether the words as heard are kept too (admins only).
-    redact: tuple[Redact, ...] = ()
-    keep_unredacted: bool = False
-    # Phrases the engines are told to expect (shared/core/vocabulary.py).
-    vocabulary: tuple[str, ...] = ()
-    # "vonage": Vonage transcribes the recording; another engine's name: that engine; "": see engines.
-    engine: str = ""
-    # The engines tried in turn on the stored audio; empty: `engine`, or the deployment's TRANSCRIBER.
-    engines: tuple[str, ...] = ()
-    # The languages an engine that identifies the spoken one chooses among (`language` among them).
-    languages: tuple[str, ...] = ()
-
-    @property
-    def transcribed_by_vonage(self) -> bool:
-        return self.engine == VONAGE_ENGINE
-
-    def engine_chain(self, default: str) -> tuple[str, ...]:
-        """The engines that transcribe this route's stored audio, in the order they are tried."""
-        if self.engines:
-            return self.engines
-        return (self.engine,) if self.engine else (default,)
-
-    @property
-    def streams_live(self) -> bool:
-        """Whether the recorder takes this route's calls over the websocket, where they can be heard live."""
-        return self.flow == Flow.STREAM or (self.flow == Flow.VOICEMAIL and self.capture == "stream")
-
-    @property
-    def channels(self) -> int:
-        """Recording channels of a conversation: the caller, then one per connected party."""
-        return 1 + len(self.connect)
-
-    def channel_labels(self) -> tuple[str, ...]:
-        """A label per channel: the route's own, then the defaults, then "Party N"."""
-        defaults = (*DEFAULT_LABELS, *(f"Party {i}" for i in range(len(DEFAULT_LABELS), self.channels)))
-        return tuple(self.labels) + defaults[len(self.labels) : self.channels]
 
 
 @dataclass(frozen=True)
@@ -182,6 +59,10 @@ class Routes:
     def for_number(self, number: str) -> Route:
         """The route of a called number; unlisted numbers get the default flow."""
         return self.by_number.get(number.lstrip("+")) or Route(flow=Flow(self.default_flow))
+
+
+_FIELDS = {route_field.name: route_field for route_field in ROUTE_FIELDS}
+_LIST_FIELDS = {route_field.name for route_field in ROUTE_FIELDS if route_field.kind == "list"}
 
 
 def _fail(source: str, node: Any, message: str) -> ConfigError:
@@ -229,14 +110,10 @@ def _route(source: str, node: Any, number: str, number_node: Any) -> Route:
     if values.get("keep_unredacted") and not values.get("redact"):
         raise entry.fail("keep_unredacted", "only a route that redacts can keep the unredacted words")
     route = Route(**values)
-    for name in _STREAM_FIELDS:
-        if getattr(route, name) and not route.streams_live:
-            raise entry.fail(name, "only a stream, or a voicemail with capture: stream, can have one")
-    if route.engine and (route.flow == Flow.STREAM or route.streams_live):
-        raise entry.fail("engine", "only a recorded voicemail or a conversation can have one")
-    for name in ("engines", "languages"):
-        if getattr(route, name) and route.flow == Flow.STREAM:
-            raise entry.fail(name, "only a voicemail or a conversation can have one")
+    for declared in ROUTE_FIELDS:
+        refusal = declared.scope.refusal
+        if refusal and getattr(route, declared.name) and not declared.scope.takes(route):
+            raise entry.fail(declared.name, refusal)
     if route.engines and route.engine:
         raise entry.fail("engines", "give engine or engines, not both")
     if len(route.languages) == 1:
@@ -278,7 +155,7 @@ def _read_fields(entry: _Entry, node: Any) -> dict[str, Any]:
                 raise entry.fail(key, f"must be a whole number of days from 0 (kept until deleted) to {most}")
             values[key] = int(text)
             continue
-        if key in ("mask_dtmf", "sensitive_dtmf", "keep_unredacted"):
+        if _FIELDS[key].kind == "flag":
             if text.lower() not in _FLAGS:
                 raise entry.fail(key, f"must be true or false, not {text!r}")
             values[key] = _FLAGS[text.lower()]
@@ -303,18 +180,9 @@ def _list(entry: _Entry, key: str, node: Any) -> tuple[str, ...]:
     import yaml
 
     items = node.value if isinstance(node, yaml.SequenceNode) else [node]
-    noun = {
-        "recipients": "recipient",
-        "connect": "number to connect",
-        "labels": "label",
-        "redact": "kind",
-        "vocabulary": "phrase",
-        "engines": "engine",
-        "languages": "language",
-    }[key]
     values = []
     for item in items:
-        text = _scalar(entry.source, item, f"a {noun}")
+        text = _scalar(entry.source, item, f"a {_FIELDS[key].item}")
         if key == "redact":
             if text not in REDACT_CHOICES:
                 raise entry.fail(key, f"must be some of {', '.join(REDACT_CHOICES)}, not {text!r}", item)

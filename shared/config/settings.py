@@ -1,9 +1,11 @@
 """The typed settings, in frozen groups, and the only reader of the environment.
 
-Every variable is declared once below, with its kind, default and range beside its name; each
-group reads its own. Rules that tie variables together are in `_check_across`. `VARIABLES` lists
-them all, and `nox -s deploy` passes on exactly those, so the two cannot drift apart; the
-recordings browser gets only those marked `browser`, and checks its own rule with `require_iap`.
+Every variable is declared once below, under a heading, with its kind, default, range and meaning
+beside its name; `nox -s docs` writes docs/reference/settings.md from these declarations. A
+group's field names the variable it is read from (`_setting`), and takes its default from it.
+Rules that tie variables together are in `_check_across`. `VARIABLES` lists them all, and
+`nox -s deploy` passes on exactly those, so the two cannot drift apart; the recordings browser
+gets only those marked `browser`, and checks its own rule with `require_iap`.
 """
 
 from __future__ import annotations
@@ -12,19 +14,21 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, ClassVar, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
 from shared.config.routes import Flow, Routes, load_routes
 from shared.core.errors import ConfigError
 from shared.core.iap import AUDIENCE, KEYS_URL, admin_member
-from shared.core.vonage_limits import INPUT_SECONDS, WEBSOCKET_RATES, check_talk_text
+from shared.core.vonage_limits import INPUT_SECONDS, TALK_LIMIT, WEBSOCKET_RATES, check_talk_text
 
 __all__ = [
     "BROWSER_ADMINS",
     "BROWSER_SECRET_NAMES",
+    "HEADINGS",
     "SECRET_NAMES",
     "STREAM_RATES",
     "VARIABLES",
@@ -64,22 +68,54 @@ def secret_id(name: str) -> str:
 
 # --- the variables: one reader per kind of value -------------------------------------------------
 
+_N = TypeVar("_N", int, float)
 _DECLARED: list[Variable] = []
+# Each heading of docs/reference/settings.md, and where its variables start in _DECLARED.
+_HEADINGS: list[tuple[str, int]] = []
+
+
+def _heading(title: str) -> None:
+    """The variables declared from here on go under `title`."""
+    _HEADINGS.append((title, len(_DECLARED)))
 
 
 @dataclass(frozen=True)
 class Variable:
     """One environment variable. `secret`: deployed from Secret Manager, never as a plain variable.
-    `deployed`: passed on to the deployed functions (not those the platform or a local run sets).
-    `browser`: passed on to the recordings browser, which gets nothing else."""
+    `deployed`: passed on to the deployed functions and recorder (not those the platform or a local
+    run sets). `browser`: passed on to the recordings browser, which gets nothing else. `meaning`:
+    what it sets, in a sentence; `unset`: what leaving it unset means, where that is not a default."""
 
     name: str
     secret: bool = field(default=False, kw_only=True)
     deployed: bool = field(default=True, kw_only=True)
     browser: bool = field(default=False, kw_only=True)
+    meaning: str = field(kw_only=True)
+    unset: str = field(default="", kw_only=True)
+    # What every variable of a kind takes, in words, where that does not depend on the variable.
+    takes: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         _DECLARED.append(self)
+
+    @property
+    def deployables(self) -> tuple[str, ...]:
+        """The deployables `nox -s deploy` passes it on to."""
+        deployed = ("functions", "recorder") if self.deployed else ()
+        return deployed + (("browser",) if self.browser else ())
+
+    @property
+    def accepts(self) -> str:
+        """What values it takes, in words; empty where any text goes."""
+        return self.takes
+
+    @property
+    def shown_default(self) -> str | None:
+        """Its default as it would be written, or None without one."""
+        value = getattr(self, "default", None)
+        if value is None or value == "":
+            return None
+        return f"{value:g}" if isinstance(value, float) else str(value)
 
     @property
     def label(self) -> str:
@@ -90,6 +126,20 @@ class Variable:
         """The value as given, or None when unset or empty."""
         return env.get(self.name) or None
 
+    def read(self, env: Mapping[str, str]) -> Any:
+        """The value, checked as its kind checks it; each kind reads its own."""
+        raise NotImplementedError
+
+    def parsed(self, env: Mapping[str, str], parse: Callable[[str], _N], noun: str) -> _N | None:
+        """The value as `parse` reads it, or None when unset; one it cannot read is refused as not `noun`."""
+        raw = self.raw(env)
+        if raw is None:
+            return None
+        try:
+            return parse(raw)
+        except ValueError as err:
+            raise ConfigError(f"{self.name} must be {noun}, got {raw!r}") from err
+
 
 @dataclass(frozen=True)
 class Text(Variable):
@@ -97,6 +147,10 @@ class Text(Variable):
     # The whole value's shape, when it has one, and what it looks like.
     shape: re.Pattern[str] | None = field(default=None, kw_only=True)
     why: str = field(default="", kw_only=True)
+
+    @property
+    def accepts(self) -> str:
+        return f"like `{self.why}`" if self.shape is not None else ""
 
     def read(self, env: Mapping[str, str]) -> str | None:
         value = self.raw(env) or self.default
@@ -112,12 +166,15 @@ class Choice(Variable):
     upper: bool = field(default=False, kw_only=True)
     why: str = field(default="", kw_only=True)
 
+    @property
+    def accepts(self) -> str:
+        return ", ".join(self.options) + self.why
+
     def read(self, env: Mapping[str, str]) -> str:
         given = self.raw(env) or self.default
         value = given.upper() if self.upper else given.lower()
         if value not in self.options:
-            wanted = ", ".join(self.options)
-            raise ConfigError(f"{self.name} must be one of {wanted}{self.why}, got {env.get(self.name)!r}")
+            raise ConfigError(f"{self.name} must be one of {self.accepts}, got {env.get(self.name)!r}")
         return value
 
 
@@ -126,6 +183,7 @@ class Speech(Variable):
     """Text Vonage reads out in a talk action, checked as Vonage checks it."""
 
     default: str = ""
+    takes = f"text to speak, at most {TALK_LIMIT:,} characters (SSML tags not counted)"
 
     def read(self, env: Mapping[str, str]) -> str:
         # Checked as given: set but empty says nothing.
@@ -148,21 +206,29 @@ class Whole(Variable):
     multiple: int | None = field(default=None, kw_only=True)
     why: str = field(default="", kw_only=True)
 
+    @property
+    def accepts(self) -> str:
+        if self.allowed:
+            return ", ".join(str(value) for value in self.allowed)
+        if self.multiple:
+            return f"a positive multiple of {self.multiple}"
+        return self.span
+
+    @property
+    def span(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.low} to {self.high}{unit}{self.why}"
+
     def read(self, env: Mapping[str, str]) -> int:
-        raw = self.raw(env)
-        if raw is None:
+        value = self.parsed(env, int, "a whole number")
+        if value is None:
             return self.default
-        try:
-            value = int(raw)
-        except ValueError as err:
-            raise ConfigError(f"{self.name} must be a whole number, got {raw!r}") from err
         if self.allowed and value not in self.allowed:
             raise ConfigError(f"{self.name} must be one of {self.allowed}, got {value}")
         if self.multiple and (value <= 0 or value % self.multiple):
             raise ConfigError(f"{self.name} must be a positive multiple of {self.multiple}, got {value}")
         if self.low is not None and self.high is not None and not self.low <= value <= self.high:
-            unit = f" {self.unit}" if self.unit else ""
-            raise ConfigError(f"{self.name} must be from {self.low} to {self.high}{unit}{self.why}, got {value}")
+            raise ConfigError(f"{self.name} must be from {self.span}, got {value}")
         return value
 
 
@@ -172,16 +238,16 @@ class Seconds(Variable):
     low: float = 0.0
     high: float = 0.0
 
+    @property
+    def accepts(self) -> str:
+        return f"{self.low:g} to {self.high:g} seconds"
+
     def read(self, env: Mapping[str, str]) -> float:
-        raw = self.raw(env)
-        if raw is None:
+        value = self.parsed(env, float, "a number of seconds")
+        if value is None:
             return self.default
-        try:
-            value = float(raw)
-        except ValueError as err:
-            raise ConfigError(f"{self.name} must be a number of seconds, got {raw!r}") from err
         if not self.low <= value <= self.high:
-            raise ConfigError(f"{self.name} must be from {self.low:g} to {self.high:g} seconds")
+            raise ConfigError(f"{self.name} must be from {self.accepts}")
         return value
 
 
@@ -192,6 +258,11 @@ class Url(Variable):
     schemes: tuple[str, ...] = ("http", "https")
     default: str | None = None
     base: bool = field(default=False, kw_only=True)
+
+    @property
+    def accepts(self) -> str:
+        wanted = " or ".join(f"`{scheme}://`" for scheme in self.schemes)
+        return f"{wanted} URL" + (", without query or fragment" if self.base else "")
 
     def read(self, env: Mapping[str, str], default: str | None = None) -> str:
         value = self.raw(env) or default or self.default or ""
@@ -213,11 +284,12 @@ class Url(Variable):
 @dataclass(frozen=True)
 class Host(Variable):
     default: str = ""
+    takes = "host[:port]"
 
     def read(self, env: Mapping[str, str]) -> str:
         host = self.raw(env) or self.default
         if not _HOST.fullmatch(host):
-            raise ConfigError(f"{self.name} must be a host[:port], got {host!r}")
+            raise ConfigError(f"{self.name} must be a {self.takes}, got {host!r}")
         return host
 
 
@@ -225,6 +297,8 @@ class Host(Variable):
 class Accounts(Variable):
     """Accounts separated by commas, each an email or an IAM member of one account (`user:…`,
     `serviceAccount:…`), read as IAM members."""
+
+    takes = "accounts separated by commas: an email, `user:EMAIL` or `serviceAccount:EMAIL` (no groups)"
 
     def read(self, env: Mapping[str, str]) -> tuple[str, ...]:
         entries = [part.strip() for part in (self.raw(env) or "").split(",") if part.strip()]
@@ -234,108 +308,308 @@ class Accounts(Variable):
             raise ConfigError(f"{self.name}: {err}") from err
 
 
-# Storage
-STORAGE = Choice("STORAGE", ("local", "gcs"), "local", browser=True)
-LOCAL_STORAGE_DIR = Text("LOCAL_STORAGE_DIR", "./data")
-GCS_BUCKET = Text("GCS_BUCKET", browser=True)
-UPLOAD_CHUNK_BYTES = Whole("UPLOAD_CHUNK_BYTES", _CHUNK_UNIT, multiple=_CHUNK_UNIT)
-SIGNED_URL_TTL = Whole(
-    "SIGNED_URL_TTL", 900, 60, 7 * 24 * 3600, "seconds", why=" (Cloud Storage's limit is 7 days)", browser=True
+_heading("Storage")
+STORAGE = Choice(
+    "STORAGE",
+    ("local", "gcs"),
+    "local",
+    browser=True,
+    meaning="Where calls, jobs and links are kept: a folder or a bucket.",
 )
-LINK_TTL_DAYS = Whole("LINK_TTL_DAYS", 30, 1, 3650, "days", browser=True)
-# How long a call is kept when its route does not say (`retention_days`); 0 keeps calls until deleted.
-RETENTION_DAYS = Whole("RETENTION_DAYS", 0, 0, 36500, "days")
-# How long Cloud Storage keeps a deleted object restorable (its soft delete): 0, or 7 to 90 days.
-SOFT_DELETE_DAYS = Whole("SOFT_DELETE_DAYS", 7, 0, 90, "days", why=" (0 turns it off; Cloud Storage takes 7 to 90)")
-# The public side
-PUBLIC_URL = Url("PUBLIC_URL", ("http", "https"), "http://localhost:8080", base=True, browser=True)
-LOG_LEVEL = Choice("LOG_LEVEL", _LOG_LEVELS, "INFO", upper=True, browser=True)
-ROUTES_FILE = Text("ROUTES_FILE")
+LOCAL_STORAGE_DIR = Text("LOCAL_STORAGE_DIR", "./data", meaning="The folder calls are kept in, for `STORAGE=local`.")
+GCS_BUCKET = Text("GCS_BUCKET", browser=True, meaning="The Cloud Storage bucket; required for `STORAGE=gcs`.")
+UPLOAD_CHUNK_BYTES = Whole(
+    "UPLOAD_CHUNK_BYTES", _CHUNK_UNIT, multiple=_CHUNK_UNIT, meaning="Audio flushed to storage per part, in bytes."
+)
+SIGNED_URL_TTL = Whole(
+    "SIGNED_URL_TTL",
+    900,
+    60,
+    7 * 24 * 3600,
+    "seconds",
+    why=" (Cloud Storage's limit is 7 days)",
+    browser=True,
+    meaning="Lifetime of a signed audio URL.",
+)
+LINK_TTL_DAYS = Whole("LINK_TTL_DAYS", 30, 1, 3650, "days", browser=True, meaning="Lifetime of a short link.")
+RETENTION_DAYS = Whole(
+    "RETENTION_DAYS",
+    0,
+    0,
+    36500,
+    "days",
+    meaning="How long a call is kept before the sweep erases it, when its route has no `retention_days` "
+    "(0: until deleted).",
+)
+SOFT_DELETE_DAYS = Whole(
+    "SOFT_DELETE_DAYS",
+    7,
+    0,
+    90,
+    "days",
+    why=" (0 turns it off; Cloud Storage takes 7 to 90)",
+    meaning="How long Cloud Storage keeps a deleted object restorable (the bucket's soft delete, set by the deploy).",
+)
+_heading("The public side")
+PUBLIC_URL = Url(
+    "PUBLIC_URL",
+    ("http", "https"),
+    "http://localhost:8080",
+    base=True,
+    browser=True,
+    meaning="The base URL Vonage reaches the functions at (`<PUBLIC_URL>/event`).",
+)
+LOG_LEVEL = Choice(
+    "LOG_LEVEL",
+    _LOG_LEVELS,
+    "INFO",
+    upper=True,
+    browser=True,
+    meaning="The least severity logged; logs are JSON lines with `severity` and `message`.",
+)
+ROUTES_FILE = Text(
+    "ROUTES_FILE",
+    meaning="The routes file (YAML or JSON): which flow each called number gets ([routes.md](routes.md)).",
+)
 DEFAULT_FLOW = Choice(
     "DEFAULT_FLOW",
     (Flow.STREAM, Flow.VOICEMAIL),
     "stream",
     why=" (a conversation needs numbers to connect, which only a route entry has)",
+    meaning="The flow of the numbers the routes file does not list.",
 )
-MESSENGER = Choice("MESSENGER", ("outbox", "vonage"), "outbox")
-# Streams
-RECORDER_URL = Url("RECORDER_URL", ("ws", "wss"), "ws://localhost:8080/socket")
-STREAM_RATE = Whole("STREAM_RATE", 16000, allowed=STREAM_RATES)
-GREETING = Speech("GREETING", "Hello. This call is recorded.")
+MESSENGER = Choice(
+    "MESSENGER",
+    ("outbox", "vonage"),
+    "outbox",
+    meaning="How text messages go out: kept in storage's outbox, or sent as SMS by Vonage.",
+)
+_heading("Streams")
+RECORDER_URL = Url(
+    "RECORDER_URL",
+    ("ws", "wss"),
+    "ws://localhost:8080/socket",
+    meaning="The URL of the recorder's `/socket`, where Vonage streams calls (`wss://` deployed).",
+)
+STREAM_RATE = Whole("STREAM_RATE", 16000, allowed=STREAM_RATES, meaning="The sample rate of a stream's audio, in Hz.")
+GREETING = Speech(
+    "GREETING", "Hello. This call is recorded.", meaning="Spoken to the caller before a call is streamed."
+)
 # The browser mints no token, but every process on gcs must hold it (see _check_across).
-STREAM_TOKEN_SECRET = Text("STREAM_TOKEN_SECRET", secret=True, browser=True)
-STREAM_TOKEN_TTL = Whole("STREAM_TOKEN_TTL", 300, 10, 3600, "seconds")
-# App Engine flexible closes an established websocket after an hour: the recorder closes each
-# session's socket before that, at a quiet moment, and the call reconnects into a new session.
-STREAM_ROTATE_SECONDS = Whole(
-    "STREAM_ROTATE_SECONDS", 3300, 2, 3540, "seconds", why=" (App Engine closes a websocket after 3600)"
+STREAM_TOKEN_SECRET = Text(
+    "STREAM_TOKEN_SECRET",
+    secret=True,
+    browser=True,
+    unset="random per process (`local` only)",
+    meaning="The HMAC key of stream tokens and tapedeck's own URLs: the same for every deployable, "
+    "required for `STORAGE=gcs`.",
 )
-# Live transcription of streams
-LIVE_TRANSCRIBER = Choice("LIVE_TRANSCRIBER", ("none", "pocketsphinx", "google"), "none")
+STREAM_TOKEN_TTL = Whole("STREAM_TOKEN_TTL", 300, 10, 3600, "seconds", meaning="How long a stream token stays valid.")
+STREAM_ROTATE_SECONDS = Whole(
+    "STREAM_ROTATE_SECONDS",
+    3300,
+    2,
+    3540,
+    "seconds",
+    why=" (App Engine closes a websocket after 3600)",
+    meaning="How long the recorder keeps one socket of a call before it closes it, at a quiet moment, "
+    "and the call reconnects into a new session.",
+)
+_heading("Live transcription of streams")
+LIVE_TRANSCRIBER = Choice(
+    "LIVE_TRANSCRIBER",
+    ("none", "pocketsphinx", "google"),
+    "none",
+    meaning="The engine that transcribes streams while the call goes on.",
+)
 # Each live pocketsphinx stream is a child process of about 117 MiB and a quarter of a core (measured,
 # docs/benchmarks.md: about four per core); a Google
 # stream is one gRPC stream and a little buffering, so with `google` a larger value suits.
-LIVE_STREAMS_MAX = Whole("LIVE_STREAMS_MAX", 2, 0, 64)
-# Vonage
-VONAGE_APPLICATION_ID = Text("VONAGE_APPLICATION_ID")
-VONAGE_PRIVATE_KEY = Text("VONAGE_PRIVATE_KEY", secret=True)
-VONAGE_API_KEY = Text("VONAGE_API_KEY")
-VONAGE_API_SECRET = Text("VONAGE_API_SECRET", secret=True)
-VONAGE_API_HOST = Host("VONAGE_API_HOST", "api.nexmo.com")
-VONAGE_REST_HOST = Host("VONAGE_REST_HOST", "rest.nexmo.com")
-VONAGE_SIGNATURE_SECRET = Text("VONAGE_SIGNATURE_SECRET", secret=True)
-SMS_FROM = Text("SMS_FROM", "tapedeck")
-# Transcription
-TRANSCRIBER = Choice("TRANSCRIBER", ("offline", "aws", "google"), "offline")
-TRANSCRIBE_BUCKET = Text("TRANSCRIBE_BUCKET")
-# How long a route's fallback chain waits for Amazon Transcribe (whose result comes by EventBridge)
-# before it gives up on the job and runs the next engine; with no engine after it, it waits on.
-AWS_DEADLINE = Whole("AWS_DEADLINE", 900, 1, 86400, "seconds")
-# How long one Google recognition may take within its task; within the tasks function's timeout.
-GOOGLE_DEADLINE = Whole("GOOGLE_DEADLINE", 120, 1, 1500, "seconds", why=" (the tasks function has 1800)")
-TRANSCRIPTION_API_KEY = Text("TRANSCRIPTION_API_KEY", secret=True)
-AWS_REGION = Text("AWS_REGION")
-AWS_DEFAULT_REGION = Text("AWS_DEFAULT_REGION", "us-east-1", deployed=False)
-# Deliveries: result webhooks and PIN callbacks
-CALLBACK_SECRET = Text("CALLBACK_SECRET", secret=True)
-CALLBACK_ATTEMPTS = Whole("CALLBACK_ATTEMPTS", 5, 1, 20)
-CALLBACK_BACKOFF = Seconds("CALLBACK_BACKOFF", 2.0, 0, 600)
-ALLOW_PRIVATE_CALLBACKS = Choice("ALLOW_PRIVATE_CALLBACKS", ("false", "true"), "false")
-# PIN prompt calls
-PROMPT_API_KEY = Text("PROMPT_API_KEY", secret=True)
-PROMPT_TTL_DAYS = Whole("PROMPT_TTL_DAYS", 7, 1, 3650, "days")
+LIVE_STREAMS_MAX = Whole(
+    "LIVE_STREAMS_MAX",
+    2,
+    0,
+    64,
+    meaning="Streams transcribed live at once per recorder instance; later ones are only recorded.",
+)
+_heading("Vonage")
+VONAGE_APPLICATION_ID = Text(
+    "VONAGE_APPLICATION_ID", meaning="The Vonage application's id, to fetch recordings; required when a route records."
+)
+VONAGE_PRIVATE_KEY = Text(
+    "VONAGE_PRIVATE_KEY",
+    secret=True,
+    meaning="The application's private key (PEM, or a path to one), to fetch recordings; required when a route "
+    "records.",
+)
+VONAGE_API_KEY = Text("VONAGE_API_KEY", meaning="The API account's key, for SMS; required when `MESSENGER=vonage`.")
+VONAGE_API_SECRET = Text(
+    "VONAGE_API_SECRET", secret=True, meaning="The API account's secret, for SMS; required when `MESSENGER=vonage`."
+)
+VONAGE_API_HOST = Host("VONAGE_API_HOST", "api.nexmo.com", meaning="Vonage's API host (the stand-in, locally).")
+VONAGE_REST_HOST = Host(
+    "VONAGE_REST_HOST", "rest.nexmo.com", meaning="Vonage's REST host, which sends SMS (the stand-in, locally)."
+)
+VONAGE_SIGNATURE_SECRET = Text(
+    "VONAGE_SIGNATURE_SECRET", secret=True, meaning="When set, every webhook must carry Vonage's signed JWT."
+)
+SMS_FROM = Text("SMS_FROM", "tapedeck", meaning="Who the SMS tapedeck sends are from.")
+_heading("Transcription")
+TRANSCRIBER = Choice(
+    "TRANSCRIBER",
+    ("offline", "aws", "google"),
+    "offline",
+    meaning="The engine that transcribes the recordings of routes that name none.",
+)
+TRANSCRIBE_BUCKET = Text(
+    "TRANSCRIBE_BUCKET",
+    meaning="The S3 bucket audio is staged in for Amazon Transcribe; required when `aws` transcribes.",
+)
+AWS_DEADLINE = Whole(
+    "AWS_DEADLINE",
+    900,
+    1,
+    86400,
+    "seconds",
+    meaning="How long a route's fallback chain waits for Amazon Transcribe (whose result comes by EventBridge) "
+    "before it runs the next engine; with no engine after it, it waits on.",
+)
+GOOGLE_DEADLINE = Whole(
+    "GOOGLE_DEADLINE",
+    120,
+    1,
+    1500,
+    "seconds",
+    why=" (the tasks function has 1800)",
+    meaning="How long one Google recognition may take within its task before the next engine runs.",
+)
+TRANSCRIPTION_API_KEY = Text(
+    "TRANSCRIPTION_API_KEY",
+    secret=True,
+    meaning="The API key EventBridge delivers Amazon Transcribe's results with; required when `aws` transcribes.",
+)
+AWS_REGION = Text(
+    "AWS_REGION", unset="`AWS_DEFAULT_REGION`", meaning="The AWS region of Amazon Transcribe and its bucket."
+)
+AWS_DEFAULT_REGION = Text(
+    "AWS_DEFAULT_REGION", "us-east-1", deployed=False, meaning="AWS's standard region, when `AWS_REGION` is unset."
+)
+_heading("Deliveries: result webhooks and PIN callbacks")
+CALLBACK_SECRET = Text(
+    "CALLBACK_SECRET",
+    secret=True,
+    unset="random per process (`local` only)",
+    meaning="The HMAC key that signs webhooks and callbacks; required on `gcs` when a route has a result, live "
+    "or recording webhook, or with `PROMPT_API_KEY`.",
+)
+CALLBACK_ATTEMPTS = Whole("CALLBACK_ATTEMPTS", 5, 1, 20, meaning="Deliveries of one webhook or callback in all.")
+CALLBACK_BACKOFF = Seconds(
+    "CALLBACK_BACKOFF", 2.0, 0, 600, meaning="The wait before a delivery's first retry, doubled each retry."
+)
+ALLOW_PRIVATE_CALLBACKS = Choice(
+    "ALLOW_PRIVATE_CALLBACKS",
+    ("false", "true"),
+    "false",
+    meaning="`true` lets deliveries go to http:// and private or loopback addresses (local development only).",
+)
+_heading("PIN prompt calls")
+PROMPT_API_KEY = Text(
+    "PROMPT_API_KEY",
+    secret=True,
+    meaning="The `X-Tapedeck-Key` that places PIN prompt calls with tapedeck's own application.",
+)
+PROMPT_TTL_DAYS = Whole("PROMPT_TTL_DAYS", 7, 1, 3650, "days", meaning="How long a PIN prompt transaction is kept.")
 # Vonage takes 0 too, which would end each input before a key could be pressed.
 PROMPT_INPUT_TIMEOUT = Whole(
-    "PROMPT_INPUT_TIMEOUT", 8, 1, INPUT_SECONDS[1], "seconds", why=" (Vonage's dtmf.timeOut range)"
+    "PROMPT_INPUT_TIMEOUT",
+    8,
+    1,
+    INPUT_SECONDS[1],
+    "seconds",
+    why=" (Vonage's dtmf.timeOut range)",
+    meaning="How long a PIN prompt waits for digits.",
 )
 # At most an hour: the longest a queued task waits (MAX_BACKOFF in shared/core/tasks.py).
-PROMPT_HANGUP_GRACE = Seconds("PROMPT_HANGUP_GRACE", 5.0, 0, 3600)
-# Deferred work
-TASK_QUEUE = Choice("TASK_QUEUE", ("local", "cloud-tasks"), "local")
-TASKS_URL = Url("TASKS_URL")
-TASKS_PROJECT = Text("TASKS_PROJECT")
-GOOGLE_CLOUD_PROJECT = Text("GOOGLE_CLOUD_PROJECT", deployed=False)
-TASKS_LOCATION = Text("TASKS_LOCATION")
-TASKS_QUEUE = Text("TASKS_QUEUE", "tapedeck")
-TASKS_SERVICE_ACCOUNT = Text("TASKS_SERVICE_ACCOUNT")
-TASKS_AUDIENCE = Text("TASKS_AUDIENCE")
-CLOUD_TASKS_EMULATOR_HOST = Text("CLOUD_TASKS_EMULATOR_HOST", deployed=False)
-# The sweep that settles recordings whose recorder died, or whose stream never came
-RECORDING_GRACE_SECONDS = Seconds("RECORDING_GRACE_SECONDS", 120.0, 0, 86400)
-# Deployed, Cloud Scheduler runs it every whole number of minutes (deploy_plan rounds up).
-SWEEP_INTERVAL = Seconds("SWEEP_INTERVAL", 300.0, 0.1, 3600)
-SWEEP_BATCH = Whole("SWEEP_BATCH", 100, 1, 1000, "calls")
-# The recordings browser, behind Identity-Aware Proxy; `nox -s deploy` looks the audience up.
-IAP_AUDIENCE = Text(
-    "IAP_AUDIENCE", shape=AUDIENCE, why="/projects/PROJECT_NUMBER/apps/PROJECT_ID", deployed=False, browser=True
+PROMPT_HANGUP_GRACE = Seconds(
+    "PROMPT_HANGUP_GRACE", 5.0, 0, 3600, meaning="How long a PIN prompt's hang-up waits for a late input."
 )
-IAP_KEYS_URL = Url("IAP_KEYS_URL", ("https", "http"), KEYS_URL, deployed=False, browser=True)
-# Who may change what the browser shows (delete calls, act on problems); everyone else IAP lets
-# in may only look. `nox -s deploy` lets them through IAP too.
-BROWSER_ADMINS = Accounts("BROWSER_ADMINS", deployed=False, browser=True)
+_heading("Deferred work")
+TASK_QUEUE = Choice(
+    "TASK_QUEUE",
+    ("local", "cloud-tasks"),
+    "local",
+    meaning="Where deferred work goes: the embedded queue, or Cloud Tasks.",
+)
+TASKS_URL = Url(
+    "TASKS_URL",
+    unset="`<PUBLIC_URL>/tasks`",
+    meaning="Where the queue calls the `tasks` function (deployed, its `run.app` URL).",
+)
+TASKS_PROJECT = Text(
+    "TASKS_PROJECT", unset="`GOOGLE_CLOUD_PROJECT`", meaning="The Cloud Tasks queue's project, for `cloud-tasks`."
+)
+GOOGLE_CLOUD_PROJECT = Text("GOOGLE_CLOUD_PROJECT", deployed=False, meaning="Google Cloud's standard project variable.")
+TASKS_LOCATION = Text("TASKS_LOCATION", meaning="The Cloud Tasks queue's location, for `cloud-tasks`.")
+TASKS_QUEUE = Text("TASKS_QUEUE", "tapedeck", meaning="The Cloud Tasks queue's name.")
+TASKS_SERVICE_ACCOUNT = Text(
+    "TASKS_SERVICE_ACCOUNT",
+    meaning="The identity whose OIDC token tasks carry; required for `cloud-tasks`, except with the emulator.",
+)
+TASKS_AUDIENCE = Text("TASKS_AUDIENCE", unset="`TASKS_URL`", meaning="The audience of the tasks' OIDC token.")
+CLOUD_TASKS_EMULATOR_HOST = Text(
+    "CLOUD_TASKS_EMULATOR_HOST", deployed=False, meaning="The `host:port` of gcloud-tasks-emulator (tests)."
+)
+_heading("The sweep")
+RECORDING_GRACE_SECONDS = Seconds(
+    "RECORDING_GRACE_SECONDS",
+    120.0,
+    0,
+    86400,
+    meaning="How long after a call's end a recording still `streaming` (and an answered call with no stream) is "
+    "waited for before the sweep recovers it (or reports it failed).",
+)
+SWEEP_INTERVAL = Seconds(
+    "SWEEP_INTERVAL",
+    300.0,
+    0.1,
+    3600,
+    meaning="The time between two sweeps; deployed, Cloud Scheduler runs it every whole number of minutes "
+    "(rounded up).",
+)
+SWEEP_BATCH = Whole("SWEEP_BATCH", 100, 1, 1000, "calls", meaning="The waiting calls one sweep looks at.")
+_heading("The recordings browser, behind Identity-Aware Proxy")
+IAP_AUDIENCE = Text(
+    "IAP_AUDIENCE",
+    shape=AUDIENCE,
+    why="/projects/PROJECT_NUMBER/apps/PROJECT_ID",
+    deployed=False,
+    browser=True,
+    unset="unset (`nox -s deploy` looks it up)",
+    meaning="The audience IAP signs its header for; on `gcs` the browser refuses to start without it.",
+)
+IAP_KEYS_URL = Url(
+    "IAP_KEYS_URL",
+    ("https", "http"),
+    KEYS_URL,
+    deployed=False,
+    browser=True,
+    meaning="Where Google's keys for IAP's signed header are (`http://` only on loopback).",
+)
+BROWSER_ADMINS = Accounts(
+    "BROWSER_ADMINS",
+    deployed=False,
+    browser=True,
+    meaning="Who may change what the browser shows (delete calls, set legal holds, forget numbers, act on "
+    "problems); everyone else IAP lets in may only look. `nox -s deploy` lets them through IAP too.",
+)
 
 # Every variable the settings read, in the order above.
 VARIABLES: tuple[Variable, ...] = tuple(_DECLARED)
+# The variables under each heading above, in order.
+HEADINGS: tuple[tuple[str, tuple[Variable, ...]], ...] = tuple(
+    (title, tuple(_DECLARED[start:end]))
+    for (title, start), end in zip(_HEADINGS, [start for _, start in _HEADINGS[1:]] + [len(_DECLARED)], strict=True)
+)
 # Settings that are secrets: deployed, they live in Secret Manager, never in a plain variable.
 SECRET_NAMES = tuple(v.name for v in VARIABLES if v.secret)
 # The secrets the recordings browser reads from Secret Manager at start-up, and may read at all.
@@ -354,108 +628,113 @@ def browser_names() -> tuple[str, ...]:
 
 # --- the groups ----------------------------------------------------------------------------------
 
+# Where a group's field keeps how its value is read.
+_READ = "read"
+_G = TypeVar("_G")
 
-@dataclass(frozen=True)
-class StorageSettings:
-    """Where calls, jobs and links are kept: a local folder, or a Cloud Storage bucket."""
 
-    kind: str = "local"
-    local_dir: Path = Path("./data")
-    bucket: str | None = None
-    upload_chunk_bytes: int = _CHUNK_UNIT
-    signed_url_ttl: int = 900
-    link_ttl_days: int = 30
-    retention_days: int = 0
-    soft_delete_days: int = 7
+def _setting(variable: Variable, then: Callable[[Any], Any] = lambda value: value, *, secret: bool = False) -> Any:
+    """A group's field read from `variable` and passed through `then`; its default is the variable's,
+    passed through `then` too. A secret's value is left out of the group's repr."""
+    return field(
+        default=then(getattr(variable, "default", None)),
+        repr=not secret,
+        metadata={_READ: lambda env: then(variable.read(env))},
+    )
+
+
+def _read_group(cls: Callable[..., _G], env: Mapping[str, str], **given: Any) -> _G:
+    """A group: each `_setting` field read from its variable, in the order the group declares them,
+    but those `given`; a field that is neither keeps its default."""
+    read = {
+        each.name: each.metadata[_READ](env)
+        for each in fields(cast(Any, cls))
+        if _READ in each.metadata and each.name not in given
+    }
+    return cls(**read, **given)
+
+
+class _VariableGroup:
+    """A group whose every field is a `_setting`."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
-        return cls(
-            kind=STORAGE.read(env),
-            local_dir=Path(LOCAL_STORAGE_DIR.read(env) or "./data"),
-            bucket=GCS_BUCKET.read(env),
-            upload_chunk_bytes=UPLOAD_CHUNK_BYTES.read(env),
-            signed_url_ttl=SIGNED_URL_TTL.read(env),
-            link_ttl_days=LINK_TTL_DAYS.read(env),
-            retention_days=RETENTION_DAYS.read(env),
-            soft_delete_days=_soft_delete_days(env),
-        )
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        return _read_group(cls, env)
 
 
-def _soft_delete_days(env: Mapping[str, str]) -> int:
-    days = SOFT_DELETE_DAYS.read(env)
+def _soft_delete_days(days: int) -> int:
     if 0 < days < 7:
         raise ConfigError(f"SOFT_DELETE_DAYS must be 0 or from 7 to 90 days (Cloud Storage's range), got {days}")
     return days
+
+
+def _private_key(key: str | None) -> str | None:
+    if key and "-----BEGIN" not in key:
+        # A path to a PEM file; read now so a missing file fails at start-up.
+        try:
+            return Path(key).read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"VONAGE_PRIVATE_KEY {key} cannot be read: {err.strerror}") from err
+    return key
+
+
+@dataclass(frozen=True)
+class StorageSettings(_VariableGroup):
+    """Where calls, jobs and links are kept: a local folder, or a Cloud Storage bucket."""
+
+    kind: str = _setting(STORAGE)
+    local_dir: Path = _setting(LOCAL_STORAGE_DIR, Path)  # noqa: RUF009 - a dataclasses.Field, as field() returns
+    bucket: str | None = _setting(GCS_BUCKET)
+    upload_chunk_bytes: int = _setting(UPLOAD_CHUNK_BYTES)
+    signed_url_ttl: int = _setting(SIGNED_URL_TTL)
+    link_ttl_days: int = _setting(LINK_TTL_DAYS)
+    retention_days: int = _setting(RETENTION_DAYS)
+    soft_delete_days: int = _setting(SOFT_DELETE_DAYS, _soft_delete_days)
 
 
 @dataclass(frozen=True)
 class StreamSettings:
     """The recorder's websocket, and the secret that seals its tokens and tapedeck's own URLs."""
 
-    recorder_url: str = "ws://localhost:8080/socket"
-    rate: int = 16000
-    greeting: str = "Hello. This call is recorded."
+    recorder_url: str = _setting(RECORDER_URL)
+    rate: int = _setting(STREAM_RATE)
+    greeting: str = _setting(GREETING)
     token_secret: str = field(default="", repr=False)
-    token_ttl: int = 300
+    token_ttl: int = _setting(STREAM_TOKEN_TTL)
     # True when no STREAM_TOKEN_SECRET was given and a per-process one was made up.
     token_secret_generated: bool = False
-    # How long the recorder keeps one socket of a call before it closes it and the call reconnects.
-    rotate_seconds: int = 3300
+    rotate_seconds: int = _setting(STREAM_ROTATE_SECONDS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StreamSettings:
         secret = STREAM_TOKEN_SECRET.read(env)
-        return cls(
-            recorder_url=RECORDER_URL.read(env),
-            rate=STREAM_RATE.read(env),
-            greeting=GREETING.read(env),
-            # One local process both mints and checks tokens, so a per-process secret is enough.
-            token_secret=secret or secrets.token_urlsafe(32),
-            token_ttl=STREAM_TOKEN_TTL.read(env),
-            token_secret_generated=secret is None,
-            rotate_seconds=STREAM_ROTATE_SECONDS.read(env),
+        # One local process both mints and checks tokens, so a per-process secret is enough.
+        return _read_group(
+            cls, env, token_secret=secret or secrets.token_urlsafe(32), token_secret_generated=secret is None
         )
 
 
 @dataclass(frozen=True)
-class LiveSettings:
+class LiveSettings(_VariableGroup):
     """Transcribing streams as they come: which engine, and how many streams at once per instance;
     a stream past the limit is recorded as usual."""
 
-    engine: str = "none"
-    max_streams: int = 2
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> LiveSettings:
-        return cls(engine=LIVE_TRANSCRIBER.read(env), max_streams=LIVE_STREAMS_MAX.read(env))
+    engine: str = _setting(LIVE_TRANSCRIBER)
+    max_streams: int = _setting(LIVE_STREAMS_MAX)
 
 
 @dataclass(frozen=True)
-class VonageSettings:
+class VonageSettings(_VariableGroup):
     """The Vonage application: its key for recordings and calls, the API account for SMS, hosts."""
 
-    application_id: str | None = None
-    private_key: str | None = field(default=None, repr=False)
-    api_key: str | None = None
-    api_secret: str | None = field(default=None, repr=False)
-    api_host: str = "api.nexmo.com"
-    rest_host: str = "rest.nexmo.com"
-    signature_secret: str | None = field(default=None, repr=False)
-    sms_from: str = "tapedeck"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> VonageSettings:
-        return cls(
-            application_id=VONAGE_APPLICATION_ID.read(env),
-            private_key=_private_key(env),
-            api_key=VONAGE_API_KEY.read(env),
-            api_secret=VONAGE_API_SECRET.read(env),
-            api_host=VONAGE_API_HOST.read(env),
-            rest_host=VONAGE_REST_HOST.read(env),
-            signature_secret=VONAGE_SIGNATURE_SECRET.read(env),
-            sms_from=SMS_FROM.read(env) or "tapedeck",
-        )
+    application_id: str | None = _setting(VONAGE_APPLICATION_ID)
+    private_key: str | None = _setting(VONAGE_PRIVATE_KEY, _private_key, secret=True)
+    api_key: str | None = _setting(VONAGE_API_KEY)
+    api_secret: str | None = _setting(VONAGE_API_SECRET, secret=True)
+    api_host: str = _setting(VONAGE_API_HOST)
+    rest_host: str = _setting(VONAGE_REST_HOST)
+    signature_secret: str | None = _setting(VONAGE_SIGNATURE_SECRET, secret=True)
+    sms_from: str = _setting(SMS_FROM)
 
 
 @dataclass(frozen=True)
@@ -486,11 +765,10 @@ class DeliveryPolicy:
     each time), which are the task queue's retry settings, the timeout of one request, and the
     secret that signs them."""
 
-    attempts: int = 5
-    backoff: float = 2.0
+    attempts: int = _setting(CALLBACK_ATTEMPTS)
+    backoff: float = _setting(CALLBACK_BACKOFF)
     timeout: float = 10.0
-    # Local development only: allow http:// and private or loopback addresses.
-    allow_private: bool = False
+    allow_private: bool = _setting(ALLOW_PRIVATE_CALLBACKS, lambda value: value == "true")
     secret: str = field(default="", repr=False)
     # True when no CALLBACK_SECRET was given and a per-process one was made up.
     secret_generated: bool = False
@@ -498,78 +776,49 @@ class DeliveryPolicy:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DeliveryPolicy:
         secret = CALLBACK_SECRET.read(env)
-        return cls(
-            attempts=CALLBACK_ATTEMPTS.read(env),
-            backoff=CALLBACK_BACKOFF.read(env),
-            allow_private=ALLOW_PRIVATE_CALLBACKS.read(env) == "true",
-            # Locally, one process signs; a receiver that checks needs the secret set in both.
-            secret=secret or secrets.token_urlsafe(32),
-            secret_generated=secret is None,
-        )
+        # Locally, one process signs; a receiver that checks needs the secret set in both.
+        return _read_group(cls, env, secret=secret or secrets.token_urlsafe(32), secret_generated=secret is None)
 
 
 @dataclass(frozen=True)
-class PromptSettings:
+class PromptSettings(_VariableGroup):
     """PIN prompt calls: the API key that may place them, and their timing."""
 
-    api_key: str | None = field(default=None, repr=False)
-    ttl_days: int = 7
-    input_timeout: int = 8
-    hangup_grace: float = 5.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> PromptSettings:
-        return cls(
-            api_key=PROMPT_API_KEY.read(env),
-            ttl_days=PROMPT_TTL_DAYS.read(env),
-            input_timeout=PROMPT_INPUT_TIMEOUT.read(env),
-            hangup_grace=PROMPT_HANGUP_GRACE.read(env),
-        )
+    api_key: str | None = _setting(PROMPT_API_KEY, secret=True)
+    ttl_days: int = _setting(PROMPT_TTL_DAYS)
+    input_timeout: int = _setting(PROMPT_INPUT_TIMEOUT)
+    hangup_grace: float = _setting(PROMPT_HANGUP_GRACE)
 
 
 @dataclass(frozen=True)
 class TaskSettings:
     """Where deferred work goes: the embedded queue, or Cloud Tasks (or its emulator)."""
 
-    queue: str = "local"
+    queue: str = _setting(TASK_QUEUE)
     url: str = "http://localhost:8080/tasks"
     project: str | None = None
-    location: str | None = None
-    queue_name: str = "tapedeck"
-    service_account: str | None = None
+    location: str | None = _setting(TASKS_LOCATION)
+    queue_name: str = _setting(TASKS_QUEUE)
+    service_account: str | None = _setting(TASKS_SERVICE_ACCOUNT)
     audience: str | None = None
-    emulator_host: str | None = None
+    emulator_host: str | None = _setting(CLOUD_TASKS_EMULATOR_HOST)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], public_url: str) -> TaskSettings:
         url = TASKS_URL.read(env, default=f"{public_url}/tasks")
-        return cls(
-            queue=TASK_QUEUE.read(env),
-            url=url,
-            project=TASKS_PROJECT.read(env) or GOOGLE_CLOUD_PROJECT.read(env),
-            location=TASKS_LOCATION.read(env),
-            queue_name=TASKS_QUEUE.read(env) or "tapedeck",
-            service_account=TASKS_SERVICE_ACCOUNT.read(env),
-            audience=TASKS_AUDIENCE.read(env) or url,
-            emulator_host=CLOUD_TASKS_EMULATOR_HOST.read(env),
-        )
+        project = TASKS_PROJECT.read(env) or GOOGLE_CLOUD_PROJECT.read(env)
+        return _read_group(cls, env, url=url, project=project, audience=TASKS_AUDIENCE.read(env) or url)
 
 
 @dataclass(frozen=True)
-class SweepSettings:
+class SweepSettings(_VariableGroup):
     """The sweep: how long after a call's end a recording still `streaming` is taken for one whose
     recorder died (and an answered call with no stream for a failed one), how often it runs, and
     how many waiting calls one run looks at."""
 
-    grace: float = 120.0
-    interval: float = 300.0
-    batch: int = 100
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> SweepSettings:
-        return cls(
-            grace=RECORDING_GRACE_SECONDS.read(env), interval=SWEEP_INTERVAL.read(env), batch=SWEEP_BATCH.read(env)
-        )
+    grace: float = _setting(RECORDING_GRACE_SECONDS)
+    interval: float = _setting(SWEEP_INTERVAL)
+    batch: int = _setting(SWEEP_BATCH)
 
 
 @dataclass(frozen=True)
@@ -661,17 +910,6 @@ def require_iap(settings: Settings) -> str | None:
     if settings.storage.kind == "gcs" and not settings.browser.iap_audience:
         raise _required(IAP_AUDIENCE, "for the recordings browser when STORAGE=gcs")
     return settings.browser.iap_audience
-
-
-def _private_key(env: Mapping[str, str]) -> str | None:
-    key = VONAGE_PRIVATE_KEY.read(env)
-    if key and "-----BEGIN" not in key:
-        # A path to a PEM file; read now so a missing file fails at start-up.
-        try:
-            return Path(key).read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(f"VONAGE_PRIVATE_KEY {key} cannot be read: {err.strerror}") from err
-    return key
 
 
 def _required(variable: Variable, when: str) -> ConfigError:

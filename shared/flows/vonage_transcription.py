@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from shared.config.routes import VONAGE_ENGINE
+from shared.config.route_fields import VONAGE_ENGINE
 from shared.config.settings import Settings
 from shared.core.call_record import Flow, check_conversation_uuid
 from shared.core.errors import BadRequest, TapedeckError

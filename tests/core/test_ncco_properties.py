@@ -12,7 +12,8 @@ from urllib.parse import parse_qsl, urlsplit
 from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
-from shared.config.routes import FLOWS, parse_routes
+from shared.config.route_fields import FLOWS
+from shared.config.routes import parse_routes
 from shared.config.settings import Settings
 from shared.core.errors import BadRequest, ConfigError
 from shared.core.ncco import stream_reconnect
