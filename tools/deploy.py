@@ -445,7 +445,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             env["ROUTES_FILE"] = "routes.yaml"
         lifecycle = lifecycle_rules(int(env.get("PROMPT_TTL_DAYS") or 7))
         (out / "lifecycle.json").write_text(json.dumps(lifecycle, indent=2), encoding="utf-8")
-        recorder_env = {k: v for k, v in env.items() if k != "LOCAL_STORAGE_DIR" and k not in SECRET_NAMES}
+        recorder_env = {k: v for k, v in env.items() if k not in SECRET_NAMES}
         recorder_env["SECRETS_PROJECT"] = args.project
         recorder_dir = stage_recorder(root, out, recorder_env, account_email("recorder", args.project))
         if routes_file:

@@ -316,7 +316,10 @@ STORAGE = Choice(
     browser=True,
     meaning="Where calls, jobs and links are kept: a folder or a bucket.",
 )
-LOCAL_STORAGE_DIR = Text("LOCAL_STORAGE_DIR", "./data", meaning="The folder calls are kept in, for `STORAGE=local`.")
+# Deployed calls are kept on Cloud Storage (the deploy refuses STORAGE=local): a folder is local only.
+LOCAL_STORAGE_DIR = Text(
+    "LOCAL_STORAGE_DIR", "./data", meaning="The folder calls are kept in, for `STORAGE=local`.", deployed=False
+)
 GCS_BUCKET = Text("GCS_BUCKET", browser=True, meaning="The Cloud Storage bucket; required for `STORAGE=gcs`.")
 UPLOAD_CHUNK_BYTES = Whole(
     "UPLOAD_CHUNK_BYTES", _CHUNK_UNIT, multiple=_CHUNK_UNIT, meaning="Audio flushed to storage per part, in bytes."

@@ -100,7 +100,7 @@ def test_settings_read_every_declared_variable_and_nothing_else() -> None:
     assert (settings.tasks.queue, settings.tasks.project, settings.tasks.service_account) == ("cloud-tasks", "p", None)
     # What deploy passes on: every declared variable but those the platform or a local run sets,
     # and the recordings browser's own.
-    platform = {"GOOGLE_CLOUD_PROJECT", "AWS_DEFAULT_REGION", "CLOUD_TASKS_EMULATOR_HOST"}
+    platform = {"GOOGLE_CLOUD_PROJECT", "AWS_DEFAULT_REGION", "CLOUD_TASKS_EMULATOR_HOST", "LOCAL_STORAGE_DIR"}
     assert set(ENV_NAMES) == env.asked - platform - {"IAP_AUDIENCE", "IAP_KEYS_URL", "BROWSER_ADMINS"}
     assert {"ALLOW_PRIVATE_CALLBACKS", "VONAGE_PRIVATE_KEY"} <= set(ENV_NAMES)
 
