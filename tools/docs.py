@@ -1,6 +1,6 @@
 """The reference pages, written from the declarations they describe: `nox -s docs`.
 
-docs/reference/settings.md comes from the variables of shared/config/settings.py, and
+docs/reference/settings.md comes from the variables of shared/config/environment.py, and
 docs/reference/routes.md from the route fields of shared/config/route_fields.py, so neither can say
 something the code does not.
 """
@@ -65,12 +65,12 @@ def settings_page() -> str:
     """docs/reference/settings.md: every variable, under the heading it is declared under."""
     secrets = [variable.name for _, variables in HEADINGS for variable in variables if variable.secret]
     parts = [
-        _generated("shared/config/settings.py"),
+        _generated("shared/config/environment.py"),
         "# Settings\n",
-        "Every environment variable tapedeck reads, declared once in `shared/config/settings.py` with its "
+        "Every environment variable tapedeck reads, declared once in `shared/config/environment.py` with its "
         "kind, default and range. A bad or missing value stops start-up with a message naming the variable; "
         "the rules that tie variables together (for example `STORAGE=gcs` needs `GCS_BUCKET`) are checked "
-        "there too, in `_check_across`.\n",
+        "in `shared/config/settings.py`, in `_check_across`.\n",
         "The functions and the recorder read every variable through the same `Settings`. **Deployed to** says "
         "which deployables `nox -s deploy` passes a variable on to; the recordings browser gets only those it "
         f"names. A **secret** is deployed from Secret Manager (`{secrets[0]}` as `{secret_id(secrets[0])}`), "
