@@ -241,6 +241,8 @@ def run_deadline(services: RecordedCallServices, job: TranscriptionJob, now: flo
     stored = read_job(services.store, job.name)
     if stored is None or stored.state != JobState.TRANSCRIBING:
         return "already handled" if stored else "unknown job"
+    if not 0 <= attempt < len(_chain(services, stored)):
+        raise BadRequest(f"{job.name} has no attempt {attempt}")
     attempts = stored.attempts or []
     if len(attempts) <= attempt or attempts[attempt]["outcome"] != RUNNING:
         return "already settled"

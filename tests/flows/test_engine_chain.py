@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shared.config.settings import Settings
@@ -165,6 +165,7 @@ def received_job(services: FakeServices) -> TranscriptionJob:
 
 
 @settings(max_examples=40, deadline=None)
+@example(kind="transcribe-deadline", attempt=2, key_suffix="-2")
 @given(
     kind=st.sampled_from(["transcribe", "transcribe-deadline"]),
     attempt=st.one_of(st.integers(-3, 12), st.booleans(), st.text(max_size=3), st.none()),
