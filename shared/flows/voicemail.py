@@ -15,7 +15,7 @@ from shared.core.call_record import Flow, call_key, check_conversation_uuid
 from shared.core.errors import TapedeckError
 from shared.core.job_record import Job, JobState
 from shared.core.pager import build_pager_text
-from shared.core.ports import BlobStore, Messenger, Recordings, Transcript, TranscriptionJob
+from shared.core.ports import Transcript, TranscriptionJob
 from shared.flows.calls import note_transcript
 from shared.flows.jobs import (
     RecordingWebhook,
@@ -27,6 +27,7 @@ from shared.flows.jobs import (
     set_job,
     store_recording,
 )
+from shared.flows.needs import HasMessenger, HasRecordings, HasSettings, HasStore
 from shared.flows.notify import audio_link, text_once
 from shared.flows.redactions import engine_redaction, redact_document, store_redacted_audio, store_unredacted
 
@@ -50,15 +51,8 @@ NO_MESSAGE = "Caller left no message"
 FAILED = "Transcription failed"
 
 
-class VoicemailServices(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def store(self) -> BlobStore: ...
-    @property
-    def messenger(self) -> Messenger: ...
-    @property
-    def recordings(self) -> Recordings: ...
+class VoicemailServices(HasSettings, HasStore, HasMessenger, HasRecordings, Protocol):
+    pass
 
 
 def _is_silent(data: bytes, media_format: str) -> bool:
