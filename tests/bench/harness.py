@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -29,7 +32,9 @@ __all__ = [
     "Server",
     "ServerStats",
     "Stalls",
+    "add_keep",
     "free_port",
+    "in_folder",
     "log_problems",
     "recorder",
     "serve",
@@ -50,6 +55,27 @@ DECODER_MODULE = "pocketsphinx_stream_worker"
 
 class BenchError(Exception):
     """The harness itself failed: a server or client did not start, run or report."""
+
+
+def add_keep(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, storage) and say where")
+
+
+def in_folder(prefix: str, keep: bool, bench: Callable[[Path], None]) -> int:
+    """Run `bench` in a new temporary folder, removed after unless `keep`: the exit status, 2 when
+    the harness itself failed."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        bench(folder)
+    except BenchError as err:
+        print(f"bench failed: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if keep:
+            print(f"logs and storage kept in {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
 
 
 def free_port() -> int:

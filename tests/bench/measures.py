@@ -27,6 +27,8 @@ Mark = tuple[float, Callable[[], None]]
 Serve = Callable[[Path, int], AbstractContextManager[Server]]
 
 __all__ = [
+    "CLOSE_SLACK",
+    "SETTLE_TIMEOUT",
     "ImportResult",
     "LoadResult",
     "MemoryResult",
@@ -34,13 +36,17 @@ __all__ = [
     "Steady",
     "import_time",
     "memory_growth",
+    "paced_streams",
     "realtime_load",
+    "wait_stored",
     "warm_up",
     "watch",
 ]
 
-_SETTLE_TIMEOUT = 120.0
-_CLOSE_SLACK = 40.0
+# How long the server may take to finish its streams after the clients end.
+SETTLE_TIMEOUT = 120.0
+# How long the clients may run past their deadline before the load is called stuck.
+CLOSE_SLACK = 40.0
 _WARM_FRAMES = 25
 
 
@@ -166,6 +172,39 @@ def watch(
     return mid or peak, peak
 
 
+def paced_streams(
+    server: Server,
+    clients: Clients,
+    *,
+    streams: int,
+    seconds: float,
+    stagger: float,
+    start_at: float,
+    deadline: float,
+    every: float,
+    mid_at: float = math.inf,
+    marks: Sequence[Mark] = (),
+    speech: tuple[Path, int] | None = None,
+    ping_every: int = 0,
+) -> tuple[int, int]:
+    """`streams` real-time streams of `seconds` each from `clients`, watched (as `watch` does) every
+    `every` seconds until they end; the clients are always stopped."""
+    try:
+        clients.start(
+            server,
+            total=streams,
+            frames=round(seconds / FRAME_SECONDS),
+            start_at=start_at,
+            stagger=stagger,
+            deadline=deadline,
+            speech=speech,
+            ping_every=ping_every,
+        )
+        return watch(server, lambda: not clients.running(), mid_at, deadline + CLOSE_SLACK, every, marks)
+    finally:
+        clients.stop()
+
+
 def _machine_busy() -> float:
     """CPU seconds every process on the machine has used, all cores together."""
     times = psutil.cpu_times()
@@ -180,11 +219,11 @@ def warm_up(server: Server, folder: Path) -> None:
     now = time.time()
     try:
         clients.start(server, total=1, frames=_WARM_FRAMES, start_at=now, stagger=0.0, deadline=now + 30, fast=False)
-        watch(server, lambda: not clients.running(), math.inf, now + 30 + _CLOSE_SLACK, 0.05)
+        watch(server, lambda: not clients.running(), math.inf, now + 30 + CLOSE_SLACK, 0.05)
     finally:
         clients.stop()
     clients.results()
-    if not server.wait_streams_finished(1, _SETTLE_TIMEOUT):
+    if not server.wait_streams_finished(1, SETTLE_TIMEOUT):
         raise BenchError("the warm-up stream did not finish")
 
 
@@ -269,29 +308,25 @@ def realtime_load(
         steady_start, steady_end = start_at + stagger + 0.5, start_at + seconds - 0.5
         marks = steady_marks(server, steady_start, steady_end, steady)
         cpu_start, wall_start, machine_start = server.cpu_seconds(), time.monotonic(), _machine_busy()
-        try:
-            frames = round(seconds / FRAME_SECONDS)
-            clients.start(
-                server,
-                total=streams,
-                frames=frames,
-                start_at=start_at,
-                stagger=stagger,
-                deadline=deadline,
-                speech=speech,
-                ping_every=ping_every,
-            )
-            mid_at = start_at + (stagger + seconds) / 2
-            rss_mid, rss_peak = watch(
-                server, lambda: not clients.running(), mid_at, deadline + _CLOSE_SLACK, 0.25, marks
-            )
-        finally:
-            clients.stop()
+        rss_mid, rss_peak = paced_streams(
+            server,
+            clients,
+            streams=streams,
+            seconds=seconds,
+            stagger=stagger,
+            start_at=start_at,
+            deadline=deadline,
+            every=0.25,
+            mid_at=start_at + (stagger + seconds) / 2,
+            marks=marks,
+            speech=speech,
+            ping_every=ping_every,
+        )
         calls, lags = clients.results()
         timed = sum(c["connected"] and not c.get("speech") for c in calls)
-        settled = server.wait_streams_finished(1 + timed, _SETTLE_TIMEOUT)
+        settled = server.wait_streams_finished(1 + timed, SETTLE_TIMEOUT)
         if speech:
-            settled = settled and _wait_stored(server, calls, _SETTLE_TIMEOUT)
+            settled = settled and wait_stored(server, [c for c in calls if c["connected"]])
         cpu, wall = server.cpu_seconds() - cpu_start, time.monotonic() - wall_start
         machine = _machine_busy() - machine_start
         # One more second, so the stall monitor has written out the last one of the load.
@@ -329,13 +364,11 @@ def realtime_load(
         )
 
 
-def _wait_stored(server: Server, calls: list[dict[str, Any]], timeout: float) -> bool:
-    """Wait until every connected call's WAV holds what was sent (streams on `/socket` are not counted)."""
-    deadline = time.monotonic() + timeout
+def wait_stored(server: Server, calls: list[dict[str, Any]], also: Callable[[], bool] = lambda: True) -> bool:
+    """Wait, up to SETTLE_TIMEOUT, until each call's WAV holds what was sent and `also()` holds."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
-        if all(
-            stored_bytes(server.storage, c["conversation_uuid"])[0] == c["bytes_sent"] for c in calls if c["connected"]
-        ):
+        if all(stored_bytes(server.storage, c["conversation_uuid"])[0] == c["bytes_sent"] for c in calls) and also():
             return True
         time.sleep(0.2)
     return False
@@ -363,7 +396,7 @@ def memory_growth(worker: str, workers: int, minutes: int, folder: Path) -> Memo
                 deadline=deadline,
                 fast=True,
             )
-            _, peak = watch(server, done, math.inf, deadline + _SETTLE_TIMEOUT, 0.01)
+            _, peak = watch(server, done, math.inf, deadline + SETTLE_TIMEOUT, 0.01)
         finally:
             clients.stop()
         wall = time.time() - start
