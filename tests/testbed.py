@@ -23,6 +23,24 @@ FUNCTIONS_SOURCE = str(ROOT / "functions" / "main.py")
 CONTRACT_FAULTS = FaultRates(errors=0.2, resets=0.1, slow=0.05, slow_seconds=(0.01, 0.05))
 # Retries fast enough for tests; the deadline still far off.
 QUICK_RETRY = StorageRetry(initial=0.01, maximum=0.05, deadline=20.0)
+# What voicemail_outage.wav says, with word times close to the recording's.
+OUTAGE_WORDS = [
+    ("hi", 0.45, 0.7),
+    ("this", 0.7, 0.9),
+    ("is", 0.9, 1.0),
+    ("sam", 1.0, 1.4),
+    ("from", 1.4, 1.6),
+    ("operations", 1.6, 2.3),
+    ("the", 2.9, 3.0),
+    ("production", 3.0, 3.6),
+    ("database", 3.6, 4.2),
+    ("is", 4.2, 4.4),
+    ("down", 4.4, 4.9),
+    ("please", 7.2, 7.5),
+    ("call", 7.5, 7.8),
+    ("me", 7.8, 7.9),
+    ("back", 7.9, 8.3),
+]
 
 
 def client(target: str) -> FlaskClient:
