@@ -111,7 +111,7 @@ def test_behind_iap_only_the_admins_listed_may_delete(
     import re
 
     from appengine.browser import form_token
-    from tests.browser.test_pages import SAME_ORIGIN, TOKEN
+    from tests.browser.visitors import SAME_ORIGIN, TOKEN
 
     env, store = setup
     recorded_stream(store, "CON-iap", time.time())
