@@ -28,7 +28,7 @@ from shared.flows.jobs import RecordingWebhook, new_job, run_claimed, set_job, s
 from shared.flows.needs import HasHttp, HasQueue
 from shared.flows.notify import audio_link, text_once
 from shared.flows.redactions import (
-    engine_redaction,
+    engine_job,
     redacted_model_document,
     store_redacted_audio,
     store_unredacted,
@@ -76,17 +76,7 @@ def _store_conversation(
         store, services.recordings, hook, stem="conversation", flow=FLOW, job=name, now=now
     )
     set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
-    channels = _channels_in(data, media_format)
-    return TranscriptionJob(
-        name,
-        audio_key,
-        media_format,
-        route.language,
-        channels,
-        engine_redaction(route),
-        route.vocabulary,
-        route.languages,
-    )
+    return engine_job(name, audio_key, media_format, route, _channels_in(data, media_format))
 
 
 def _channels_in(data: bytes, media_format: str) -> int:

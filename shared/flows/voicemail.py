@@ -29,7 +29,7 @@ from shared.flows.jobs import (
 )
 from shared.flows.needs import HasMessenger, HasRecordings, HasSettings, HasStore
 from shared.flows.notify import audio_link, text_once
-from shared.flows.redactions import engine_redaction, redact_document, store_redacted_audio, store_unredacted
+from shared.flows.redactions import engine_job, redact_document, store_redacted_audio, store_unredacted
 
 __all__ = [
     "FLOW",
@@ -97,7 +97,7 @@ def _store_message(
         _page(services, job_doc, NO_MESSAGE, audio_key=audio_key, now=now)
         return None
     set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
-    return _transcription(name, audio_key, media_format, route)
+    return engine_job(name, audio_key, media_format, route)
 
 
 def finish_voicemail(services: VoicemailServices, job: Job, transcript: Transcript, now: float) -> None:
@@ -167,20 +167,6 @@ class LiveMessage:
     text: str | None
 
 
-def _transcription(name: str, audio_key: str, media_format: str, route: Route) -> TranscriptionJob:
-    """A message's transcription, with what its route tells the engine."""
-    redact = engine_redaction(route)
-    return TranscriptionJob(
-        name,
-        audio_key,
-        media_format,
-        route.language,
-        redact=redact,
-        vocabulary=route.vocabulary,
-        languages=route.languages,
-    )
-
-
 def page_live_message(services: VoicemailServices, message: LiveMessage, now: float) -> TranscriptionJob | None:
     """Page the owners at once from the live words, exactly once per message; without them, say
     what the batch path must transcribe."""
@@ -192,7 +178,7 @@ def page_live_message(services: VoicemailServices, message: LiveMessage, now: fl
     store, name, audio_key = services.store, job.name, message.audio_key
     if message.text is None:
         set_job(store, name, lambda held: held.move(JobState.TRANSCRIBING, audio_key=audio_key))
-        return _transcription(name, audio_key, message.media_format, route)
+        return engine_job(name, audio_key, message.media_format, route)
     set_job(store, name, lambda held: held.move(JobState.TRANSCRIBED, audio_key=audio_key, transcript_status="live"))
     _page(services, job, message.text.strip() or NO_MESSAGE, audio_key=audio_key, now=now)
     return None
