@@ -24,6 +24,10 @@ from tests.testbed import SECRET, TOKEN_SECRET
 from tools.standin import VonageStandin
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
 
+# The voicemail line most tests call, and the owners it pages.
+MAILBOX = "447700900001"
+OWNERS = ["447700900111", "447700900222"]
+
 
 @dataclass
 class Deck:
