@@ -36,6 +36,7 @@ __all__ = [
     "free_port",
     "in_folder",
     "log_problems",
+    "process_cpu",
     "recorder",
     "serve",
     "server_folders",
@@ -55,6 +56,12 @@ DECODER_MODULE = "pocketsphinx_stream_worker"
 
 class BenchError(Exception):
     """The harness itself failed: a server or client did not start, run or report."""
+
+
+def process_cpu(process: psutil.Process) -> float:
+    """User plus system CPU a process has used so far."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def add_keep(parser: argparse.ArgumentParser) -> None:
@@ -185,10 +192,9 @@ class Server:
         found = {}
         for process in self._processes():
             try:
-                times = process.cpu_times()
+                found[process.pid] = process_cpu(process)
             except psutil.NoSuchProcess:
                 continue
-            found[process.pid] = times.user + times.system
         return found
 
     def stats(self) -> ServerStats:
@@ -344,10 +350,9 @@ class Clients:
         live = [p for p in self.processes if p.poll() is None]
         for process in live:
             try:
-                times = psutil.Process(process.pid).cpu_times()
+                self._cpu[process.pid] = process_cpu(psutil.Process(process.pid))
             except psutil.NoSuchProcess:
                 continue
-            self._cpu[process.pid] = times.user + times.system
         return bool(live)
 
     @property

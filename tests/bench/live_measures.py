@@ -10,8 +10,8 @@ from typing import Any
 
 import psutil
 
-from tests.bench.harness import BenchError, Clients, Server, log_problems, recorder, stored_bytes
-from tests.bench.measures import paced_streams, wait_stored, warm_up
+from tests.bench.harness import BenchError, Clients, Server, log_problems, process_cpu, recorder, stored_bytes
+from tests.bench.measures import Pace, paced_streams, wait_stored, warm_up
 
 __all__ = ["SPEECH", "LiveCost", "live_cost", "live_env"]
 
@@ -39,16 +39,11 @@ class _Sample:
     recorder: float = 0.0
 
 
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
-
-
 def _sample(server: Server) -> _Sample:
-    sample = _Sample(at=time.monotonic(), recorder=sum(_cpu(p) for p in server.recorder_processes()))
+    sample = _Sample(at=time.monotonic(), recorder=sum(process_cpu(p) for p in server.recorder_processes()))
     for decoder in server.decoders():
         try:
-            sample.decoders[decoder.pid] = _cpu(decoder)
+            sample.decoders[decoder.pid] = process_cpu(decoder)
         except psutil.NoSuchProcess:
             continue
     return sample
@@ -113,9 +108,7 @@ def live_cost(streams: int, seconds: float, folder: Path) -> LiveCost:
     with recorder("gevent", 1, streams + 100, folder, live_env(limit=streams)) as server:
         warm_up(server, folder)
         rss_base = server.rss()
-        stagger = 0.5
-        start_at = time.time() + 1.0
-        deadline = start_at + stagger + 2 * seconds + 30
+        pace = Pace.from_now(0.5, 2 * seconds + 30)
         first, last = _Sample(), _Sample()
         rss: list[int] = []
 
@@ -131,22 +124,10 @@ def live_cost(streams: int, seconds: float, folder: Path) -> LiveCost:
             last = _sample(server)
 
         # The first stream stops sending at start_at + seconds; the window ends a second before.
-        window = (start_at + stagger + _DECODER_START, start_at + seconds - 1.0)
+        window = (pace.start_at + pace.stagger + _DECODER_START, pace.start_at + seconds - 1.0)
         marks = [(window[0], begin), (sum(window) / 2, middle), (window[1], end)]
         clients = Clients(folder, 1)
-        paced_streams(
-            server,
-            clients,
-            streams=streams,
-            seconds=seconds,
-            stagger=stagger,
-            start_at=start_at,
-            deadline=deadline,
-            every=0.1,
-            mid_at=0.0,
-            marks=marks,
-            speech=(SPEECH, streams),
-        )
+        paced_streams(server, clients, streams, seconds, pace, every=0.1, marks=marks, speech=(SPEECH, streams))
         calls, _ = clients.results()
         if not (first.at and last.at and rss):
             raise BenchError("the live streams ended before the steady window did")

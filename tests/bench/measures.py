@@ -32,6 +32,7 @@ __all__ = [
     "ImportResult",
     "LoadResult",
     "MemoryResult",
+    "Pace",
     "Serve",
     "Steady",
     "import_time",
@@ -172,15 +173,29 @@ def watch(
     return mid or peak, peak
 
 
+@dataclass(frozen=True)
+class Pace:
+    """When real-time streams run: the first starts at `start_at` (time.time()), the last `stagger`
+    seconds later, and the clients give up at `deadline`."""
+
+    stagger: float
+    start_at: float
+    deadline: float
+
+    @classmethod
+    def from_now(cls, stagger: float, slack: float) -> Pace:
+        """Streams starting a second from now, given up on `slack` seconds after the last one starts."""
+        start_at = time.time() + 1.0
+        return cls(stagger, start_at, start_at + stagger + slack)
+
+
 def paced_streams(
     server: Server,
     clients: Clients,
-    *,
     streams: int,
     seconds: float,
-    stagger: float,
-    start_at: float,
-    deadline: float,
+    pace: Pace,
+    *,
     every: float,
     mid_at: float = math.inf,
     marks: Sequence[Mark] = (),
@@ -194,13 +209,13 @@ def paced_streams(
             server,
             total=streams,
             frames=round(seconds / FRAME_SECONDS),
-            start_at=start_at,
-            stagger=stagger,
-            deadline=deadline,
+            start_at=pace.start_at,
+            stagger=pace.stagger,
+            deadline=pace.deadline,
             speech=speech,
             ping_every=ping_every,
         )
-        return watch(server, lambda: not clients.running(), mid_at, deadline + CLOSE_SLACK, every, marks)
+        return watch(server, lambda: not clients.running(), mid_at, pace.deadline + CLOSE_SLACK, every, marks)
     finally:
         clients.stop()
 
@@ -298,9 +313,8 @@ def realtime_load(
         warm_up(server, folder)
         before, stalls_before = server.stats(), server.stalls()
         rss_base, load_average = server.rss(), os.getloadavg()[0]
-        stagger = min(2.0, seconds / 2)
-        start_at = time.time() + 1.0
-        deadline = start_at + stagger + seconds + max(30.0, seconds)
+        pace = Pace.from_now(min(2.0, seconds / 2), seconds + max(30.0, seconds))
+        start_at, stagger = pace.start_at, pace.stagger
         clients = Clients(folder, 2 if streams >= 50 else 1)
         steady = Steady()
         # Every stream is sending from the last one's start (plus its handshake) to the first one's
@@ -311,11 +325,9 @@ def realtime_load(
         rss_mid, rss_peak = paced_streams(
             server,
             clients,
-            streams=streams,
-            seconds=seconds,
-            stagger=stagger,
-            start_at=start_at,
-            deadline=deadline,
+            streams,
+            seconds,
+            pace,
             every=0.25,
             mid_at=start_at + (stagger + seconds) / 2,
             marks=marks,
