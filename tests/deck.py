@@ -20,7 +20,7 @@ from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.signatures import sign_webhook
 from tests.ncco_models import check_ncco
 from tests.servers import free_port, gunicorn_command, receiving, running
-from tests.testbed import SECRET, TOKEN_SECRET
+from tests.testbed import SECRET, platform_env
 from tools.standin import VonageStandin
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
 from tools.standin.receiver import CallbackReceiver
@@ -141,15 +141,10 @@ def start_deck(
     if tls_files:
         env = {"REQUESTS_CA_BUNDLE": str(tls_files[0]), **env}
     settings = {
-        "LOCAL_STORAGE_DIR": str(folder / "data"),
-        "STREAM_TOKEN_SECRET": TOKEN_SECRET,
-        "VONAGE_SIGNATURE_SECRET": SECRET,
+        **platform_env(folder),
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "RECORDER_URL": f"ws://127.0.0.1:{port}/socket",
-        "ROUTES_FILE": str(folder / "routes.yaml"),
         "VONAGE_API_HOST": api_base.split("://", 1)[1],
-        "VONAGE_APPLICATION_ID": "standin-application",
-        "VONAGE_PRIVATE_KEY": str(folder / "application.pem"),
         **env,
     }
     worker = "gthread" if instances == 1 else "gevent"

@@ -43,6 +43,19 @@ OUTAGE_WORDS = [
 ]
 
 
+def platform_env(folder: Path, application: str = "standin-application") -> dict[str, str]:
+    """The settings of a local platform on `folder`: its storage, the test secrets, and the routes
+    file and Vonage application key written there."""
+    return {
+        "LOCAL_STORAGE_DIR": str(folder / "data"),
+        "STREAM_TOKEN_SECRET": TOKEN_SECRET,
+        "VONAGE_SIGNATURE_SECRET": SECRET,
+        "ROUTES_FILE": str(folder / "routes.yaml"),
+        "VONAGE_APPLICATION_ID": application,
+        "VONAGE_PRIVATE_KEY": str(folder / "application.pem"),
+    }
+
+
 def client(target: str) -> FlaskClient:
     """One Cloud Function as functions-framework serves it, driven in-process."""
     app: Flask = create_app(target=target, source=FUNCTIONS_SOURCE)

@@ -28,7 +28,7 @@ from shared.core.ports import BlobStore
 from shared.runtime.web import API_KEY_HEADER
 from tests.deck import PROMPT_API_KEY, PROMPT_ENV, Deck, prompt_deck
 from tests.servers import ROOT, Emulator, fresh_bucket, gcs_client
-from tests.testbed import DATA, SECRET, TOKEN_SECRET
+from tests.testbed import DATA, platform_env
 from tools.standin import CalleeScript
 
 pytestmark = pytest.mark.slow
@@ -58,12 +58,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         # What `nox -s sweep` and `nox -s forget` read: the platform's own settings.
         settings = {
             "PATH": "/usr/bin:/bin",
-            "LOCAL_STORAGE_DIR": str(tmp_path / "data"),
-            "STREAM_TOKEN_SECRET": TOKEN_SECRET,
-            "ROUTES_FILE": str(tmp_path / "routes.yaml"),
-            "VONAGE_APPLICATION_ID": "standin-application",
-            "VONAGE_PRIVATE_KEY": str(tmp_path / "application.pem"),
-            "VONAGE_SIGNATURE_SECRET": SECRET,
+            **platform_env(tmp_path),
             **PROMPT_ENV,
         }
         yield Platform(deck, settings, callback_url)

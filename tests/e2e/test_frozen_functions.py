@@ -25,7 +25,7 @@ from shared.core.signatures import API_KEY_HEADER
 from tests.frozen import FrozenPlatform, frozen_platform, local_queue, start_tasks_emulator
 from tests.ncco_models import check_ncco
 from tests.servers import free_port, receiving, wait_for_objects
-from tests.testbed import DATA, SECRET, TOKEN_SECRET
+from tests.testbed import DATA, SECRET, platform_env
 from tools.standin import CalleeScript, VonageStandin
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
 from tools.standin.receiver import CallbackReceiver
@@ -72,15 +72,10 @@ def frozen(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
         tls = make_tls_files(root / "tls")
         api_base = stack.enter_context(api.serving("127.0.0.1", free_port(), tls=tls))
         env = {
-            "LOCAL_STORAGE_DIR": str(root / "data"),
-            "STREAM_TOKEN_SECRET": TOKEN_SECRET,
-            "VONAGE_SIGNATURE_SECRET": SECRET,
+            **platform_env(root),
             "PUBLIC_URL": f"http://127.0.0.1:{free_port()}",
             "RECORDER_URL": "ws://127.0.0.1:1/socket",
-            "ROUTES_FILE": str(root / "routes.yaml"),
             "VONAGE_API_HOST": api_base.removeprefix("https://"),
-            "VONAGE_APPLICATION_ID": "standin-application",
-            "VONAGE_PRIVATE_KEY": str(root / "application.pem"),
             "REQUESTS_CA_BUNDLE": str(tls[0]),
             "PROMPT_API_KEY": API_KEY,
             "CALLBACK_SECRET": CALLBACK_SECRET,
