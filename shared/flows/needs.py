@@ -40,9 +40,9 @@ class HasMessenger(Protocol):
     def messenger(self) -> Messenger: ...
 
 
-class HasQueue(Protocol):
+class HasRecordings(Protocol):
     @property
-    def queue(self) -> TaskQueue: ...
+    def recordings(self) -> Recordings: ...
 
 
 class HasHttp(Protocol):
@@ -50,14 +50,14 @@ class HasHttp(Protocol):
     def http(self) -> HttpClient: ...
 
 
+class HasQueue(Protocol):
+    @property
+    def queue(self) -> TaskQueue: ...
+
+
 class HasCalls(Protocol):
     @property
     def calls(self) -> CallControl: ...
-
-
-class HasRecordings(Protocol):
-    @property
-    def recordings(self) -> Recordings: ...
 
 
 class HasEngines(Protocol):
