@@ -56,6 +56,18 @@ def platform_env(folder: Path, application: str = "standin-application") -> dict
     }
 
 
+def routes_env(folder: Path, routes: str) -> dict[str, str]:
+    """What start-up reads to check a routes file: `routes` written into `folder`, and a Vonage
+    application (a key that is never used)."""
+    path = folder / "routes.yaml"
+    path.write_text(routes, encoding="utf-8")
+    return {
+        "ROUTES_FILE": str(path),
+        "VONAGE_APPLICATION_ID": "app",
+        "VONAGE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----",
+    }
+
+
 def client(target: str) -> FlaskClient:
     """One Cloud Function as functions-framework serves it, driven in-process."""
     app: Flask = create_app(target=target, source=FUNCTIONS_SOURCE)
