@@ -236,6 +236,12 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
         hold = form_token(secret, "hold", conversation_uuid, user, now) if flask.g.admin else None
         return flask.render_template(template, view=view, token=token, hold_token=hold)
 
+    def posted(action: str, subject: str) -> float:
+        """When a form was posted, once its token for `action` on `subject`, by this user, is checked."""
+        now = clock()
+        _check_form_token(secret, action, subject, flask.g.user, now)
+        return now
+
     @pages.errorhandler(TapedeckError)
     def refused(err: TapedeckError) -> Any:
         return flask.jsonify({"error": str(err) if err.status < 500 or err.public else "internal error"}), err.status
@@ -285,8 +291,7 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     @pages.post("/calls/<conversation_uuid>/delete")
     def delete(conversation_uuid: str) -> Any:
-        now = clock()
-        _check_form_token(secret, "delete", conversation_uuid, flask.g.user, now)
+        now = posted("delete", conversation_uuid)
         check_deletable(services.store, conversation_uuid)
         record_action(services.store, AuditEntry(conversation_uuid, AuditAction.DELETE, flask.g.user, now))
         delete_call(erasing, conversation_uuid, flask.g.user, now)
@@ -294,8 +299,7 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     @pages.post("/calls/<conversation_uuid>/hold")
     def hold(conversation_uuid: str) -> Any:
-        now, held = clock(), flask.request.form.get("hold") == "set"
-        _check_form_token(secret, "hold", conversation_uuid, flask.g.user, now)
+        now, held = posted("hold", conversation_uuid), flask.request.form.get("hold") == "set"
         call_view(store, conversation_uuid)  # NotFound for a call never stored
         action = AuditAction.HOLD if held else AuditAction.RELEASE
         record_action(services.store, AuditEntry(conversation_uuid, action, flask.g.user, now))
@@ -310,8 +314,7 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     @pages.post("/forget")
     def forget() -> Any:
-        now = clock()
-        _check_form_token(secret, "forget", "numbers", flask.g.user, now)
+        now = posted("forget", "numbers")
         number = read_number(flask.request.form.get("number", ""))
         check_forgettable(settings, number)
         request_forget(services.store, number, flask.g.user, now)
@@ -326,8 +329,8 @@ def browser_blueprint(services: Services, verify: Verifier | None = None) -> fla
 
     @pages.post("/problems/<kind>/<ident>/<action>")
     def act_on_problem(kind: str, ident: str, action: str) -> Any:
-        problem_kind, now = _problem_kind(kind), clock()
-        _check_form_token(secret, "problem", problem_key(problem_kind, ident), flask.g.user, now)
+        problem_kind = _problem_kind(kind)
+        now = posted("problem", problem_key(problem_kind, ident))
         if action == "retry":
             # Run by the next sweep, which has the queue, the messenger and the deliveries' secret.
             request_retry(services.store, problem_kind, ident, now, flask.g.user)

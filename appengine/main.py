@@ -18,6 +18,7 @@ from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.adapters.google_streaming_transcriber import cooperate_with_gevent
 from shared.config.settings import SECRET_NAMES, Settings
 from shared.core.ports import LiveListener, StreamingTranscriber
+from shared.core.tasks import Task
 from shared.flows.recording_outcomes import settle_task
 from shared.flows.results import claim_result
 from shared.flows.stitching import stitch_task
@@ -78,18 +79,17 @@ def _pager(services: Services) -> Callable[[LiveMessage], None]:
     return page
 
 
-def _stitcher(services: Services) -> Callable[[str, str], None]:
-    """What the end of a session of a call in several does: queue the stitching of its recording,
-    which waits for the call's end."""
+def _later(services: Services, task: Callable[[str, str], Task], failed: str) -> Callable[[str, str], None]:
+    """What the end of a stream's session asks for later: `task` queued for the call and session.
+    A failure to queue is logged as `failed`, and not raised: something else asks for it again."""
 
-    def stitch(conversation_uuid: str, session: str) -> None:
+    def ask(conversation_uuid: str, session: str) -> None:
         try:
-            services.queue.enqueue(stitch_task(conversation_uuid, session))
+            services.queue.enqueue(task(conversation_uuid, session))
         except Exception:
-            # The call's `completed` event queues it too.
-            log.exception("could not queue the stitching of a recording", extra={"call": conversation_uuid})
+            log.exception(failed, extra={"call": conversation_uuid})
 
-    return stitch
+    return ask
 
 
 def _live_listener(services: Services) -> Callable[[str], LiveListener]:
@@ -99,20 +99,6 @@ def _live_listener(services: Services) -> Callable[[str], LiveListener]:
         return WebhookLiveListener(webhook_poster(services.http, services.settings.delivery, url, services.clock))
 
     return listen
-
-
-def _settler(services: Services) -> Callable[[str, str], None]:
-    """What a stream's end asks for: a task that settles the call's recordings (in the tasks
-    function, beside the other outcomes), since the call may already be over."""
-
-    def settle(conversation_uuid: str, session: str) -> None:
-        try:
-            services.queue.enqueue(settle_task(conversation_uuid, session))
-        except Exception:
-            # The sweep settles the call anyway, once Vonage reports its end.
-            log.exception("could not ask for a recording to be settled", extra={"call": conversation_uuid})
-
-    return settle
 
 
 def create_app(
@@ -138,11 +124,16 @@ def create_app(
         routes=settings.routes,
         listen=_live_listener(services),
         post_result=lambda call, name, url, payload: claim_result(services, call, name, url, payload),
-        on_recorded=_settler(services),
+        # A task that settles the call's recordings (in the tasks function, beside the other
+        # outcomes), since the call may already be over; failing that, the sweep settles it once
+        # Vonage reports the call's end.
+        on_recorded=_later(services, settle_task, "could not ask for a recording to be settled"),
         rotate_seconds=settings.stream.rotate_seconds,
         # Which process recorded each session, in call.json: a host and a worker.
         recorder=f"{socket.gethostname()}/{os.getpid()}",
-        after_session=_stitcher(services),
+        # The stitching of a call recorded in several sessions, which waits for the call's end;
+        # failing that, the call's `completed` event queues it.
+        after_session=_later(services, stitch_task, "could not queue the stitching of a recording"),
         # Each stream's storage steps run away from its socket, so slow storage never holds it up.
         lane=BackgroundStorageLane,
     )

@@ -36,31 +36,28 @@ def reset(url: str) -> None:
         ).raise_for_status()
 
 
-def make_vocabularies_ready_immediately(url: str) -> None:
-    """Make every custom vocabulary READY as soon as it is created."""
+def _transition(url: str, model: str, progression: dict[str, str | int]) -> None:
+    """How moto moves every resource of `model` through its states from now on."""
     requests.post(
         f"{url}/moto-api/state-manager/set-transition",
-        json={"model_name": VOCABULARY, "transition": {"progression": "immediate"}},
+        json={"model_name": model, "transition": progression},
         timeout=5,
     ).raise_for_status()
+
+
+def make_vocabularies_ready_immediately(url: str) -> None:
+    """Make every custom vocabulary READY as soon as it is created."""
+    _transition(url, VOCABULARY, {"progression": "immediate"})
 
 
 def finish_jobs_immediately(url: str) -> None:
     """Make every transcription job COMPLETED on its first GetTranscriptionJob."""
-    requests.post(
-        f"{url}/moto-api/state-manager/set-transition",
-        json={"model_name": TRANSCRIPTION_JOB, "transition": {"progression": "immediate"}},
-        timeout=5,
-    ).raise_for_status()
+    _transition(url, TRANSCRIPTION_JOB, {"progression": "immediate"})
 
 
 def step_jobs_each_read(url: str) -> None:
     """Move every transcription job one step (QUEUED, IN_PROGRESS, COMPLETED) per GetTranscriptionJob."""
-    requests.post(
-        f"{url}/moto-api/state-manager/set-transition",
-        json={"model_name": TRANSCRIPTION_JOB, "transition": {"progression": "manual", "times": 1}},
-        timeout=5,
-    ).raise_for_status()
+    _transition(url, TRANSCRIPTION_JOB, {"progression": "manual", "times": 1})
 
 
 def point_boto3_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:

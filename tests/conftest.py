@@ -13,8 +13,10 @@ from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.ports import BlobStore
 from tests.aws import moto_server, point_boto3_at, reset
 from tests.faultproxy import FaultProxy
+from tests.iap_keys import KeyList
 from tests.servers import Emulator, free_port, fresh_bucket, gcs_client, running, storage_emulator_command
 from tests.testbed import CONTRACT_FAULTS, QUICK_RETRY, TOKEN_SECRET
+from tools.standin.api import serve_in_thread
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +99,18 @@ def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
 
     configure()
     yield configure
+
+
+@pytest.fixture
+def key_list() -> KeyList:
+    """Google's IAP key list, holding one key, `kid-1`."""
+    keys = KeyList()
+    keys.add("kid-1")
+    return keys
+
+
+@pytest.fixture
+def keys_url(key_list: KeyList) -> Iterator[str]:
+    """Where the key list is served, on loopback."""
+    with serve_in_thread(key_list.app(), "127.0.0.1", 0) as base:
+        yield f"{base}/iap/verify/public_key"

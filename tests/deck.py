@@ -19,10 +19,24 @@ import requests
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.signatures import sign_webhook
 from tests.ncco_models import check_ncco
-from tests.servers import free_port, gunicorn_command, running
-from tests.testbed import SECRET, TOKEN_SECRET
+from tests.servers import free_port, gunicorn_command, receiving, running
+from tests.testbed import SECRET, platform_env
 from tools.standin import VonageStandin
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
+from tools.standin.receiver import CallbackReceiver
+
+# The voicemail line most tests call, and the owners it pages.
+MAILBOX = "447700900001"
+OWNERS = ["447700900111", "447700900222"]
+# A deck that places PIN prompt calls: the key its API asks for, and its callbacks to loopback,
+# signed with CALLBACK_SECRET.
+PROMPT_API_KEY, CALLBACK_SECRET = "prompt-api-key", "prompt-callback-secret"
+PROMPT_ENV = {
+    "PROMPT_API_KEY": PROMPT_API_KEY,
+    "CALLBACK_SECRET": CALLBACK_SECRET,
+    "ALLOW_PRIVATE_CALLBACKS": "true",
+    "PROMPT_HANGUP_GRACE": "0.5",
+}
 
 
 @dataclass
@@ -127,15 +141,10 @@ def start_deck(
     if tls_files:
         env = {"REQUESTS_CA_BUNDLE": str(tls_files[0]), **env}
     settings = {
-        "LOCAL_STORAGE_DIR": str(folder / "data"),
-        "STREAM_TOKEN_SECRET": TOKEN_SECRET,
-        "VONAGE_SIGNATURE_SECRET": SECRET,
+        **platform_env(folder),
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "RECORDER_URL": f"ws://127.0.0.1:{port}/socket",
-        "ROUTES_FILE": str(folder / "routes.yaml"),
         "VONAGE_API_HOST": api_base.split("://", 1)[1],
-        "VONAGE_APPLICATION_ID": "standin-application",
-        "VONAGE_PRIVATE_KEY": str(folder / "application.pem"),
         **env,
     }
     worker = "gthread" if instances == 1 else "gevent"
@@ -160,6 +169,18 @@ def deck_fixture(tmp_path: Path, routes: str, number: str) -> Iterator[DeckFacto
             return start_deck(stack, tmp_path, routes, number, env)
 
         yield start
+
+
+def prompt_deck(
+    stack: ExitStack, tmp_path: Path, routes: str, number: str, env: dict[str, str], fail_first: int = 0
+) -> tuple[Deck, CallbackReceiver, str]:
+    """A deck that places PIN prompt calls (PROMPT_ENV, then `env`), its API over TLS signing
+    webhooks as Vonage does; with a receiver of the prompts' callbacks, failing the first
+    `fail_first`, and the callback URL on it."""
+    receiver, callback_url = stack.enter_context(receiving(CALLBACK_SECRET, "/pin-result", fail_first))
+    deck = start_deck(stack, tmp_path, routes, number, {**PROMPT_ENV, **env}, tls=True)
+    deck.api.signature_secret = SECRET
+    return deck, receiver, callback_url
 
 
 def signed_post(url: str, payload: dict[str, Any], secret: str = SECRET) -> requests.Response:

@@ -1,4 +1,5 @@
-"""Real local servers for the tests: the storage emulator, the recorder and the functions."""
+"""Real local servers for the tests: the storage emulator, the recorder and the functions, and a
+receiver of signed callbacks."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from typing import Any
 import requests
 
 from shared.core.ports import BlobStore
+from tools.standin.api import serve_in_thread
+from tools.standin.receiver import CallbackReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -154,3 +157,12 @@ def wait_for_objects(store: BlobStore, prefix: str, count: int = 1, timeout: flo
             return [json.loads(store.read(info.key).data) for info in found]  # type: ignore[union-attr]
         time.sleep(0.1)
     raise AssertionError(f"nothing under {prefix} within {timeout} s")
+
+
+@contextmanager
+def receiving(secret: str, path: str = "", fail_first: int = 0) -> Iterator[tuple[CallbackReceiver, str]]:
+    """A receiver of callbacks signed with `secret` on loopback, failing the first `fail_first`,
+    and the URL of `path` on it."""
+    target = CallbackReceiver(secret, fail_first=fail_first)
+    with serve_in_thread(target.app(), "127.0.0.1", 0) as base:
+        yield target, f"{base}{path}"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.adapters.google_transcriber import speech_contexts
-from shared.adapters.live_feed import FedStream, FeedLedger
+from shared.adapters.live_feed import FedStream, FeedLedger, StreamSlots
 from shared.core.ports import LiveSegment, SpeechHints
 from shared.core.transcript_parsers import Word
 
@@ -84,14 +84,16 @@ class GoogleStreamingTranscriber:
         backlog: float = 10.0,
         bridge_max: float = 30.0,
     ) -> None:
-        self.limit = limit
+        self.slots = StreamSlots(limit)
         self.language = language
         self.restart_after = restart_after
         self.backlog = backlog
         self.bridge_max = bridge_max
         self._client = client
-        self._open = 0
-        self._lock = threading.Lock()
+
+    @property
+    def limit(self) -> int:
+        return self.slots.limit
 
     @property
     def client(self) -> Any:
@@ -103,15 +105,13 @@ class GoogleStreamingTranscriber:
     def open(
         self, rate: int, on_segment: Callable[[LiveSegment], None], hints: SpeechHints | None = None
     ) -> _GoogleStream | None:
-        with self._lock:
-            if self._open >= self.limit:
-                return None
-            self._open += 1
+        if not self.slots.take():
+            return None
         try:
             client = self.client
         except Exception:
             log.exception("live transcription could not start")
-            self._release()
+            self.slots.release()
             return None
         return _GoogleStream(self, client, rate, on_segment, hints)
 
@@ -133,10 +133,6 @@ class GoogleStreamingTranscriber:
             ),
             interim_results=True,
         )
-
-    def _release(self) -> None:
-        with self._lock:
-            self._open -= 1
 
 
 @dataclass
@@ -208,7 +204,7 @@ class _GoogleStream(FedStream):
             self._report_gap(self._heard_until, self._ledger.position)
         else:
             self._ledger.end_gap(self._ledger.position)
-        self._engine._release()
+        self._engine.slots.release()
 
     def _abandon(self) -> None:
         self._abandoned = True

@@ -12,7 +12,28 @@ import queue
 import threading
 from collections.abc import Callable
 
-__all__ = ["FedStream", "FeedLedger"]
+__all__ = ["FedStream", "FeedLedger", "StreamSlots"]
+
+
+class StreamSlots:
+    """At most `limit` live streams open at once: a slot is taken as one opens, released as it ends."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Take a slot, or say there is none free."""
+        with self._lock:
+            if self._open >= self.limit:
+                return False
+            self._open += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._open -= 1
 
 
 class FeedLedger:

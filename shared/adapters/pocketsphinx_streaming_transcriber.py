@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from shared.adapters.live_feed import FedStream, FeedLedger
+from shared.adapters.live_feed import FedStream, FeedLedger, StreamSlots
 from shared.core.ports import LiveSegment, SpeechHints
 from shared.core.transcript_parsers import Word
 
@@ -50,22 +50,22 @@ class PocketsphinxStreamingTranscriber:
     def __init__(
         self, limit: int = 2, backlog: float = 10.0, python: str = sys.executable, niceness: int = DECODER_NICENESS
     ) -> None:
-        self.limit = limit
+        self.slots = StreamSlots(limit)
         self.backlog = backlog
         self.python = python
         self.niceness = niceness
-        self._open = 0
-        self._lock = threading.Lock()
+
+    @property
+    def limit(self) -> int:
+        return self.slots.limit
 
     def open(
         self, rate: int, on_segment: Callable[[LiveSegment], None], hints: SpeechHints | None = None
     ) -> _ChildStream | None:
         """A child decoding the stream. `hints` are not used: the bundled model is US English
         only, and a route's phrases are not taken (see PocketsphinxTranscriber)."""
-        with self._lock:
-            if self._open >= self.limit:
-                return None
-            self._open += 1
+        if not self.slots.take():
+            return None
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(_ROOT), os.environ.get("PYTHONPATH"))))}
         try:
             child = subprocess.Popen(
@@ -76,13 +76,9 @@ class PocketsphinxStreamingTranscriber:
             )
         except OSError:
             log.exception("live transcription could not start")
-            self._release()
+            self.slots.release()
             return None
-        return _ChildStream(child, rate, on_segment, int(self.backlog / _FRAME_SECONDS), self._release)
-
-    def _release(self) -> None:
-        with self._lock:
-            self._open -= 1
+        return _ChildStream(child, rate, on_segment, int(self.backlog / _FRAME_SECONDS), self.slots.release)
 
 
 class _ChildStream(FedStream):

@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, is_shaped
-from shared.core.payloads import JsonObject, unknown_fields
+from shared.core.payloads import FlatRecord, JsonObject, unknown_fields
 from shared.core.reconnect_record import Reconnect, StitchedRecording
 from shared.core.times import instant
 
@@ -105,7 +105,7 @@ class CallEvent:
 
 
 @dataclass(frozen=True)
-class Gap:
+class Gap(FlatRecord):
     """Audio known to be missing from a recording: `seconds` of it, after the `at` seconds the
     recording holds, from `start` to `end` (ISO 8601)."""
 
@@ -113,13 +113,6 @@ class Gap:
     seconds: float
     start: str
     end: str
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(doc["at"], doc["seconds"], doc["start"], doc["end"])
-
-    def to_json(self) -> dict[str, object]:
-        return {"at": self.at, "seconds": self.seconds, "start": self.start, "end": self.end}
 
 
 _STREAM = (
@@ -249,20 +242,13 @@ class StoredRecording:
 
 
 @dataclass
-class Keypress:
+class Keypress(FlatRecord):
     """A DTMF key heard `at` seconds into the recording of `session`."""
 
     digit: str
     duration: int | None
     at: float
     session: str
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(doc["digit"], doc["duration"], doc["at"], doc["session"])
-
-    def to_json(self) -> dict[str, object]:
-        return {"digit": self.digit, "duration": self.duration, "at": self.at, "session": self.session}
 
 
 _CALL = (

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Self
 
-from shared.core.payloads import JsonObject, unknown_fields
+from shared.core.payloads import FlatRecord, JsonObject, unknown_fields
 
 __all__ = ["DeliveryOutcome", "DeliveryRecord", "DeliveryRequest", "DeliveryState", "Encoding", "delivery_state"]
 
@@ -42,20 +42,13 @@ class DeliveryRequest:
 
 
 @dataclass(frozen=True)
-class DeliveryOutcome:
+class DeliveryOutcome(FlatRecord):
     delivered: bool
     attempts: int
     status: int | None = None
     error: str | None = None
     # Nothing a retry could change: the guard refused the URL.
     permanent: bool = False
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Self:
-        return cls(doc["delivered"], doc["attempts"], doc["status"], doc["error"], doc["permanent"])
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def delivery_state(outcome: DeliveryOutcome, *, final: bool) -> DeliveryState:

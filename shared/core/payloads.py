@@ -11,13 +11,15 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from dataclasses import asdict, fields
+from typing import Any, ClassVar, Self, TypeAlias, cast
 from urllib.parse import SplitResult, urlsplit
 
 from shared.core.errors import BadRequest
 
 __all__ = [
     "MAX_JSON_DEPTH",
+    "FlatRecord",
     "JsonObject",
     "JsonValue",
     "TooDeep",
@@ -40,6 +42,20 @@ _BRACKET = re.compile(r"[\[\]{}]")
 def unknown_fields(doc: Mapping[str, Any], *known: str) -> JsonObject:
     """The fields of a stored document not in `known`: kept as they were, for whatever wrote them."""
     return {k: v for k, v in doc.items() if k not in known}
+
+
+class FlatRecord:
+    """A dataclass stored as the JSON object of its fields, by their names, each a plain value."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Self:
+        make: Any = cls
+        return cast(Self, make(*(doc[field.name] for field in fields(make))))
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
 
 
 class TooDeep(BadRequest):

@@ -12,7 +12,7 @@ from typing import Any, Self
 
 from shared.core.deliveries import DeliveryRecord
 from shared.core.ncco import Action
-from shared.core.payloads import JsonObject, unknown_fields
+from shared.core.payloads import FlatRecord, JsonObject, unknown_fields
 
 __all__ = ["FINAL", "PinHash", "PromptStatus", "PromptTransaction", "check_pin", "hash_pin"]
 
@@ -31,20 +31,13 @@ FINAL = (PromptStatus.OK, PromptStatus.FAILED, PromptStatus.ERROR)
 
 
 @dataclass(frozen=True)
-class PinHash:
+class PinHash(FlatRecord):
     """The PIN as a salted PBKDF2 hash, and its length (the digits to wait for); never the PIN."""
 
     salt: str
     hash: str
     rounds: int
     length: int
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Self:
-        return cls(doc["salt"], doc["hash"], doc["rounds"], doc["length"])
-
-    def to_json(self) -> dict[str, object]:
-        return {"salt": self.salt, "hash": self.hash, "rounds": self.rounds, "length": self.length}
 
 
 def hash_pin(pin: str, salt: bytes | None = None) -> PinHash:

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Self
 
+from shared.core.payloads import FlatRecord
+
 __all__ = ["Reconnect", "SilentGap", "StitchedRecording"]
 
 
 @dataclass
-class Reconnect:
+class Reconnect(FlatRecord):
     """The call's websocket connected again: `leg` is the new connect, asked for when leg - 1's
     `disconnected` event (timed `disconnected_at` by Vonage) was answered at `answered_at`."""
 
@@ -18,27 +20,13 @@ class Reconnect:
     disconnected_at: str
     answered_at: str
 
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(doc["leg"], doc["disconnected_at"], doc["answered_at"])
-
-    def to_json(self) -> dict[str, object]:
-        return {"leg": self.leg, "disconnected_at": self.disconnected_at, "answered_at": self.answered_at}
-
 
 @dataclass
-class SilentGap:
+class SilentGap(FlatRecord):
     """A stretch of the call's timeline, in seconds from its start, that no session recorded."""
 
     start: float
     end: float
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(doc["start"], doc["end"])
-
-    def to_json(self) -> dict[str, object]:
-        return {"start": self.start, "end": self.end}
 
 
 @dataclass

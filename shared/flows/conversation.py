@@ -12,7 +12,7 @@ from shared.core.call_record import Flow, call_key
 from shared.core.errors import TapedeckError
 from shared.core.job_record import Job, JobState
 from shared.core.pager import fit_sms
-from shared.core.ports import TaskQueue, Transcript, TranscriptionJob
+from shared.core.ports import Transcript, TranscriptionJob
 from shared.core.transcripts import (
     TranscriptModel,
     Turn,
@@ -24,11 +24,11 @@ from shared.core.transcripts import (
 )
 from shared.core.transcripts import transcript_document as model_document
 from shared.flows.calls import note_transcript
-from shared.flows.delivery import HttpClient
 from shared.flows.jobs import RecordingWebhook, new_job, run_claimed, set_job, store_recording
+from shared.flows.needs import HasHttp, HasQueue
 from shared.flows.notify import audio_link, text_once
 from shared.flows.redactions import (
-    engine_redaction,
+    engine_job,
     redacted_model_document,
     store_redacted_audio,
     store_unredacted,
@@ -46,11 +46,8 @@ FLOW = Flow.CONVERSATION
 SUMMARY_LINES = 3
 
 
-class ConversationServices(VoicemailServices, Protocol):
-    @property
-    def http(self) -> HttpClient: ...
-    @property
-    def queue(self) -> TaskQueue: ...
+class ConversationServices(VoicemailServices, HasHttp, HasQueue, Protocol):
+    pass
 
 
 def receive_conversation(
@@ -79,17 +76,7 @@ def _store_conversation(
         store, services.recordings, hook, stem="conversation", flow=FLOW, job=name, now=now
     )
     set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
-    channels = _channels_in(data, media_format)
-    return TranscriptionJob(
-        name,
-        audio_key,
-        media_format,
-        route.language,
-        channels,
-        engine_redaction(route),
-        route.vocabulary,
-        route.languages,
-    )
+    return engine_job(name, audio_key, media_format, route, _channels_in(data, media_format))
 
 
 def _channels_in(data: bytes, media_format: str) -> int:

@@ -30,7 +30,7 @@ from shared.core.erasure import (
 )
 from shared.core.errors import BadRequest, Conflict, NotFound
 from shared.core.operations import PROBLEMS_PREFIX, RETRIES_PREFIX, Event
-from shared.core.ports import BlobStore, Messenger, StorageConflict, Transcriber, Transcript, TranscriptionJob
+from shared.core.ports import BlobStore, StorageConflict, Transcript, TranscriptionJob
 from shared.core.prompt_transaction import PromptTransaction
 from shared.core.tasks import FAILED_TASKS_PREFIX
 from shared.core.times import instant, iso
@@ -46,6 +46,7 @@ from shared.flows.documents import (
 )
 from shared.flows.jobs import JOB_PREFIX, call_job_names, job_key
 from shared.flows.links import erase_link
+from shared.flows.needs import HasEngines, HasMessenger, HasSettings, HasStore
 from shared.flows.pin_calls import PREFIX as PROMPTS_PREFIX
 from shared.flows.recording_outcomes import pending_key
 
@@ -83,18 +84,9 @@ _GOING_ON = frozenset({"started", "ringing", "answered"})
 _NAMING_PREFIXES = (PROBLEMS_PREFIX, RETRIES_PREFIX, FAILED_TASKS_PREFIX)
 
 
-class EraseServices(Protocol):
+class EraseServices(HasSettings, HasStore, HasMessenger, HasEngines, Protocol):
     """What an erasure reaches: the store, the engine that holds copies of recordings, and the
     messenger that keeps copies of pages."""
-
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def store(self) -> BlobStore: ...
-    @property
-    def messenger(self) -> Messenger: ...
-
-    def transcriber_for(self, engine: str) -> Transcriber: ...
 
 
 def _discard(services: EraseServices, name: str) -> int:

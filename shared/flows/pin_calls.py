@@ -28,13 +28,14 @@ from shared.core.pin_prompt import (
     read_dtmf,
     settle_hang_up,
 )
-from shared.core.ports import BlobStore, CallControl, OutboundCall, TaskQueue, VonageCredentials
+from shared.core.ports import BlobStore, OutboundCall, VonageCredentials
 from shared.core.signatures import api_key_matches, unverified_claims
 from shared.core.tasks import Retry, Task
 from shared.core.tokens import sign_caller, verify_caller
 from shared.core.webhooks import parse_call_event
-from shared.flows.delivery import HttpClient, check_target, deliver_once
+from shared.flows.delivery import check_target, deliver_once
 from shared.flows.documents import claim_once, read_document, update_document
+from shared.flows.needs import HasCalls, HasHttp, HasQueue, HasSettings, HasStore
 from shared.flows.problems import clear_problem, note_problem
 
 __all__ = [
@@ -60,17 +61,8 @@ _ATTEMPT = re.compile(r"[0-9]{1,2}", re.ASCII)
 _PUBLIC = ("tid", "to", "from", "status", "detail", "attempts", "max_attempts", "created_at", "updated_at")
 
 
-class PromptServices(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def store(self) -> BlobStore: ...
-    @property
-    def calls(self) -> CallControl: ...
-    @property
-    def http(self) -> HttpClient: ...
-    @property
-    def queue(self) -> TaskQueue: ...
+class PromptServices(HasSettings, HasStore, HasHttp, HasQueue, HasCalls, Protocol):
+    pass
 
 
 def transaction_key(tid: str) -> str:

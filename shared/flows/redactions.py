@@ -18,7 +18,7 @@ from typing import Any
 
 from shared.config.routes import Route
 from shared.core.errors import TapedeckError
-from shared.core.ports import BlobStore
+from shared.core.ports import BlobStore, TranscriptionJob
 from shared.core.redacted_audio import redacted_wav
 from shared.core.redaction import Redact, RedactedSpan, redact_model, redact_text
 from shared.core.transcripts import TranscriptModel, build_turns, parse_transcript, transcript_document
@@ -28,6 +28,7 @@ __all__ = [
     "REDACTED_SUFFIX",
     "RedactedTranscript",
     "RedactionPolicy",
+    "engine_job",
     "engine_redaction",
     "playable_key",
     "redact_document",
@@ -66,6 +67,20 @@ def engine_redaction(route: Route) -> tuple[str, ...]:
     """What the engine may redact itself: what the route redacts, unless the route keeps the words
     as heard (an engine's redacted transcript has lost them)."""
     return () if route.keep_unredacted else tuple(str(kind) for kind in route.redact)
+
+
+def engine_job(name: str, audio_key: str, media_format: str, route: Route, channels: int = 1) -> TranscriptionJob:
+    """A recording's transcription, with what its route tells the engine."""
+    return TranscriptionJob(
+        name,
+        audio_key,
+        media_format,
+        route.language,
+        channels,
+        engine_redaction(route),
+        route.vocabulary,
+        route.languages,
+    )
 
 
 def _kinds_note(kinds: Collection[Redact]) -> list[str]:

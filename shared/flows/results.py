@@ -12,15 +12,14 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
-from shared.config.settings import Settings
 from shared.core.call_record import call_key
 from shared.core.deliveries import DeliveryRecord, DeliveryRequest, DeliveryState
 from shared.core.errors import Conflict
 from shared.core.operations import Event, Problem, ProblemKind, webhook_kind
-from shared.core.ports import BlobStore, TaskQueue
 from shared.core.tasks import Retry, Task
-from shared.flows.delivery import HttpClient, deliver_once
+from shared.flows.delivery import deliver_once
 from shared.flows.documents import claim_once, read_document, update_document
+from shared.flows.needs import HasHttp, HasQueue, HasSettings, HasStore
 from shared.flows.problems import clear_problem, note_problem
 
 __all__ = ["ResultServices", "claim_result", "deliver_result", "delivery_key", "delivery_name", "reopen_result"]
@@ -28,15 +27,8 @@ __all__ = ["ResultServices", "claim_result", "deliver_result", "delivery_key", "
 log = logging.getLogger(__name__)
 
 
-class ResultServices(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def store(self) -> BlobStore: ...
-    @property
-    def http(self) -> HttpClient: ...
-    @property
-    def queue(self) -> TaskQueue: ...
+class ResultServices(HasSettings, HasStore, HasHttp, HasQueue, Protocol):
+    pass
 
 
 def delivery_key(conversation_uuid: str, name: str) -> str:

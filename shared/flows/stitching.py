@@ -41,13 +41,14 @@ from shared.core.call_record import (
 from shared.core.errors import BadRequest
 from shared.core.live_events import live_transcript, segment_from_json
 from shared.core.peaks import PeakBuilder
-from shared.core.ports import BlobStore, LiveSegment, TaskQueue
+from shared.core.ports import BlobStore, LiveSegment
 from shared.core.tasks import Retry, Task
 from shared.core.timeline import Placement, Timeline, lay_out
 from shared.core.transcripts import Word
 from shared.core.wav import parse_wav, wav_header
 from shared.flows.calls import iso, note_transcript, read_call, update_call
 from shared.flows.live_transcripts import live_lines_key, write_transcript
+from shared.flows.needs import HasQueue, HasStore
 from shared.flows.redactions import redacted_audio_key
 
 __all__ = [
@@ -69,11 +70,8 @@ STITCHED = "recording"
 _SILENCE_PART = 8 * 1024 * 1024
 
 
-class StitchServices(Protocol):
-    @property
-    def store(self) -> BlobStore: ...
-    @property
-    def queue(self) -> TaskQueue: ...
+class StitchServices(HasStore, HasQueue, Protocol):
+    pass
 
 
 def stitch_task(conversation_uuid: str, trigger: str) -> Task:

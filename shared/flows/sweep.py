@@ -17,15 +17,13 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
-from shared.config.settings import Settings
 from shared.core.errors import Conflict
 from shared.core.operations import Event, Problem, ProblemKind, retry_key
-from shared.core.ports import BlobStore, CallControl, Messenger, TaskQueue, Transcriber
 from shared.core.recording_outcome import WaitingCall
 from shared.core.tasks import parse_task
-from shared.flows.delivery import HttpClient
 from shared.flows.documents import document_of, keep_place, next_batch, update_document
 from shared.flows.erase import RetentionReport, run_discards, run_forget_requests, run_retention
+from shared.flows.needs import HasCalls, HasEngines, HasHttp, HasMessenger, HasQueue, HasSettings, HasStore
 from shared.flows.notify import resend_page
 from shared.flows.pin_calls import reopen_callback
 from shared.flows.problems import clear_problem, requested_retries
@@ -45,24 +43,9 @@ log = logging.getLogger(__name__)
 CURSOR_KEY = "sweep/cursor.json"
 
 
-class SweepServices(Protocol):
+class SweepServices(HasSettings, HasStore, HasMessenger, HasHttp, HasQueue, HasCalls, HasEngines, Protocol):
     """What a sweep reaches: a call's recordings and deliveries, a page's messenger, a callback's
     transaction (PromptServices), and the queue that runs retried work."""
-
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def store(self) -> BlobStore: ...
-    @property
-    def http(self) -> HttpClient: ...
-    @property
-    def queue(self) -> TaskQueue: ...
-    @property
-    def calls(self) -> CallControl: ...
-    @property
-    def messenger(self) -> Messenger: ...
-
-    def transcriber_for(self, engine: str) -> Transcriber: ...
 
 
 @dataclass

@@ -24,10 +24,11 @@ from typing import Any, Protocol
 from shared.core.call_record import Flow
 from shared.core.errors import BadRequest
 from shared.core.job_record import Job, JobState
-from shared.core.ports import Transcriber, Transcript, TranscriptionJob
+from shared.core.ports import Transcript, TranscriptionJob
 from shared.core.tasks import Task
 from shared.flows.conversation import ConversationServices, finish_conversation, receive_conversation
 from shared.flows.jobs import read_job, read_recording_webhook, set_job
+from shared.flows.needs import HasEngines
 from shared.flows.voicemail import finish_voicemail, receive_voicemail
 
 __all__ = [
@@ -52,11 +53,8 @@ RUNNING, COMPLETED, FAILED, LATE = "running", "completed", "failed", "late"
 EVENT_ENGINE = "aws"
 
 
-class RecordedCallServices(ConversationServices, Protocol):
-    @property
-    def transcriber(self) -> Transcriber: ...
-
-    def transcriber_for(self, engine: str) -> Transcriber: ...
+class RecordedCallServices(ConversationServices, HasEngines, Protocol):
+    pass
 
 
 def transcribe_task(job: TranscriptionJob, attempt: int = 0, *, kind: str = TRANSCRIBE_TASK, delay: float = 0) -> Task:

@@ -15,7 +15,7 @@ from shared.core.call_record import Flow, call_key, check_conversation_uuid
 from shared.core.errors import TapedeckError
 from shared.core.job_record import Job, JobState
 from shared.core.pager import build_pager_text
-from shared.core.ports import BlobStore, Messenger, Recordings, Transcript, TranscriptionJob
+from shared.core.ports import Transcript, TranscriptionJob
 from shared.flows.calls import note_transcript
 from shared.flows.jobs import (
     RecordingWebhook,
@@ -27,8 +27,9 @@ from shared.flows.jobs import (
     set_job,
     store_recording,
 )
+from shared.flows.needs import HasMessenger, HasRecordings, HasSettings, HasStore
 from shared.flows.notify import audio_link, text_once
-from shared.flows.redactions import engine_redaction, redact_document, store_redacted_audio, store_unredacted
+from shared.flows.redactions import engine_job, redact_document, store_redacted_audio, store_unredacted
 
 __all__ = [
     "FLOW",
@@ -50,15 +51,8 @@ NO_MESSAGE = "Caller left no message"
 FAILED = "Transcription failed"
 
 
-class VoicemailServices(Protocol):
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def store(self) -> BlobStore: ...
-    @property
-    def messenger(self) -> Messenger: ...
-    @property
-    def recordings(self) -> Recordings: ...
+class VoicemailServices(HasSettings, HasStore, HasMessenger, HasRecordings, Protocol):
+    pass
 
 
 def _is_silent(data: bytes, media_format: str) -> bool:
@@ -103,7 +97,7 @@ def _store_message(
         _page(services, job_doc, NO_MESSAGE, audio_key=audio_key, now=now)
         return None
     set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
-    return _transcription(name, audio_key, media_format, route)
+    return engine_job(name, audio_key, media_format, route)
 
 
 def finish_voicemail(services: VoicemailServices, job: Job, transcript: Transcript, now: float) -> None:
@@ -173,20 +167,6 @@ class LiveMessage:
     text: str | None
 
 
-def _transcription(name: str, audio_key: str, media_format: str, route: Route) -> TranscriptionJob:
-    """A message's transcription, with what its route tells the engine."""
-    redact = engine_redaction(route)
-    return TranscriptionJob(
-        name,
-        audio_key,
-        media_format,
-        route.language,
-        redact=redact,
-        vocabulary=route.vocabulary,
-        languages=route.languages,
-    )
-
-
 def page_live_message(services: VoicemailServices, message: LiveMessage, now: float) -> TranscriptionJob | None:
     """Page the owners at once from the live words, exactly once per message; without them, say
     what the batch path must transcribe."""
@@ -198,7 +178,7 @@ def page_live_message(services: VoicemailServices, message: LiveMessage, now: fl
     store, name, audio_key = services.store, job.name, message.audio_key
     if message.text is None:
         set_job(store, name, lambda held: held.move(JobState.TRANSCRIBING, audio_key=audio_key))
-        return _transcription(name, audio_key, message.media_format, route)
+        return engine_job(name, audio_key, message.media_format, route)
     set_job(store, name, lambda held: held.move(JobState.TRANSCRIBED, audio_key=audio_key, transcript_status="live"))
     _page(services, job, message.text.strip() or NO_MESSAGE, audio_key=audio_key, now=now)
     return None

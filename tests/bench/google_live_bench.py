@@ -46,6 +46,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.bench.harness import process_cpu  # noqa: E402
 from tests.bench.timing import FRAME_BYTES, FRAME_SECONDS  # noqa: E402
 
 __all__ = ["Tally", "run_client"]
@@ -198,11 +199,6 @@ class Run:
     tally: Tally
 
 
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
-
-
 def _sleep_until(moment: float) -> None:
     time.sleep(max(0.0, moment - time.time()))
 
@@ -228,14 +224,14 @@ def _watch(client: subprocess.Popen[str], standin: psutil.Process | None, stream
     process = psutil.Process(client.pid)
     resting = process.memory_info().rss
     _sleep_until(start_at + _WARM)
-    began, cpu, standin_cpu = time.time(), _cpu(process), _cpu(standin) if standin else 0.0
+    began, cpu, standin_cpu = time.time(), process_cpu(process), process_cpu(standin) if standin else 0.0
     peak = resting
     while time.time() < start_at + seconds - 1.0:
         peak = max(peak, process.memory_info().rss)
         time.sleep(0.25)
     window = time.time() - began
-    cpu = _cpu(process) - cpu
-    standin_cpu = (_cpu(standin) if standin else 0.0) - standin_cpu
+    cpu = process_cpu(process) - cpu
+    standin_cpu = (process_cpu(standin) if standin else 0.0) - standin_cpu
     tally = Tally(**json.loads(_line(client)))
     if client.wait(timeout=120) != 0:
         raise SystemExit(f"the client failed (exit status {client.returncode})")

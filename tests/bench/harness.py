@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -29,8 +32,11 @@ __all__ = [
     "Server",
     "ServerStats",
     "Stalls",
+    "add_keep",
     "free_port",
+    "in_folder",
     "log_problems",
+    "process_cpu",
     "recorder",
     "serve",
     "server_folders",
@@ -50,6 +56,33 @@ DECODER_MODULE = "pocketsphinx_stream_worker"
 
 class BenchError(Exception):
     """The harness itself failed: a server or client did not start, run or report."""
+
+
+def process_cpu(process: psutil.Process) -> float:
+    """User plus system CPU a process has used so far."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def add_keep(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, storage) and say where")
+
+
+def in_folder(prefix: str, keep: bool, bench: Callable[[Path], None]) -> int:
+    """Run `bench` in a new temporary folder, removed after unless `keep`: the exit status, 2 when
+    the harness itself failed."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        bench(folder)
+    except BenchError as err:
+        print(f"bench failed: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if keep:
+            print(f"logs and storage kept in {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
 
 
 def free_port() -> int:
@@ -159,10 +192,9 @@ class Server:
         found = {}
         for process in self._processes():
             try:
-                times = process.cpu_times()
+                found[process.pid] = process_cpu(process)
             except psutil.NoSuchProcess:
                 continue
-            found[process.pid] = times.user + times.system
         return found
 
     def stats(self) -> ServerStats:
@@ -318,10 +350,9 @@ class Clients:
         live = [p for p in self.processes if p.poll() is None]
         for process in live:
             try:
-                times = psutil.Process(process.pid).cpu_times()
+                self._cpu[process.pid] = process_cpu(psutil.Process(process.pid))
             except psutil.NoSuchProcess:
                 continue
-            self._cpu[process.pid] = times.user + times.system
         return bool(live)
 
     @property

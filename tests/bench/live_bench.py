@@ -24,16 +24,14 @@ harness itself fails.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 # Run as a script, the folder on sys.path is tests/bench; the bench imports from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench.harness import BenchError
+from tests.bench.harness import add_keep, in_folder
 from tests.bench.live_measures import SPEECH, LiveCost, live_cost, live_env
 from tests.bench.measures import LoadResult, realtime_load
 from tests.bench.report import TARGET_STALL_MS, Summary, print_comparison, print_load
@@ -53,7 +51,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fsync-streams", default="100,500", help="stream counts of the fsync part")
     parser.add_argument("--stall-streams", type=int, default=100, help="streams of the stall part")
     parser.add_argument("--cost-streams", default="1,2,4", help="live stream counts K of the cost part")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, storage) and say where")
+    add_keep(parser)
     args = parser.parse_args(argv)
     args.parts = PARTS if args.part == "all" else (args.part,)
     if args.quick:
@@ -157,18 +155,7 @@ def _bench(args: argparse.Namespace, folder: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="tapedeck-live-bench-"))
-    try:
-        _bench(args, folder)
-    except BenchError as err:
-        print(f"bench failed: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"logs and storage kept in {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    return 0
+    return in_folder("tapedeck-live-bench-", args.keep, lambda folder: _bench(args, folder))
 
 
 if __name__ == "__main__":

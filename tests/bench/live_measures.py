@@ -10,15 +10,12 @@ from typing import Any
 
 import psutil
 
-from tests.bench.harness import BenchError, Clients, Server, log_problems, recorder, stored_bytes
-from tests.bench.measures import warm_up, watch
-from tests.bench.timing import FRAME_SECONDS
+from tests.bench.harness import BenchError, Clients, Server, log_problems, process_cpu, recorder, stored_bytes
+from tests.bench.measures import Pace, paced_streams, wait_stored, warm_up
 
 __all__ = ["SPEECH", "LiveCost", "live_cost", "live_env"]
 
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "voicemail_outage.wav"
-_SETTLE_TIMEOUT = 120.0
-_CLOSE_SLACK = 40.0
 # A decoder loads its model (about a second of CPU) when its stream opens: the window starts after.
 _DECODER_START = 3.0
 
@@ -42,16 +39,11 @@ class _Sample:
     recorder: float = 0.0
 
 
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
-
-
 def _sample(server: Server) -> _Sample:
-    sample = _Sample(at=time.monotonic(), recorder=sum(_cpu(p) for p in server.recorder_processes()))
+    sample = _Sample(at=time.monotonic(), recorder=sum(process_cpu(p) for p in server.recorder_processes()))
     for decoder in server.decoders():
         try:
-            sample.decoders[decoder.pid] = _cpu(decoder)
+            sample.decoders[decoder.pid] = process_cpu(decoder)
         except psutil.NoSuchProcess:
             continue
     return sample
@@ -109,17 +101,6 @@ def _transcripts(storage: Path, calls: list[dict[str, Any]]) -> tuple[int, float
     return gaps, gap_seconds, words
 
 
-def _settle(server: Server, calls: list[dict[str, Any]]) -> bool:
-    """Wait until every call's WAV is whole and no decoder is left."""
-    deadline = time.monotonic() + _SETTLE_TIMEOUT
-    while time.monotonic() < deadline:
-        stored = all(stored_bytes(server.storage, c["conversation_uuid"])[0] == c["bytes_sent"] for c in calls)
-        if stored and not server.decoders():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def live_cost(streams: int, seconds: float, folder: Path) -> LiveCost:
     """`streams` real-time streams of speech with LIVE_STREAMS_MAX = `streams`, each `seconds` long."""
     if seconds <= _DECODER_START + 2.5:
@@ -127,9 +108,7 @@ def live_cost(streams: int, seconds: float, folder: Path) -> LiveCost:
     with recorder("gevent", 1, streams + 100, folder, live_env(limit=streams)) as server:
         warm_up(server, folder)
         rss_base = server.rss()
-        stagger = 0.5
-        start_at = time.time() + 1.0
-        deadline = start_at + stagger + 2 * seconds + 30
+        pace = Pace.from_now(0.5, 2 * seconds + 30)
         first, last = _Sample(), _Sample()
         rss: list[int] = []
 
@@ -145,27 +124,15 @@ def live_cost(streams: int, seconds: float, folder: Path) -> LiveCost:
             last = _sample(server)
 
         # The first stream stops sending at start_at + seconds; the window ends a second before.
-        window = (start_at + stagger + _DECODER_START, start_at + seconds - 1.0)
+        window = (pace.start_at + pace.stagger + _DECODER_START, pace.start_at + seconds - 1.0)
         marks = [(window[0], begin), (sum(window) / 2, middle), (window[1], end)]
         clients = Clients(folder, 1)
-        try:
-            frames = round(seconds / FRAME_SECONDS)
-            clients.start(
-                server,
-                total=streams,
-                frames=frames,
-                start_at=start_at,
-                stagger=stagger,
-                deadline=deadline,
-                speech=(SPEECH, streams),
-            )
-            watch(server, lambda: not clients.running(), 0.0, deadline + _CLOSE_SLACK, 0.1, marks)
-        finally:
-            clients.stop()
+        paced_streams(server, clients, streams, seconds, pace, every=0.1, marks=marks, speech=(SPEECH, streams))
         calls, _ = clients.results()
         if not (first.at and last.at and rss):
             raise BenchError("the live streams ended before the steady window did")
-        settled = _settle(server, calls)
+        # Every call's WAV whole, and no decoder left.
+        settled = wait_stored(server, calls, lambda: not server.decoders())
         # The recorder's RSS (without the decoders, which server.rss() also counts) above its baseline.
         growth = rss[1] - rss[0] - rss_base
         gaps, gap_seconds, words = _transcripts(server.storage, calls)

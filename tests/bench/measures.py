@@ -27,20 +27,27 @@ Mark = tuple[float, Callable[[], None]]
 Serve = Callable[[Path, int], AbstractContextManager[Server]]
 
 __all__ = [
+    "CLOSE_SLACK",
+    "SETTLE_TIMEOUT",
     "ImportResult",
     "LoadResult",
     "MemoryResult",
+    "Pace",
     "Serve",
     "Steady",
     "import_time",
     "memory_growth",
+    "paced_streams",
     "realtime_load",
+    "wait_stored",
     "warm_up",
     "watch",
 ]
 
-_SETTLE_TIMEOUT = 120.0
-_CLOSE_SLACK = 40.0
+# How long the server may take to finish its streams after the clients end.
+SETTLE_TIMEOUT = 120.0
+# How long the clients may run past their deadline before the load is called stuck.
+CLOSE_SLACK = 40.0
 _WARM_FRAMES = 25
 
 
@@ -166,6 +173,53 @@ def watch(
     return mid or peak, peak
 
 
+@dataclass(frozen=True)
+class Pace:
+    """When real-time streams run: the first starts at `start_at` (time.time()), the last `stagger`
+    seconds later, and the clients give up at `deadline`."""
+
+    stagger: float
+    start_at: float
+    deadline: float
+
+    @classmethod
+    def from_now(cls, stagger: float, slack: float) -> Pace:
+        """Streams starting a second from now, given up on `slack` seconds after the last one starts."""
+        start_at = time.time() + 1.0
+        return cls(stagger, start_at, start_at + stagger + slack)
+
+
+def paced_streams(
+    server: Server,
+    clients: Clients,
+    streams: int,
+    seconds: float,
+    pace: Pace,
+    *,
+    every: float,
+    mid_at: float = math.inf,
+    marks: Sequence[Mark] = (),
+    speech: tuple[Path, int] | None = None,
+    ping_every: int = 0,
+) -> tuple[int, int]:
+    """`streams` real-time streams of `seconds` each from `clients`, watched (as `watch` does) every
+    `every` seconds until they end; the clients are always stopped."""
+    try:
+        clients.start(
+            server,
+            total=streams,
+            frames=round(seconds / FRAME_SECONDS),
+            start_at=pace.start_at,
+            stagger=pace.stagger,
+            deadline=pace.deadline,
+            speech=speech,
+            ping_every=ping_every,
+        )
+        return watch(server, lambda: not clients.running(), mid_at, pace.deadline + CLOSE_SLACK, every, marks)
+    finally:
+        clients.stop()
+
+
 def _machine_busy() -> float:
     """CPU seconds every process on the machine has used, all cores together."""
     times = psutil.cpu_times()
@@ -180,11 +234,11 @@ def warm_up(server: Server, folder: Path) -> None:
     now = time.time()
     try:
         clients.start(server, total=1, frames=_WARM_FRAMES, start_at=now, stagger=0.0, deadline=now + 30, fast=False)
-        watch(server, lambda: not clients.running(), math.inf, now + 30 + _CLOSE_SLACK, 0.05)
+        watch(server, lambda: not clients.running(), math.inf, now + 30 + CLOSE_SLACK, 0.05)
     finally:
         clients.stop()
     clients.results()
-    if not server.wait_streams_finished(1, _SETTLE_TIMEOUT):
+    if not server.wait_streams_finished(1, SETTLE_TIMEOUT):
         raise BenchError("the warm-up stream did not finish")
 
 
@@ -259,9 +313,8 @@ def realtime_load(
         warm_up(server, folder)
         before, stalls_before = server.stats(), server.stalls()
         rss_base, load_average = server.rss(), os.getloadavg()[0]
-        stagger = min(2.0, seconds / 2)
-        start_at = time.time() + 1.0
-        deadline = start_at + stagger + seconds + max(30.0, seconds)
+        pace = Pace.from_now(min(2.0, seconds / 2), seconds + max(30.0, seconds))
+        start_at, stagger = pace.start_at, pace.stagger
         clients = Clients(folder, 2 if streams >= 50 else 1)
         steady = Steady()
         # Every stream is sending from the last one's start (plus its handshake) to the first one's
@@ -269,29 +322,23 @@ def realtime_load(
         steady_start, steady_end = start_at + stagger + 0.5, start_at + seconds - 0.5
         marks = steady_marks(server, steady_start, steady_end, steady)
         cpu_start, wall_start, machine_start = server.cpu_seconds(), time.monotonic(), _machine_busy()
-        try:
-            frames = round(seconds / FRAME_SECONDS)
-            clients.start(
-                server,
-                total=streams,
-                frames=frames,
-                start_at=start_at,
-                stagger=stagger,
-                deadline=deadline,
-                speech=speech,
-                ping_every=ping_every,
-            )
-            mid_at = start_at + (stagger + seconds) / 2
-            rss_mid, rss_peak = watch(
-                server, lambda: not clients.running(), mid_at, deadline + _CLOSE_SLACK, 0.25, marks
-            )
-        finally:
-            clients.stop()
+        rss_mid, rss_peak = paced_streams(
+            server,
+            clients,
+            streams,
+            seconds,
+            pace,
+            every=0.25,
+            mid_at=start_at + (stagger + seconds) / 2,
+            marks=marks,
+            speech=speech,
+            ping_every=ping_every,
+        )
         calls, lags = clients.results()
         timed = sum(c["connected"] and not c.get("speech") for c in calls)
-        settled = server.wait_streams_finished(1 + timed, _SETTLE_TIMEOUT)
+        settled = server.wait_streams_finished(1 + timed, SETTLE_TIMEOUT)
         if speech:
-            settled = settled and _wait_stored(server, calls, _SETTLE_TIMEOUT)
+            settled = settled and wait_stored(server, [c for c in calls if c["connected"]])
         cpu, wall = server.cpu_seconds() - cpu_start, time.monotonic() - wall_start
         machine = _machine_busy() - machine_start
         # One more second, so the stall monitor has written out the last one of the load.
@@ -329,13 +376,11 @@ def realtime_load(
         )
 
 
-def _wait_stored(server: Server, calls: list[dict[str, Any]], timeout: float) -> bool:
-    """Wait until every connected call's WAV holds what was sent (streams on `/socket` are not counted)."""
-    deadline = time.monotonic() + timeout
+def wait_stored(server: Server, calls: list[dict[str, Any]], also: Callable[[], bool] = lambda: True) -> bool:
+    """Wait, up to SETTLE_TIMEOUT, until each call's WAV holds what was sent and `also()` holds."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
-        if all(
-            stored_bytes(server.storage, c["conversation_uuid"])[0] == c["bytes_sent"] for c in calls if c["connected"]
-        ):
+        if all(stored_bytes(server.storage, c["conversation_uuid"])[0] == c["bytes_sent"] for c in calls) and also():
             return True
         time.sleep(0.2)
     return False
@@ -363,7 +408,7 @@ def memory_growth(worker: str, workers: int, minutes: int, folder: Path) -> Memo
                 deadline=deadline,
                 fast=True,
             )
-            _, peak = watch(server, done, math.inf, deadline + _SETTLE_TIMEOUT, 0.01)
+            _, peak = watch(server, done, math.inf, deadline + SETTLE_TIMEOUT, 0.01)
         finally:
             clients.stop()
         wall = time.time() - start

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 # Run as a script, the folder on sys.path is tests/bench; the bench imports from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench.harness import ROOT, BenchError
+from tests.bench.harness import ROOT, add_keep, in_folder
 from tests.bench.measures import LoadResult, import_time, memory_growth, realtime_load
 from tests.bench.node_server import node_missing, node_recorder, node_versions
 from tests.bench.report import Summary, print_comparison, print_import, print_load, print_memory, print_versus_node
@@ -57,7 +55,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a tiny run to check the bench works")
     parser.add_argument("--skip-memory", action="store_true", help="skip memory against call length")
     parser.add_argument("--skip-import", action="store_true", help="skip the functions' import time")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, storage) and say where")
+    add_keep(parser)
     args = parser.parse_args(argv)
     if args.compare and args.versus_node:
         parser.error("--compare and --versus-node are two runs: ask for one")
@@ -142,18 +140,8 @@ def _bench(args: argparse.Namespace, folder: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="tapedeck-bench-"))
-    try:
-        (_versus_node if args.versus_node else _bench)(args, folder)
-    except BenchError as err:
-        print(f"bench failed: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"logs and storage kept in {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    return 0
+    run = _versus_node if args.versus_node else _bench
+    return in_folder("tapedeck-bench-", args.keep, lambda folder: run(args, folder))
 
 
 if __name__ == "__main__":

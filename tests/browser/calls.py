@@ -11,26 +11,9 @@ from shared.core.transcripts import build_turns, parse_transcript, transcript_do
 from shared.core.wav import parse_wav
 from shared.flows.calls import note_transcript, update_call
 from shared.flows.stream_audio import StreamRecording
-from tests.testbed import DATA
+from tests.testbed import DATA, OUTAGE_WORDS
 
-# What voicemail_outage.wav says, with word times close to the recording's.
-WORDS = [
-    ("hi", 0.45, 0.7),
-    ("this", 0.7, 0.9),
-    ("is", 0.9, 1.0),
-    ("sam", 1.0, 1.4),
-    ("from", 1.4, 1.6),
-    ("operations", 1.6, 2.3),
-    ("the", 2.9, 3.0),
-    ("production", 3.0, 3.6),
-    ("database", 3.6, 4.2),
-    ("is", 4.2, 4.4),
-    ("down", 4.4, 4.9),
-    ("please", 7.2, 7.5),
-    ("call", 7.5, 7.8),
-    ("me", 7.8, 7.9),
-    ("back", 7.9, 8.3),
-]
+WORDS = OUTAGE_WORDS
 KEY_AT = 5.0
 
 

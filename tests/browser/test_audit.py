@@ -17,8 +17,7 @@ from shared.core.errors import TapedeckError
 from shared.runtime.services import Services
 from tests.browser.calls import recorded_stream
 from tests.browser.test_guards import delete_token
-from tests.browser.test_pages import NOW, SAME_ORIGIN, text_of
-from tests.browser.visitors import ADMIN, VIEWER, Clock, SigningStore, services_on, signed_in
+from tests.browser.visitors import ADMIN, NOW, SAME_ORIGIN, VIEWER, Clock, SigningStore, services_on, signed_in, text_of
 
 AUDIO = "calls/CON-1/audio.wav"
 
@@ -30,11 +29,6 @@ class FailingAudit(LocalBlobStore):
         if key.startswith("audit/"):
             raise OSError("the disk is full")
         return super().write(key, data, *args, **kwargs)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW + 3600)
 
 
 @pytest.fixture

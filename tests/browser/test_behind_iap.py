@@ -6,7 +6,6 @@ keys whose list is served on loopback, as Google's is."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,34 +17,25 @@ from shared.config.settings import Settings
 from shared.core.errors import ConfigError
 from shared.runtime.services import Services
 from tests.browser.calls import recorded_stream
-from tests.contract.test_iap import AUDIENCE, KeyList, claims
+from tests.iap_keys import AUDIENCE, KeyList, forge
 from tests.servers import Emulator, fresh_bucket, gcs_client
 from tests.testbed import TOKEN_SECRET
-from tools.standin.api import serve_in_thread
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def key_list() -> KeyList:
-    keys = KeyList()
-    keys.add("kid-1")
-    return keys
-
-
-@pytest.fixture
-def setup(storage_emulator: Emulator, key_list: KeyList) -> Iterator[tuple[dict[str, str], GcsBlobStore]]:
+def setup(storage_emulator: Emulator, keys_url: str) -> tuple[dict[str, str], GcsBlobStore]:
     bucket = fresh_bucket(storage_emulator)
     store = GcsBlobStore(bucket, gcs_client(storage_emulator))
-    with serve_in_thread(key_list.app(), "127.0.0.1", 0) as base:
-        env = {
-            "STORAGE": "gcs",
-            "GCS_BUCKET": bucket,
-            "STREAM_TOKEN_SECRET": TOKEN_SECRET,
-            "IAP_AUDIENCE": AUDIENCE,
-            "IAP_KEYS_URL": f"{base}/iap/verify/public_key",
-        }
-        yield env, store
+    env = {
+        "STORAGE": "gcs",
+        "GCS_BUCKET": bucket,
+        "STREAM_TOKEN_SECRET": TOKEN_SECRET,
+        "IAP_AUDIENCE": AUDIENCE,
+        "IAP_KEYS_URL": keys_url,
+    }
+    return env, store
 
 
 def browser(env: dict[str, str], store: GcsBlobStore) -> FlaskClient:
@@ -54,11 +44,9 @@ def browser(env: dict[str, str], store: GcsBlobStore) -> FlaskClient:
 
 
 def assertion(key: Any, kid: str = "kid-1", **changes: Any) -> str:
-    import jwt
-
+    """An assertion IAP signed just now."""
     now = int(time.time())
-    fresh = {"iat": now - 10, "exp": now + 590} | changes
-    return jwt.encode(claims(**fresh), key, algorithm="ES256", headers={"kid": kid})
+    return forge(key, kid, **({"iat": now - 10, "exp": now + 590} | changes))
 
 
 def test_the_browser_refuses_to_start_on_cloud_storage_without_an_audience(
@@ -111,7 +99,7 @@ def test_behind_iap_only_the_admins_listed_may_delete(
     import re
 
     from appengine.browser import form_token
-    from tests.browser.test_pages import SAME_ORIGIN, TOKEN
+    from tests.browser.visitors import SAME_ORIGIN, TOKEN
 
     env, store = setup
     recorded_stream(store, "CON-iap", time.time())

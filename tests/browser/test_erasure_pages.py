@@ -22,8 +22,7 @@ from shared.flows.sweep import run_sweep
 from shared.runtime.services import Services
 from tests.browser.calls import recorded_stream
 from tests.browser.test_guards import delete_token, still_stored
-from tests.browser.test_pages import NOW, SAME_ORIGIN, text_of
-from tests.browser.visitors import ADMIN, VIEWER, Clock, SigningStore, services_on, signed_in
+from tests.browser.visitors import ADMIN, NOW, SAME_ORIGIN, VIEWER, Clock, SigningStore, services_on, signed_in, text_of
 from tests.testbed import TOKEN_SECRET
 
 

@@ -23,8 +23,7 @@ from shared.flows.browse import without_query
 from shared.flows.calls import update_call
 from shared.flows.problems import note_problem
 from tests.browser.calls import recorded_stream
-from tests.browser.test_pages import NOW, SAME_ORIGIN, TOKEN, text_of
-from tests.browser.visitors import ADMIN, VIEWER, Clock, SigningStore, signed_in
+from tests.browser.visitors import ADMIN, NOW, SAME_ORIGIN, TOKEN, VIEWER, Clock, SigningStore, signed_in, text_of
 from tests.testbed import TOKEN_SECRET
 
 

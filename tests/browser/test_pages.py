@@ -13,38 +13,12 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appengine.browser import create_app
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.config.settings import Settings
 from shared.core.errors import Gone
 from shared.core.pin_prompt import PromptRequest, new_transaction
 from shared.flows.links import create_link, resolve_link
-from shared.runtime.services import Services
 from tests.browser.calls import KEY_AT, recorded_stream
-from tests.testbed import TOKEN_SECRET
-
-NOW = 1796029200.0  # 2026-11-30 09:00 UTC
-# What a browser sends with a form posted from the pages (the test client's host is `localhost`).
-SAME_ORIGIN = {"Origin": "http://localhost"}
-# A form's token: its expiry, then its signature.
-TOKEN = r'name="token" value="([0-9]+\.[0-9a-f]{64})"'
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> LocalBlobStore:
-    return LocalBlobStore(tmp_path / "data")
-
-
-@pytest.fixture
-def browser(tmp_path: Path, store: LocalBlobStore) -> FlaskClient:
-    env = {"LOCAL_STORAGE_DIR": str(tmp_path / "data"), "STREAM_TOKEN_SECRET": TOKEN_SECRET}
-    services = Services(Settings.from_env(env), clock=lambda: NOW + 3600)
-    app = create_app(services.settings, services)
-    return app.test_client()
-
-
-def text_of(html: bytes) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", html.decode()).split())
+from tests.browser.visitors import NOW, SAME_ORIGIN, TOKEN, text_of
 
 
 def test_the_list_shows_calls_newest_first_with_their_first_words(browser: FlaskClient, store: LocalBlobStore) -> None:

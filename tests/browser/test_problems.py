@@ -5,41 +5,17 @@ sweep; dismissal; the same guards as every page (a form token of the page's own,
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import pytest
 from flask.testing import FlaskClient
 
-from appengine.browser import create_app
 from shared.adapters.local_blob_store import LocalBlobStore
-from shared.config.settings import Settings
 from shared.core.call_record import Gap, RecordingState
 from shared.core.operations import Problem, ProblemKind, retry_key
 from shared.core.times import iso
 from shared.flows.calls import update_call
 from shared.flows.problems import list_problems, note_problem
-from shared.runtime.services import Services
 from tests.browser.calls import recorded_stream
-from tests.browser.test_pages import SAME_ORIGIN
-from tests.testbed import TOKEN_SECRET
-
-NOW = 1796029200.0  # 2026-11-30 09:00 UTC
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> LocalBlobStore:
-    return LocalBlobStore(tmp_path / "data")
-
-
-@pytest.fixture
-def browser(tmp_path: Path, store: LocalBlobStore) -> FlaskClient:
-    env = {"LOCAL_STORAGE_DIR": str(tmp_path / "data"), "STREAM_TOKEN_SECRET": TOKEN_SECRET}
-    services = Services(Settings.from_env(env), clock=lambda: NOW + 3600)
-    return create_app(services.settings, services).test_client()
-
-
-def text_of(html: bytes) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", html.decode()).split())
+from tests.browser.visitors import NOW, SAME_ORIGIN, text_of
 
 
 def some_problems(store: LocalBlobStore) -> None:

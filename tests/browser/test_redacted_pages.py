@@ -20,8 +20,7 @@ from shared.flows.live_transcripts import LiveTranscript
 from shared.flows.redactions import RedactionPolicy, store_redacted_audio
 from shared.flows.stitching import stitch_recording
 from tests.browser.calls import WORDS, recorded_stream
-from tests.browser.test_pages import NOW, text_of
-from tests.browser.visitors import ADMIN, VIEWER, Clock, SigningStore, signed_in
+from tests.browser.visitors import ADMIN, NOW, VIEWER, Clock, SigningStore, signed_in, text_of
 from tests.fakes import ScriptedLiveTranscriber
 from tests.flows.sessions import record_in_sessions, redact_second_session
 

@@ -3,6 +3,7 @@ admin; the clock it sees; and a local folder that signs URLs as Cloud Storage wo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import flask
@@ -14,7 +15,29 @@ from shared.config.settings import Settings
 from shared.runtime.services import Services
 from tests.testbed import TOKEN_SECRET
 
-__all__ = ["ADMIN", "VIEWER", "Clock", "SigningStore", "services_on", "signed_in"]
+__all__ = [
+    "ADMIN",
+    "NOW",
+    "SAME_ORIGIN",
+    "TOKEN",
+    "VIEWER",
+    "Clock",
+    "SigningStore",
+    "services_on",
+    "signed_in",
+    "text_of",
+]
+
+NOW = 1796029200.0  # 2026-11-30 09:00 UTC
+# What a browser sends with a form posted from the pages (the test client's host is `localhost`).
+SAME_ORIGIN = {"Origin": "http://localhost"}
+# A form's token: its expiry, then its signature.
+TOKEN = r'name="token" value="([0-9]+\.[0-9a-f]{64})"'
+
+
+def text_of(html: bytes) -> str:
+    """A page's words, without its markup."""
+    return " ".join(re.sub(r"<[^>]+>", " ", html.decode()).split())
 
 
 class Clock:

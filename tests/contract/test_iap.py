@@ -11,52 +11,18 @@ import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import flask
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.core.errors import BadGateway, Unauthorized
-from shared.core.iap import ISSUER, IapIdentity
+from shared.core.iap import IapIdentity
 from shared.runtime.iap import KEYS_MAX_AGE, KEYS_MIN_INTERVAL, IapVerifier
-from tools.standin.api import serve_in_thread
-
-AUDIENCE = "/projects/123456789012/apps/tapedeck-demo"
-NOW = 1_800_000_000.0
-
-
-def _pem(key: ec.EllipticCurvePrivateKey) -> str:
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return public.decode()
-
-
-@dataclass
-class KeyList:
-    """Google's key list as a tiny HTTP server: key id → PEM, and how often it was fetched."""
-
-    keys: dict[str, ec.EllipticCurvePrivateKey] = field(default_factory=dict)
-    fetches: int = 0
-
-    def add(self, kid: str) -> ec.EllipticCurvePrivateKey:
-        self.keys[kid] = ec.generate_private_key(ec.SECP256R1())
-        return self.keys[kid]
-
-    def app(self) -> flask.Flask:
-        app = flask.Flask("iap-keys")
-
-        @app.get("/iap/verify/public_key")
-        def public_key() -> flask.Response:
-            self.fetches += 1
-            return flask.jsonify({kid: _pem(key) for kid, key in self.keys.items()})
-
-        return app
+from tests.iap_keys import AUDIENCE, NOW, KeyList, claims, forge, pem
 
 
 class Clock:
@@ -68,19 +34,6 @@ class Clock:
 
 
 @pytest.fixture
-def key_list() -> KeyList:
-    keys = KeyList()
-    keys.add("kid-1")
-    return keys
-
-
-@pytest.fixture
-def keys_url(key_list: KeyList) -> Iterator[str]:
-    with serve_in_thread(key_list.app(), "127.0.0.1", 0) as base:
-        yield f"{base}/iap/verify/public_key"
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
@@ -88,25 +41,6 @@ def clock() -> Clock:
 @pytest.fixture
 def verifier(keys_url: str, clock: Clock) -> IapVerifier:
     return IapVerifier(AUDIENCE, keys_url, clock=clock)
-
-
-def claims(**changes: Any) -> dict[str, Any]:
-    """What IAP signs for a signed-in user, with `changes` over it (None removes a claim)."""
-    base = {
-        "aud": AUDIENCE,
-        "iss": ISSUER,
-        "iat": int(NOW) - 10,
-        "exp": int(NOW) + 590,
-        "sub": "accounts.google.com:1234567890",
-        "email": "sam@example.com",
-        "hd": "example.com",
-    }
-    base.update(changes)
-    return {name: value for name, value in base.items() if value is not None}
-
-
-def forge(key: Any, kid: str = "kid-1", algorithm: str = "ES256", **changes: Any) -> str:
-    return jwt.encode(claims(**changes), key, algorithm=algorithm, headers={"kid": kid})
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -170,7 +104,7 @@ def test_an_unsigned_token_is_refused(verifier: IapVerifier) -> None:
 
 def test_hs256_keyed_with_the_public_key_is_refused(verifier: IapVerifier, key_list: KeyList) -> None:
     # The old algorithm-confusion attack: an HMAC whose secret is the verifier's public key.
-    public_pem = _pem(key_list.keys["kid-1"]).encode()
+    public_pem = pem(key_list.keys["kid-1"]).encode()
     header = _b64({"alg": "HS256", "kid": "kid-1", "typ": "JWT"})
     signing_input = f"{header}.{_b64(claims())}"
     mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
@@ -234,7 +168,7 @@ def test_unknown_key_ids_fetch_the_keys_at_most_once_a_minute(
 
 
 def test_keys_fetched_before_stay_in_use_when_google_cannot_be_reached(key_list: KeyList, clock: Clock) -> None:
-    served = json.dumps({kid: _pem(key) for kid, key in key_list.keys.items()}).encode()
+    served = json.dumps({kid: pem(key) for kid, key in key_list.keys.items()}).encode()
     answers: list[bytes | OSError] = [served, OSError("connection refused")]
 
     def fetch(url: str, timeout: float) -> bytes:
@@ -290,7 +224,7 @@ def test_any_header_value_is_accepted_or_unauthorized_never_anything_else(assert
 
 
 def _in_process_fetch(url: str, timeout: float) -> bytes:
-    return json.dumps({"kid-1": _pem(_FUZZ_KEY)}).encode()
+    return json.dumps({"kid-1": pem(_FUZZ_KEY)}).encode()
 
 
 _FUZZ_KEY = ec.generate_private_key(ec.SECP256R1())

@@ -13,6 +13,7 @@ from shared.core.errors import ConfigError
 from shared.core.ncco import conversation_answer
 from shared.core.pager import fit_sms, sms_length
 from tests.ncco_models import check_ncco
+from tests.testbed import routes_env
 
 ROUTES = """\
 "447700900002":
@@ -115,16 +116,7 @@ def test_several_parties_get_a_connect_each_and_a_channel_each() -> None:
 
 
 def test_amazon_transcribe_with_more_than_two_channels_is_refused_at_start_up(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES)
-    env = {
-        "ROUTES_FILE": str(routes),
-        "TRANSCRIBER": "aws",
-        "TRANSCRIBE_BUCKET": "b",
-        "TRANSCRIPTION_API_KEY": "k",
-        "VONAGE_APPLICATION_ID": "app",
-        "VONAGE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----",
-    }
+    env = routes_env(tmp_path, ROUTES) | {"TRANSCRIBER": "aws", "TRANSCRIBE_BUCKET": "b", "TRANSCRIPTION_API_KEY": "k"}
     with pytest.raises(
         ConfigError, match="447700900003 records 3 channels, but Amazon Transcribe tells apart at most 2"
     ):
@@ -132,7 +124,7 @@ def test_amazon_transcribe_with_more_than_two_channels_is_refused_at_start_up(tm
     assert Settings.from_env(env | {"TRANSCRIBER": "google"}).routes.for_number("447700900003").channels == 3
     # In a chain, a later engine takes what Amazon refuses.
     chained = ROUTES.replace("  format: wav\n", "  format: wav\n  engines: [aws, google]\n")
-    routes.write_text(chained)
+    routes_env(tmp_path, chained)
     assert Settings.from_env(env).routes.for_number("447700900003").engines == ("aws", "google")
 
 

@@ -54,66 +54,46 @@ def mark(content: str) -> dict[str, Any]:
     return {"type": "punctuation", "alternatives": [{"content": content, "confidence": "0.0"}]}
 
 
+def spoken(text: str) -> list[dict[str, Any]]:
+    """Items from `word start end` triples, a punctuation mark written against the end it follows."""
+    items = []
+    for word, start, end, punctuation in re.findall(r"(\S+)\s+([0-9.]+)\s+([0-9]+\.[0-9]+)([,.?]?)", text):
+        items.append(say(word, start, end))
+        if punctuation:
+            items.append(mark(punctuation))
+    return items
+
+
 def labelled(items: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
     """Top-level items: words carry their channel_label, punctuation does not (reference notes, section 3)."""
     return [{**item, "channel_label": label} if item["type"] == "pronunciation" else item for item in items]
 
 
-CALLER_1 = [
-    say("Hello", "0.50", "0.84"),
-    mark(","),
-    say("thanks", "0.90", "1.25"),
-    say("for", "1.25", "1.40"),
-    say("taking", "1.40", "1.80"),
-    say("my", "1.80", "1.95"),
-    say("call", "1.95", "2.40"),
-    mark("."),
-    say("I", "2.80", "2.90"),
-    say("would", "2.90", "3.10"),
-    say("like", "3.10", "3.35"),
-    say("to", "3.35", "3.45"),
-    say("change", "3.45", "3.85"),
-    say("my", "3.85", "4.00"),
-    say("delivery", "4.00", "4.45"),
-    say("address", "4.45", "5.00"),
-    mark("."),
-]
-AGENT_1 = [
-    say("Of", "5.60", "5.72"),
-    say("course", "5.72", "6.20"),
-    mark("."),
-    say("Can", "6.40", "6.58"),
-    say("you", "6.58", "6.70"),
-    say("tell", "6.70", "6.90"),
-    say("me", "6.90", "7.05"),
-    say("the", "7.05", "7.15"),
-    say("new", "7.15", "7.40"),
-    say("address", "7.40", "7.85"),
-    say("please", "7.85", "8.40"),
-    mark("?"),
-]
-CALLER_2 = [
-    say("It", "9.10", "9.22"),
-    say("is", "9.22", "9.38"),
-    say("twenty", "9.38", "9.80"),
-    say("two", "9.80", "10.05"),
-    say("Baker", "10.05", "10.40"),
-    say("Street", "10.40", "10.85"),
-    say("in", "10.95", "11.05"),
-    say("London", "11.05", "11.60"),
-    mark("."),
-]
-AGENT_2 = [
-    say("Thank", "12.50", "12.85"),
-    say("you", "12.85", "13.10"),
-    mark(","),
-    say("the", "13.25", "13.35"),
-    say("address", "13.35", "13.80"),
-    say("has", "13.80", "14.00"),
-    say("been", "14.00", "14.20"),
-    say("updated", "14.20", "14.90"),
-    mark("."),
-]
+CALLER_1 = spoken(
+    """
+    Hello 0.50 0.84, thanks 0.90 1.25 for 1.25 1.40 taking 1.40 1.80 my 1.80 1.95 call 1.95 2.40.
+    I 2.80 2.90 would 2.90 3.10 like 3.10 3.35 to 3.35 3.45 change 3.45 3.85 my 3.85 4.00
+    delivery 4.00 4.45 address 4.45 5.00.
+    """
+)
+AGENT_1 = spoken(
+    """
+    Of 5.60 5.72 course 5.72 6.20. Can 6.40 6.58 you 6.58 6.70 tell 6.70 6.90 me 6.90 7.05 the 7.05 7.15
+    new 7.15 7.40 address 7.40 7.85 please 7.85 8.40?
+    """
+)
+CALLER_2 = spoken(
+    """
+    It 9.10 9.22 is 9.22 9.38 twenty 9.38 9.80 two 9.80 10.05 Baker 10.05 10.40 Street 10.40 10.85
+    in 10.95 11.05 London 11.05 11.60.
+    """
+)
+AGENT_2 = spoken(
+    """
+    Thank 12.50 12.85 you 12.85 13.10, the 13.25 13.35 address 13.35 13.80 has 13.80 14.00
+    been 14.00 14.20 updated 14.20 14.90.
+    """
+)
 # Amazon Transcribe's output file for the fixture conversation, channel identification on.
 AWS_CALL = {
     "jobName": "tapedeck-CON-7f3a",

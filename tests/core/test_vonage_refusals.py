@@ -10,18 +10,16 @@ import pytest
 
 from shared.config.settings import Settings
 from shared.core.errors import ConfigError
+from tests.testbed import routes_env
 
 NUMBER = "447700900002"
 CONVERSATION = '  flow: conversation\n  connect: ["447700900200"]\n'
 VOICEMAIL = '  flow: voicemail\n  recipients: ["447700900111"]\n'
-KEYS = {"VONAGE_APPLICATION_ID": "app", "VONAGE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----"}
 
 
 def start(tmp_path: Path, entry: str, **env: str) -> Settings:
     """Settings.from_env as at start-up, with a routes file holding `entry` for NUMBER."""
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(f'"{NUMBER}":\n{entry}', encoding="utf-8")
-    return Settings.from_env({"ROUTES_FILE": str(routes), **KEYS, **env})
+    return Settings.from_env({**routes_env(tmp_path, f'"{NUMBER}":\n{entry}'), **env})
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,8 @@ from tests.aws import (
     TRANSCRIPTION_API_KEY as API_KEY,
 )
 from tests.deck import Deck, DeckFactory, deck_fixture, signed_post
+from tests.servers import receiving
 from tests.testbed import DATA
-from tools.standin.api import serve_in_thread
 from tools.standin.receiver import CallbackReceiver
 
 # Real servers or emulators on loopback, started by the tests.
@@ -52,9 +52,8 @@ SCRIPT = [
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[CallbackReceiver, str]]:
-    target = CallbackReceiver(CALLBACK_SECRET, fail_first=1)
-    with serve_in_thread(target.app(), "127.0.0.1", 0) as base:
-        yield target, f"{base}/transcripts"
+    with receiving(CALLBACK_SECRET, "/transcripts", fail_first=1) as found:
+        yield found
 
 
 @pytest.fixture

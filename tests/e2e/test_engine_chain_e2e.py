@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -20,21 +18,14 @@ from shared.runtime.web import API_KEY_HEADER
 from tests.aws import REGION, TRANSCRIPTION_JOB, aws_transcriber_env, job_state_change, started_job
 from tests.aws import TRANSCRIBE_BUCKET as BUCKET
 from tests.aws import TRANSCRIPTION_API_KEY as API_KEY
-from tests.deck import Deck, DeckFactory, deck_fixture, voicemail_routes
+from tests.deck import MAILBOX, OWNERS, Deck, DeckFactory, voicemail_routes
 from tests.testbed import DATA
 
 # Real servers or emulators on loopback, started by the tests.
 pytestmark = pytest.mark.slow
 
-MAILBOX = "447700900001"
-OWNERS = ["447700900111", "447700900222"]
 ROUTES = voicemail_routes(MAILBOX, OWNERS, language="en-US", engines="[aws, offline]")
 AMAZON_SAID = "Amazon heard this much later."
-
-
-@pytest.fixture
-def deck_factory(tmp_path: Path) -> Iterator[DeckFactory]:
-    yield from deck_fixture(tmp_path, ROUTES, MAILBOX)
 
 
 def offline_pages(deck: Deck, recording_uuid: str) -> list[dict[str, Any]]:

@@ -26,19 +26,16 @@ from shared.adapters.gcs_blob_store import GcsBlobStore
 from shared.core.erasure import forget_record_key, number_digest
 from shared.core.ports import BlobStore
 from shared.runtime.web import API_KEY_HEADER
-from tests.deck import Deck, start_deck
+from tests.deck import PROMPT_API_KEY, PROMPT_ENV, Deck, prompt_deck
 from tests.servers import ROOT, Emulator, fresh_bucket, gcs_client
-from tests.testbed import DATA, SECRET, TOKEN_SECRET
+from tests.testbed import DATA, platform_env
 from tools.standin import CalleeScript
-from tools.standin.api import serve_in_thread
-from tools.standin.receiver import CallbackReceiver
 
 pytestmark = pytest.mark.slow
 
 MAILBOX, STREAMED = "447700900001", "447700900004"
 CALLER, OTHER = "447700900123", "447700900456"
 OWNER = "447700900111"
-API_KEY, CALLBACK_SECRET = "prompt-api-key", "callback-secret"
 ROUTES = (
     f'"{MAILBOX}":\n  flow: voicemail\n  owner: Sam\n  recipients: ["{OWNER}"]\n  retention_days: 30\n'
     f'"{STREAMED}":\n  flow: stream\n  retention_days: 30\n'
@@ -57,28 +54,14 @@ class Platform:
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[Platform]:
     with ExitStack() as stack:
-        receiver = CallbackReceiver(CALLBACK_SECRET)
-        base = stack.enter_context(serve_in_thread(receiver.app(), "127.0.0.1", 0))
-        env = {
-            "PROMPT_API_KEY": API_KEY,
-            "CALLBACK_SECRET": CALLBACK_SECRET,
-            "ALLOW_PRIVATE_CALLBACKS": "true",
-            "PROMPT_HANGUP_GRACE": "0.5",
-        }
-        deck = start_deck(stack, tmp_path, ROUTES, MAILBOX, env, tls=True)
-        deck.api.signature_secret = SECRET
+        deck, _, callback_url = prompt_deck(stack, tmp_path, ROUTES, MAILBOX, {})
         # What `nox -s sweep` and `nox -s forget` read: the platform's own settings.
         settings = {
             "PATH": "/usr/bin:/bin",
-            "LOCAL_STORAGE_DIR": str(tmp_path / "data"),
-            "STREAM_TOKEN_SECRET": TOKEN_SECRET,
-            "ROUTES_FILE": str(tmp_path / "routes.yaml"),
-            "VONAGE_APPLICATION_ID": "standin-application",
-            "VONAGE_PRIVATE_KEY": str(tmp_path / "application.pem"),
-            "VONAGE_SIGNATURE_SECRET": SECRET,
-            **env,
+            **platform_env(tmp_path),
+            **PROMPT_ENV,
         }
-        yield Platform(deck, settings, f"{base}/pin-result")
+        yield Platform(deck, settings, callback_url)
 
 
 def ring(deck: Deck, caller: str, called: str, fast: bool = False) -> Any:
@@ -117,7 +100,7 @@ def prompt_call(platform: Platform, to: str) -> str:
         "pin_code": "1234",
         "callback": platform.callback_url,
     }
-    answer = requests.post(f"{platform.deck.url}/call", json=body, headers={API_KEY_HEADER: API_KEY}, timeout=30)
+    answer = requests.post(f"{platform.deck.url}/call", json=body, headers={API_KEY_HEADER: PROMPT_API_KEY}, timeout=30)
     assert answer.status_code == 200, answer.text
     tid = str(answer.json()["tid"])
     platform.deck.wait_for(f"prompts/{tid}", timeout=30)

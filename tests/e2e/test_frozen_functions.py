@@ -24,10 +24,10 @@ from shared.adapters.local_blob_store import LocalBlobStore
 from shared.core.signatures import API_KEY_HEADER
 from tests.frozen import FrozenPlatform, frozen_platform, local_queue, start_tasks_emulator
 from tests.ncco_models import check_ncco
-from tests.servers import free_port, wait_for_objects
-from tests.testbed import DATA, SECRET, TOKEN_SECRET
+from tests.servers import free_port, receiving, wait_for_objects
+from tests.testbed import DATA, SECRET, platform_env
 from tools.standin import CalleeScript, VonageStandin
-from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of, serve_in_thread
+from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
 from tools.standin.receiver import CallbackReceiver
 
 # Real servers or emulators on loopback, started by the tests.
@@ -48,8 +48,7 @@ class Frozen:
     stack: ExitStack
 
     def receiver(self, fail_first: int = 0) -> tuple[CallbackReceiver, str]:
-        receiver = CallbackReceiver(CALLBACK_SECRET, fail_first=fail_first)
-        return receiver, self.stack.enter_context(serve_in_thread(receiver.app(), "127.0.0.1", 0))
+        return self.stack.enter_context(receiving(CALLBACK_SECRET, fail_first=fail_first))
 
     def wait_for(self, prefix: str, count: int, timeout: float = 60) -> list[Any]:
         return wait_for_objects(self.store, prefix, count, timeout)
@@ -63,8 +62,7 @@ def frozen(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     root = tmp_path_factory.mktemp("frozen")
     key = make_application_key(root / "application.pem")
     with ExitStack() as stack:
-        results = CallbackReceiver(CALLBACK_SECRET)
-        results_url = stack.enter_context(serve_in_thread(results.app(), "127.0.0.1", 0))
+        results, results_url = stack.enter_context(receiving(CALLBACK_SECRET))
         (root / "routes.yaml").write_text(
             f'"{MAILBOX}":\n  flow: voicemail\n  owner: Sam\n  recipients: ["447700900111"]\n'
             f'"{TALK_LINE}":\n  flow: conversation\n  connect: ["{AGENT}"]\n  format: wav\n'
@@ -74,15 +72,10 @@ def frozen(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
         tls = make_tls_files(root / "tls")
         api_base = stack.enter_context(api.serving("127.0.0.1", free_port(), tls=tls))
         env = {
-            "LOCAL_STORAGE_DIR": str(root / "data"),
-            "STREAM_TOKEN_SECRET": TOKEN_SECRET,
-            "VONAGE_SIGNATURE_SECRET": SECRET,
+            **platform_env(root),
             "PUBLIC_URL": f"http://127.0.0.1:{free_port()}",
             "RECORDER_URL": "ws://127.0.0.1:1/socket",
-            "ROUTES_FILE": str(root / "routes.yaml"),
             "VONAGE_API_HOST": api_base.removeprefix("https://"),
-            "VONAGE_APPLICATION_ID": "standin-application",
-            "VONAGE_PRIVATE_KEY": str(root / "application.pem"),
             "REQUESTS_CA_BUNDLE": str(tls[0]),
             "PROMPT_API_KEY": API_KEY,
             "CALLBACK_SECRET": CALLBACK_SECRET,

@@ -29,7 +29,7 @@ from websockets.sync.client import connect
 from shared.core.tokens import mint_stream_token, sign_caller
 from tests import vonage_payloads as vonage
 from tests.servers import free_port, gunicorn_command, running
-from tests.testbed import SECRET, TOKEN_SECRET, client
+from tests.testbed import SECRET, TOKEN_SECRET, client, platform_env
 from tests.vonage_signing import query_payload, vonage_token
 from tools.standin import CalleeScript
 from tools.standin.api import StandinApi, make_application_key, make_tls_files, public_key_of
@@ -206,14 +206,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         f'"{TALK_LINE}":\n  flow: conversation\n  connect: ["447700900200"]\n  recipients: ["447700900111"]\n'
     )
     env = {
-        "LOCAL_STORAGE_DIR": str(root / "data"),
-        "STREAM_TOKEN_SECRET": TOKEN_SECRET,
-        "VONAGE_SIGNATURE_SECRET": SECRET,
+        **platform_env(root, "fuzz-application"),
         "PUBLIC_URL": "http://127.0.0.1:1",
         "RECORDER_URL": "wss://rec.example.test/socket",
-        "ROUTES_FILE": str(root / "routes.yaml"),
-        "VONAGE_APPLICATION_ID": "fuzz-application",
-        "VONAGE_PRIVATE_KEY": str(root / "application.pem"),
         "REQUESTS_CA_BUNDLE": str(tls[0]),
         "PROMPT_API_KEY": API_KEY,
         "TRANSCRIPTION_API_KEY": API_KEY,

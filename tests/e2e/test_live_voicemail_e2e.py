@@ -5,7 +5,6 @@ down, the message is recorded and paged through the batch path instead."""
 from __future__ import annotations
 
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,20 +12,13 @@ import pytest
 import requests
 
 from shared.core.message_end import BEEP_HZ, BEEP_SECONDS
-from tests.deck import Deck, DeckFactory, deck_fixture, voicemail_routes
+from tests.deck import MAILBOX, OWNERS, Deck, DeckFactory, voicemail_routes
 from tests.testbed import DATA
 from tools.standin import DtmfPress
 
 pytestmark = pytest.mark.slow
 
-MAILBOX = "447700900001"
-OWNERS = ["447700900111", "447700900222"]
 ROUTES = voicemail_routes(MAILBOX, OWNERS, capture="stream")
-
-
-@pytest.fixture
-def deck_factory(tmp_path: Path) -> Iterator[DeckFactory]:
-    yield from deck_fixture(tmp_path, ROUTES, MAILBOX)
 
 
 def live_pages(deck: Deck) -> list[dict[str, str]]:

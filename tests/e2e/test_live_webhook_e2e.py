@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.deck import DeckFactory, deck_fixture
+from tests.servers import receiving
 from tests.testbed import DATA
-from tools.standin.api import serve_in_thread
 from tools.standin.receiver import CallbackReceiver
 
 pytestmark = pytest.mark.slow
@@ -23,9 +23,8 @@ SECRET = "live-webhook-secret"
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[CallbackReceiver, str]]:
-    target = CallbackReceiver(SECRET)
-    with serve_in_thread(target.app(), "127.0.0.1", 0) as base:
-        yield target, f"{base}/live"
+    with receiving(SECRET, "/live") as found:
+        yield found
 
 
 @pytest.fixture

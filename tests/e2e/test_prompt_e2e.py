@@ -15,18 +15,14 @@ import pytest
 import requests
 
 from shared.core.signatures import API_KEY_HEADER
-from tests.deck import Deck, signed_post, start_deck
+from tests.deck import PROMPT_API_KEY, Deck, prompt_deck, signed_post
 from tests.ncco_models import check_ncco
-from tests.testbed import SECRET
-from tools.standin.api import serve_in_thread
 from tools.standin.outbound import CalleeScript
 from tools.standin.receiver import CallbackReceiver
 
 # Real servers or emulators on loopback, started by the tests.
 pytestmark = pytest.mark.slow
 
-API_KEY = "prompt-api-key"
-CALLBACK_SECRET = "prompt-callback-secret"
 TO = "447700900001"
 
 
@@ -49,7 +45,7 @@ class Prompt:
             "failed_text": "That PIN was not right. Please try again.",
             **fields,
         }
-        given = {API_KEY_HEADER: API_KEY} if headers is None else headers
+        given = {API_KEY_HEADER: PROMPT_API_KEY} if headers is None else headers
         return requests.post(f"{self.deck.url}/call", json=body, headers=given, timeout=30)
 
     def run(self, **fields: Any) -> tuple[str, Any, dict[str, str]]:
@@ -69,7 +65,7 @@ class Prompt:
         return tid, report, delivery.fields
 
     def status(self, tid: str) -> dict[str, Any]:
-        answer = requests.get(f"{self.deck.url}/call/{tid}", headers={API_KEY_HEADER: API_KEY}, timeout=10)
+        answer = requests.get(f"{self.deck.url}/call/{tid}", headers={API_KEY_HEADER: PROMPT_API_KEY}, timeout=10)
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
@@ -79,18 +75,10 @@ def prompt_factory(tmp_path: Path) -> Iterator[Any]:
     with ExitStack() as stack:
 
         def start(fail_first: int = 0) -> Prompt:
-            receiver = CallbackReceiver(CALLBACK_SECRET, fail_first=fail_first)
-            base = stack.enter_context(serve_in_thread(receiver.app(), "127.0.0.1", 0))
-            env = {
-                "PROMPT_API_KEY": API_KEY,
-                "CALLBACK_SECRET": CALLBACK_SECRET,
-                "CALLBACK_BACKOFF": "0.05",
-                "ALLOW_PRIVATE_CALLBACKS": "true",
-                "PROMPT_HANGUP_GRACE": "0.5",
-            }
-            deck = start_deck(stack, tmp_path, "", TO, env, tls=True)
-            deck.api.signature_secret = SECRET
-            return Prompt(deck, receiver, f"{base}/pin-result")
+            deck, receiver, callback_url = prompt_deck(
+                stack, tmp_path, "", TO, {"CALLBACK_BACKOFF": "0.05"}, fail_first
+            )
+            return Prompt(deck, receiver, callback_url)
 
         yield start
 
@@ -181,11 +169,15 @@ def test_bad_requests_are_refused_with_what_is_wrong(prompt: Prompt) -> None:
     forged = prompt.post(headers={"Authorization": "Bearer not-a-jwt"})
     assert forged.status_code == 401 and "error" in forged.json()
     unknown = requests.get(
-        f"{prompt.deck.url}/call/6f1c2b9e-1d6a-4f0e-8c59-1f2d3c4b5a69", headers={API_KEY_HEADER: API_KEY}, timeout=10
+        f"{prompt.deck.url}/call/6f1c2b9e-1d6a-4f0e-8c59-1f2d3c4b5a69",
+        headers={API_KEY_HEADER: PROMPT_API_KEY},
+        timeout=10,
     )
     assert unknown.status_code == 404
     assert (
-        requests.get(f"{prompt.deck.url}/call/not-a-tid", headers={API_KEY_HEADER: API_KEY}, timeout=10).status_code
+        requests.get(
+            f"{prompt.deck.url}/call/not-a-tid", headers={API_KEY_HEADER: PROMPT_API_KEY}, timeout=10
+        ).status_code
         == 404
     )
     assert requests.get(f"{prompt.deck.url}/call/not-a-tid", timeout=10).status_code == 401

@@ -15,7 +15,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from shared.runtime.web import API_KEY_HEADER
 from tests.aws import REGION, aws_transcriber_env, job_state_change, started_job
 from tests.aws import TRANSCRIBE_BUCKET as BUCKET
 from tests.aws import TRANSCRIPTION_API_KEY as API_KEY
-from tests.deck import DeckFactory, deck_fixture, voicemail_routes
+from tests.deck import DeckFactory, voicemail_routes
 
 pytestmark = [
     pytest.mark.slow,
@@ -99,11 +98,6 @@ def _amazon(job: str, timed: list[tuple[str, float, float]], redacted: bool) -> 
     ]
     text = " ".join(item["alternatives"][0]["content"] for item in items)
     return {"jobName": job, "status": "COMPLETED", "results": {"transcripts": [{"transcript": text}], "items": items}}
-
-
-@pytest.fixture
-def deck_factory(tmp_path: Path) -> Iterator[DeckFactory]:
-    yield from deck_fixture(tmp_path, ROUTES, MAILBOX)
 
 
 @pytest.fixture

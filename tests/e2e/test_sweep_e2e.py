@@ -24,9 +24,8 @@ from shared.core.times import iso
 from shared.core.tokens import mint_stream_token
 from shared.core.wav import parse_wav
 from tests.deck import Deck, signed_post, start_deck
-from tests.servers import BIN, ROOT, free_port, gunicorn_command, running, stop
+from tests.servers import BIN, ROOT, free_port, gunicorn_command, receiving, running, stop
 from tests.testbed import DATA, TOKEN_SECRET
-from tools.standin.api import serve_in_thread
 from tools.standin.receiver import CallbackReceiver
 
 pytestmark = pytest.mark.slow
@@ -39,9 +38,8 @@ PCM = parse_wav((DATA / "voicemail_outage.wav").read_bytes()).pcm
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[CallbackReceiver, str]]:
-    target = CallbackReceiver(SECRET)
-    with serve_in_thread(target.app(), "127.0.0.1", 0) as base:
-        yield target, f"{base}/recordings"
+    with receiving(SECRET, "/recordings") as found:
+        yield found
 
 
 @pytest.fixture

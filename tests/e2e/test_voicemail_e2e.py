@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -20,20 +18,13 @@ from shared.runtime.web import API_KEY_HEADER
 from tests.aws import REGION, aws_transcriber_env, job_state_change, started_job
 from tests.aws import TRANSCRIBE_BUCKET as BUCKET
 from tests.aws import TRANSCRIPTION_API_KEY as API_KEY
-from tests.deck import DeckFactory, deck_fixture, signed_post, voicemail_routes
+from tests.deck import MAILBOX, OWNERS, DeckFactory, signed_post, voicemail_routes
 from tests.testbed import DATA
 
 # Real servers or emulators on loopback, started by the tests.
 pytestmark = pytest.mark.slow
 
-MAILBOX = "447700900001"
-OWNERS = ["447700900111", "447700900222"]
 ROUTES = voicemail_routes(MAILBOX, OWNERS, language="en-US")
-
-
-@pytest.fixture
-def deck_factory(tmp_path: Path) -> Iterator[DeckFactory]:
-    yield from deck_fixture(tmp_path, ROUTES, MAILBOX)
 
 
 def test_a_voicemail_becomes_one_page_per_owner_with_the_spoken_words(deck_factory: DeckFactory) -> None:

@@ -4,27 +4,18 @@ behind the application's JWT), and the page in the outbox from Vonage's words.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.deck import DeckFactory, deck_fixture, signed_post, voicemail_routes
+from tests.deck import OWNERS, DeckFactory, signed_post, voicemail_routes
 from tests.testbed import DATA
 
 pytestmark = pytest.mark.slow
 
 MAILBOX = "447700900005"
-OWNERS = ["447700900111", "447700900222"]
 ROUTES = voicemail_routes(MAILBOX, OWNERS, language="en-US", engine="vonage")
 # The stand-in serves this file, not what the offline engine hears: its words (mixed case,
 # punctuated) can come from nowhere but Vonage's transcript.
 TRANSCRIPT = DATA / "vonage_transcript_voicemail.json"
-
-
-@pytest.fixture
-def deck_factory(tmp_path: Path) -> Iterator[DeckFactory]:
-    yield from deck_fixture(tmp_path, ROUTES, MAILBOX)
 
 
 def test_a_voicemail_vonage_transcribes_pages_each_owner_once_with_vonages_words(deck_factory: DeckFactory) -> None:

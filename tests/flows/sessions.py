@@ -20,7 +20,7 @@ from shared.flows.live_transcripts import LiveTranscript, live_lines_key
 from shared.flows.redactions import RedactionPolicy, store_redacted_audio
 from shared.flows.stream_audio import StreamRecording
 from tests.fakes import ScriptedLiveTranscriber
-from tests.testbed import DATA, TOKEN_SECRET
+from tests.testbed import DATA, OUTAGE_WORDS, TOKEN_SECRET
 
 __all__ = [
     "CALLER",
@@ -41,24 +41,9 @@ CALLER, CALLED = "447700900123", "447700900000"
 # Where the fixture is cut into sessions (seconds of its audio), and what is lost at each cut.
 SESSIONS = ((0.0, 4.0), (4.1, 7.0), (7.06, FIXTURE.duration))
 LOST = (0.1, 0.06)
-# Words of the fixture with times close to its audio's; the ones a cut falls in are lost.
-WORDS = [
-    ("hi", 0.45, 0.7),
-    ("this", 0.7, 0.9),
-    ("is", 0.9, 1.0),
-    ("sam", 1.0, 1.4),
-    ("from", 1.4, 1.6),
-    ("operations", 1.6, 2.3),
-    ("the", 2.9, 3.0),
-    ("production", 3.0, 3.6),
-    ("database", 4.2, 4.6),
-    ("is", 4.6, 4.8),
-    ("down", 4.8, 4.9),
-    ("please", 7.2, 7.5),
-    ("call", 7.5, 7.8),
-    ("me", 7.8, 7.9),
-    ("back", 7.9, 8.3),
-]
+# Words of the fixture with times close to its audio's; the ones a cut falls in are lost, so
+# "database is down" is heard after the first cut here.
+WORDS = [*OUTAGE_WORDS[:8], ("database", 4.2, 4.6), ("is", 4.6, 4.8), ("down", 4.8, 4.9), *OUTAGE_WORDS[11:]]
 KEY = ("5", 5.0)
 CARD = "4539148803436467"
 _SPOKEN = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

@@ -30,18 +30,11 @@ from shared.flows.delivery import (
     sign_delivery,
     verify_delivery,
 )
+from tests.servers import receiving
 from tools.standin.api import serve_in_thread
-from tools.standin.receiver import CallbackReceiver
 
 SECRET = "callback-secret"
 LOCAL = DeliveryPolicy(attempts=4, backoff=0.01, timeout=5, allow_private=True)
-
-
-@contextmanager
-def receiver(fail_first: int = 0) -> Iterator[tuple[CallbackReceiver, str]]:
-    target = CallbackReceiver(SECRET, fail_first=fail_first)
-    with serve_in_thread(target.app(), "127.0.0.1", 0) as base:
-        yield target, base
 
 
 def send(base: str, method: str = "POST", as_form: bool = False, policy: DeliveryPolicy = LOCAL, **payload: str):  # type: ignore[no-untyped-def]
@@ -65,7 +58,7 @@ def test_a_signature_verifies_only_with_the_secret_the_body_and_a_recent_time() 
     [("GET", False), ("POST", True), ("POST", False)],
 )
 def test_each_method_arrives_signed_with_its_fields(method: str, as_form: bool) -> None:
-    with receiver() as (target, base):
+    with receiving(SECRET) as (target, base):
         outcome = send(base, method, as_form, to="447700900001", status="ok", detail="pin accepted")
         assert outcome.delivered and outcome.attempts == 1
         (got,) = target.wait()
@@ -160,7 +153,7 @@ def test_the_same_task_is_queued_once(tmp_path: Path) -> None:
 
 
 def test_an_attempt_that_fails_is_retried_until_the_last() -> None:
-    with receiver(fail_first=100) as (_, base):
+    with receiving(SECRET, fail_first=100) as (_, base):
         outcome = send(base, status="ok")
     assert not outcome.delivered and outcome.error == "HTTP 500"
     assert delivery_state(outcome, final=False) == "retrying"
@@ -208,7 +201,7 @@ def test_the_guard_lets_public_https_through_and_loopback_only_when_allowed() ->
 
 
 def test_a_guarded_delivery_is_never_sent_and_never_retried() -> None:
-    with receiver() as (target, base):
+    with receiving(SECRET) as (target, base):
         outcome = send(base, policy=DeliveryPolicy(attempts=2, backoff=0.01), status="ok")
     assert target.deliveries == []
     assert outcome.permanent and delivery_state(outcome, final=False) == "failed"

@@ -18,6 +18,7 @@ from shared.core.live_events import segment_event, transcript_event
 from shared.core.ports import LiveSegment
 from shared.core.transcript_parsers import Word
 from shared.runtime.live_webhook import WebhookLiveListener
+from tests.testbed import routes_env
 
 CALL = "CON-2b4c4f2e-6a38-4b0a-9a52-0f5a7c2d6e11"
 HOOK = "https://crm.example.com/live"
@@ -93,13 +94,7 @@ def test_a_live_webhook_where_nothing_is_heard_live_or_not_a_url_is_refused(entr
 
 
 def test_a_live_webhook_needs_a_live_engine_and_on_cloud_storage_a_secret(tmp_path: Path) -> None:
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES)
-    env = {
-        "ROUTES_FILE": str(routes),
-        "VONAGE_APPLICATION_ID": "app",
-        "VONAGE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----",
-    }
+    env = routes_env(tmp_path, ROUTES)
     with pytest.raises(ConfigError, match="447700900004 has a live_webhook, which needs LIVE_TRANSCRIBER"):
         Settings.from_env(env)
     gcs = env | {"LIVE_TRANSCRIBER": "pocketsphinx", "STORAGE": "gcs", "GCS_BUCKET": "b", "STREAM_TOKEN_SECRET": "s"}
