@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.core.signatures import API_KEY_HEADER
+from tools.cli import exit_status
 
 __all__ = [
     "API_KEY_HEADER",
@@ -278,15 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    try:
+    def work() -> None:
         s3 = boto3.client("s3", region_name=config.region)
         events = boto3.client("events", region_name=config.region)
         for change in setup(s3, events, config):
             print(change)
-    except (BotoCoreError, ClientError, SetupError) as err:
-        print(f"aws-setup: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    return exit_status("aws-setup", work, (BotoCoreError, ClientError, SetupError))
 
 
 if __name__ == "__main__":

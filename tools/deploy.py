@@ -36,6 +36,7 @@ from shared.config.settings import (
 from shared.core.errors import ConfigError
 from shared.core.iap import AUDIENCE, app_engine_audience
 from shared.runtime.version import VERSION_FILE, project_version
+from tools.cli import exit_status
 from tools.deploy_plan import RUNTIME, Step, account_email, deploy_plan
 from tools.locks import REQUIREMENTS
 from tools.monitoring import POLICIES, alert_policy
@@ -420,64 +421,61 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """Stage the deployables, then print (--dry-run) or run the plan."""
     args = _parse(argv)
     source_env = os.environ if environ is None else environ
+    return exit_status("deploy", lambda: _deploy(args, source_env), (DeployError, ConfigError, ValueError))
+
+
+def _deploy(args: argparse.Namespace, source_env: Mapping[str, str]) -> None:
     env = {name: source_env[name] for name in ENV_NAMES if source_env.get(name)}
     # Deployed functions have no embedded queue's worker beside them: Cloud Tasks runs their tasks.
     if env.setdefault("TASK_QUEUE", "cloud-tasks") != "cloud-tasks":
-        print("deploy: deployed functions need TASK_QUEUE=cloud-tasks", file=sys.stderr)
-        return 1
+        raise DeployError("deployed functions need TASK_QUEUE=cloud-tasks")
     # A function's disk is its instance's memory, gone with it, and no two instances share one.
     if env.setdefault("STORAGE", "gcs") != "gcs" or not env.get("GCS_BUCKET"):
-        print("deploy: deployed calls are kept on Cloud Storage: set GCS_BUCKET (and STORAGE=gcs)", file=sys.stderr)
-        return 1
+        raise DeployError("deployed calls are kept on Cloud Storage: set GCS_BUCKET (and STORAGE=gcs)")
     env.setdefault("TASKS_PROJECT", args.project)
     env.setdefault("TASKS_LOCATION", args.region)
     env.setdefault("TASKS_SERVICE_ACCOUNT", account_email("tasks", args.project))
     root = Path(__file__).resolve().parents[1]
     out = args.out if args.out is not None else root / "build"
-    try:
-        check_engines(env)
-        print(f"deploy: tapedeck {project_version(root)} to {args.project} ({args.region})", file=sys.stderr)
-        functions_dir = stage_functions(root, out)
-        routes_file = env.get("ROUTES_FILE")
-        if routes_file:
-            # Each deployable sees only its uploaded folder, so the routes file travels inside both:
-            # the recorder reads it too, for a stream's live_webhook.
-            env["ROUTES_FILE"] = "routes.yaml"
-        lifecycle = lifecycle_rules(int(env.get("PROMPT_TTL_DAYS") or 7))
-        (out / "lifecycle.json").write_text(json.dumps(lifecycle, indent=2), encoding="utf-8")
-        recorder_env = {k: v for k, v in env.items() if k not in SECRET_NAMES}
-        recorder_env["SECRETS_PROJECT"] = args.project
-        recorder_dir = stage_recorder(root, out, recorder_env, account_email("recorder", args.project))
-        if routes_file:
-            _copy_routes(routes_file, (functions_dir, recorder_dir))
-        browser_dir, members = _browser_bundle(root, out, args.project, source_env, args.dry_run)
-        stage_monitoring(out)
-        channels = read_channels(source_env.get(CHANNELS_VARIABLE))
-        if not channels:
-            print(f"deploy: {CHANNELS_VARIABLE} is empty: the alert policies notify nobody", file=sys.stderr)
-        if not env.get("TASKS_URL"):
-            print("deploy: TASKS_URL is not set: no schedule runs the sweep until it is", file=sys.stderr)
-        print(f"deploy: {retention_note(StorageSettings.from_env(env))}", file=sys.stderr)
-        names = entry_points((root / "functions" / "main.py").read_text(encoding="utf-8"))
-        steps = deploy_plan(
-            project=args.project,
-            region=args.region,
-            functions_dir=functions_dir,
-            recorder_dir=recorder_dir,
-            browser_dir=browser_dir,
-            names=[(name, function_name(name)) for name in names],
-            env=env,
-            members=members,
-            channels=channels,
-        )
-        if args.dry_run:
-            print(format_plan(steps))
-        else:
-            run_plan(steps)
-    except (DeployError, ConfigError, ValueError) as err:
-        print(f"deploy: {err}", file=sys.stderr)
-        return 1
-    return 0
+    check_engines(env)
+    print(f"deploy: tapedeck {project_version(root)} to {args.project} ({args.region})", file=sys.stderr)
+    functions_dir = stage_functions(root, out)
+    routes_file = env.get("ROUTES_FILE")
+    if routes_file:
+        # Each deployable sees only its uploaded folder, so the routes file travels inside both:
+        # the recorder reads it too, for a stream's live_webhook.
+        env["ROUTES_FILE"] = "routes.yaml"
+    lifecycle = lifecycle_rules(int(env.get("PROMPT_TTL_DAYS") or 7))
+    (out / "lifecycle.json").write_text(json.dumps(lifecycle, indent=2), encoding="utf-8")
+    recorder_env = {k: v for k, v in env.items() if k not in SECRET_NAMES}
+    recorder_env["SECRETS_PROJECT"] = args.project
+    recorder_dir = stage_recorder(root, out, recorder_env, account_email("recorder", args.project))
+    if routes_file:
+        _copy_routes(routes_file, (functions_dir, recorder_dir))
+    browser_dir, members = _browser_bundle(root, out, args.project, source_env, args.dry_run)
+    stage_monitoring(out)
+    channels = read_channels(source_env.get(CHANNELS_VARIABLE))
+    if not channels:
+        print(f"deploy: {CHANNELS_VARIABLE} is empty: the alert policies notify nobody", file=sys.stderr)
+    if not env.get("TASKS_URL"):
+        print("deploy: TASKS_URL is not set: no schedule runs the sweep until it is", file=sys.stderr)
+    print(f"deploy: {retention_note(StorageSettings.from_env(env))}", file=sys.stderr)
+    names = entry_points((root / "functions" / "main.py").read_text(encoding="utf-8"))
+    steps = deploy_plan(
+        project=args.project,
+        region=args.region,
+        functions_dir=functions_dir,
+        recorder_dir=recorder_dir,
+        browser_dir=browser_dir,
+        names=[(name, function_name(name)) for name in names],
+        env=env,
+        members=members,
+        channels=channels,
+    )
+    if args.dry_run:
+        print(format_plan(steps))
+    else:
+        run_plan(steps)
 
 
 if __name__ == "__main__":

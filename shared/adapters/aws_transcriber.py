@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from shared.core.errors import BadRequest, Conflict, NotFound
-from shared.core.ports import BlobStore, Transcript, TranscriptionJob
+from shared.core.ports import BINARY, BlobStore, Transcript, TranscriptionJob
 from shared.core.vocabulary import amazon_phrases, vocabulary_name
 
 __all__ = [
@@ -124,7 +124,7 @@ class AwsTranscriber:
             raise NotFound(f"no audio at {job.audio_key}")
 
         key = media_key(job.name, job.media_format)
-        content_type = _CONTENT_TYPES.get(job.media_format, "application/octet-stream")
+        content_type = _CONTENT_TYPES.get(job.media_format, BINARY)
         self._s3.put_object(Bucket=self.staging_bucket, Key=key, Body=audio.data, ContentType=content_type)
         request: dict[str, Any] = {
             "TranscriptionJobName": job.name,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.keys import check_key
-from shared.core.ports import Blob, BlobInfo, StorageConflict, StorageUnavailable
+from shared.core.ports import BINARY, Blob, BlobInfo, StorageConflict, StorageUnavailable
 
 if TYPE_CHECKING:
     import google.cloud.storage as storage
@@ -176,13 +176,7 @@ class GcsBlobStore:
             return Blob(data, generation)
         raise StorageConflict(f"{key} kept changing while being read")
 
-    def write(
-        self,
-        key: str,
-        data: bytes,
-        content_type: str = "application/octet-stream",
-        if_generation_match: int | None = None,
-    ) -> int:
+    def write(self, key: str, data: bytes, content_type: str = BINARY, if_generation_match: int | None = None) -> int:
         from google.api_core.exceptions import PreconditionFailed as GcsPreconditionFailed
 
         blob = self.bucket.blob(check_key(key))

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.adapters.keys import check_key
-from shared.core.ports import Blob, BlobInfo, StorageConflict
+from shared.core.ports import BINARY, Blob, BlobInfo, StorageConflict
 
 __all__ = ["LocalBlobStore", "sync_file"]
 
@@ -104,13 +104,7 @@ class LocalBlobStore:
             return None
         return Blob(data, _generation(data))
 
-    def write(
-        self,
-        key: str,
-        data: bytes,
-        content_type: str = "application/octet-stream",
-        if_generation_match: int | None = None,
-    ) -> int:
+    def write(self, key: str, data: bytes, content_type: str = BINARY, if_generation_match: int | None = None) -> int:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         if if_generation_match is None:

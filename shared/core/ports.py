@@ -12,6 +12,7 @@ from shared.core.tasks import Task
 from shared.core.transcript_parsers import Word
 
 __all__ = [
+    "BINARY",
     "Blob",
     "BlobInfo",
     "BlobStore",
@@ -34,6 +35,10 @@ __all__ = [
     "TranscriptionJob",
     "VonageCredentials",
 ]
+
+
+# The content type of an object whose type the writer does not say.
+BINARY = "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -73,13 +78,7 @@ class BlobStore(Protocol):
         """The object, or None when there is none."""
         ...
 
-    def write(
-        self,
-        key: str,
-        data: bytes,
-        content_type: str = "application/octet-stream",
-        if_generation_match: int | None = None,
-    ) -> int:
+    def write(self, key: str, data: bytes, content_type: str = BINARY, if_generation_match: int | None = None) -> int:
         """Store `data` and return its generation.
 
         With `if_generation_match` the write happens only if the object is still at that

@@ -21,7 +21,7 @@ from shared.core.call_record import record_status
 from shared.core.erasure import forget_record_key, number_digest
 from shared.core.errors import BadRequest, Conflict, Gone
 from shared.core.pin_prompt import PromptRequest, new_transaction
-from shared.core.ports import Transcript, TranscriptionJob
+from shared.core.ports import BINARY, Transcript, TranscriptionJob
 from shared.flows.calls import update_call
 from shared.flows.erase import (
     RETENTION_CURSOR_KEY,
@@ -280,13 +280,7 @@ class CrashingStore(LocalBlobStore):
         if self.left == 0:
             raise Crash
 
-    def write(
-        self,
-        key: str,
-        data: bytes,
-        content_type: str = "application/octet-stream",
-        if_generation_match: int | None = None,
-    ) -> int:
+    def write(self, key: str, data: bytes, content_type: str = BINARY, if_generation_match: int | None = None) -> int:
         self._step()
         return super().write(key, data, content_type, if_generation_match)
 
