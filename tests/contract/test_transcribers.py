@@ -238,6 +238,19 @@ def test_google_is_given_the_routes_other_languages_and_reports_the_one_it_heard
     assert plain.language is None
 
 
+def heard_result(text: str, words: list[tuple[str, float, float]]) -> dict[str, Any]:
+    """One result of the adapter's document, as VOICEMAIL's answer maps to it."""
+    return {
+        "channel_tag": 1,
+        "language_code": "",
+        "transcript": text,
+        "confidence": pytest.approx(0.9),
+        "words": [
+            {"word": word, "start": start, "end": end, "confidence": pytest.approx(0.8)} for word, start, end in words
+        ],
+    }
+
+
 def test_google_sends_inline_linear16_and_maps_the_results(audio_store: LocalBlobStore) -> None:
     """The real API cannot run here: a fake client records the request the adapter builds."""
     client = FakeSpeechClient(VOICEMAIL)
@@ -264,28 +277,10 @@ def test_google_sends_inline_linear16_and_maps_the_results(audio_store: LocalBlo
         document={
             "engine": "google",
             "results": [
-                {
-                    "channel_tag": 1,
-                    "language_code": "",
-                    "transcript": "Hi, this is Sam.",
-                    "confidence": pytest.approx(0.9),
-                    "words": [
-                        {"word": "Hi,", "start": 0.2, "end": 0.6, "confidence": pytest.approx(0.8)},
-                        {"word": "this", "start": 0.7, "end": 0.9, "confidence": pytest.approx(0.8)},
-                        {"word": "is", "start": 0.9, "end": 1.1, "confidence": pytest.approx(0.8)},
-                        {"word": "Sam.", "start": 1.1, "end": 1.4, "confidence": pytest.approx(0.8)},
-                    ],
-                },
-                {
-                    "channel_tag": 1,
-                    "language_code": "",
-                    "transcript": "The production database is down.",
-                    "confidence": pytest.approx(0.9),
-                    "words": [
-                        {"word": "The", "start": 2.7, "end": 2.9, "confidence": pytest.approx(0.8)},
-                        {"word": "production", "start": 2.9, "end": 3.5, "confidence": pytest.approx(0.8)},
-                    ],
-                },
+                heard_result(
+                    "Hi, this is Sam.", [("Hi,", 0.2, 0.6), ("this", 0.7, 0.9), ("is", 0.9, 1.1), ("Sam.", 1.1, 1.4)]
+                ),
+                heard_result("The production database is down.", [("The", 2.7, 2.9), ("production", 2.9, 3.5)]),
             ],
         },
     )

@@ -171,6 +171,12 @@ def dry_run(out: Path, environ: dict[str, str], capsys: pytest.CaptureFixture[st
     return capsys.readouterr().out.splitlines()
 
 
+@pytest.fixture
+def lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The dry-run plan of a realistic deployment, one shell line a step."""
+    return dry_run(tmp_path / "build", realistic_environ(tmp_path), capsys)
+
+
 def commands_of(line: str) -> list[list[str]]:
     """The gcloud commands of one printed step: `describe … >/dev/null 2>&1 || create …`, `list … |
     grep -q . || create …`, or `printf %s "$SECRET" | gcloud …` (whose secret the tests leave out:
@@ -201,9 +207,8 @@ def test_every_upload_folder_carries_the_gcloudignore(tmp_path: Path, capsys: py
 @needs_gcloud
 @pytest.mark.slow
 def test_a_flag_gcloud_does_not_know_or_a_value_it_refuses_is_caught(
-    tmp_path: Path, gcloud_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    gcloud_env: dict[str, str], lines: list[str]
 ) -> None:
-    lines = dry_run(tmp_path / "build", realistic_environ(tmp_path), capsys)
     (answer,) = (
         words for line in lines for words in commands_of(line) if words[1:4] == ["functions", "deploy", "answer"]
     )
@@ -233,9 +238,8 @@ def test_a_flag_gcloud_does_not_know_or_a_value_it_refuses_is_caught(
 @needs_gcloud
 @pytest.mark.slow
 def test_every_command_of_the_plan_stops_only_for_want_of_an_account(
-    tmp_path: Path, gcloud_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    gcloud_env: dict[str, str], lines: list[str]
 ) -> None:
-    lines = dry_run(tmp_path / "build", realistic_environ(tmp_path), capsys)
     commands = [words for line in lines for words in commands_of(line)]
     groups = {tuple(words[1:3]) for words in commands}
     assert {("functions", "deploy"), ("app", "deploy"), ("secrets", "versions"), ("iap", "web")} <= groups
