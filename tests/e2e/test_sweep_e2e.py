@@ -90,12 +90,17 @@ def wait_until(done: Any, what: str, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
+@pytest.fixture
+def conversation_uuid() -> str:
+    """A call of its own for each test."""
+    return f"CON-{uuid.uuid4()}"
+
+
 def test_a_recorder_killed_mid_call_is_recovered_by_the_sweep_and_reported_once(
-    platform: tuple[Deck, Any, dict[str, str]], receiver: tuple[CallbackReceiver, str]
+    platform: tuple[Deck, Any, dict[str, str]], receiver: tuple[CallbackReceiver, str], conversation_uuid: str
 ) -> None:
     deck, recorder, recorder_env = platform
     target, _ = receiver
-    conversation_uuid = f"CON-{uuid.uuid4()}"
     event(deck, conversation_uuid, "started")
     event(deck, conversation_uuid, "answered")
     sent = PCM[:300_000]
@@ -150,11 +155,10 @@ def test_a_recorder_killed_mid_call_is_recovered_by_the_sweep_and_reported_once(
 
 
 def test_an_answered_stream_call_that_never_sent_audio_is_reported_failed(
-    platform: tuple[Deck, Any, dict[str, str]], receiver: tuple[CallbackReceiver, str]
+    platform: tuple[Deck, Any, dict[str, str]], receiver: tuple[CallbackReceiver, str], conversation_uuid: str
 ) -> None:
     deck, _, _ = platform
     target, _ = receiver
-    conversation_uuid = f"CON-{uuid.uuid4()}"
     for status in ("started", "answered", "completed"):
         event(deck, conversation_uuid, status)
 
