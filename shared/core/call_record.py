@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, is_shaped
-from shared.core.payloads import FlatRecord, JsonObject, unknown_fields
+from shared.core.payloads import FlatRecord, JsonObject, read_fields, write_fields
 from shared.core.reconnect_record import Reconnect, StitchedRecording
 from shared.core.times import instant
 
@@ -115,6 +115,7 @@ class Gap(FlatRecord):
     end: str
 
 
+# A stream entry's fields in the order they are written: those past `end_reason` only once set.
 _STREAM = (
     "session",
     "object",
@@ -125,15 +126,9 @@ _STREAM = (
     "started_at",
     "ended_at",
     "end_reason",
-    "recovered_at",
-    "gaps",
-    "settled_at",
-    "leg",
-    "recorder",
-    "closing",
-    "closed_at",
-    "masked",
 )
+_STREAM_LATER = ("recovered_at", "leg", "recorder", "closing", "closed_at", "gaps", "masked", "settled_at")
+_STORED = {"object": "object_key", "bytes": "size"}
 
 
 @dataclass
@@ -170,53 +165,17 @@ class StreamEntry:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:
         return cls(
-            session=doc["session"],
-            object_key=doc["object"],
-            state=RecordingState(doc["state"]),
-            sample_rate=doc["sample_rate"],
-            size=doc["bytes"],
-            duration=doc["duration"],
-            started_at=doc["started_at"],
-            ended_at=doc["ended_at"],
-            end_reason=doc["end_reason"],
-            recovered_at=doc.get("recovered_at"),
-            gaps=[Gap.from_json(g) for g in doc.get("gaps", ())],
-            settled_at=doc.get("settled_at"),
-            leg=doc.get("leg"),
-            recorder=doc.get("recorder"),
-            closing=SessionClose(doc["closing"]) if doc.get("closing") else None,
-            closed_at=doc.get("closed_at"),
-            masked=[{"start": float(m["start"]), "end": float(m["end"])} for m in doc.get("masked", ())],
-            extra=unknown_fields(doc, *_STREAM),
+            **read_fields(doc, _STREAM, _STREAM_LATER, renamed=_STORED)
+            | {
+                "state": RecordingState(doc["state"]),
+                "gaps": [Gap.from_json(g) for g in doc.get("gaps", ())],
+                "closing": SessionClose(doc["closing"]) if doc.get("closing") else None,
+                "masked": [{"start": float(m["start"]), "end": float(m["end"])} for m in doc.get("masked", ())],
+            }
         )
 
     def to_json(self) -> dict[str, object]:
-        doc: dict[str, object] = {
-            "session": self.session,
-            "object": self.object_key,
-            "state": self.state,
-            "sample_rate": self.sample_rate,
-            "bytes": self.size,
-            "duration": self.duration,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "end_reason": self.end_reason,
-        }
-        optional = (
-            ("recovered_at", self.recovered_at),
-            ("leg", self.leg),
-            ("recorder", self.recorder),
-            ("closing", self.closing),
-            ("closed_at", self.closed_at),
-        )
-        doc.update((name, value) for name, value in optional if value is not None)
-        if self.gaps:
-            doc["gaps"] = [gap.to_json() for gap in self.gaps]
-        if self.masked:
-            doc["masked"] = [dict(span) for span in self.masked]
-        if self.settled_at is not None:
-            doc["settled_at"] = self.settled_at
-        return doc | self.extra
+        return write_fields(self, (*_STREAM, *_STREAM_LATER), optional=_STREAM_LATER, renamed=_STORED)
 
     @property
     def settled(self) -> bool:
@@ -251,6 +210,7 @@ class Keypress(FlatRecord):
     session: str
 
 
+# call.json's fields in the order they are written: those past `dtmf` only once set.
 _CALL = (
     "conversation_uuid",
     "uuids",
@@ -262,6 +222,8 @@ _CALL = (
     "events",
     "recordings",
     "dtmf",
+)
+_CALL_LATER = (
     "voicemail",
     "conversation",
     "created_at",
@@ -271,6 +233,7 @@ _CALL = (
     "reconnects",
     "stitched",
 )
+_FROM = {"from": "from_"}
 
 
 @dataclass
@@ -311,56 +274,22 @@ class CallRecord:
             return StoredRecording.from_json(doc[name]) if doc.get(name) is not None else None
 
         return cls(
-            conversation_uuid=doc["conversation_uuid"],
-            uuids=list(doc["uuids"]),
-            from_=doc["from"],
-            to=doc["to"],
-            flow=Flow(doc["flow"]) if doc["flow"] is not None else None,
-            direction=doc["direction"],
-            status=doc["status"],
-            events=[CallEvent.from_json(e) for e in doc["events"]],
-            recordings=[StreamEntry.from_json(r) for r in doc["recordings"]],
-            dtmf=[Keypress.from_json(k) for k in doc["dtmf"]],
-            voicemail=stored("voicemail"),
-            conversation=stored("conversation"),
-            created_at=doc.get("created_at"),
-            first_words=doc.get("first_words"),
-            deleted=doc.get("deleted"),
-            legal_hold=doc.get("legal_hold"),
-            reconnects=[Reconnect.from_json(r) for r in doc.get("reconnects", ())],
-            stitched=StitchedRecording.from_json(doc["stitched"]) if doc.get("stitched") else None,
-            extra=unknown_fields(doc, *_CALL),
+            **read_fields(doc, _CALL, _CALL_LATER, renamed=_FROM)
+            | {
+                "uuids": list(doc["uuids"]),
+                "flow": Flow(doc["flow"]) if doc["flow"] is not None else None,
+                "events": [CallEvent.from_json(e) for e in doc["events"]],
+                "recordings": [StreamEntry.from_json(r) for r in doc["recordings"]],
+                "dtmf": [Keypress.from_json(k) for k in doc["dtmf"]],
+                "voicemail": stored("voicemail"),
+                "conversation": stored("conversation"),
+                "reconnects": [Reconnect.from_json(r) for r in doc.get("reconnects", ())],
+                "stitched": StitchedRecording.from_json(doc["stitched"]) if doc.get("stitched") else None,
+            }
         )
 
     def to_json(self) -> dict[str, object]:
-        doc: dict[str, object] = {
-            "conversation_uuid": self.conversation_uuid,
-            "uuids": list(self.uuids),
-            "from": self.from_,
-            "to": self.to,
-            "flow": self.flow,
-            "direction": self.direction,
-            "status": self.status,
-            "events": [e.to_json() for e in self.events],
-            "recordings": [r.to_json() for r in self.recordings],
-            "dtmf": [k.to_json() for k in self.dtmf],
-        }
-        for name, recording in (("voicemail", self.voicemail), ("conversation", self.conversation)):
-            if recording is not None:
-                doc[name] = recording.to_json()
-        for name, value in (
-            ("created_at", self.created_at),
-            ("first_words", self.first_words),
-            ("deleted", self.deleted),
-            ("legal_hold", self.legal_hold),
-        ):
-            if value is not None:
-                doc[name] = value
-        if self.reconnects:
-            doc["reconnects"] = [r.to_json() for r in self.reconnects]
-        if self.stitched is not None:
-            doc["stitched"] = self.stitched.to_json()
-        return doc | self.extra
+        return write_fields(self, (*_CALL, *_CALL_LATER), optional=_CALL_LATER, renamed=_FROM)
 
     def stored_recording(self, flow: Flow, recording: StoredRecording) -> None:
         """Note the downloaded recording of a voicemail or conversation call."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, fields
-from typing import Any, ClassVar, Self, TypeAlias, cast
+from typing import Any, ClassVar, Protocol, Self, TypeAlias, cast, runtime_checkable
 from urllib.parse import SplitResult, urlsplit
 
 from shared.core.errors import BadRequest
@@ -25,8 +25,10 @@ __all__ = [
     "TooDeep",
     "load_json",
     "load_json_object",
+    "read_fields",
     "split_url",
     "unknown_fields",
+    "write_fields",
 ]
 
 # What JSON holds, for a stored document's fields whose shape is not tapedeck's to choose.
@@ -42,6 +44,60 @@ _BRACKET = re.compile(r"[\[\]{}]")
 def unknown_fields(doc: Mapping[str, Any], *known: str) -> JsonObject:
     """The fields of a stored document not in `known`: kept as they were, for whatever wrote them."""
     return {k: v for k, v in doc.items() if k not in known}
+
+
+def read_fields(
+    doc: Mapping[str, Any],
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+    *,
+    renamed: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A stored document's fields as its dataclass's keyword arguments: each `required` one, each
+    `optional` one or None, under its attribute's name (`renamed` gives those that differ, as
+    `from` is `from_`), and `extra`, the fields not named, kept as they were."""
+    required, optional, renamed = tuple(required), tuple(optional), renamed or {}
+    values = {renamed.get(name, name): doc[name] for name in required}
+    values.update((renamed.get(name, name), doc.get(name)) for name in optional)
+    values["extra"] = unknown_fields(doc, *required, *optional)
+    return values
+
+
+@runtime_checkable
+class _Written(Protocol):
+    def to_json(self) -> Any: ...
+
+
+def _plain(value: object) -> object:
+    """A field's value as JSON holds it: a nested record by its own `to_json`, a list or an object
+    copied; enums stay themselves (a StrEnum is written as its string)."""
+    if isinstance(value, _Written):
+        return value.to_json()
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def write_fields(
+    record: object,
+    names: Iterable[str],
+    *,
+    optional: Collection[str] = (),
+    renamed: Mapping[str, str] | None = None,
+) -> dict[str, object]:
+    """A typed document as the JSON object stored: its fields in the order of `names`, read from
+    its attributes (`renamed` as for `read_fields`), those in `optional` left out while None or an
+    empty list, then its `extra` fields as they were read."""
+    renamed = renamed or {}
+    doc: dict[str, object] = {}
+    for name in names:
+        value = getattr(record, renamed.get(name, name))
+        if name not in optional or (value is not None and value != []):
+            doc[name] = _plain(value)
+    extra: JsonObject = getattr(record, "extra", {})
+    return doc | extra
 
 
 class FlatRecord:
