@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Self
 
 from shared.core.errors import NotFound
-from shared.core.payloads import JsonObject, unknown_fields
+from shared.core.payloads import JsonObject, read_fields, write_fields
 
 __all__ = [
     "PROBLEMS_PREFIX",
@@ -82,7 +82,9 @@ def retry_key(kind: ProblemKind, ident: str) -> str:
     return f"{RETRIES_PREFIX}{kind}/{ident}.json"
 
 
-_FIELDS = ("kind", "ident", "at", "summary", "call", "retryable", "detail", "retry_requested", "retried")
+# A problem's fields in the order they are written; `retry_requested` only once an operator asks.
+_REQUIRED = ("kind", "ident", "at", "summary")
+_OPTIONAL = ("call", "retryable", "detail", "retried", "retry_requested")
 
 
 @dataclass
@@ -109,29 +111,14 @@ class Problem:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:
         return cls(
-            kind=ProblemKind(doc["kind"]),
-            ident=doc["ident"],
-            at=doc["at"],
-            summary=doc["summary"],
-            call=doc.get("call"),
-            retryable=bool(doc.get("retryable")),
-            detail=dict(doc.get("detail") or {}),
-            retry_requested=doc.get("retry_requested"),
-            retried=int(doc.get("retried") or 0),
-            extra=unknown_fields(doc, *_FIELDS),
+            **read_fields(doc, _REQUIRED, _OPTIONAL)
+            | {
+                "kind": ProblemKind(doc["kind"]),
+                "retryable": bool(doc.get("retryable")),
+                "detail": dict(doc.get("detail") or {}),
+                "retried": int(doc.get("retried") or 0),
+            }
         )
 
     def to_json(self) -> dict[str, object]:
-        doc: dict[str, object] = {
-            "kind": self.kind,
-            "ident": self.ident,
-            "at": self.at,
-            "summary": self.summary,
-            "call": self.call,
-            "retryable": self.retryable,
-            "detail": self.detail,
-            "retried": self.retried,
-        }
-        if self.retry_requested is not None:
-            doc["retry_requested"] = self.retry_requested
-        return doc | self.extra
+        return write_fields(self, (*_REQUIRED, *_OPTIONAL), optional=("retry_requested",))
