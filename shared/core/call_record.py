@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, is_shaped
-from shared.core.payloads import FlatRecord, JsonObject, read_fields, write_fields
+from shared.core.payloads import FieldReaders, FlatRecord, StoredDocument, each, unless_none
 from shared.core.reconnect_record import Reconnect, StitchedRecording
 from shared.core.times import instant
 
@@ -129,10 +129,16 @@ _STREAM = (
 )
 _STREAM_LATER = ("recovered_at", "leg", "recorder", "closing", "closed_at", "gaps", "masked", "settled_at")
 _STORED = {"object": "object_key", "bytes": "size"}
+_STREAM_READ: FieldReaders = {
+    "state": RecordingState,
+    "gaps": each(Gap.from_json),
+    "closing": unless_none(SessionClose),
+    "masked": each(lambda m: {"start": float(m["start"]), "end": float(m["end"])}),
+}
 
 
 @dataclass
-class StreamEntry:
+class StreamEntry(StoredDocument, fields=_STREAM, later=_STREAM_LATER, renamed=_STORED, read=_STREAM_READ):
     """One websocket stream's recording; `recovered_at` is set only for one assembled afterwards,
     `settled_at` once its state is final (and reported), `gaps` only for a `partial` one.
 
@@ -160,22 +166,6 @@ class StreamEntry:
     closed_at: str | None = None
     # Spans of its audio silenced because keys were pressed (`mask_dtmf`), in seconds of it.
     masked: list[dict[str, float]] = field(default_factory=list)
-    extra: JsonObject = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(
-            **read_fields(doc, _STREAM, _STREAM_LATER, renamed=_STORED)
-            | {
-                "state": RecordingState(doc["state"]),
-                "gaps": [Gap.from_json(g) for g in doc.get("gaps", ())],
-                "closing": SessionClose(doc["closing"]) if doc.get("closing") else None,
-                "masked": [{"start": float(m["start"]), "end": float(m["end"])} for m in doc.get("masked", ())],
-            }
-        )
-
-    def to_json(self) -> dict[str, object]:
-        return write_fields(self, (*_STREAM, *_STREAM_LATER), optional=_STREAM_LATER, renamed=_STORED)
 
     @property
     def settled(self) -> bool:
@@ -234,10 +224,21 @@ _CALL_LATER = (
     "stitched",
 )
 _FROM = {"from": "from_"}
+_CALL_READ: FieldReaders = {
+    "uuids": list,
+    "flow": unless_none(Flow),
+    "events": each(CallEvent.from_json),
+    "recordings": each(StreamEntry.from_json),
+    "dtmf": each(Keypress.from_json),
+    "voicemail": unless_none(StoredRecording.from_json),
+    "conversation": unless_none(StoredRecording.from_json),
+    "reconnects": each(Reconnect.from_json),
+    "stitched": unless_none(StitchedRecording.from_json),
+}
 
 
 @dataclass
-class CallRecord:
+class CallRecord(StoredDocument, fields=_CALL, later=_CALL_LATER, renamed=_FROM, read=_CALL_READ):
     """call.json. `status` is the latest state Vonage reported, kept as Vonage spells it."""
 
     conversation_uuid: str
@@ -266,30 +267,6 @@ class CallRecord:
     reconnects: list[Reconnect] = field(default_factory=list)
     # The sessions of a call recorded in more than one, as one recording.
     stitched: StitchedRecording | None = None
-    extra: JsonObject = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        def stored(name: str) -> StoredRecording | None:
-            return StoredRecording.from_json(doc[name]) if doc.get(name) is not None else None
-
-        return cls(
-            **read_fields(doc, _CALL, _CALL_LATER, renamed=_FROM)
-            | {
-                "uuids": list(doc["uuids"]),
-                "flow": Flow(doc["flow"]) if doc["flow"] is not None else None,
-                "events": [CallEvent.from_json(e) for e in doc["events"]],
-                "recordings": [StreamEntry.from_json(r) for r in doc["recordings"]],
-                "dtmf": [Keypress.from_json(k) for k in doc["dtmf"]],
-                "voicemail": stored("voicemail"),
-                "conversation": stored("conversation"),
-                "reconnects": [Reconnect.from_json(r) for r in doc.get("reconnects", ())],
-                "stitched": StitchedRecording.from_json(doc["stitched"]) if doc.get("stitched") else None,
-            }
-        )
-
-    def to_json(self) -> dict[str, object]:
-        return write_fields(self, (*_CALL, *_CALL_LATER), optional=_CALL_LATER, renamed=_FROM)
 
     def stored_recording(self, flow: Flow, recording: StoredRecording) -> None:
         """Note the downloaded recording of a voicemail or conversation call."""

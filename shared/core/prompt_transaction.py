@@ -5,14 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Self
 
 from shared.core.deliveries import DeliveryRecord
 from shared.core.ncco import Action
-from shared.core.payloads import FlatRecord, JsonObject, read_fields, write_fields
+from shared.core.payloads import FieldReaders, FlatRecord, StoredDocument
 
 __all__ = ["FINAL", "PinHash", "PromptStatus", "PromptTransaction", "check_pin", "hash_pin"]
 
@@ -77,10 +75,17 @@ _FIELDS = (
 )
 _LATER = ("auth", "application_id", "call_uuid", "finished_at", "hung_up_at")
 _FROM = {"from": "from_"}
+_READ: FieldReaders = {
+    "status": PromptStatus,
+    "pin": PinHash.from_json,
+    "callback": DeliveryRecord.from_json,
+    "replies": lambda replies: {k: list(v) for k, v in replies.items()},
+    "events": list,
+}
 
 
 @dataclass
-class PromptTransaction:
+class PromptTransaction(StoredDocument, fields=_FIELDS, later=_LATER, renamed=_FROM, read=_READ):
     """One PIN prompt call (`prompts/<tid>.json`). Later fields are None until set, and absent."""
 
     tid: str
@@ -109,26 +114,11 @@ class PromptTransaction:
     call_uuid: str | None = None
     finished_at: float | None = None
     hung_up_at: float | None = None
-    extra: JsonObject = field(default_factory=dict)
 
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Self:
-        return cls(
-            **read_fields(doc, _FIELDS, _LATER, renamed=_FROM)
-            | {
-                "status": PromptStatus(doc["status"]),
-                "pin": PinHash.from_json(doc["pin"]),
-                "callback": DeliveryRecord.from_json(doc["callback"]),
-                "replies": {k: list(v) for k, v in doc["replies"].items()},
-                "events": list(doc["events"]),
-            }
-        )
-
-    def to_json(self) -> dict[str, object]:
+    def omitted_while_none(self) -> tuple[str, ...]:
         # `application_id` is written with `auth`, as null for a bearer's call.
         written_null = ("application_id",) if self.auth is not None else ()
-        later = [name for name in _LATER if name not in written_null]
-        return write_fields(self, (*_FIELDS, *_LATER), optional=later, renamed=_FROM)
+        return tuple(name for name in _LATER if name not in written_null)
 
     def place(self, auth: str, application_id: str | None) -> None:
         """Note how the request proved whose application places the call."""

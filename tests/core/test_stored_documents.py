@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from shared.core.call_record import CallRecord, Gap
 from shared.core.deliveries import DeliveryRecord, DeliveryState
 from shared.core.job_record import Job
-from shared.core.payloads import JsonObject, read_fields, write_fields
+from shared.core.payloads import StoredDocument, each
 from shared.core.pin_prompt import PromptTransaction
 from shared.flows.documents import Document, encode_document
 
@@ -52,31 +51,26 @@ def test_every_kind_of_document_has_samples() -> None:
 
 
 @dataclass
-class _Note:
+class _Note(
+    StoredDocument,
+    fields=("from", "state"),
+    later=("gaps", "at"),
+    renamed={"from": "from_"},
+    read={"state": DeliveryState, "gaps": each(Gap.from_json)},
+):
     from_: str
     state: DeliveryState
     gaps: list[Gap] = field(default_factory=list)
     at: float | None = None
-    extra: JsonObject = field(default_factory=dict)
 
 
 def test_a_typed_document_reads_its_known_fields_keeps_the_unknown_and_writes_them_in_order() -> None:
-    renamed = {"from": "from_"}
-    doc: dict[str, Any] = {"from": "447700900001", "state": "due", "later": {"kept": [1]}}
-    values = read_fields(doc, ("from", "state"), ("gaps", "at"), renamed=renamed)
-    # An optional field not there is None; its type's from_json converts what needs converting.
-    assert values == {
-        "from_": "447700900001",
-        "state": "due",
-        "gaps": None,
-        "at": None,
-        "extra": {"later": {"kept": [1]}},
-    }
+    note = _Note.from_json({"later": {"kept": [1]}, "state": "due", "from": "447700900001"})
+    assert note == _Note("447700900001", DeliveryState.DUE, [], None, extra={"later": {"kept": [1]}})
 
-    note = _Note(**values | {"state": DeliveryState(doc["state"]), "gaps": [Gap(1.5, 2.0, "s", "e")]})
-    note.state = DeliveryState.SENDING
-    written = write_fields(note, ("from", "state", "gaps", "at"), optional=("gaps", "at"), renamed=renamed)
-    assert json.dumps(written) == json.dumps(
+    note.gaps, note.state = [Gap(1.5, 2.0, "s", "e")], DeliveryState.SENDING
+    # In the order declared, a later field left out while None or empty, the unknown ones last.
+    assert json.dumps(note.to_json()) == json.dumps(
         {
             "from": "447700900001",
             "state": "sending",
@@ -84,11 +78,10 @@ def test_a_typed_document_reads_its_known_fields_keeps_the_unknown_and_writes_th
             "later": {"kept": [1]},
         }
     )
-    # Left out while None or empty; written as they are otherwise, null included.
-    note.gaps = []
-    assert write_fields(note, ("from", "state", "gaps", "at"), optional=("gaps",), renamed=renamed) == {
-        "from": "447700900001",
-        "state": "sending",
-        "at": None,
-        "later": {"kept": [1]},
-    }
+    note.gaps, note.at = [], 12.5
+    assert json.dumps(_Note.from_json(note.to_json()).to_json()) == json.dumps(
+        {"from": "447700900001", "state": "sending", "at": 12.5, "later": {"kept": [1]}}
+    )
+    # A field that is always there is required to read the document.
+    with pytest.raises(KeyError, match="from"):
+        _Note.from_json({"state": "due"})
