@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from shared.core.errors import BadRequest
 from shared.core.identifiers import CONVERSATION_ID, is_shaped
-from shared.core.payloads import FlatRecord, JsonObject, unknown_fields
+from shared.core.payloads import FieldReaders, FlatRecord, StoredDocument, each, unless_none
 from shared.core.reconnect_record import Reconnect, StitchedRecording
 from shared.core.times import instant
 
@@ -115,6 +115,7 @@ class Gap(FlatRecord):
     end: str
 
 
+# A stream entry's fields in the order they are written: those past `end_reason` only once set.
 _STREAM = (
     "session",
     "object",
@@ -125,19 +126,19 @@ _STREAM = (
     "started_at",
     "ended_at",
     "end_reason",
-    "recovered_at",
-    "gaps",
-    "settled_at",
-    "leg",
-    "recorder",
-    "closing",
-    "closed_at",
-    "masked",
 )
+_STREAM_LATER = ("recovered_at", "leg", "recorder", "closing", "closed_at", "gaps", "masked", "settled_at")
+_STORED = {"object": "object_key", "bytes": "size"}
+_STREAM_READ: FieldReaders = {
+    "state": RecordingState,
+    "gaps": each(Gap.from_json),
+    "closing": unless_none(SessionClose),
+    "masked": each(lambda m: {"start": float(m["start"]), "end": float(m["end"])}),
+}
 
 
 @dataclass
-class StreamEntry:
+class StreamEntry(StoredDocument, fields=_STREAM, later=_STREAM_LATER, renamed=_STORED, read=_STREAM_READ):
     """One websocket stream's recording; `recovered_at` is set only for one assembled afterwards,
     `settled_at` once its state is final (and reported), `gaps` only for a `partial` one.
 
@@ -165,58 +166,6 @@ class StreamEntry:
     closed_at: str | None = None
     # Spans of its audio silenced because keys were pressed (`mask_dtmf`), in seconds of it.
     masked: list[dict[str, float]] = field(default_factory=list)
-    extra: JsonObject = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(
-            session=doc["session"],
-            object_key=doc["object"],
-            state=RecordingState(doc["state"]),
-            sample_rate=doc["sample_rate"],
-            size=doc["bytes"],
-            duration=doc["duration"],
-            started_at=doc["started_at"],
-            ended_at=doc["ended_at"],
-            end_reason=doc["end_reason"],
-            recovered_at=doc.get("recovered_at"),
-            gaps=[Gap.from_json(g) for g in doc.get("gaps", ())],
-            settled_at=doc.get("settled_at"),
-            leg=doc.get("leg"),
-            recorder=doc.get("recorder"),
-            closing=SessionClose(doc["closing"]) if doc.get("closing") else None,
-            closed_at=doc.get("closed_at"),
-            masked=[{"start": float(m["start"]), "end": float(m["end"])} for m in doc.get("masked", ())],
-            extra=unknown_fields(doc, *_STREAM),
-        )
-
-    def to_json(self) -> dict[str, object]:
-        doc: dict[str, object] = {
-            "session": self.session,
-            "object": self.object_key,
-            "state": self.state,
-            "sample_rate": self.sample_rate,
-            "bytes": self.size,
-            "duration": self.duration,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "end_reason": self.end_reason,
-        }
-        optional = (
-            ("recovered_at", self.recovered_at),
-            ("leg", self.leg),
-            ("recorder", self.recorder),
-            ("closing", self.closing),
-            ("closed_at", self.closed_at),
-        )
-        doc.update((name, value) for name, value in optional if value is not None)
-        if self.gaps:
-            doc["gaps"] = [gap.to_json() for gap in self.gaps]
-        if self.masked:
-            doc["masked"] = [dict(span) for span in self.masked]
-        if self.settled_at is not None:
-            doc["settled_at"] = self.settled_at
-        return doc | self.extra
 
     @property
     def settled(self) -> bool:
@@ -251,6 +200,7 @@ class Keypress(FlatRecord):
     session: str
 
 
+# call.json's fields in the order they are written: those past `dtmf` only once set.
 _CALL = (
     "conversation_uuid",
     "uuids",
@@ -262,6 +212,8 @@ _CALL = (
     "events",
     "recordings",
     "dtmf",
+)
+_CALL_LATER = (
     "voicemail",
     "conversation",
     "created_at",
@@ -271,10 +223,22 @@ _CALL = (
     "reconnects",
     "stitched",
 )
+_FROM = {"from": "from_"}
+_CALL_READ: FieldReaders = {
+    "uuids": list,
+    "flow": unless_none(Flow),
+    "events": each(CallEvent.from_json),
+    "recordings": each(StreamEntry.from_json),
+    "dtmf": each(Keypress.from_json),
+    "voicemail": unless_none(StoredRecording.from_json),
+    "conversation": unless_none(StoredRecording.from_json),
+    "reconnects": each(Reconnect.from_json),
+    "stitched": unless_none(StitchedRecording.from_json),
+}
 
 
 @dataclass
-class CallRecord:
+class CallRecord(StoredDocument, fields=_CALL, later=_CALL_LATER, renamed=_FROM, read=_CALL_READ):
     """call.json. `status` is the latest state Vonage reported, kept as Vonage spells it."""
 
     conversation_uuid: str
@@ -303,64 +267,6 @@ class CallRecord:
     reconnects: list[Reconnect] = field(default_factory=list)
     # The sessions of a call recorded in more than one, as one recording.
     stitched: StitchedRecording | None = None
-    extra: JsonObject = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        def stored(name: str) -> StoredRecording | None:
-            return StoredRecording.from_json(doc[name]) if doc.get(name) is not None else None
-
-        return cls(
-            conversation_uuid=doc["conversation_uuid"],
-            uuids=list(doc["uuids"]),
-            from_=doc["from"],
-            to=doc["to"],
-            flow=Flow(doc["flow"]) if doc["flow"] is not None else None,
-            direction=doc["direction"],
-            status=doc["status"],
-            events=[CallEvent.from_json(e) for e in doc["events"]],
-            recordings=[StreamEntry.from_json(r) for r in doc["recordings"]],
-            dtmf=[Keypress.from_json(k) for k in doc["dtmf"]],
-            voicemail=stored("voicemail"),
-            conversation=stored("conversation"),
-            created_at=doc.get("created_at"),
-            first_words=doc.get("first_words"),
-            deleted=doc.get("deleted"),
-            legal_hold=doc.get("legal_hold"),
-            reconnects=[Reconnect.from_json(r) for r in doc.get("reconnects", ())],
-            stitched=StitchedRecording.from_json(doc["stitched"]) if doc.get("stitched") else None,
-            extra=unknown_fields(doc, *_CALL),
-        )
-
-    def to_json(self) -> dict[str, object]:
-        doc: dict[str, object] = {
-            "conversation_uuid": self.conversation_uuid,
-            "uuids": list(self.uuids),
-            "from": self.from_,
-            "to": self.to,
-            "flow": self.flow,
-            "direction": self.direction,
-            "status": self.status,
-            "events": [e.to_json() for e in self.events],
-            "recordings": [r.to_json() for r in self.recordings],
-            "dtmf": [k.to_json() for k in self.dtmf],
-        }
-        for name, recording in (("voicemail", self.voicemail), ("conversation", self.conversation)):
-            if recording is not None:
-                doc[name] = recording.to_json()
-        for name, value in (
-            ("created_at", self.created_at),
-            ("first_words", self.first_words),
-            ("deleted", self.deleted),
-            ("legal_hold", self.legal_hold),
-        ):
-            if value is not None:
-                doc[name] = value
-        if self.reconnects:
-            doc["reconnects"] = [r.to_json() for r in self.reconnects]
-        if self.stitched is not None:
-            doc["stitched"] = self.stitched.to_json()
-        return doc | self.extra
 
     def stored_recording(self, flow: Flow, recording: StoredRecording) -> None:
         """Note the downloaded recording of a voicemail or conversation call."""

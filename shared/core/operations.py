@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any
 
 from shared.core.errors import NotFound
-from shared.core.payloads import JsonObject, unknown_fields
+from shared.core.payloads import FieldReaders, StoredDocument
 
 __all__ = [
     "PROBLEMS_PREFIX",
@@ -82,11 +82,19 @@ def retry_key(kind: ProblemKind, ident: str) -> str:
     return f"{RETRIES_PREFIX}{kind}/{ident}.json"
 
 
-_FIELDS = ("kind", "ident", "at", "summary", "call", "retryable", "detail", "retry_requested", "retried")
+# A problem's fields in the order they are written; `retry_requested` only once an operator asks.
+_REQUIRED = ("kind", "ident", "at", "summary")
+_OPTIONAL = ("call", "retryable", "detail", "retried", "retry_requested")
+_READ: FieldReaders = {
+    "kind": ProblemKind,
+    "retryable": bool,
+    "detail": lambda detail: dict(detail or {}),
+    "retried": lambda retried: int(retried or 0),
+}
 
 
 @dataclass
-class Problem:
+class Problem(StoredDocument, fields=_REQUIRED, later=_OPTIONAL, read=_READ):
     """One outcome an operator may need to act on. `detail` holds what a retry needs; `retryable`
     says whether one makes sense; `retry_requested` is set when an operator asked for one, and
     `retried` counts those that ran."""
@@ -100,38 +108,10 @@ class Problem:
     detail: dict[str, Any] = field(default_factory=dict)
     retry_requested: float | None = None
     retried: int = 0
-    extra: JsonObject = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return problem_key(self.kind, self.ident)
 
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(
-            kind=ProblemKind(doc["kind"]),
-            ident=doc["ident"],
-            at=doc["at"],
-            summary=doc["summary"],
-            call=doc.get("call"),
-            retryable=bool(doc.get("retryable")),
-            detail=dict(doc.get("detail") or {}),
-            retry_requested=doc.get("retry_requested"),
-            retried=int(doc.get("retried") or 0),
-            extra=unknown_fields(doc, *_FIELDS),
-        )
-
-    def to_json(self) -> dict[str, object]:
-        doc: dict[str, object] = {
-            "kind": self.kind,
-            "ident": self.ident,
-            "at": self.at,
-            "summary": self.summary,
-            "call": self.call,
-            "retryable": self.retryable,
-            "detail": self.detail,
-            "retried": self.retried,
-        }
-        if self.retry_requested is not None:
-            doc["retry_requested"] = self.retry_requested
-        return doc | self.extra
+    def omitted_while_none(self) -> tuple[str, ...]:
+        return ("retry_requested",)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Self
 
 from shared.core.deliveries import DeliveryRecord
 from shared.core.ncco import Action
-from shared.core.payloads import FlatRecord, JsonObject, unknown_fields
+from shared.core.payloads import FieldReaders, FlatRecord, StoredDocument
 
 __all__ = ["FINAL", "PinHash", "PromptStatus", "PromptTransaction", "check_pin", "hash_pin"]
 
@@ -76,10 +74,18 @@ _FIELDS = (
     "expires_at",
 )
 _LATER = ("auth", "application_id", "call_uuid", "finished_at", "hung_up_at")
+_FROM = {"from": "from_"}
+_READ: FieldReaders = {
+    "status": PromptStatus,
+    "pin": PinHash.from_json,
+    "callback": DeliveryRecord.from_json,
+    "replies": lambda replies: {k: list(v) for k, v in replies.items()},
+    "events": list,
+}
 
 
 @dataclass
-class PromptTransaction:
+class PromptTransaction(StoredDocument, fields=_FIELDS, later=_LATER, renamed=_FROM, read=_READ):
     """One PIN prompt call (`prompts/<tid>.json`). Later fields are None until set, and absent."""
 
     tid: str
@@ -108,62 +114,11 @@ class PromptTransaction:
     call_uuid: str | None = None
     finished_at: float | None = None
     hung_up_at: float | None = None
-    extra: JsonObject = field(default_factory=dict)
 
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Self:
-        return cls(
-            tid=doc["tid"],
-            to=doc["to"],
-            from_=doc["from"],
-            status=PromptStatus(doc["status"]),
-            detail=doc["detail"],
-            attempts=doc["attempts"],
-            max_attempts=doc["max_attempts"],
-            pin=PinHash.from_json(doc["pin"]),
-            text=doc["text"],
-            bye_text=doc["bye_text"],
-            failed_text=doc["failed_text"],
-            language=doc["language"],
-            style=doc["style"],
-            callback=DeliveryRecord.from_json(doc["callback"]),
-            replies={k: list(v) for k, v in doc["replies"].items()},
-            events=list(doc["events"]),
-            created_at=doc["created_at"],
-            updated_at=doc["updated_at"],
-            expires_at=doc["expires_at"],
-            **{k: doc.get(k) for k in _LATER},
-            extra=unknown_fields(doc, *_FIELDS, *_LATER),
-        )
-
-    def to_json(self) -> dict[str, object]:
-        doc: dict[str, object] = {
-            "tid": self.tid,
-            "to": self.to,
-            "from": self.from_,
-            "status": self.status,
-            "detail": self.detail,
-            "attempts": self.attempts,
-            "max_attempts": self.max_attempts,
-            "pin": self.pin.to_json(),
-            "text": self.text,
-            "bye_text": self.bye_text,
-            "failed_text": self.failed_text,
-            "language": self.language,
-            "style": self.style,
-            "callback": self.callback.to_json(),
-            "replies": {k: list(v) for k, v in self.replies.items()},
-            "events": list(self.events),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "expires_at": self.expires_at,
-        }
-        for name in _LATER:
-            value = getattr(self, name)
-            # `application_id` is written with `auth`, as null for a bearer's call.
-            if value is not None or (name == "application_id" and self.auth is not None):
-                doc[name] = value
-        return doc | self.extra
+    def omitted_while_none(self) -> tuple[str, ...]:
+        # `application_id` is written with `auth`, as null for a bearer's call.
+        written_null = ("application_id",) if self.auth is not None else ()
+        return tuple(name for name in _LATER if name not in written_null)
 
     def place(self, auth: str, application_id: str | None) -> None:
         """Note how the request proved whose application places the call."""

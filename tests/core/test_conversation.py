@@ -48,27 +48,6 @@ def test_a_conversation_route_has_its_parties_labels_and_delivery() -> None:
     assert (three.channels, three.channel_labels(), three.format) == (3, ("Customer", "Agent", "Party 2"), "wav")
 
 
-@pytest.mark.parametrize(
-    ("entry", "line", "says"),
-    [
-        ("  flow: conversation\n", 1, "needs at least one number to connect"),
-        ("  flow: conversation\n  connect: [12]\n", 3, "route 447700900002, connect: '12' is not an E.164 number"),
-        ("  flow: conversation\n  connect: [447700900200]\n  caller_id: Vonage\n", 4, "caller_id"),
-        ("  flow: conversation\n  connect: [447700900200]\n  format: ogg\n", 4, "format: must be one of mp3, wav"),
-        ("  flow: conversation\n  connect: [447700900200]\n  result_webhook: crm\n", 4, "https://"),
-        (
-            "  flow: conversation\n  connect: [447700900200]\n  labels: [A, B, C]\n",
-            4,
-            "labels: more labels than channels",
-        ),
-        ("  flow: conversation\n  connect: [447700900200]\n  labels: ['']\n", 4, "1 to 40 characters"),
-    ],
-)
-def test_a_bad_conversation_entry_names_its_line(entry: str, line: int, says: str) -> None:
-    with pytest.raises(ConfigError, match=rf"line {line}: .*{says}"):
-        parse_routes(f'"447700900002":\n{entry}', "routes.yaml")
-
-
 def test_the_ncco_records_every_leg_before_connecting_and_passes_the_official_models() -> None:
     ncco = conversation_answer(
         parties=("447700900200",),

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from vonage_voice.models import Record, Talk
 
 from shared.config.routes import Route, parse_routes
 from shared.core.call_record import Flow
-from shared.core.errors import ConfigError
 from shared.core.ncco import voicemail_answer
 from shared.core.pager import build_pager_text, sms_length, sms_limit
 from shared.core.webhooks import InboundCall
@@ -70,23 +68,6 @@ def test_routes_pick_the_flow_and_mailbox_by_called_number() -> None:
 def test_json_routes_are_read_too() -> None:
     routes = parse_routes('{"447700900001": {"flow": "voicemail", "recipients": ["447700900111"]}}', "r.json")
     assert routes.for_number("447700900001").recipients == ("447700900111",)
-
-
-@pytest.mark.parametrize(
-    ("text", "line", "says"),
-    [
-        ('"447700900001":\n  flow: voicemail\n  recipients: ["12"]\n', 3, "not a phone number"),
-        ('"447700900001":\n  flow: fax\n', 2, "flow: must be one of"),
-        ('"447700900001":\n  flow: stream\n  colour: blue\n', 3, "unknown field"),
-        ('"447700900001":\n  flow: voicemail\n', 1, "needs at least one recipient"),
-        ('"447700900001":\n  flow: stream\n"447700900001":\n  flow: stream\n', 3, "listed twice"),
-        ('"447700900001":\n  flow: stream\n  max_seconds: 1\n', 3, "max_seconds"),
-        ('"447700900001": [\n', 2, "not valid YAML"),
-    ],
-)
-def test_a_bad_routes_file_names_the_line_at_fault(text: str, line: int, says: str) -> None:
-    with pytest.raises(ConfigError, match=rf"routes.yaml, line {line}: .*{says}"):
-        parse_routes(text, "routes.yaml")
 
 
 def test_the_voicemail_ncco_passes_the_official_models() -> None:

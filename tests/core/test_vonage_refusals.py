@@ -1,5 +1,5 @@
-"""Configuration that would give Vonage an NCCO it refuses stops start-up, naming the variable, or
-the route's number and field (with the line)."""
+"""A route that would give Vonage an NCCO it refuses stops start-up, naming the route's number and
+field (with the line). Settings Vonage would refuse are in test_config_refusals."""
 
 from __future__ import annotations
 
@@ -71,27 +71,3 @@ def test_what_vonage_takes_still_loads(tmp_path: Path) -> None:
     spoken = "<speak>" + '<break time="1s"/>' * 100 + "x" * 1500 + "</speak>"
     assert start(tmp_path, CONVERSATION + f"  notice: '{spoken}'\n").routes.for_number(NUMBER).announcement == spoken
     assert Settings.from_env({"GREETING": spoken}).stream.greeting == spoken
-
-
-@pytest.mark.parametrize(
-    ("env", "says"),
-    [
-        # An unlisted number would get a conversation with no one to connect: the call ends at once.
-        ({"DEFAULT_FLOW": "conversation"}, "DEFAULT_FLOW must be one of stream, voicemail (a conversation needs"),
-        ({"GREETING": "x" * 1501}, "GREETING is 1,501 characters, over Vonage's 1,500-character talk limit"),
-        ({"GREETING": "<speak>Tom & Jerry</speak>"}, "GREETING starts with <speak> but is not one well-formed"),
-        ({"GREETING": "  "}, "GREETING has nothing to say"),
-        ({"GREETING": ""}, "GREETING has nothing to say"),
-        ({"PUBLIC_URL": "https://fn.example.test/my functions"}, "PUBLIC_URL must be a URL without spaces"),
-        ({"PUBLIC_URL": "https://fn.example.test/?v=1"}, "PUBLIC_URL must have no query or fragment"),
-        ({"PUBLIC_URL": "https://fn.example.test/#top"}, "PUBLIC_URL must have no query or fragment"),
-        ({"RECORDER_URL": "wss://rec.example.test/sóckét"}, "RECORDER_URL must be a URL without spaces"),
-        ({"RECORDER_URL": "wss://[::1/socket"}, "RECORDER_URL must be a ws:// or wss:// URL"),
-        ({"RECORDER_URL": "wss://rec.example.test:99999/socket"}, "RECORDER_URL must be a ws:// or wss:// URL"),
-        ({"STREAM_RATE": "11025"}, "STREAM_RATE must be one of (8000, 16000, 24000)"),
-        ({"PROMPT_INPUT_TIMEOUT": "11"}, "PROMPT_INPUT_TIMEOUT must be from 1 to 10 seconds"),
-    ],
-)
-def test_a_setting_vonage_would_refuse_names_the_variable(env: dict[str, str], says: str) -> None:
-    with pytest.raises(ConfigError, match=re.escape(says)):
-        Settings.from_env(env)
