@@ -4,9 +4,10 @@ in-process and a test reads what it did: the texts sent, the tasks queued, the c
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shared.adapters.local_blob_store import LocalBlobStore
 from shared.config.settings import Settings
@@ -193,17 +194,9 @@ class FakeHttp:
     answer: HttpAnswer = field(default_factory=HttpAnswer)
     requests: list[tuple[str, str, bytes | None, dict[str, str]]] = field(default_factory=list)
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        data: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = True,
-    ) -> HttpAnswer:
-        self.requests.append((method, url, data, dict(headers or {})))
+    def request(self, method: str, url: str, **options: Any) -> HttpAnswer:
+        """HttpClient.request: the body and headers are kept, the other options ignored."""
+        self.requests.append((method, url, options.get("data"), dict(options.get("headers") or {})))
         return self.answer
 
 

@@ -66,12 +66,12 @@ def receive_conversation(
 def _store_conversation(
     services: ConversationServices, hook: RecordingWebhook, route: Route, job_doc: Job, now: float
 ) -> TranscriptionJob | None:
-    store, name = services.store, job_doc.name
-    if not hook.recording_url or hook.size == 0:
-        set_job(store, name, lambda job: job.move(JobState.NO_RECORDING))
-        failed = Transcript(name, "failed", "", failure="Vonage delivered an empty recording")
+    if hook.empty:
+        set_job(services.store, job_doc.name, lambda job: job.move(JobState.NO_RECORDING))
+        failed = Transcript(job_doc.name, "failed", "", failure="Vonage delivered an empty recording")
         finish_conversation(services, job_doc, failed, now)
         return None
+    store, name = services.store, job_doc.name
     audio_key, media_format, data = store_recording(
         store, services.recordings, hook, stem="conversation", flow=FLOW, job=name, now=now
     )

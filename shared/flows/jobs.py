@@ -128,6 +128,11 @@ class RecordingWebhook:
     caller: str
     called: str
 
+    @property
+    def empty(self) -> bool:
+        """Vonage delivered no recording: no URL, or none of its bytes."""
+        return not self.recording_url or self.size == 0
+
 
 def _size(value: object) -> int:
     """The webhook's `size`: a number in a JSON body, a string in a GET query."""

@@ -84,20 +84,24 @@ def receive_voicemail(
 def _store_message(
     services: VoicemailServices, hook: RecordingWebhook, route: Route, job_doc: Job, now: float
 ) -> TranscriptionJob | None:
-    store, name = services.store, job_doc.name
-    if not hook.recording_url or hook.size == 0:
-        set_job(store, name, lambda job: job.move(JobState.NO_MESSAGE))
-        _page(services, job_doc, NO_MESSAGE, audio_key=None, now=now)
+    if hook.empty:
+        _no_message(services, job_doc, None, now)
         return None
+    store, name = services.store, job_doc.name
     audio_key, media_format, data = store_recording(
         store, services.recordings, hook, stem="message", flow=FLOW, job=name, now=now
     )
     if _is_silent(data, media_format):
-        set_job(store, name, lambda job: job.move(JobState.NO_MESSAGE, audio_key=audio_key))
-        _page(services, job_doc, NO_MESSAGE, audio_key=audio_key, now=now)
+        _no_message(services, job_doc, audio_key, now)
         return None
     set_job(store, name, lambda job: job.move(JobState.TRANSCRIBING, audio_key=audio_key))
     return engine_job(name, audio_key, media_format, route)
+
+
+def _no_message(services: VoicemailServices, job_doc: Job, audio_key: str | None, now: float) -> None:
+    """Nothing to transcribe (no recording, or only silence): the owners are paged at once."""
+    set_job(services.store, job_doc.name, lambda job: job.move(JobState.NO_MESSAGE, audio_key=audio_key))
+    _page(services, job_doc, NO_MESSAGE, audio_key=audio_key, now=now)
 
 
 def finish_voicemail(services: VoicemailServices, job: Job, transcript: Transcript, now: float) -> None:
