@@ -127,15 +127,24 @@ def _begin(services: RecordedCallServices, job: TranscriptionJob, attempt: int, 
     return len(attempts) > attempt and attempts[attempt]["engine"] == engine and attempts[attempt]["outcome"] == RUNNING
 
 
-def run_transcription(services: RecordedCallServices, job: TranscriptionJob, now: float, attempt: int = 0) -> str:
-    """Run one attempt of a job in the task's own request. A job already past `transcribing`, or
-    past this attempt (a task run twice), changes nothing."""
+def _transcribing(services: RecordedCallServices, job: TranscriptionJob, attempt: int) -> Job | str:
+    """The job of an attempt's task while it is still transcribing, or what the task answers
+    instead; an attempt its chain has not got is refused."""
     stored = read_job(services.store, job.name)
     if stored is None or stored.state != JobState.TRANSCRIBING:
         return "already handled" if stored else "unknown job"
-    chain = _chain(services, stored)
-    if not 0 <= attempt < len(chain):
+    if not 0 <= attempt < len(_chain(services, stored)):
         raise BadRequest(f"{job.name} has no attempt {attempt}")
+    return stored
+
+
+def run_transcription(services: RecordedCallServices, job: TranscriptionJob, now: float, attempt: int = 0) -> str:
+    """Run one attempt of a job in the task's own request. A job already past `transcribing`, or
+    past this attempt (a task run twice), changes nothing."""
+    stored = _transcribing(services, job, attempt)
+    if isinstance(stored, str):
+        return stored
+    chain = _chain(services, stored)
     engine = chain[attempt]
     if not _begin(services, job, attempt, engine, now):
         return "superseded"
@@ -145,7 +154,7 @@ def run_transcription(services: RecordedCallServices, job: TranscriptionJob, now
         log.exception("transcription failed to run", extra={"job": job.name, "engine": engine})
         transcript = Transcript(job.name, "failed", "", failure=str(err) or type(err).__name__)
     if transcript is not None:
-        return _settle(services, job, attempt, transcript, now)
+        return _settle(services, job, chain, attempt, transcript, now)
     if attempt + 1 < len(chain):
         delay = services.settings.transcription.deadlines.get(engine, 0)
         services.queue.enqueue(transcribe_task(job, attempt, kind=DEADLINE_TASK, delay=delay))
@@ -153,14 +162,15 @@ def run_transcription(services: RecordedCallServices, job: TranscriptionJob, now
 
 
 def _settle(
-    services: RecordedCallServices, job: TranscriptionJob, attempt: int, transcript: Transcript, now: float
+    services: RecordedCallServices,
+    job: TranscriptionJob,
+    chain: list[str],
+    attempt: int,
+    transcript: Transcript,
+    now: float,
 ) -> str:
     """Write attempt `attempt`'s outcome, once; then finish the job with its transcript, or hand
-    a failure to the next engine while there is one."""
-    stored = read_job(services.store, job.name)
-    if stored is None:
-        return "unknown job"
-    chain = _chain(services, stored)
+    a failure to the next engine of `chain` (the job's) while there is one."""
     engine = chain[attempt]
     late = transcript.status == LATE
     onward = transcript.status != "completed" and attempt + 1 < len(chain)
@@ -177,10 +187,12 @@ def _settle(
             held.engine, held.detected_language = engine, transcript.language
 
     settled = set_job(services.store, job.name, settle)
-    attempts = (settled.attempts or []) if settled else []
+    if settled is None:
+        return "unknown job"
+    attempts = settled.attempts or []
     # Applied here, or by an earlier run of this same step that died before finishing the job.
     ours = len(attempts) > attempt and attempts[attempt]["outcome"] == outcome
-    if not ours or settled is None or settled.state != JobState.TRANSCRIBING:
+    if not ours or settled.state != JobState.TRANSCRIBING:
         log.info("result of an attempt already settled, ignored", extra={"job": job.name, "engine": engine})
         return "late result ignored"
     if onward:
@@ -222,7 +234,7 @@ def on_transcription_event(services: RecordedCallServices, name: str, now: float
             return "late result ignored"
         return "already handled"
     transcript = services.transcriber_for(EVENT_ENGINE).collect(name)
-    return _settle(services, _request_of(job), attempt, transcript, now)
+    return _settle(services, _request_of(job), _chain(services, job), attempt, transcript, now)
 
 
 def _request_of(job: Job) -> TranscriptionJob:
@@ -236,11 +248,9 @@ def _request_of(job: Job) -> TranscriptionJob:
 def run_deadline(services: RecordedCallServices, job: TranscriptionJob, now: float, attempt: int) -> str:
     """An attempt's deadline: unless it has settled, collect it (its event may have been lost) or
     give up on it and run the next engine."""
-    stored = read_job(services.store, job.name)
-    if stored is None or stored.state != JobState.TRANSCRIBING:
-        return "already handled" if stored else "unknown job"
-    if not 0 <= attempt < len(_chain(services, stored)):
-        raise BadRequest(f"{job.name} has no attempt {attempt}")
+    stored = _transcribing(services, job, attempt)
+    if isinstance(stored, str):
+        return stored
     attempts = stored.attempts or []
     if len(attempts) <= attempt or attempts[attempt]["outcome"] != RUNNING:
         return "already settled"
@@ -251,4 +261,4 @@ def run_deadline(services: RecordedCallServices, job: TranscriptionJob, now: flo
     except Exception as err:
         log.info("engine not finished by its deadline", extra={"job": job.name, "engine": engine, "state": str(err)})
         transcript = Transcript(job.name, LATE, "", failure=f"not finished within {deadline} s")
-    return _settle(services, job, attempt, transcript, now)
+    return _settle(services, job, _chain(services, stored), attempt, transcript, now)
