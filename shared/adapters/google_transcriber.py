@@ -126,8 +126,8 @@ def _result(result: Any) -> dict[str, Any]:
 
 def _heard_language(job: TranscriptionJob, results: list[dict[str, Any]]) -> str | None:
     """Of a job given languages to choose among, the one most of its results were heard in.
-    Google's examples give the tag in lower case ("en-us"), so it is matched without case and
-    given back as the route spelt it."""
+    Google's results give the tag in lower case (`"languageCode": "en-us"` in a captured
+    multichannel response), so it is matched without case and given back as the route spelt it."""
     if not job.languages:
         return None
     spelt = {code.lower(): code for code in job.languages}
